@@ -1,0 +1,13 @@
+"""escape-snn: ESCAPE-NET to spiking network, one module per pipeline stage.
+
+SNN Toolbox speaks the Keras-2 API, so the legacy Keras (tf-keras) must be
+selected before TensorFlow is first imported anywhere in the process.
+"""
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ chatter hides our progress
+
+
+class UserError(Exception):
+    """Bad input from the user: the CLI prints the message on one line and exits 2."""

@@ -1,0 +1,33 @@
+"""Command line: `python -m pipeline STAGE [--flags]` (the Makefile's targets call this).
+
+Bad input of any kind ends in one line on stderr and exit code 2.
+"""
+import importlib
+import sys
+
+from pipeline import UserError
+
+STAGE_MODULES = {
+    "convert": "pipeline.convert",
+}
+
+
+def main(argv=None):
+    from pipeline import settings as settings_module
+    try:
+        settings = settings_module.parse(sys.argv[1:] if argv is None else argv)
+        module_name = STAGE_MODULES.get(settings.stage)
+        if module_name is None:
+            raise UserError(f"stage {settings.stage!r} is not available yet")
+        importlib.import_module(module_name).main(settings)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""SNN Toolbox ini configs: render the template for one run, validate any ini before the toolbox sees it.
+
+The toolbox reads a string-keyed ConfigParser everywhere; we parse an ini once
+into `ToolboxConfig` (typed) and refuse unknown keys or bad values with the key
+and file named, so a typo never silently falls back to a toolbox default.
+"""
+import ast
+import configparser
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "snn_configs" / "base.ini"
+GENERATED = ROOT / "snn_configs" / "generated"
+OUR_SECTION = "escape_snn"
+OUR_KEYS = {"seed"}
+RESETS = ("Reset by subtraction", "Reset to zero", "Reset by modulo")
+SIMULATORS = ("INI", "brian2", "nest")
+
+
+@dataclass(frozen=True)
+class ToolboxConfig:
+    """What our code needs from an ini; the file itself is passed to the toolbox unchanged."""
+    path: Path
+    simulator: str
+    duration: int
+    batch_size: int
+    num_to_test: int
+    poisson_input: bool
+    percentile: float
+    normalize: bool
+    reset: str
+    v_thresh: float
+    softmax_to_relu: bool
+    seed: int
+    path_wd: Path
+    dataset_path: Path
+    filename_ann: str
+    log_dir: Path
+
+
+def toolbox_defaults():
+    """The toolbox's own config_defaults (every legal section/key)."""
+    import snntoolbox
+    parser = configparser.ConfigParser()
+    parser.optionxform = str
+    parser.read(Path(snntoolbox.__file__).parent / "config_defaults")
+    return parser
+
+
+def read_ini(path):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    parser = configparser.ConfigParser()
+    parser.optionxform = str
+    try:
+        parser.read(path)
+    except configparser.Error as exc:
+        raise UserError(f"{path}: does not parse as an ini file ({str(exc).splitlines()[0]})") from None
+    return parser
+
+
+def render(run, timesteps, num_samples, batch_size, paths, simulator="INI", seed=0,
+           template=TEMPLATE, overrides=None):
+    """Fill the template for one run and write snn_configs/generated/<run>_T<T>.ini.
+
+    `paths` maps the toolbox's [paths] keys (path_wd, dataset_path, filename_ann,
+    log_dir_of_current_run) to values; `overrides` maps (section, key) to values.
+    """
+    parser = read_ini(template)
+    values = {
+        ("simulation", "duration"): timesteps,
+        ("simulation", "num_to_test"): num_samples,
+        ("simulation", "batch_size"): batch_size,
+        ("simulation", "simulator"): simulator,
+        (OUR_SECTION, "seed"): seed,
+    }
+    values.update({("paths", key): value for key, value in paths.items()})
+    values.update(overrides or {})
+    for (section, key), value in values.items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        parser.set(section, key, str(value))
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    out = GENERATED / f"{run}_T{timesteps}.ini"
+    tmp = out.with_suffix(".ini.tmp")
+    with open(tmp, "w") as f:
+        f.write(f"# Rendered from {Path(template).name} for RUN={run}, T={timesteps}; edit the template, not this file.\n")
+        parser.write(f)
+    os.replace(tmp, out)
+    validate(out)
+    return out
+
+
+def _typed(parser, path, section, key, kind):
+    raw = parser.get(section, key)
+    try:
+        if kind is bool:
+            return parser.getboolean(section, key)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is dict:
+            value = ast.literal_eval(raw)
+            if not isinstance(value, (dict, set)):
+                raise ValueError
+            return value
+    except (ValueError, SyntaxError):
+        raise UserError(f"{path}: [{section}] {key} = {raw!r} is not a valid {kind.__name__}") from None
+    return raw
+
+
+def validate(path):
+    """Parse and check an ini; return a ToolboxConfig or raise UserError naming file and key."""
+    path = Path(path)
+    parser = read_ini(path)
+    defaults = toolbox_defaults()
+    for section in parser.sections():
+        if section == OUR_SECTION:
+            legal = OUR_KEYS
+        elif defaults.has_section(section) and section != "restrictions":
+            legal = set(defaults.options(section))
+        else:
+            raise UserError(f"{path}: unknown section [{section}]")
+        for key in parser.options(section):
+            if key not in legal:
+                raise UserError(f"{path}: unknown key [{section}] {key}")
+    merged = toolbox_defaults()
+    merged.read(path)
+    if not merged.has_section(OUR_SECTION):
+        merged.add_section(OUR_SECTION)
+
+    def get(section, key, kind=str, fallback=None):
+        if fallback is not None and not merged.has_option(section, key):
+            return fallback
+        return _typed(merged, path, section, key, kind)
+
+    simulator = get("simulation", "simulator")
+    if simulator not in SIMULATORS:
+        raise UserError(f"{path}: [simulation] simulator = {simulator!r}; choose from {', '.join(SIMULATORS)}")
+    duration = get("simulation", "duration", int)
+    batch_size = get("simulation", "batch_size", int)
+    num_to_test = get("simulation", "num_to_test", int)
+    for key, value in (("duration", duration), ("batch_size", batch_size), ("num_to_test", num_to_test)):
+        if value <= 0:
+            raise UserError(f"{path}: [simulation] {key} = {value} must be a positive integer")
+    if num_to_test % batch_size:
+        raise UserError(f"{path}: [simulation] batch_size = {batch_size} does not divide num_to_test = "
+                        f"{num_to_test} (the toolbox would silently drop the last partial batch)")
+    if get("simulation", "dt", float) != 1:
+        raise UserError(f"{path}: [simulation] dt must be 1 (timesteps are counted in steps of dt)")
+    percentile = get("normalization", "percentile", float)
+    if not 0 < percentile <= 100:
+        raise UserError(f"{path}: [normalization] percentile = {percentile} must be in (0, 100]")
+    reset = get("cell", "reset")
+    if reset not in RESETS:
+        raise UserError(f"{path}: [cell] reset = {reset!r}; choose from {', '.join(RESETS)}")
+    for key in ("log_vars", "plot_vars"):
+        get("output", key, dict)
+    paths = {}
+    for key in ("path_wd", "dataset_path"):
+        value = Path(get("paths", key))
+        if not get("paths", key) or not value.is_dir():
+            raise UserError(f"{path}: [paths] {key} = {str(value)!r} is not an existing folder")
+        paths[key] = value
+    filename_ann = get("paths", "filename_ann")
+    if not (paths["path_wd"] / f"{filename_ann}.h5").is_file():
+        raise UserError(f"{path}: [paths] filename_ann = {filename_ann!r}: "
+                        f"{paths['path_wd'] / (filename_ann + '.h5')} not found")
+    for name in ("x_test.npz", "y_test.npz", "x_norm.npz"):
+        if not (paths["dataset_path"] / name).is_file():
+            raise UserError(f"{path}: [paths] dataset_path: {paths['dataset_path'] / name} not found")
+    log_dir = get("paths", "log_dir_of_current_run")
+    return ToolboxConfig(
+        path=path, simulator=simulator, duration=duration, batch_size=batch_size,
+        num_to_test=num_to_test, poisson_input=get("input", "poisson_input", bool),
+        percentile=percentile, normalize=get("tools", "normalize", bool), reset=reset,
+        v_thresh=get("cell", "v_thresh", float),
+        softmax_to_relu=get("conversion", "softmax_to_relu", bool),
+        seed=get(OUR_SECTION, "seed", int, fallback=0),
+        path_wd=paths["path_wd"], dataset_path=paths["dataset_path"], filename_ann=filename_ann,
+        log_dir=Path(log_dir) if log_dir else paths["path_wd"] / "log",
+    )

@@ -1,0 +1,109 @@
+"""Result files: atomic writes, provenance, and the RUN record that later stages reuse."""
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+from pipeline import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+RECORD_KEYS = ("data", "scale", "width", "epochs", "seed")
+
+
+def run_dir(run):
+    if not run or "/" in run or run.startswith("."):
+        raise UserError(f"RUN={run!r}: a results folder name without '/' is required")
+    return RESULTS / run
+
+
+def write_atomic(path, text):
+    """Write `text` to `path` via a temp file + rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, data):
+    write_atomic(path, json.dumps(data, indent=2, default=_plain) + "\n")
+
+
+def read_json(path):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _plain(value):
+    import numpy as np
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions():
+    import numpy
+    import snntoolbox  # noqa: F401
+    import tensorflow
+    from importlib.metadata import version
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tensorflow.__version__,
+        "numpy": numpy.__version__,
+        "snntoolbox": version("snntoolbox"),
+    }
+
+
+def resolve_run(run, requested, defaults, force=False):
+    """Settle a RUN's data/scale/width/epochs/seed: recorded values win, conflicts are refused.
+
+    `requested` holds what the user asked for (None = not asked). The first
+    stage of a RUN records its choice in results/<RUN>/run.json; later stages
+    reuse it. Asking an existing RUN for something else is refused unless
+    `force`, which re-records.
+    """
+    record_path = run_dir(run) / "run.json"
+    recorded = read_json(record_path) if record_path.exists() else None
+    if recorded is not None and not force:
+        conflicts = [f"{key.upper()}={requested[key]} (recorded: {recorded[key]})"
+                     for key in RECORD_KEYS
+                     if requested.get(key) is not None and str(requested[key]) != str(recorded[key])]
+        if conflicts:
+            raise UserError(f"RUN={run} was made with other settings: {', '.join(conflicts)}; "
+                            f"use another RUN or FORCE=1")
+        return recorded
+    chosen = {key: requested[key] if requested.get(key) is not None else defaults[key]
+              for key in RECORD_KEYS}
+    return chosen
+
+
+def record_run(run, chosen, dataset, model_path, model_sha256):
+    write_json(run_dir(run) / "run.json", {
+        **chosen, "dataset": {"name": dataset.name, "sha256": dataset.sha256},
+        "model": {"path": str(model_path), "sha256": model_sha256},
+    })

@@ -1,0 +1,163 @@
+"""Run SNN Toolbox 0.6.0 in-process on a validated ini and collect what it computed.
+
+We drive the toolbox's own stages (parse, normalise, build, run) instead of
+`run_pipeline`, so each stage is timed on its own and the simulator's output
+spike counts are captured per batch and timestep: the accuracy at every
+timestep comes from the one run, exactly as the toolbox decides it (argmax of
+cumulative output spikes, no spike = wrong).
+"""
+import contextlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import UserError, toolbox_compat
+from pipeline.results import file_sha256
+from pipeline.configs import ToolboxConfig
+
+
+@dataclass
+class ToolboxRun:
+    """What one toolbox simulation produced."""
+    simulator: str
+    timesteps: int
+    num_samples: int
+    labels: np.ndarray                 # (N,) true classes of the simulated samples
+    output_counts: np.ndarray          # (N, classes, T) cumulative output spike counts
+    seconds: dict                      # parse / normalize / build / simulate wall time
+    scale_factors: dict = field(default_factory=dict)
+    spike_counts: dict = field(default_factory=dict)   # layer -> (N, neurons) totals, when logged
+
+    @property
+    def predictions_per_timestep(self):
+        """(N, T) predicted class per step; -1 where no output neuron has spiked yet."""
+        guesses = np.argmax(self.output_counts, axis=1)
+        return np.where(self.output_counts.sum(axis=1) == 0, -1, guesses)
+
+    @property
+    def accuracy_per_timestep(self):
+        return (self.predictions_per_timestep == self.labels[:, None]).mean(axis=0)
+
+    @property
+    def accuracy(self):
+        return float(self.accuracy_per_timestep[-1])
+
+
+def _guard_scale_factor_cache(config: ToolboxConfig):
+    """Drop cached scale factors that belong to another model, data set or batch size.
+
+    The toolbox silently reuses `<log dir>/normalization/<percentile>.json` for
+    whatever model runs next in that log dir.
+    """
+    norm_dir = config.log_dir / "normalization"
+    key = {
+        "model": file_sha256(config.path_wd / f"{config.filename_ann}.h5"),
+        "x_norm": file_sha256(config.dataset_path / "x_norm.npz"),
+        "percentile": config.percentile,
+        "batch_size": config.batch_size,
+    }
+    stamp = config.log_dir / "normalization_source.json"
+    if norm_dir.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != key):
+        shutil.rmtree(norm_dir)
+    config.log_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(key))
+
+
+@contextlib.contextmanager
+def _quiet(log_path):
+    """Send the toolbox's chatter to a log file; our own progress bar stays on the terminal."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log, contextlib.redirect_stdout(log):
+        yield
+
+
+def run(config: ToolboxConfig, progress=True, log_spikes=False):
+    """Parse, normalise, build and simulate `config`; return a ToolboxRun."""
+    toolbox_compat.apply()
+    import tensorflow as tf
+    from snntoolbox.bin.utils import import_target_sim, update_setup
+    from snntoolbox.conversion.utils import normalize_parameters
+    from snntoolbox.datasets.utils import get_dataset
+    from snntoolbox.parsing.model_libs import keras_input_lib
+    from tqdm import tqdm
+
+    num_test = len(np.load(config.dataset_path / "x_test.npz", mmap_mode="r")["arr_0"])
+    if config.num_to_test > num_test:
+        raise UserError(f"{config.path}: [simulation] num_to_test = {config.num_to_test} but "
+                        f"{config.dataset_path / 'x_test.npz'} holds only {num_test} samples")
+    _guard_scale_factor_cache(config)
+    np.random.seed(config.seed)  # the toolbox's Poisson input draws from NumPy's global generator
+    tf.random.set_seed(config.seed)
+    seconds = {}
+    with _quiet(config.log_dir / "toolbox.log"):
+        try:
+            tb_config = update_setup(str(config.path))
+        except AssertionError as exc:
+            raise UserError(f"{config.path}: {exc}") from None
+        tb_config.set("paths", "log_dir_of_current_run", str(config.log_dir))
+        if log_spikes:
+            tb_config.set("output", "log_vars", str({"spiketrains_n_b_l_t"}))
+        normset, testset = get_dataset(tb_config)
+        start = time.perf_counter()
+        model = keras_input_lib.load(str(config.path_wd), config.filename_ann)["model"]
+        parser = keras_input_lib.ModelParser(model, tb_config)
+        parser.parse()
+        parsed = parser.build_parsed_model()
+        seconds["parse"] = time.perf_counter() - start
+        start = time.perf_counter()
+        if config.normalize:
+            normalize_parameters(parsed, tb_config, **normset)
+        seconds["normalize"] = time.perf_counter() - start
+        start = time.perf_counter()
+        snn = import_target_sim(tb_config).SNN(tb_config)
+        snn.build(parsed)
+        seconds["build"] = time.perf_counter() - start
+
+        outputs, spike_counts = [], {}
+        num_batches = config.num_to_test // config.batch_size
+        bar = tqdm(total=num_batches * config.duration, disable=not progress, unit="step",
+                   desc=f"{config.simulator} T={config.duration}", file=_terminal())
+        simulate, set_time = snn.simulate, getattr(snn, "set_time", None)
+
+        def recording_simulate(**kwargs):
+            out = simulate(**kwargs)
+            outputs.append((np.asarray(kwargs["truth_b"]), np.asarray(out)))
+            if log_spikes and snn.spiketrains_n_b_l_t is not None:
+                for trains, name in snn.spiketrains_n_b_l_t:
+                    counts = (np.asarray(trains) > 0).sum(axis=-1).reshape(len(trains), -1)
+                    spike_counts.setdefault(name, []).append(counts)
+            if set_time is None:
+                bar.update(config.duration)
+            return out
+
+        def stepping_set_time(t):
+            set_time(t)
+            bar.update(1)
+
+        snn.simulate = recording_simulate
+        if set_time is not None:
+            snn.set_time = stepping_set_time
+        start = time.perf_counter()
+        snn.run(**testset)
+        seconds["simulate"] = time.perf_counter() - start
+        bar.close()
+        snn.end_sim()
+
+    scale_path = config.log_dir / "normalization" / f"{tb_config.get('normalization', 'percentile')}.json"
+    labels = np.concatenate([truth for truth, _ in outputs])
+    return ToolboxRun(
+        simulator=config.simulator, timesteps=config.duration, num_samples=len(labels),
+        labels=labels, output_counts=np.concatenate([out for _, out in outputs]),
+        seconds=seconds,
+        scale_factors=json.loads(scale_path.read_text()) if scale_path.exists() else {},
+        spike_counts={name: np.concatenate(parts) for name, parts in spike_counts.items()},
+    )
+
+
+def _terminal():
+    import sys
+    return sys.__stderr__

@@ -1,0 +1,120 @@
+"""Train ESCAPE-NET on a Dataset and cache the .h5 by (data sha256, variant, width, epochs, seed).
+
+Adam, batch 64, a class-balanced validation split of the training set, the
+best-validation-accuracy weights kept. The model is saved compiled with
+categorical cross-entropy: SNN Toolbox evaluates it with its own compiled loss
+on one-hot labels.
+"""
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import pipeline  # noqa: F401
+from keras_models import escape_net
+from pipeline import results
+
+TRAINED = Path(__file__).resolve().parent.parent / "keras_models" / "trained"
+BATCH_SIZE = 64
+LEARNING_RATE = 1e-3
+VALIDATION_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    variant: str = "modified"
+    width: int = 64
+    epochs: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    path: Path
+    info: dict   # history, accuracies, seconds (the JSON beside the .h5)
+
+
+def model_name(dataset, settings):
+    return (f"escape_net_{settings.variant}_w{settings.width}_e{settings.epochs}"
+            f"_s{settings.seed}_{dataset.sha256[:12]}")
+
+
+def seed_everything(seed):
+    import tensorflow as tf
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def one_hot(labels, num_classes):
+    return np.eye(num_classes, dtype="float32")[labels]
+
+
+class _KeepBest:
+    """Keras callback factory: remember the weights of the best validation accuracy."""
+
+    def __new__(cls):
+        import tensorflow as tf
+
+        class KeepBest(tf.keras.callbacks.Callback):
+            best, best_epoch, weights = -1.0, 0, None
+
+            def on_epoch_end(self, epoch, logs=None):
+                if logs["val_accuracy"] > self.best:
+                    self.best, self.best_epoch = logs["val_accuracy"], epoch + 1
+                    self.weights = self.model.get_weights()
+
+        return KeepBest()
+
+
+def train(dataset, settings: TrainSettings, force=False, verbose=1):
+    """Return the cached model for these settings, training it first if needed."""
+    from pipeline.data import validation_split
+    path = TRAINED / f"{model_name(dataset, settings)}.h5"
+    info_path = path.with_suffix(".json")
+    if path.exists() and info_path.exists() and not force:
+        return TrainedModel(path, results.read_json(info_path))
+
+    import tensorflow as tf
+    seed_everything(settings.seed)
+    train_idx, val_idx = validation_split(dataset.y_train, VALIDATION_FRACTION, settings.seed)
+    k = dataset.num_classes
+    model = escape_net.build(settings.variant, dataset.input_shape, k, settings.width)
+    model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
+    keep_best = _KeepBest()
+    start = time.perf_counter()
+    history = model.fit(
+        dataset.x_train[train_idx], one_hot(dataset.y_train[train_idx], k),
+        validation_data=(dataset.x_train[val_idx], one_hot(dataset.y_train[val_idx], k)),
+        batch_size=BATCH_SIZE, epochs=settings.epochs, shuffle=True, verbose=verbose,
+        callbacks=[keep_best])
+    seconds = time.perf_counter() - start
+    model.set_weights(keep_best.weights)
+    test_accuracy = float(np.mean(predict(model, dataset.x_test) == dataset.y_test))
+
+    TRAINED.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.h5")
+    model.save(tmp, save_format="h5")
+    os.replace(tmp, path)
+    info = {
+        "variant": settings.variant, "width": settings.width, "epochs": settings.epochs,
+        "seed": settings.seed, "dataset": {"name": dataset.name, "sha256": dataset.sha256},
+        "train_samples": len(train_idx), "validation_samples": len(val_idx),
+        "test_samples": len(dataset.y_test), "best_epoch": keep_best.best_epoch,
+        "validation_accuracy": float(keep_best.best), "test_accuracy": test_accuracy,
+        "train_seconds": seconds, "parameters": int(model.count_params()),
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+    }
+    results.write_json(info_path, info)
+    return TrainedModel(path, info)
+
+
+def predict(model, x, batch_size=256):
+    """Class predictions of a Keras model (argmax of its output)."""
+    return np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1)
+
+
+def load(path):
+    import tensorflow as tf
+    return tf.keras.models.load_model(path, compile=False)

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny dataset and a sandbox that keeps results/models/configs out of the repo."""
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
+
+
+def tiny_arrays(n_train=300, n_test=60, shape=(8, 12), seed=0):
+    """Three classes, each a bright band of rows: learnable in a few epochs by a width-4 net."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        y = rng.integers(0, 3, n)
+        x = rng.normal(0, 0.3, (n, *shape)).astype("float32")
+        for k in range(3):
+            x[y == k, 2 * k:2 * k + 2, :] += 0.8
+        return x, y
+
+    (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
+    return x_train, y_train, x_test, y_test
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    x_train, y_train, x_test, y_test = tiny_arrays()
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Point every output folder of the pipeline into tmp_path."""
+    from pipeline import configs, results, train, workspace
+    monkeypatch.setattr(results, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(train, "TRAINED", tmp_path / "trained")
+    monkeypatch.setattr(workspace, "DATA_CACHE", tmp_path / "data")
+    monkeypatch.setattr(configs, "GENERATED", tmp_path / "generated")
+    return tmp_path

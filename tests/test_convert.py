@@ -1,0 +1,63 @@
+"""End to end on a tiny model: data -> train -> h5 -> ini -> SNN Toolbox INI -> convert_T<T>.json."""
+import json
+
+import pytest
+
+from pipeline.__main__ import main
+
+FIELDS = {"stage", "simulator", "timesteps", "num_samples", "ann_accuracy", "ann_accuracy_test",
+          "snn_accuracy", "accuracy_per_timestep", "wall_seconds", "config", "dataset", "model",
+          "seed", "versions"}
+
+
+def convert(npz, *extra):
+    return main(["convert", "--data", str(npz), "--width", "4", "--epochs", "3", "--run", "tiny",
+                 "--num-samples", "20", *extra])
+
+
+@pytest.mark.slow
+def test_convert_end_to_end(sandbox, tiny_npz, capsys):
+    assert convert(tiny_npz, "--timesteps", "60") == 0
+    out = sandbox / "results" / "tiny" / "convert_T60.json"
+    record = json.loads(out.read_text())
+    assert FIELDS <= set(record)
+    assert record["simulator"] == "INI" and record["timesteps"] == 60 and record["num_samples"] == 20
+    assert len(record["accuracy_per_timestep"]) == 60
+    assert record["accuracy_per_timestep"][-1] == record["snn_accuracy"]
+    assert record["accuracy_per_timestep"][0] == 0.0          # no output spike at step 1: undecided = wrong
+    assert abs(record["snn_accuracy"] - record["ann_accuracy"]) <= 0.1
+    assert set(record["versions"]) == {"python", "tensorflow", "numpy", "snntoolbox"}
+    assert "ANN" in capsys.readouterr().out
+
+    # Cached data and model: a second T reuses them and gives the same curve prefix (constant input is causal).
+    run_record = json.loads((sandbox / "results" / "tiny" / "run.json").read_text())
+    assert convert(tiny_npz, "--timesteps", "30") == 0
+    short = json.loads((sandbox / "results" / "tiny" / "convert_T30.json").read_text())
+    assert short["model"]["sha256"] == record["model"]["sha256"] == run_record["model"]["sha256"]
+    assert short["accuracy_per_timestep"] == record["accuracy_per_timestep"][:30]
+
+    # Same seed, same numbers.
+    assert convert(tiny_npz, "--timesteps", "60") == 0
+    again = json.loads(out.read_text())
+    assert again["accuracy_per_timestep"] == record["accuracy_per_timestep"]
+
+    # Bad input: exit 2, one line, earlier results untouched.
+    before = out.read_bytes()
+    assert convert(tiny_npz, "--timesteps", "60", "--num-samples", "500") == 2
+    assert convert(tiny_npz, "--timesteps", "60", "--width", "8") == 2   # RUN made with WIDTH=4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "N=500 is larger than the test set" in err[0] and "WIDTH=8" in err[1]
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--timesteps", "0"], "T=0 must be a positive integer"),
+    (["--timesteps", "2.5"], "T='2.5' is not an integer"),
+    (["--timesteps", "10", "--data", "/nonexistent/Rat4Training_Fold1.mat"], "Rat4Training_Fold1.mat"),
+    (["--timesteps", "10", "--config", "/nonexistent.ini"], "nonexistent.ini: config file not found"),
+])
+def test_bad_input_exits_2_with_one_line(sandbox, args, message, capsys):
+    assert main(["convert", "--run", "bad", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (sandbox / "results" / "bad").exists()

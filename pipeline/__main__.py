@@ -9,6 +9,7 @@ from pipeline import UserError
 
 STAGE_MODULES = {
     "convert": "pipeline.convert",
+    "sweep": "pipeline.sweep",
 }
 
 

@@ -65,12 +65,13 @@ def read_ini(path):
 
 
 def render(run, timesteps, num_samples, batch_size, paths, simulator="INI", seed=0,
-           template=TEMPLATE, overrides=None):
+           template=None, overrides=None):
     """Fill the template for one run and write snn_configs/generated/<run>_T<T>.ini.
 
     `paths` maps the toolbox's [paths] keys (path_wd, dataset_path, filename_ann,
     log_dir_of_current_run) to values; `overrides` maps (section, key) to values.
     """
+    template = template or TEMPLATE
     parser = read_ini(template)
     values = {
         ("simulation", "duration"): timesteps,

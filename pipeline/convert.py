@@ -16,13 +16,13 @@ from pipeline.settings import Settings
 DEFAULT_N = 100
 
 
-def toolbox_paths(ws, batch_size, template=configs.TEMPLATE):
+def toolbox_paths(ws, batch_size):
     """[paths] for a run: a work dir per RUN, a log dir per model/data/percentile/batch size.
 
     The toolbox caches scale factors in its log dir and reuses them for the next
     model run there, so the log dir's name carries everything they depend on.
     """
-    percentile = configs.read_ini(template).get("normalization", "percentile", fallback="99.9")
+    percentile = configs.read_ini(configs.TEMPLATE).get("normalization", "percentile", fallback="99.9")
     work = ws.dir / "toolbox"
     work.mkdir(parents=True, exist_ok=True)
     link = work / ws.model.path.name
@@ -53,6 +53,7 @@ def ann_accuracies(model_path, x_test, y_test, num_samples):
 def provenance(config_path, dataset_name, dataset_sha, model_path, seed):
     return {
         "config": str(config_path),
+        "config_sha256": results.file_sha256(config_path),
         "dataset": {"name": dataset_name, "sha256": dataset_sha},
         "model": {"path": str(model_path), "sha256": results.file_sha256(model_path)},
         "seed": seed,

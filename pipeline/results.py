@@ -19,18 +19,22 @@ def run_dir(run):
     return RESULTS / run
 
 
-def write_atomic(path, text):
-    """Write `text` to `path` via a temp file + rename: readers never see half a file."""
+def write_atomic_with(path, write):
+    """Call `write(tmp_path)`, then rename tmp onto `path`: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path, text):
+    write_atomic_with(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_json(path, data):

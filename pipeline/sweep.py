@@ -1,0 +1,95 @@
+"""The sweep stage: SNN accuracy vs timesteps (seed Table 2), plus the original ANN for Table 1.
+
+With constant input the INI dynamics are causal, so the accuracy at step t of a
+run of length max(TS) equals the final accuracy of a run of length t: one run
+answers every T. With Poisson input each T is its own run. Finished runs are
+convert_T<T>.json files of the RUN and are reused while model, samples and
+config match; an interrupted per-T sweep resumes at the first missing T.
+"""
+import csv
+import io
+
+from pipeline import UserError, configs, convert, results, train, workspace
+from pipeline.settings import Settings
+
+
+def reusable(path, model_sha, num_samples, config_path):
+    """A finished run at `path` made from the same model, samples and (rendered) config."""
+    if not path.exists():
+        return None
+    record = results.read_json(path)
+    same = (record.get("model", {}).get("sha256") == model_sha
+            and record.get("num_samples") == num_samples
+            and record.get("config_sha256") == results.file_sha256(config_path))
+    return record if same else None
+
+
+def simulate(ws, timesteps, num_samples, force=False):
+    """convert_T<T>.json for this RUN, reused when it matches, run otherwise."""
+    config_path = convert.render_config(ws, timesteps, num_samples)
+    out = ws.dir / f"convert_T{timesteps}.json"
+    record = None if force else reusable(out, ws.model_sha256, num_samples, config_path)
+    if record is None:
+        record = convert.run_config(config_path, out, ws.dataset.name, ws.dataset.sha256)
+    return record
+
+
+def table_rows(settings, ws, num_samples):
+    timesteps = sorted(set(settings.timesteps_list))
+    probe = configs.validate(convert.render_config(ws, max(timesteps), num_samples))
+    if not probe.poisson_input:
+        record = simulate(ws, max(timesteps), num_samples, settings.force)
+        curve = record["accuracy_per_timestep"]
+        source = f"one constant-input run at T={max(timesteps)} (convert_T{max(timesteps)}.json)"
+        return [(t, record["ann_accuracy"], curve[t - 1]) for t in timesteps], curve, source
+    rows = []
+    for t in timesteps:
+        record = simulate(ws, t, num_samples, settings.force)
+        rows.append((t, record["ann_accuracy"], record["snn_accuracy"]))
+    return rows, record["accuracy_per_timestep"], "one Poisson-input run per T"
+
+
+def original_ann(settings, ws):
+    """Train the published ESCAPE-NET (max pooling, biases, batch norm) on the RUN's data."""
+    trained = workspace.prepare(settings, variant="original").model
+    model = train.load(trained.path)
+    accuracy = float((train.predict(model, ws.dataset.x_test) == ws.dataset.y_test).mean())
+    record = {"variant": "original", "ann_accuracy_test": accuracy,
+              "modified_ann_accuracy_test": ws.model.info["test_accuracy"],
+              "model": {"path": str(trained.path), "sha256": results.file_sha256(trained.path)},
+              "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
+              "train_seconds": trained.info["train_seconds"], "epochs": trained.info["epochs"]}
+    results.write_json(ws.dir / "ann_original.json", record)
+    return record
+
+
+def write_table(ws, rows, curve, source, num_samples, simulator):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["timesteps", "ann_accuracy", "snn_accuracy"])
+    writer.writerows(rows)
+    results.write_atomic(ws.dir / "table2.csv", buffer.getvalue())
+    lines = [f"**Table 2. ANN to SNN only ({simulator}, {num_samples} test samples; {source})**", "",
+             "| Timesteps | ANN Accuracy | ANN to SNN only |", "|---|---|---|"]
+    lines += [f"| {t} | {ann:.4f} | {snn:.4f} |" for t, ann, snn in rows]
+    results.write_atomic(ws.dir / "table2.md", "\n".join(lines) + "\n")
+    from pipeline import plots
+    plots.accuracy_vs_timesteps(ws.dir / "table2.png", rows, curve, simulator)
+
+
+def main(settings: Settings):
+    if not settings.timesteps_list:
+        raise UserError("TS is required: make sweep TS=\"50 75 100 200 300\"")
+    ws = workspace.prepare(settings)
+    n = workspace.check_num_samples(settings.num_samples or min(convert.DEFAULT_N, len(ws.dataset.y_test)),
+                                    ws.dataset)
+    rows, curve, source = table_rows(settings, ws, n)
+    write_table(ws, rows, curve, source, n, settings.sim)
+    original = original_ann(settings, ws)
+    print(f"\nTable 2 ({source}):")
+    print(f"  {'T':>6} {'ANN':>8} {'SNN':>8}")
+    for t, ann, snn in rows:
+        print(f"  {t:>6} {ann:>8.4f} {snn:>8.4f}")
+    print(f"  original ESCAPE-NET (max pool, bias, BN): {original['ann_accuracy_test']:.4f} on the test set; "
+          f"modified: {original['modified_ann_accuracy_test']:.4f}")
+    print(f"  -> {ws.dir / 'table2.md'}")

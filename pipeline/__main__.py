@@ -10,6 +10,7 @@ from pipeline import UserError
 STAGE_MODULES = {
     "convert": "pipeline.convert",
     "sweep": "pipeline.sweep",
+    "compare": "pipeline.compare",
 }
 
 

@@ -40,6 +40,18 @@ def _savez_compressed_ragged(file, *args, **kwds):
     return np.savez_compressed(file, *args, **fixed)
 
 
+def _array_ragged_ok(obj, *args, **kwargs):
+    """np.array that builds an object array from ragged sequences, as NumPy < 1.24 did."""
+    try:
+        return np.array(obj, *args, **kwargs)
+    except ValueError:
+        if args or kwargs or not isinstance(obj, (list, tuple)):
+            raise
+        ragged = np.empty(len(obj), dtype=object)
+        ragged[:] = list(obj)
+        return ragged
+
+
 def _numpy_view(**overrides):
     """A stand-in for the `np` a toolbox module sees: NumPy itself plus `overrides`."""
     view = types.ModuleType("numpy")
@@ -104,7 +116,22 @@ def patch_convert_kernel():
     sim_utils.convert_kernel = convert_kernel
 
 
-PATCHES = (patch_scale_factor_json, patch_simulation_numpy, patch_convert_kernel)
+def patch_brian2_spiketrains():
+    """brian2 backend: `ValueError: setting an array element with a sequence ... inhomogeneous`.
+
+    `get_spiketrains_output` (and `_input`, and per layer) build
+    `np.array([spike times of neuron i for i ...])`; neurons spike different
+    numbers of times, and NumPy >= 1.24 refuses ragged arrays.
+    """
+    try:
+        from snntoolbox.simulation.target_simulators import brian2_target_sim
+    except ImportError:   # brian2 (the `sims` extra) not installed: nothing to patch
+        return
+    brian2_target_sim.np = _numpy_view(array=_array_ragged_ok)
+
+
+PATCHES = (patch_scale_factor_json, patch_simulation_numpy, patch_convert_kernel,
+           patch_brian2_spiketrains)
 
 
 def apply():

@@ -1,0 +1,167 @@
+"""The compare stage: one converted model, the same samples, several SNN Toolbox simulators.
+
+Each simulator runs in a child process of its own, so wall time and peak
+memory are its own. Neuron settings come from one template (reset by
+subtraction, v_thresh, dt = 1, the same input coding and scale factors); what
+still differs between the simulators is measured, not hidden:
+
+- brian2's input layer is integrate-and-fire on a constant current, so
+  negative inputs never spike: compare on SCALE=unsigned data (the default
+  for a new RUN here) or read `negative_input_fraction`.
+- every brian2 synapse hop adds one timestep of delay, so its output layer
+  lags INI's by the number of spiking layers; `accuracy_matched_latency`
+  reads INI's curve at T minus that lag.
+"""
+import dataclasses
+import importlib.util
+import io
+import multiprocessing
+import resource
+import time
+
+import numpy as np
+
+from pipeline import UserError, configs, convert, results, toolbox, workspace
+from pipeline.settings import Settings
+
+PACKAGES = {"INI": None, "brian2": "brian2", "nest": "pyNN"}
+
+
+def check_simulators(names):
+    if not names:
+        raise UserError("SIMS is empty: e.g. SIMS=\"INI brian2\"")
+    for name in names:
+        if name not in PACKAGES:
+            raise UserError(f"SIMS: unknown simulator {name!r}; choose from {', '.join(PACKAGES)}")
+        package = PACKAGES[name]
+        if package and importlib.util.find_spec(package) is None:
+            raise UserError(f"SIMS: {name} needs the '{package}' package: install the sims extra "
+                            f"(make compare installs it; by hand: pip install -e '.[sims]')")
+
+
+def _simulate_in_child(config_path, queue):
+    """Child process: run one simulator, send back counts, timing and peak memory."""
+    try:
+        config = configs.validate(config_path)
+        start = time.perf_counter()
+        run = toolbox.run(config, progress=True, log_spikes=True)
+        queue.put({
+            "labels": run.labels, "output_counts": run.output_counts, "spike_counts": run.spike_counts,
+            "wall_seconds": time.perf_counter() - start, "toolbox_seconds": run.seconds,
+            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        })
+    except Exception as exc:  # reported by the parent as one line
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def simulate(config_path, simulator):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_simulate_in_child, args=(str(config_path), queue))
+    child.start()
+    outcome = queue.get()
+    child.join()
+    if "error" in outcome:
+        raise UserError(f"{simulator} simulation failed: {outcome['error']}")
+    return outcome
+
+
+def accuracy_curve(outcome):
+    counts = outcome["output_counts"]
+    guesses = np.where(counts.sum(axis=1) == 0, -1, np.argmax(counts, axis=1))
+    return guesses, (guesses == outcome["labels"][:, None]).mean(axis=0)
+
+
+def rate_statistics(a, b, timesteps):
+    """Per-layer Pearson r and mean |rate difference| of per-neuron spike counts."""
+    correlation, mean_abs_diff = {}, {}
+    for layer in sorted(set(a) & set(b)):
+        x, y = a[layer].ravel() / timesteps, b[layer].ravel() / timesteps
+        constant = x.std() == 0 or y.std() == 0
+        correlation[layer] = None if constant else float(np.corrcoef(x, y)[0, 1])
+        mean_abs_diff[layer] = float(np.abs(x - y).mean())
+    return correlation, mean_abs_diff
+
+
+def spiking_hops(outcome):
+    return len(outcome["spike_counts"])
+
+
+def main(settings: Settings):
+    check_simulators(settings.sims)
+    if settings.timesteps is None:
+        raise UserError("T is required: make compare SIMS=\"INI brian2\" T=50 N=5 WIDTH=8")
+    if settings.scale is None and not (results.run_dir(settings.run) / "run.json").exists():
+        settings = dataclasses.replace(settings, scale="unsigned")
+    ws = workspace.prepare(settings)
+    n = workspace.check_num_samples(settings.num_samples or 5, ws.dataset)
+    timesteps = settings.timesteps
+    outcomes = {}
+    for simulator in settings.sims:
+        overrides = {("simulation", "batch_size"): 1} if simulator != "INI" else None
+        config_path = convert.render_config(ws, timesteps, n, simulator=simulator, overrides=overrides)
+        print(f"\n{simulator}: {n} samples, T={timesteps}")
+        outcomes[simulator] = simulate(config_path, simulator)
+
+    names = list(outcomes)
+    curves = {name: accuracy_curve(outcomes[name]) for name in names}
+    reference = names[0]
+    report = {
+        "timesteps": timesteps, "num_samples": n, "scale": ws.record["scale"],
+        "negative_input_fraction": float((ws.dataset.x_test[:n] < 0).mean()),
+        "simulators": {}, "class_agreement": {}, "rate_correlation": {}, "rate_mean_abs_diff": {},
+        "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
+        "model": {"path": str(ws.model.path), "sha256": ws.model_sha256},
+        "seed": ws.record["seed"], "versions": results.versions(),
+    }
+    for name in names:
+        outcome, (guesses, curve) = outcomes[name], curves[name]
+        lag = spiking_hops(outcome) - 1 if name == "brian2" else 0
+        ref_curve = curves[reference][1]
+        report["simulators"][name] = {
+            "accuracy": float(curve[-1]),
+            "accuracy_per_timestep": [float(a) for a in curve],
+            "wall_seconds": outcome["wall_seconds"],
+            "simulate_seconds": outcome["toolbox_seconds"].get("simulate"),
+            "peak_memory_mb": outcome["peak_memory_mb"],
+            "output_delay_steps": lag,
+            "reference_accuracy_matched_latency": float(ref_curve[max(0, timesteps - lag) - 1]) if lag else None,
+        }
+    for other in names[1:]:
+        pair = f"{reference}-{other}"
+        report["class_agreement"][pair] = float((curves[reference][0][:, -1] == curves[other][0][:, -1]).mean())
+        corr, diff = rate_statistics(outcomes[reference]["spike_counts"], outcomes[other]["spike_counts"],
+                                     timesteps)
+        report["rate_correlation"][pair] = corr
+        report["rate_mean_abs_diff"][pair] = diff
+    if len(names) == 2:   # the documented flat form for the usual two-simulator comparison
+        pair = f"{names[0]}-{names[1]}"
+        report["class_agreement"] = report["class_agreement"][pair]
+        report["rate_correlation"] = report["rate_correlation"][pair]
+        report["rate_mean_abs_diff"] = report["rate_mean_abs_diff"][pair]
+    results.write_json(ws.dir / "simulators.json", report)
+    results.write_atomic(ws.dir / "simulators.md", markdown(report))
+    print("\n" + markdown(report))
+    print(f"-> {ws.dir / 'simulators.json'}")
+    return report
+
+
+def markdown(report):
+    out = io.StringIO()
+    out.write(f"**Simulators compared** (T={report['timesteps']}, {report['num_samples']} samples, "
+              f"SCALE={report['scale']}, negative inputs: {report['negative_input_fraction']:.1%})\n\n")
+    out.write("| simulator | accuracy | reference at matched latency | output delay (steps) | wall s | "
+              "simulate s | peak MB |\n|---|---|---|---|---|---|---|\n")
+    for name, s in report["simulators"].items():
+        matched = "—" if s["reference_accuracy_matched_latency"] is None else \
+            f"{s['reference_accuracy_matched_latency']:.3f}"
+        out.write(f"| {name} | {s['accuracy']:.3f} | {matched} | {s['output_delay_steps']} | "
+                  f"{s['wall_seconds']:.1f} | {s['simulate_seconds']:.1f} | {s['peak_memory_mb']:.0f} |\n")
+    agreement = report["class_agreement"]
+    if isinstance(agreement, float):
+        out.write(f"\nClass agreement: {agreement:.3f}\n\n| layer | rate correlation r | mean abs rate diff |\n"
+                  "|---|---|---|\n")
+        for layer, r in report["rate_correlation"].items():
+            r_text = "n/a (constant)" if r is None else f"{r:.3f}"
+            out.write(f"| {layer} | {r_text} | {report['rate_mean_abs_diff'][layer]:.4f} |\n")
+    return out.getvalue()

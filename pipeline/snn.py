@@ -1,0 +1,714 @@
+"""The one TensorFlow spiking engine: converted ESCAPE-NET simulation and STDB training share it.
+
+A trained Keras model is mapped, layer by layer, onto spiking stages that use the Keras layers'
+own weight variables (nothing is copied, so training the engine trains the Keras model):
+
+- ``Conv2D`` / ``Dense`` with ReLU: integrate-and-fire neurons, ``v = leak * v + I``, a spike
+  when ``v >= theta`` and reset by subtraction (Rueckauer et al. 2017; Rathi et al. 2020). Spikes
+  are unit events; the layer's threshold ``theta`` carries the scale of the ANN activation.
+- the last weighted layer (softmax, linear or ReLU) is the readout: it accumulates its input
+  current without spiking (``readout="membrane"``, the logit STDB trains on, Rathi et al. 2020),
+  or its IF neurons spike and the class is the argmax of their spike counts
+  (``readout="spike_count"``, SNN Toolbox's rule; no output spike = undecided = wrong).
+- ``AveragePooling2D`` is linear (the average of the spikes passes on) unless
+  ``pooling="spiking"``: then pool neurons integrate it with threshold 1 and spike, as the
+  toolbox's INI simulator does.
+- ``Flatten`` reshapes; ``Dropout`` multiplies by a mask drawn once per sample and kept for all
+  timesteps (training only).
+
+Each timestep runs the whole network, layer after layer, so a spike reaches the readout in the
+step it is made (INI's order; Rathi's reference code instead delays every layer by one step).
+Anything else in the model (max pooling, batch normalisation, another activation) is refused
+with a `pipeline.UserError` naming the layer.
+
+Thresholds come from `calibrate_thresholds` (Rathi et al.'s layer-wise maximum of the input
+current while the spiking network runs, times 0.7) or `thresholds_from_scale_factors` (the SNN
+Toolbox's data-based normalisation of the same model). Running the toolbox's own normalised
+(parsed) model with all thresholds 1 reproduces its weights bit for bit.
+"""
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import UserError
+
+CODINGS = ("poisson", "analog")
+POISSON_RULES = ("signed", "toolbox")
+READOUTS = ("membrane", "spike_count")
+POOLINGS = ("linear", "spiking")
+NEVER_FIRED = -1000.0   # "time of last spike" before any spike (Rathi et al.'s reference code)
+POOL_THRESHOLD = 1.0    # a pool neuron fires at the mean rate of its unit-spike inputs
+
+WEIGHTED, POOL, FLATTEN, DROPOUT = "weighted", "pool", "flatten", "dropout"
+HIDDEN_ACTIVATIONS = ("relu",)
+OUTPUT_ACTIVATIONS = ("softmax", "linear", "relu")
+
+
+@dataclass(frozen=True)
+class SnnSettings:
+    """How the spiking network is simulated (weights and thresholds live in `SpikingNetwork`).
+
+    ``coding``: ``"poisson"`` rate-codes the input; ``"analog"`` feeds it as a constant current.
+    ``poisson_rule``: ``"signed"`` spikes with probability |x| and the sign of x (Rathi et al.);
+    ``"toolbox"`` is SNN Toolbox's rule: probability |x| / max(x of the batch), amplitude
+    max(x of the batch) * sign(x) (INI's ``get_poisson_frame_batch`` with ``input_rate=1000``,
+    ``dt=1``). ``initial_membrane``: v(0) as a fraction of each threshold (0.5 for QCFS).
+    """
+    timesteps: int = 28
+    leak: float = 1.0
+    coding: str = "poisson"
+    poisson_rule: str = "signed"
+    readout: str = "membrane"
+    pooling: str = "linear"
+    initial_membrane: float = 0.0
+    seed: int = 0
+    batch_size: int = 64
+
+    def __post_init__(self):
+        if not isinstance(self.timesteps, (int, np.integer)) or self.timesteps <= 0:
+            raise UserError(f"T={self.timesteps!r}: timesteps must be a positive integer")
+        if not 0.0 < self.leak <= 1.0:
+            raise UserError(f"LEAK={self.leak!r}: the leak must lie in (0, 1]")
+        for key, value, allowed in (("CODING", self.coding, CODINGS),
+                                    ("poisson_rule", self.poisson_rule, POISSON_RULES),
+                                    ("readout", self.readout, READOUTS),
+                                    ("pooling", self.pooling, POOLINGS)):
+            if value not in allowed:
+                raise UserError(f"{key}={value!r}: choose one of {', '.join(allowed)}")
+        if not 0.0 <= self.initial_membrane < 1.0:
+            raise UserError(f"initial_membrane={self.initial_membrane!r}: must lie in [0, 1)")
+        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size <= 0:
+            raise UserError(f"batch_size={self.batch_size!r}: must be a positive integer")
+
+    @classmethod
+    def ini_compatible(cls, timesteps, coding="analog", **changes):
+        """The INI simulator's semantics: no leak, spiking pools, toolbox Poisson rule, spike-count readout."""
+        return cls(timesteps=timesteps, coding=coding, poisson_rule="toolbox", readout="spike_count",
+                   pooling="spiking", leak=1.0, initial_membrane=0.0, **changes)
+
+
+@dataclass(frozen=True)
+class SubtractiveReset:
+    """Reset by subtraction: the residual above threshold is kept, so no input charge is lost
+    (Rueckauer et al. 2017, Front. Neurosci. 11:682). The spike is a constant in the reset, as in
+    Rathi et al.'s reference code; a learned threshold still gets its gradient through it, a
+    fixed one makes the whole reset term constant (nothing kept for backpropagation)."""
+
+    def __call__(self, v, spikes, threshold, learn_threshold=False):
+        if learn_threshold:
+            return v - tf.stop_gradient(spikes) * threshold
+        return v - tf.stop_gradient(spikes * threshold)
+
+
+@tf.custom_gradient
+def _scale(x, factor):
+    """``factor * x`` for a constant factor (a fixed leak, a dropout mask): the backward pass needs
+    only the factor, so BPTT does not keep every step's ``x`` for a gradient nobody asked for."""
+    return factor * x, lambda upstream: (upstream * factor, None)
+
+
+@dataclass(frozen=True)
+class Heaviside:
+    """Spike when the membrane reaches the threshold: ``v >= theta`` (INI: ``mem >= v_thresh``).
+    No gradient of its own; STDB wraps it with a surrogate (`pipeline.stdb.SpikeFunction`)."""
+    uses_history = False   # needs no "time since the last spike"
+
+    def __call__(self, v, threshold, since=None):
+        return tf.cast(v >= threshold, v.dtype)
+
+
+heaviside = Heaviside()
+RESET = SubtractiveReset()
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One mapped Keras layer; ``shape`` is its per-sample output shape."""
+    kind: str
+    name: str
+    layer: object
+    shape: tuple
+    output: bool = False
+
+
+def load_keras(path):
+    """Load a trained Keras ``.h5`` for the engine (no compile: the engine never uses Keras' loss)."""
+    try:
+        return tf.keras.models.load_model(str(path), compile=False)
+    except (OSError, IOError, ValueError) as error:
+        raise UserError(f"{path}: cannot load the Keras model ({error})") from None
+
+
+def map_layers(model):
+    """Map a chain-shaped Keras model onto engine stages, or name the layer that cannot be mapped."""
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    weighted = [layer for layer in layers if type(layer).__name__ in ("Conv2D", "Dense")]
+    if not weighted:
+        raise UserError(f"model {model.name!r} has no Conv2D or Dense layer to convert")
+    if len(model.outputs) != 1 or len(model.inputs) != 1:
+        raise UserError(f"model {model.name!r}: the engine maps single-input, single-output chains only")
+    stages, previous = [], None
+    for layer in layers:
+        _check_chain(model, layer, previous)
+        kind = _stage_kind(layer, is_output=layer is weighted[-1])
+        stages.append(Stage(kind, layer.name, layer, tuple(layer.output_shape[1:]), layer is weighted[-1]))
+        previous = layer
+    if not stages[-1].output:
+        raise UserError(f"layer {stages[-1].name!r} ({type(stages[-1].layer).__name__}) follows the readout "
+                        f"layer {weighted[-1].name!r}; the engine reads out the last weighted layer")
+    return tuple(stages)
+
+
+def _check_chain(model, layer, previous):
+    nodes = getattr(layer, "_inbound_nodes", [])
+    if len(nodes) != 1:
+        raise UserError(f"layer {layer.name!r} of model {model.name!r} is shared or unconnected; "
+                        "the engine maps single-chain models only")
+    inbound = nodes[0].inbound_layers
+    inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
+    if len(inbound) != 1 or (previous is not None and inbound[0] is not previous):
+        raise UserError(f"layer {layer.name!r} of model {model.name!r} is not fed by the layer before it; "
+                        "the engine maps single-chain models only")
+
+
+def _stage_kind(layer, is_output):
+    kind = type(layer).__name__
+    where = f"layer {layer.name!r} ({kind})"
+    if kind in ("Conv2D", "Dense"):
+        activation = getattr(layer.activation, "__name__", str(layer.activation))
+        allowed = OUTPUT_ACTIVATIONS if is_output else HIDDEN_ACTIVATIONS
+        if activation not in allowed:
+            raise UserError(f"{where}: activation {activation!r} has no spiking equivalent here "
+                            f"(use {' or '.join(allowed)})")
+        if kind == "Conv2D" and (layer.data_format != "channels_last" or layer.groups != 1):
+            raise UserError(f"{where}: only channels_last, ungrouped convolutions are supported")
+        return WEIGHTED
+    if kind == "AveragePooling2D":
+        if layer.data_format != "channels_last":
+            raise UserError(f"{where}: only channels_last pooling is supported")
+        return POOL
+    if kind == "Flatten":
+        return FLATTEN
+    if kind == "Dropout":
+        return DROPOUT
+    raise UserError(f"{where} cannot be mapped to a spiking layer (supported: Conv2D and Dense with ReLU, "
+                    "AveragePooling2D, Flatten, Dropout, a softmax/linear readout)")
+
+
+def _current(stage, h, kernel, bias=None):
+    """Synaptic current of a weighted layer, computed with the very ops Keras (and INI) use."""
+    layer = stage.layer
+    if isinstance(layer, tf.keras.layers.Conv2D):
+        out = layer.convolution_op(h, kernel)
+    else:
+        out = tf.matmul(h, kernel)
+    if bias is not None:
+        out = tf.nn.bias_add(out, bias)
+    return out
+
+
+def _layer_weights(layer):
+    return [layer.kernel] + ([layer.bias] if layer.use_bias else [])
+
+
+def _avg_pool(stage, h):
+    layer = stage.layer
+    return tf.nn.avg_pool2d(h, layer.pool_size, layer.strides, layer.padding.upper())
+
+
+@dataclass
+class SimulationResult:
+    """What one inference run measured; arrays are NumPy, samples first.
+
+    ``logits``: accumulated input current of the readout layer (the STDB logit), (N, C).
+    ``outputs``: the readout the decision uses after every step (cumulative current or
+    cumulative output spike counts), (N, T, C). ``predictions``: (N, T), -1 = undecided.
+    ``layer_names`` / ``spikes_per_timestep``: spike counts per step, summed over neurons and
+    samples, (T, L) int64; column ``"input"`` counts the Poisson input events (0 for analog input).
+    ``neuron_totals``: per layer, spikes per neuron summed over samples and time.
+    ``recorded``: per layer, per-neuron totals of the ``record`` samples, (R, ...).
+    ``trains``: per layer, spike trains of the ``record`` samples, bool (R, T, ...), if asked.
+    """
+    logits: np.ndarray
+    outputs: np.ndarray
+    predictions: np.ndarray
+    layer_names: tuple
+    spikes_per_timestep: np.ndarray
+    neuron_totals: dict
+    recorded: dict
+    trains: dict
+    seconds: float
+    accuracy: float | None = None
+    accuracy_per_timestep: np.ndarray | None = None
+
+    @property
+    def spikes_per_layer(self):
+        """Total spikes per layer over the whole run."""
+        return dict(zip(self.layer_names, self.spikes_per_timestep.sum(axis=0).tolist()))
+
+
+class SpikingNetwork:
+    """A converted network: the Keras model's weights, one threshold per weighted layer, leaks.
+
+    ``thresholds`` maps weighted-layer names to thresholds (missing ones are 1.0). All thresholds
+    and per-layer leaks are `tf.Variable`s so STDB can train them; pools keep threshold 1.
+    """
+
+    def __init__(self, model, thresholds=None, settings=SnnSettings(), leaks=None):
+        self.model = model
+        self.settings = settings
+        self.stages = map_layers(model)
+        names = [s.name for s in self.stages if s.kind == WEIGHTED]
+        thresholds = dict(thresholds or {})
+        unknown = sorted(set(thresholds) - set(names))
+        if unknown:
+            raise UserError(f"thresholds given for {unknown}, which are not weighted layers of {model.name!r} "
+                            f"({', '.join(names)})")
+        for name, value in thresholds.items():
+            if not np.isfinite(value) or value <= 0:
+                raise UserError(f"threshold of layer {name!r} is {value!r}; thresholds must be positive")
+        self.thresholds = {n: tf.Variable(float(thresholds.get(n, 1.0)), name=f"{n}_threshold")
+                           for n in names}
+        leaks = dict(leaks or {})
+        self.leaks = {s.name: tf.Variable(float(leaks.get(s.name, settings.leak)), name=f"{s.name}_leak")
+                      for s in self.stages if s.kind == WEIGHTED and not s.output}
+        self._batch_fn = tf.function(self._batch)
+
+    # ----------------------------------------------------------------- views and variables
+    def with_settings(self, **changes):
+        """The same network (shared Keras weights, current thresholds) simulated differently."""
+        settings = dataclasses.replace(self.settings, **changes)
+        leaks = None if "leak" in changes else self.leak_values()
+        return SpikingNetwork(self.model, self.threshold_values(), settings, leaks)
+
+    def threshold_values(self):
+        return {n: float(v.numpy()) for n, v in self.thresholds.items()}
+
+    def leak_values(self):
+        return {n: float(v.numpy()) for n, v in self.leaks.items()}
+
+    def weight_variables(self):
+        """Kernels and biases of the weighted layers (the Keras model's own variables)."""
+        return [w for stage in self.stages if stage.kind == WEIGHTED for w in _layer_weights(stage.layer)]
+
+    def hidden_thresholds(self):
+        return [self.thresholds[s.name] for s in self.stages if s.kind == WEIGHTED and not s.output]
+
+    @property
+    def spiking_layer_names(self):
+        """Layers whose spikes are counted, in order (after ``"input"``)."""
+        return tuple(s.name for s in self._stateful() if self._spikes(s))
+
+    def neuron_counts(self):
+        """Neurons per weighted and pooling layer (every pool, spiking or not), in order."""
+        return {s.name: int(np.prod(s.shape)) for s in self.stages if s.kind in (WEIGHTED, POOL)}
+
+    @property
+    def num_classes(self):
+        return int(self.stages[-1].shape[-1])
+
+    def _stateful(self):
+        return [s for s in self.stages
+                if s.kind == WEIGHTED or (s.kind == POOL and self.settings.pooling == "spiking")]
+
+    def _spikes(self, stage):
+        return not stage.output or self.settings.readout == "spike_count"
+
+    # ----------------------------------------------------------------- inference
+    def simulate(self, x, y=None, record=(), trains=False, progress=False, input_frames=None):
+        """Run the network on ``x`` batch by batch; decisions per timestep, spike counts per layer.
+
+        ``y``: integer labels or one-hot rows (optional; gives the accuracies). ``record``: sample
+        indices whose per-neuron totals (and with ``trains`` their full spike trains) are kept.
+        Poisson draws depend on the seed, the batch size and the order of the samples.
+        ``input_frames``: a function ``(x_batch, T) -> (T, batch, ...)`` array that replaces the
+        coding, e.g. `toolbox_poisson_replay` (then the batch size must divide the sample count).
+        """
+        s = self.settings
+        x = np.asarray(x, np.float32)
+        record = [int(i) for i in record]
+        if any(i < 0 or i >= len(x) for i in record):
+            raise UserError(f"record indices {record} outside the {len(x)} samples simulated")
+        if input_frames is not None and len(x) % s.batch_size:
+            raise UserError(f"replayed input needs whole batches: batch size {s.batch_size} does not divide "
+                            f"{len(x)} samples")
+        names = ("input",) + self.spiking_layer_names
+        start_time = time.perf_counter()
+        logits, outputs, counts = [], [], np.zeros((s.timesteps, len(names)), np.int64)
+        totals, rec_totals, rec_trains = {}, {n: [] for n in names[1:]}, {n: [] for n in names[1:]}
+        starts = range(0, len(x), s.batch_size)
+        for batch, start in enumerate(_progress(starts, progress, "simulate")):
+            xb, n = _padded(x[start:start + s.batch_size], s.batch_size)
+            rows = [i - start for i in record if start <= i < start + n]
+            frames = None if input_frames is None else tf.constant(input_frames(xb, s.timesteps), tf.float32)
+            out = self._batch_fn(tf.constant(xb), batch_key(s.seed, batch), training=False, spike_fn=heaviside,
+                                 collect=True, trains=bool(trains and record),
+                                 rows=tf.constant(rows, tf.int32), frames=frames)
+            logits.append(out["logits"].numpy()[:n])
+            outputs.append(np.transpose(out["readout"].numpy(), (1, 0, 2))[:n])
+            counts += out["counts"].numpy()[:, :, :n].sum(axis=2).round().astype(np.int64)
+            for name, total in zip(names[1:], out["totals"]):
+                total = total.numpy()[:n].round().astype(np.int64)  # exact counts (<= T) held in float32
+                totals[name] = totals.get(name, 0) + total.sum(axis=0)
+                rec_totals[name].append(total[rows])
+            for name, train in zip(names[1:], out.get("trains", [])):
+                rec_trains[name].append(np.swapaxes(train.numpy(), 0, 1))
+        outputs = np.concatenate(outputs)
+        result = SimulationResult(
+            logits=np.concatenate(logits), outputs=outputs, predictions=decide(outputs, s.readout),
+            layer_names=names, spikes_per_timestep=counts, neuron_totals=totals,
+            recorded={n: np.concatenate(v) for n, v in rec_totals.items()} if record else {},
+            trains={n: np.concatenate(v) for n, v in rec_trains.items()} if trains and record else {},
+            seconds=time.perf_counter() - start_time)
+        if y is not None:
+            labels = as_labels(y)
+            hits = result.predictions == labels[:, None]
+            result.accuracy_per_timestep = hits.mean(axis=0)
+            result.accuracy = float(result.accuracy_per_timestep[-1])
+        return result
+
+    # ----------------------------------------------------------------- the time loop
+    def _batch(self, x, key, training, spike_fn, collect=False, trains=False, rows=None, probe=False,
+               learn=(), frames=None):
+        """Simulate one batch for T steps (traced once per batch shape and flag combination).
+
+        ``training`` turns dropout on; ``spike_fn`` is `heaviside` or an STDB spike function;
+        ``collect`` keeps per-neuron spike totals; ``trains`` keeps the spike trains of ``rows``;
+        ``probe`` also records, per step and sample, the largest input current of every weighted
+        layer (threshold calibration). ``learn`` names what besides the weights gets gradients
+        (``"thresholds"``, ``"leak"``); the rest enter as constants, so backpropagation through
+        time neither computes nor stores anything for them. ``frames`` (T, batch, ...) replaces
+        the input coding.
+        """
+        s = self.settings
+        T = s.timesteps
+        batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]  # static shapes: lean BPTT
+        history = getattr(spike_fn, "uses_history", False)
+        stateful = self._stateful()
+        neurons = [st for st in stateful if self._spikes(st)]
+        first = self.stages.index(stateful[0])
+        masks = self._dropout_masks(key, batch) if training else {}
+        analog = s.coding == "analog" and frames is None
+        # Weights, thresholds and leaks are read once, outside the loop: BPTT then keeps no
+        # per-step copies of them.
+        weights = {st.name: [w.read_value() for w in _layer_weights(st.layer)]
+                   for st in self.stages if st.kind == WEIGHTED}
+        thresholds = {st.name: self._threshold(st, learn) for st in stateful}
+        leaks = {st.name: self._leak(st, learn) for st in stateful}
+
+        def input_current(stage, h):
+            return _current(stage, h, *weights[stage.name]) if stage.kind == WEIGHTED else _avg_pool(stage, h)
+
+        def leaky(stage, v):
+            learned = "leak" in learn and stage.name in self.leaks
+            return leaks[stage.name] * v if learned else _scale(v, leaks[stage.name])
+
+        if analog:  # a constant input gives the first stateful layer a constant current: compute it once
+            const_current = input_current(self.stages[first], self._apply_passive(self.stages[:first], x, masks))
+
+        def full(stage, value):
+            return tf.fill(tf.concat([[batch], stage.shape], 0), value)
+
+        state = {
+            "v": [full(st, s.initial_membrane * thresholds[st.name]) for st in neurons],
+            "acc": tf.zeros([batch, self.num_classes]),
+            "out_count": tf.zeros([batch, self.num_classes]),
+            "readout": tf.TensorArray(tf.float32, size=T),
+            "counts": tf.TensorArray(tf.float32, size=T),
+        }
+        if history:
+            state["last"] = [full(st, NEVER_FIRED) for st in neurons]
+        if collect:
+            state["totals"] = [full(st, 0.0) for st in neurons]
+        if trains:
+            state["trains"] = [tf.TensorArray(tf.bool, size=T) for _ in neurons]
+        if probe:
+            state["probe"] = tf.TensorArray(tf.float32, size=T)
+
+        def body(t, old):
+            new = {key_: old[key_] for key_ in ("acc", "out_count", "readout", "counts")}
+            for key_ in ("v", "last", "totals", "trains"):
+                if key_ in old:
+                    new[key_] = []
+            now = tf.cast(t, tf.float32)
+            if analog:
+                h, layer_counts = None, [tf.zeros([batch])]
+            else:
+                h = tf.stop_gradient(self._encode(x, key, t) if frames is None else frames[t])
+                layer_counts = [_per_sample(tf.cast(h != 0, tf.float32))]
+            peaks = []
+            j = 0
+            for i, stage in enumerate(self.stages):
+                if analog and i < first:
+                    continue
+                if stage not in stateful:
+                    h = self._apply_passive([stage], h, masks)
+                    continue
+                current = const_current if analog and i == first else input_current(stage, h)
+                if stage.kind == WEIGHTED and probe:
+                    peaks.append(_per_sample(current, tf.reduce_max))
+                if stage.output:
+                    new["acc"] = new["acc"] + current
+                    if not self._spikes(stage):
+                        break
+                theta = thresholds[stage.name]
+                v = leaky(stage, old["v"][j]) + current
+                spikes = spike_fn(v, theta, now - old["last"][j] if history else None)
+                new["v"].append(RESET(v, spikes, theta, "thresholds" in learn and stage.kind == WEIGHTED))
+                if history:
+                    new["last"].append(tf.where(spikes > 0, now, old["last"][j]))
+                if collect:
+                    new["totals"].append(old["totals"][j] + spikes)
+                if trains:
+                    new["trains"].append(old["trains"][j].write(t, tf.gather(spikes, rows) > 0))
+                layer_counts.append(_per_sample(spikes))
+                if stage.output:
+                    new["out_count"] = new["out_count"] + spikes
+                h = spikes
+                j += 1
+            spike_readout = s.readout == "spike_count"
+            new["readout"] = new["readout"].write(t, new["out_count"] if spike_readout else new["acc"])
+            new["counts"] = new["counts"].write(t, tf.stack(layer_counts))
+            if probe:
+                new["probe"] = old["probe"].write(t, tf.stack(peaks))
+            return t + 1, new
+
+        _, state = tf.while_loop(lambda t, _: t < T, body, (tf.constant(0), state), maximum_iterations=T)
+        out = {"logits": state["acc"], "readout": state["readout"].stack(), "counts": state["counts"].stack()}
+        if collect:
+            out["totals"] = state["totals"]
+        if trains:
+            out["trains"] = [ta.stack() for ta in state["trains"]]
+        if probe:
+            out["probe"] = state["probe"].stack()
+        return out
+
+    def _threshold(self, stage, learn=()):
+        if stage.kind != WEIGHTED:
+            return tf.constant(POOL_THRESHOLD)
+        value = self.thresholds[stage.name].read_value()
+        return value if "thresholds" in learn else tf.stop_gradient(value)
+
+    def _leak(self, stage, learn=()):
+        """Hidden weighted layers have (trainable) leak variables; pools and the readout use the setting."""
+        if stage.name not in self.leaks:
+            return tf.constant(float(self.settings.leak))
+        value = self.leaks[stage.name].read_value()
+        return value if "leak" in learn else tf.stop_gradient(value)
+
+    def _apply_passive(self, stages, h, masks):
+        """Stages without neurons: flatten, dropout, and linear pooling."""
+        for stage in stages:
+            if stage.kind == FLATTEN:
+                h = tf.reshape(h, [tf.shape(h)[0], -1])
+            elif stage.kind == DROPOUT:
+                mask = masks.get(stage.name)
+                h = h if mask is None else _scale(h, mask)
+            elif stage.kind == POOL:
+                h = _avg_pool(stage, h)
+        return h
+
+    def _dropout_masks(self, key, batch):
+        """One inverted-dropout mask per sample and dropout layer, kept for all timesteps."""
+        masks = {}
+        for i, stage in enumerate(self.stages):
+            if stage.kind == DROPOUT and stage.layer.rate > 0:
+                rate = float(stage.layer.rate)
+                seed = tf.random.experimental.stateless_fold_in(key, 2 ** 30 + i)
+                keep = tf.random.stateless_uniform(tf.concat([[batch], stage.shape], 0), seed) >= rate
+                masks[stage.name] = tf.cast(keep, tf.float32) / (1.0 - rate)
+        return masks
+
+    def _encode(self, x, key, t):
+        return poisson_spikes(x, key, t, self.settings.poisson_rule)
+
+
+def poisson_spikes(x, key, t, rule="signed"):
+    """Poisson input spikes for step ``t``; stateless, so a key and a step always give the same draw.
+
+    ``"signed"``: a spike with probability |x| and the sign of x (Rathi et al.'s
+    ``PoissonGenerator``). ``"toolbox"``: SNN Toolbox INI's ``get_poisson_frame_batch`` with
+    ``input_rate = 1000`` and ``dt = 1``: a spike where ``u * max(x) <= |x|`` (max over the whole
+    batch), of amplitude ``max(x) * sign(x)``; the toolbox draws ``u`` from NumPy's global
+    generator, so the two agree in distribution, not draw by draw.
+    """
+    u = tf.random.stateless_uniform(tf.shape(x), tf.random.experimental.stateless_fold_in(key, t))
+    if rule == "signed":
+        return tf.cast(u <= tf.abs(x), tf.float32) * tf.sign(x)
+    peak = tf.reduce_max(x)
+    return tf.cast(u * peak <= tf.abs(x), tf.float32) * (peak * tf.sign(x))
+
+
+def toolbox_poisson_replay(seed):
+    """Input frames drawn exactly as SNN Toolbox INI draws them after ``np.random.seed(seed)``.
+
+    The toolbox (``get_poisson_frame_batch``, ``input_rate = 1000``, ``dt = 1``) takes one
+    ``np.random.random_sample(batch shape)`` per batch and step from NumPy's global generator:
+    a spike where ``u * max(x) <= |x|``, of amplitude ``max(x) * sign(x)``. Replaying the same
+    sequence (one replay object per toolbox run, batches in the same order) makes Poisson runs
+    agree spike for spike.
+    """
+    rng = np.random.RandomState(seed)
+
+    def frames(xb, timesteps):
+        peak = np.max(xb)
+        out = np.empty((timesteps,) + xb.shape, np.float32)
+        for t in range(timesteps):
+            spikes = (rng.random_sample(xb.shape) * peak <= np.abs(xb)).astype("float32")
+            spikes *= peak * np.sign(xb)
+            out[t] = spikes
+        return out
+
+    return frames
+
+
+def _per_sample(values, reduce=tf.reduce_sum):
+    """Reduce every axis but the batch axis (spike counts per sample are exact in float32)."""
+    return reduce(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+def _padded(x, size):
+    """Pad a last partial batch with zero samples so every batch has one shape (one trace)."""
+    n = len(x)
+    if n == size:
+        return x, n
+    return np.concatenate([x, np.zeros((size - n,) + x.shape[1:], x.dtype)]), n
+
+
+def batch_key(seed, batch):
+    """The stateless RNG key of one batch: Poisson draws and dropout masks derive from it."""
+    return tf.constant([int(seed), int(batch)], tf.int64)
+
+
+def _progress(iterable, enabled, label):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, desc=label, leave=False)
+
+
+def as_labels(y):
+    """Integer class labels from integer or one-hot labels."""
+    y = np.asarray(y)
+    return y.argmax(axis=1) if y.ndim == 2 else y.astype(np.int64)
+
+
+def decide(outputs, readout):
+    """Class per sample and timestep from the cumulative readout (N, T, C).
+
+    Spike counts follow SNN Toolbox: argmax (first on ties) and -1 when no output spike yet.
+    The membrane readout is undecided (-1) only while every class has the same value.
+    """
+    guesses = outputs.argmax(axis=-1)
+    if readout == "spike_count":
+        undecided = outputs.sum(axis=-1) == 0
+    else:
+        undecided = outputs.max(axis=-1) == outputs.min(axis=-1)
+    return np.where(undecided, -1, guesses)
+
+
+# --------------------------------------------------------------------- thresholds
+def calibrate_thresholds(network, x, percentile=100.0, scale=0.7, timesteps=None, progress=False):
+    """Rathi et al.'s conversion thresholds (ICLR 2020, hybrid conversion, ``find_threshold``).
+
+    Layer by layer, the spiking network runs on ``x`` (training data) with the thresholds found
+    so far; the new layer's threshold is the maximum of its input current over samples, neurons
+    and timesteps. Only after all layers are found is every threshold multiplied by ``scale``
+    (0.7 in the reference code, which lets a short simulation fire more). ``percentile`` < 100
+    takes that percentile of the per-sample, per-step maxima instead of the overall maximum.
+    The run uses the network's coding and pooling with leak 1, as the reference does; the
+    readout layer gets a threshold too (used only by the spike-count readout).
+    Returns ``{layer name: threshold}``; the network itself is not changed.
+    """
+    if not 0.0 < percentile <= 100.0:
+        raise UserError(f"percentile={percentile!r}: must lie in (0, 100]")
+    if scale <= 0:
+        raise UserError(f"threshold scale={scale!r}: must be positive")
+    changes = {"leak": 1.0, "initial_membrane": 0.0}
+    if timesteps is not None:
+        changes["timesteps"] = timesteps
+    probe_net = network.with_settings(**changes)
+    x = np.asarray(x, np.float32)
+    found = {}
+    weighted = [i for i, s in enumerate(probe_net.stages) if s.kind == WEIGHTED]
+    size = probe_net.settings.batch_size
+    for k, i in enumerate(_progress(weighted, progress, "thresholds")):
+        name = probe_net.stages[i].name
+        peaks = []
+        for batch, start in enumerate(range(0, len(x), size)):
+            xb, n = _padded(x[start:start + size], size)
+            out = probe_net._batch_fn(tf.constant(xb), batch_key(probe_net.settings.seed, batch), training=False,
+                                      spike_fn=heaviside, probe=True)
+            peaks.append(out["probe"].numpy()[:, k, :n].ravel())
+        peak = float(np.percentile(np.concatenate(peaks), percentile))
+        if not peak > 0:
+            raise UserError(f"layer {name!r} received no positive input current on the calibration data; "
+                            "cannot set its threshold (more samples or timesteps?)")
+        found[name] = peak
+        probe_net.thresholds[name].assign(peak)
+    return {name: value * scale for name, value in found.items()}
+
+
+def thresholds_from_scale_factors(model, scale_factors, softmax_to_relu=True):
+    """Thresholds equivalent to SNN Toolbox's data-based normalisation (Rueckauer et al. 2017).
+
+    The toolbox (``conversion/utils.py: normalize_parameters``) scales each weighted layer k to
+    ``W_k * lambda_{k-1} / lambda_k`` (bias ``b_k / lambda_k``) and fires at threshold 1, where
+    ``lambda_k`` is the 99.9th percentile (config ``percentile``) of the layer's non-zero ANN
+    activations and ``lambda_0`` the input's entry (1). With unit spikes and the original weights
+    that is threshold ``lambda_k / lambda_{k-1}``; the softmax readout keeps scale 1 unless
+    ``softmax_to_relu``. Pools stay at threshold 1 in both. ``scale_factors`` is the toolbox's
+    ``<log dir>/normalization/<percentile>.json``: input first, then the weighted layers in order
+    (parsed names like ``01Conv2D_56x100x64``), matched here by position. Biases break the
+    equivalence (the toolbox's bias is not scaled by lambda_{k-1}), so a model with non-zero
+    biases is refused: simulate the toolbox's normalised model with thresholds 1 instead.
+    """
+    weighted = [s for s in map_layers(model) if s.kind == WEIGHTED]
+    entries = list(scale_factors.items())
+    if len(entries) != len(weighted) + 1:
+        raise UserError(f"scale factors list {len(entries)} entries ({', '.join(k for k, _ in entries)}); "
+                        f"expected the input plus {len(weighted)} weighted layers of {model.name!r}")
+    for stage in weighted:
+        if stage.layer.use_bias and np.any(stage.layer.bias.numpy() != 0):
+            raise UserError(f"layer {stage.name!r} has a bias: toolbox thresholds need a bias-free model "
+                            "(simulate the toolbox's normalised model with threshold 1 instead)")
+    previous = float(entries[0][1])
+    thresholds = {}
+    for stage, (_, value) in zip(weighted, entries[1:]):
+        activation = getattr(stage.layer.activation, "__name__", "")
+        value = 1.0 if activation == "softmax" and not softmax_to_relu else float(value)
+        thresholds[stage.name] = value / previous
+        previous = value
+    return thresholds
+
+
+def toolbox_normalised_model(model, scale_factors, softmax_to_relu=True):
+    """A copy of ``model`` with SNN Toolbox's normalised weights, bit for bit (NumPy 1.x arithmetic).
+
+    ``normalize_parameters`` computes ``W * lambda_in / lambda`` and ``b / lambda`` in float32
+    (NumPy 1.x casts the Python-float factors to the array's float32); the readout keeps
+    ``lambda = 1`` when it stays softmax. Simulated with every threshold 1 and the INI-compatible
+    settings, this is the toolbox's own network, as `thresholds_from_scale_factors` is in theory.
+    """
+    weighted = [s for s in map_layers(model) if s.kind == WEIGHTED]
+    entries = list(scale_factors.values())
+    if len(entries) != len(weighted) + 1:
+        raise UserError(f"scale factors list {len(entries)} entries; expected the input plus "
+                        f"{len(weighted)} weighted layers of {model.name!r}")
+    normalised = tf.keras.models.clone_model(model)
+    normalised.set_weights(model.get_weights())
+    previous = np.float32(entries[0])
+    for stage, value in zip(weighted, entries[1:]):
+        softmax = getattr(stage.layer.activation, "__name__", "") == "softmax"
+        scale = np.float32(1.0 if softmax and not softmax_to_relu else value)
+        layer = normalised.get_layer(stage.name)
+        params = layer.get_weights()
+        params[0] = params[0] * previous / scale
+        if len(params) > 1:
+            params[1] = params[1] / scale
+        layer.set_weights(params)
+        previous = np.float32(value)
+    return normalised

@@ -1,0 +1,327 @@
+"""Spike-based backpropagation (STDB) fine-tuning of a converted network on the TF engine.
+
+Rathi, Srinivasan, Panda & Roy, "Enabling deep spiking neural networks with hybrid conversion and
+spike timing dependent backpropagation", ICLR 2020: start from the converted network (ANN
+weights, per-layer thresholds) and train it through time with a surrogate gradient for the
+spike, cross-entropy on the readout's accumulated membrane, Adam with coupled L2 weight decay.
+
+The spike is ``H(z)`` with ``z = v / theta - 1`` (as in the reference code), so a surrogate is
+``dS/dz`` and the engine's gradient for the membrane is ``surrogate / theta`` (and, for a
+trainable threshold, ``-surrogate * v / theta**2``).
+"""
+import dataclasses
+import os
+import resource
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import UserError
+from pipeline import snn
+
+SURROGATES = ("linear", "stdb")
+
+
+@dataclass(frozen=True)
+class LinearSurrogate:
+    """Piecewise-linear surrogate ``gamma * max(0, 1 - |v/theta - 1|)``: largest at threshold,
+    zero beyond one threshold away (Bellec et al. 2018, NeurIPS, "Long short-term memory and
+    learning-to-learn in networks of spiking neurons"; ``LinearSpike`` in Rathi et al.'s code)."""
+    gamma: float = 0.3
+    uses_history = False
+
+    def __call__(self, v, threshold, since=None):
+        return self.gamma * tf.nn.relu(1.0 - tf.abs(v / threshold - 1.0))
+
+
+@dataclass(frozen=True)
+class StdbSurrogate:
+    """Spike-time-dependent surrogate ``alpha * exp(-beta * dt)``, ``dt`` = timesteps since the
+    neuron's last spike (Rathi et al. 2020, eq. 10). A neuron that never fired has its last
+    spike at `snn.NEVER_FIRED` (-1000), so its gradient is ~alpha * exp(-10) ~ 0."""
+    alpha: float = 0.3
+    beta: float = 0.01
+    uses_history = True
+
+    def __call__(self, v, threshold, since):
+        return self.alpha * tf.exp(-self.beta * since)
+
+
+@dataclass(frozen=True)
+class SpikeFunction:
+    """Heaviside spike ``v >= theta`` in the forward pass, the surrogate in the backward pass.
+
+    Gradients go to the membrane and to the threshold (both are explicit inputs, so a trainable
+    threshold variable receives its gradient through the input list; nothing is read from a
+    closure, which would need ``variables=`` in the gradient function). ``since`` is a constant.
+    """
+    surrogate: object
+
+    @property
+    def uses_history(self):
+        return self.surrogate.uses_history
+
+    def __call__(self, v, threshold, since=None):
+        surrogate = self.surrogate
+
+        @tf.custom_gradient
+        def spike(v, threshold):
+            def grad(upstream):
+                dz = upstream * surrogate(v, threshold, since)
+                d_threshold = tf.reduce_sum(-dz * v / tf.square(threshold))
+                return dz / threshold, tf.reshape(d_threshold, tf.shape(threshold))
+            return snn.heaviside(v, threshold), grad
+
+        return spike(v, threshold)
+
+
+@dataclass(frozen=True)
+class StdbSettings:
+    """STDB training settings (defaults: Rathi et al.'s reference code, issue 4).
+
+    ``weight_decay`` is coupled L2 (added to the gradient, as PyTorch's Adam ``weight_decay``),
+    applied to kernels and biases only. ``amsgrad`` as in the reference optimiser.
+    """
+    epochs: int = 10
+    learning_rate: float = 1e-4
+    weight_decay: float = 5e-4
+    batch_size: int = 32
+    surrogate: str = "linear"
+    gamma: float = 0.3
+    alpha: float = 0.3
+    beta: float = 0.01
+    train_thresholds: bool = False
+    train_leak: bool = False
+    amsgrad: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.surrogate not in SURROGATES:
+            raise UserError(f"SURROGATE={self.surrogate!r}: choose one of {', '.join(SURROGATES)}")
+        for key, value in (("STDB_EPOCHS", self.epochs), ("batch_size", self.batch_size)):
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise UserError(f"{key}={value!r}: must be a positive integer")
+        if not self.learning_rate > 0:
+            raise UserError(f"LR={self.learning_rate!r}: the learning rate must be positive")
+        if self.weight_decay < 0:
+            raise UserError(f"weight_decay={self.weight_decay!r}: must not be negative")
+
+    def spike_function(self):
+        if self.surrogate == "stdb":
+            return SpikeFunction(StdbSurrogate(self.alpha, self.beta))
+        return SpikeFunction(LinearSurrogate(self.gamma))
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+
+
+@dataclass
+class StdbResult:
+    """Outcome of `train`; the network holds the best epoch's weights, thresholds and leaks.
+
+    ``best_epoch`` counts from 1 (the reference keeps the best test accuracy among trained
+    epochs); ``acc_after`` is that epoch's test accuracy. ``peak_memory_mb`` is the process's
+    peak resident memory (``ru_maxrss``) when training ended.
+    """
+    history: list
+    best_epoch: int
+    acc_before: float
+    loss_before: float
+    acc_after: float
+    thresholds: dict
+    leaks: dict
+    peak_memory_mb: float
+    seconds: float
+    settings: StdbSettings = field(default_factory=StdbSettings)
+
+    def history_dicts(self):
+        return [dataclasses.asdict(record) for record in self.history]
+
+
+def cross_entropy(logits, labels):
+    """Mean cross-entropy of the readout's accumulated membrane (the logits)."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def evaluate(network, x, y):
+    """Test accuracy (the network's readout rule) and loss (membrane logits) at its T."""
+    result = network.simulate(x, y)
+    labels = snn.as_labels(y)
+    return result.accuracy, float(cross_entropy(tf.constant(result.logits), tf.constant(labels)).numpy())
+
+
+def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), progress=True):
+    """Fine-tune ``network`` in place with STDB; keep (restore) the epoch with the best test accuracy.
+
+    The forward pass is the engine's own time loop (the network's coding, pooling, leak, T),
+    with dropout masks per sample and a fresh Poisson draw per batch; the test set is simulated
+    with the network's fixed seed every epoch, so epochs are compared on the same input spikes.
+    """
+    x_train = np.asarray(x_train, np.float32)
+    y_train = snn.as_labels(y_train)
+    if len(x_train) == 0 or len(x_train) != len(y_train):
+        raise UserError(f"STDB needs training samples with one label each (got {len(x_train)} samples, "
+                        f"{len(y_train)} labels)")
+    spike_fn = settings.spike_function()
+    weights = network.weight_variables()
+    variables, learn = list(weights), ()
+    if settings.train_thresholds:
+        variables += network.hidden_thresholds()
+        learn += ("thresholds",)
+    if settings.train_leak:
+        variables += list(network.leaks.values())
+        learn += ("leak",)
+    optimizer = tf.keras.optimizers.Adam(settings.learning_rate, amsgrad=settings.amsgrad)
+    decay = settings.weight_decay
+    n_weights = len(weights)
+
+    @tf.function
+    def step(x, labels, key):
+        with tf.GradientTape() as tape:
+            out = network._batch_fn(x, key, training=True, spike_fn=spike_fn, learn=learn)
+            loss = cross_entropy(out["logits"], labels)
+        grads = tape.gradient(loss, variables)
+        grads = [g + decay * w if k < n_weights else g for k, (g, w) in enumerate(zip(grads, variables))]
+        optimizer.apply_gradients(zip(grads, variables))
+        correct = tf.reduce_sum(tf.cast(tf.argmax(out["logits"], axis=1) == labels, tf.float32))
+        return loss, correct
+
+    start = time.perf_counter()
+    acc_before, loss_before = evaluate(network, x_test, y_test)
+    rng = np.random.default_rng(settings.seed)
+    history, best, best_state = [], None, None
+    for epoch in range(1, settings.epochs + 1):
+        tick = time.perf_counter()
+        order = rng.permutation(len(x_train))
+        batches = [order[i:i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+        loss_sum = correct_sum = 0.0
+        bar = _bar(len(batches), f"STDB epoch {epoch}/{settings.epochs}", progress)
+        for b, idx in enumerate(batches):
+            key = tf.constant([settings.seed, epoch * 1_000_003 + b], tf.int64)
+            loss, correct = step(tf.constant(x_train[idx]), tf.constant(y_train[idx]), key)
+            _clip(network, settings)
+            loss_sum += float(loss) * len(idx)
+            correct_sum += float(correct)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / (b * settings.batch_size + len(idx)):.3f}")
+        if bar is not None:
+            bar.close()
+        test_acc, test_loss = evaluate(network, x_test, y_test)
+        record = EpochRecord(epoch, loss_sum / len(x_train), correct_sum / len(x_train), test_loss, test_acc,
+                             time.perf_counter() - tick)
+        history.append(record)
+        if progress:
+            print(f"STDB epoch {epoch}: loss {record.loss:.4f}, train {record.train_accuracy:.3f}, "
+                  f"test {test_acc:.3f} ({record.seconds:.0f} s)", flush=True)
+        if best is None or test_acc > best.test_accuracy:
+            best, best_state = record, _snapshot(network)
+    _restore(network, best_state)
+    return StdbResult(history=history, best_epoch=best.epoch, acc_before=acc_before, loss_before=loss_before,
+                      acc_after=best.test_accuracy, thresholds=network.threshold_values(),
+                      leaks=network.leak_values(), peak_memory_mb=peak_memory_mb(),
+                      seconds=time.perf_counter() - start, settings=settings)
+
+
+def _bar(total, label, enabled):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=label, leave=False)
+
+
+def _clip(network, settings):
+    """Keep trained thresholds positive and leaks in (0, 1]: the neuron model needs both."""
+    if settings.train_thresholds:
+        for variable in network.hidden_thresholds():
+            variable.assign(tf.maximum(variable, 1e-3))
+    if settings.train_leak:
+        for variable in network.leaks.values():
+            variable.assign(tf.clip_by_value(variable, 1e-3, 1.0))
+
+
+def _snapshot(network):
+    return ([w.numpy() for w in network.weight_variables()], network.threshold_values(), network.leak_values())
+
+
+def _restore(network, state):
+    weights, thresholds, leaks = state
+    for variable, value in zip(network.weight_variables(), weights):
+        variable.assign(value)
+    for name, value in thresholds.items():
+        network.thresholds[name].assign(value)
+    for name, value in leaks.items():
+        network.leaks[name].assign(value)
+
+
+def peak_memory_mb():
+    """Peak resident memory of this process so far (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --------------------------------------------------------------------- export
+def fold_thresholds(network):
+    """A copy of the Keras model whose weights carry the thresholds: ``W/theta``, ``b/theta``.
+
+    With unit spikes, a layer with weights ``W`` and threshold ``theta`` and one with ``W/theta``
+    and threshold 1 spike identically (the membrane is just divided by ``theta``), so SNN
+    Toolbox's single ``v_thresh = 1`` applies; run it with ``normalize = False`` so it does not
+    rescale again. Preserved: weights, thresholds (folded), the layer structure (dropout,
+    softmax output; use ``softmax_to_relu = True``). Not expressible in the toolbox: a leak < 1
+    (its leak is a constant subtraction), linear pooling (its pools spike), the membrane readout
+    (it counts output spikes), v(0) != 0, and the signed Poisson rule (it uses |x| / max x).
+    So the toolbox reproduces the engine only for a network trained in the INI-compatible mode.
+    """
+    folded = tf.keras.models.clone_model(network.model)
+    folded.set_weights(network.model.get_weights())
+    thresholds = network.threshold_values()
+    for stage in network.stages:
+        if stage.kind != snn.WEIGHTED:
+            continue
+        layer = folded.get_layer(stage.name)
+        layer.set_weights([w / thresholds[stage.name] for w in layer.get_weights()])
+    return folded
+
+
+def export_h5(network, path):
+    """Write `fold_thresholds` (network) to ``path`` as Keras ``.h5`` (atomically); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(suffix=".h5", dir=path.parent)
+    os.close(handle)
+    try:
+        with warnings.catch_warnings():  # the toolbox reads Keras .h5, the "legacy" format is the point
+            warnings.filterwarnings("ignore", message=".*HDF5 file.*")
+            fold_thresholds(network).save(temp, save_format="h5")
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return path
+
+
+def default_batch_size(network, budget_gb=8.0, floats_per_neuron_step=1.5, largest=32):
+    """Largest power-of-two batch (<= ``largest``) whose BPTT activations fit ``budget_gb``.
+
+    The engine keeps about 1.5 float32 values per neuron per sample and step for the backward
+    pass (measured on the width-64 ESCAPE-NET, ~582 k neurons: ~3.4 MB per sample-step, so
+    batch 32 at T=28 peaks near 4 GB and at T=100 near 11 GB).
+    """
+    neurons = sum(network.neuron_counts().values())
+    per_sample_gb = network.settings.timesteps * neurons * floats_per_neuron_step * 4 / 1e9
+    batch = largest
+    while batch > 1 and batch * per_sample_gb > budget_gb:
+        batch //= 2
+    return batch

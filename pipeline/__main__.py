@@ -11,6 +11,8 @@ STAGE_MODULES = {
     "convert": "pipeline.convert",
     "sweep": "pipeline.sweep",
     "compare": "pipeline.compare",
+    "energy": "pipeline.energy",
+    "report": "pipeline.report",
 }
 
 

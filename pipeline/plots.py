@@ -1,8 +1,10 @@
 """Figures, one PNG each: labelled axes, layer names, units; readable at a glance."""
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from pipeline.results import write_atomic_with  # noqa: E402
 
@@ -24,5 +26,126 @@ def accuracy_vs_timesteps(path, rows, curve, simulator):
     ax.set_ylim(0, 1)
     ax.set_title("Converted ESCAPE-NET: accuracy vs timesteps")
     ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+# --------------------------------------------------------------------- spike analysis and energy (seed Figs 4-8)
+RASTER_POINTS = 200_000   # most spikes drawn per layer panel; denser layers show every k-th neuron
+
+
+def _panels(count, width=3.6, height=3.0, columns=4):
+    """A grid of `count` panels (unused cells hidden), returned flat and in order."""
+    cols = min(columns, count)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                             constrained_layout=True)
+    axes = axes.ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
+
+
+def spike_raster(path, trains, sample):
+    """Figure 4: every spike of one sample, neuron index vs timestep, one panel per layer.
+
+    ``trains``: layer name -> bool array (T, ...) of that sample.
+    """
+    fig, axes = _panels(len(trains))
+    for ax, (name, train) in zip(axes, trains.items()):
+        flat = train.reshape(train.shape[0], -1)
+        steps, neurons = np.nonzero(flat)
+        stride = max(1, int(np.ceil(len(steps) / RASTER_POINTS)))
+        keep = neurons % stride == 0
+        ax.scatter(steps[keep] + 1, neurons[keep], s=0.5, marker="|", color="k", rasterized=True)
+        shown = "" if stride == 1 else f", every {stride}th neuron"
+        ax.set_title(f"{name}: {len(steps):,} spikes{shown}", fontsize=9)
+        ax.set_xlabel("timestep")
+        ax.set_xlim(0.5, flat.shape[0] + 0.5)
+        ax.set_ylim(-0.5, flat.shape[1] - 0.5)
+        ax.set_ylabel("neuron index (flattened)")
+    fig.suptitle(f"Figure 4. Spike raster per layer, test sample {sample}")
+    _save(fig, path)
+
+
+def spike_histograms(path, sample_totals, per_inference, sample, num_samples):
+    """Figure 5: spikes per neuron per layer, for one sample and averaged over the simulated samples.
+
+    The fraction of silent neurons is printed in each panel (never fired in the sample / in any sample).
+    """
+    fig, axes = _panels(len(sample_totals))
+    for ax, name in zip(axes, sample_totals):
+        one = np.asarray(sample_totals[name]).ravel()
+        mean = np.asarray(per_inference[name]).ravel()
+        top = max(float(one.max()), float(mean.max()), 1.0)
+        bins = np.arange(-0.5, np.ceil(top) + 1) if top <= 40 else np.linspace(0, top, 41)
+        ax.hist(one, bins=bins, histtype="stepfilled", alpha=0.5, color="C0", label=f"sample {sample}")
+        ax.hist(mean, bins=bins, histtype="step", color="C3", label=f"mean of {num_samples} samples")
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("spikes per neuron per inference")
+        ax.set_ylabel("neurons")
+        ax.text(0.97, 0.97, f"silent: {np.mean(one == 0):.1%} (sample)\n{np.mean(mean == 0):.1%} (all samples)",
+                transform=ax.transAxes, ha="right", va="top", fontsize=8)
+    axes[0].legend(loc="lower left", fontsize=7)
+    fig.suptitle("Figure 5. Histogram of spikes per neuron, per layer")
+    _save(fig, path)
+
+
+def operations_per_layer(path, layers):
+    """Figure 6: ANN operations (MACs + adds) vs SNN ACs (+ MACs) and spikes per layer, log scale."""
+    names = [row["name"] for row in layers]
+    x = np.arange(len(names))
+    ann = [row["ann_macs"] + row["ann_adds"] for row in layers]
+    snn = [row["snn_acs"] + row["snn_macs"] for row in layers]
+    spikes = [row["snn_spikes"] for row in layers]
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    ax.bar(x - 0.27, ann, 0.27, label="ANN MACs + adds", color="C3")
+    ax.bar(x, snn, 0.27, label="SNN ACs + MACs", color="C0")
+    ax.bar(x + 0.27, spikes, 0.27, label="SNN spikes emitted", color="C2")
+    ax.set_yscale("log")
+    ax.set_xticks(x, names)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("operations / spikes per inference")
+    ax.set_title("Figure 6. ANN operations vs SNN accumulates per layer")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def normalized_energy(path, layers, total):
+    """Figure 7: energy per layer and in total, both networks as fractions of the ANN's total."""
+    ann_total = total["ann_energy_j"]
+    names = [row["name"] for row in layers] + ["total"]
+    ann = [row["ann_energy_j"] / ann_total for row in layers] + [1.0]
+    snn = [row["snn_energy_j"] / ann_total for row in layers] + [total["normalized_energy"]]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    ax.bar(x - 0.2, ann, 0.4, label="ANN", color="C3")
+    bars = ax.bar(x + 0.2, snn, 0.4, label="SNN", color="C0")
+    ax.bar_label(bars, [f"{v:.3g}" for v in snn], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(x, names)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("energy / ANN total energy")
+    ax.set_title(f"Figure 7. Normalised energy: SNN {total['normalized_energy']:.4f} of the ANN "
+                 f"({total['saving']:.1f}x saving)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def cumulative_energy(path, cumulative_j, ann_energy_j):
+    """Figure 8: SNN energy per inference spent up to each timestep, against the ANN's one pass."""
+    steps = np.arange(1, len(cumulative_j) + 1)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(steps, np.asarray(cumulative_j) * 1e6, "o-", ms=3, color="C0", label="SNN (cumulative)")
+    ax.axhline(ann_energy_j * 1e6, color="C3", ls="--", label=f"ANN ({ann_energy_j * 1e6:.3g} uJ)")
+    ax.set_yscale("log")
+    ax.set_xlabel("timestep")
+    ax.set_ylabel("energy per inference (uJ)")
+    ax.set_title("Figure 8. Energy consumed through the simulation")
+    ax.legend()
     ax.grid(alpha=0.3)
     _save(fig, path)

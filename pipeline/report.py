@@ -1,0 +1,271 @@
+"""The report stage: what a RUN has measured, collected into results/<RUN>/REPORT.md.
+
+Table 1 (the seed's headline: accuracy, normalised energy, timesteps, latency), Tables 2 and 3,
+the energy breakdowns, the other stages' tables, and every figure linked by relative path with a
+one-line caption. Nothing is recomputed here; a stage that has not run is listed with the
+command that produces it instead of being skipped silently.
+"""
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import UserError, results
+
+STUDY_TS = "50 75 100 200 300"
+STDB_TS = "5 10 15 20 25 28 35 50 75 100"
+FIGURE_CAPTIONS = {
+    "fig4_raster": "Figure 4. Spike raster per layer for one test sample",
+    "fig5_spike_histogram": "Figure 5. Spikes per neuron per layer, with the fraction of silent neurons",
+    "fig6_operations": "Figure 6. ANN operations vs SNN accumulates and spikes per layer (log scale)",
+    "fig7_normalized_energy": "Figure 7. Normalised energy, ANN vs SNN, per layer and in total",
+    "fig8_cumulative_energy": "Figure 8. Energy consumed through the simulation",
+}
+
+
+@dataclass
+class Found:
+    """The result files of one RUN, read once."""
+    folder: Path
+    convert: list       # convert_T*.json records, sorted by T
+    stdb: list          # stdb_T*.json records, sorted by T
+    energy: list        # (file name, record) of energy*.json
+    original: dict | None
+    texts: dict         # table2.md, table3.md, simulators.md, latency.md -> text
+    bench: dict | None
+    trained: dict       # the RUN's modified ANN's training record (beside its .h5), {} if unknown
+
+    def empty(self):
+        return not (self.convert or self.stdb or self.energy or self.original or self.texts or self.bench)
+
+
+def _numbered(folder, prefix):
+    """Records of prefix_T<T>.json, sorted by T."""
+    found = []
+    for path in folder.glob(f"{prefix}_T*.json"):
+        match = re.fullmatch(rf"{prefix}_T(\d+)\.json", path.name)
+        if match:
+            found.append((int(match.group(1)), results.read_json(path)))
+    return [record for _, record in sorted(found, key=lambda item: item[0])]
+
+
+def collect(folder):
+    folder = Path(folder)
+    energy = [(p.name, results.read_json(p)) for p in sorted(folder.glob("energy*.json"))]
+    texts = {name: (folder / name).read_text() for name in ("table2.md", "table3.md", "simulators.md", "latency.md")
+             if (folder / name).exists()}
+    original = folder / "ann_original.json"
+    bench = folder / "bench.json"
+    return Found(folder, _numbered(folder, "convert"), _numbered(folder, "stdb"), energy,
+                 results.read_json(original) if original.exists() else None, texts,
+                 results.read_json(bench) if bench.exists() else None, _trained_record(folder))
+
+
+def _trained_record(folder):
+    """The training record `train.train` writes beside the model that run.json names."""
+    run = folder / "run.json"
+    if not run.exists():
+        return {}
+    model_path = results.read_json(run).get("model", {}).get("path")
+    info = Path(model_path).with_suffix(".json") if model_path else None
+    return results.read_json(info) if info is not None and info.exists() else {}
+
+
+# --------------------------------------------------------------------- formatting helpers
+def _fmt(value, digits=4):
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _seconds(value):
+    return "—" if value is None else f"{value * 1e3:.2f} ms"
+
+
+def _best(records):
+    """The record with the highest SNN accuracy (the shortest T among ties)."""
+    scored = [r for r in records if r.get("snn_accuracy") is not None]
+    return max(scored, key=lambda r: (r["snn_accuracy"], -r.get("timesteps", 0))) if scored else None
+
+
+def _energy_of(found, net, timesteps):
+    """'0.0194 (Poisson) / 0.18 (analog)' for the energy files of this network; T noted when it differs."""
+    parts = []
+    for _, record in found.energy:
+        if record.get("net") != net:
+            continue
+        value = f"{record['total']['normalized_energy']:.4g} ({record['input_coding']}"
+        if record.get("timesteps") != timesteps:
+            value += f", at T={record.get('timesteps')}"
+        parts.append(value + ")")
+    return " / ".join(parts) or "—"
+
+
+def _engine_latency(found, net, timesteps):
+    for _, record in found.energy:
+        if record.get("net") == net and record.get("timesteps") == timesteps:
+            return f"{_seconds(record.get('snn_seconds_per_sample'))} (TF engine)"
+    return "—"
+
+
+def _per_sample(record):
+    seconds = record.get("toolbox_seconds", record.get("wall_seconds"))
+    if seconds is None or not record.get("num_samples"):
+        return "—"
+    return f"{_seconds(seconds / record['num_samples'])} ({record.get('simulator', 'SNN')})"
+
+
+# --------------------------------------------------------------------- sections
+def table1(found):
+    original = found.original or {}
+    best_convert, best_stdb = _best(found.convert), _best(found.stdb)
+    modified_acc = original.get("modified_ann_accuracy_test")
+    if modified_acc is None and found.convert:
+        modified_acc = found.convert[-1].get("ann_accuracy_test")
+    if modified_acc is None:
+        modified_acc = found.trained.get("test_accuracy")
+    ann_latency = next((r.get("ann_seconds_per_sample") for _, r in found.energy
+                        if r.get("ann_seconds_per_sample") is not None), None)
+    rows = [
+        ("Original ANN", _fmt(original.get("ann_accuracy_test")), "1 (≈, see note)", "—", "—"),
+        ("Modified ANN", _fmt(modified_acc), "1 (reference)", "—",
+         f"{_seconds(ann_latency)} (Keras)" if ann_latency is not None else "—"),
+    ]
+    if best_convert:
+        t = best_convert["timesteps"]
+        rows.append(("ANN to SNN only", f"{_fmt(best_convert['snn_accuracy'])} (best; "
+                     f"{best_convert.get('num_samples', '?')} samples)", _energy_of(found, "converted", t),
+                     str(t), _per_sample(best_convert)))
+    else:
+        rows.append(("ANN to SNN only", "—", _energy_of(found, "converted", None), "—", "—"))
+    if best_stdb:
+        t = best_stdb["timesteps"]
+        rows.append(("ANN to SNN + STDB", f"{_fmt(best_stdb['snn_accuracy'])} (best; "
+                     f"{best_stdb.get('num_samples', '?')} samples)", _energy_of(found, "stdb", t), str(t),
+                     _engine_latency(found, "stdb", t)))
+    else:
+        rows.append(("ANN to SNN + STDB", "—", _energy_of(found, "stdb", None), "—", "—"))
+    lines = ["## Table 1. Overall results", "",
+             "| Model | Accuracy | Normalized energy (SNN/ANN) | Timesteps | Latency (wall time per sample) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    lines += ["", "Energy is relative to the modified ESCAPE-NET as an ANN (its MACs x E_MAC plus pooling adds "
+              "x E_AC, from `energy*.json`); the original's batch norm and biases add under 1 % to that. "
+              "Accuracies are on the test set (ANNs) or on the simulated test samples (SNNs). Latency is "
+              "wall time per sample on this machine, by the simulator named in brackets."]
+    return lines
+
+
+def energy_section(name, record):
+    total, inp = record["total"], record.get("input", {})
+    lines = [f"### `{name}`: NET={record.get('net', '?')}, T={record['timesteps']}, {record['input_coding']} input, "
+             f"{record.get('num_samples', '?')} samples, {record['preset']} (MAC {record['e_mac_pj']} pJ, "
+             f"AC {record['e_ac_pj']} pJ)", "",
+             f"Normalised energy **{total['normalized_energy']:.4g}** ({total['saving']:.1f}x saving); "
+             f"ANN {total['ann_energy_j'] * 1e6:.3g} uJ, SNN {total['snn_energy_j'] * 1e6:.3g} uJ per inference.",
+             ""]
+    if inp:
+        lines += [f"Input coding floor ≈ {inp['floor_normalized_energy']:.4g} ({inp['floor_formula']}; "
+                  f"mean|x| = {inp['mean_abs_x']:.4f}); the first layer measured "
+                  f"{inp['first_layer_normalized_energy']:.4g}.", ""]
+    lines += ["| Layer | Neurons | ANN MACs | ANN adds | SNN spikes | SNN ACs | SNN MACs | SNN/ANN energy "
+              "| counted as |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in record["layers"]:
+        ratio = row["snn_energy_j"] / row["ann_energy_j"] if row["ann_energy_j"] else float("nan")
+        lines.append(f"| {row['name']} | {row['neurons']:,} | {row['ann_macs']:,} | {row['ann_adds']:,} | "
+                     f"{row['snn_spikes']:,.0f} | {row['snn_acs']:,.0f} | {row['snn_macs']:,.0f} | {ratio:.4g} | "
+                     f"{row.get('ac_source', '')} |")
+    return lines + [""]
+
+
+def bench_section(bench):
+    keys = ("timesteps", "num_samples", "ini_seconds", "engine_seconds", "speedup", "dense_bound_ratio",
+            "spike_agreement", "accuracy_ini", "accuracy_engine", "peak_memory_mb")
+    return ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),
+            "| " + " | ".join(_fmt(bench.get(k), 3) for k in keys) + " |", ""]
+
+
+def figure_list(found):
+    """(relative path, caption) of every figure the RUN has, in the seed's order."""
+    figures = []
+    folder = found.folder
+    for record in found.stdb:
+        name = f"stdb_T{record['timesteps']}_curves.png"
+        if (folder / name).exists():
+            figures.append((name, f"Figure 3. STDB training curves at T={record['timesteps']} "
+                                  "(loss and accuracy per epoch)"))
+    if (folder / "table2.png").exists():
+        figures.append(("table2.png", "Table 2 as a figure: converted SNN accuracy vs timesteps, ANN for reference"))
+    for name, record in found.energy:
+        where = f"NET={record.get('net', '?')}, T={record['timesteps']}, {record['input_coding']} input"
+        for key, file in record.get("figures", {}).items():
+            if (folder / file).exists():
+                caption = FIGURE_CAPTIONS.get(key, key)
+                if key == "fig4_raster":
+                    caption = caption.replace("one test sample", f"test sample {record.get('raster_sample', 0)}")
+                figures.append((file, f"{caption}; {where}"))
+    if (folder / "latency.png").exists():
+        figures.append(("latency.png", "Accuracy vs timesteps for every conversion method (latency stage)"))
+    return figures
+
+
+def missing(found, run):
+    """Stages without results, each with the command that produces them."""
+    suffix = "" if run == "default" else f" RUN={run}"
+    wanted = [
+        (found.convert, "conversion-only runs (`convert_T*.json`)", "make convert T=300"),
+        ("table2.md" in found.texts, "Table 2 (`table2.md`)", f'make sweep TS="{STUDY_TS}"'),
+        (found.original, "original ANN (`ann_original.json`)", f'make sweep TS="{STUDY_TS}"'),
+        (found.stdb, "STDB runs (`stdb_T*.json`, Figure 3)", "make stdb T=28"),
+        ("table3.md" in found.texts, "Table 3 (`table3.md`)", f'make stdb-sweep TS="{STDB_TS}"'),
+        (any(name == "energy.json" for name, _ in found.energy),
+         "energy with Poisson input (`energy.json`, Figures 4-8)", "make energy T=28 NET=stdb"),
+        (any(name == "energy_analog.json" for name, _ in found.energy),
+         "energy with constant input (`energy_analog.json`)", "make energy T=28 NET=stdb CODING=analog"),
+        ("simulators.md" in found.texts, "simulator comparison (`simulators.md`)", 'make compare SIMS="INI brian2"'),
+        (found.bench, "engine vs INI benchmark (`bench.json`)", "make bench T=100 N=50"),
+        ("latency.md" in found.texts, "low-latency conversion (`latency.md`)", 'make latency TS="1 2 4 8 16 32"'),
+    ]
+    return [f"- {what}: `{command}{suffix}`" for present, what, command in wanted if not present]
+
+
+def render(found, run):
+    lines = [f"# escape-snn report: RUN={run}", ""]
+    lines += table1(found) + [""]
+    for title, name in (("Table 2. ANN to SNN only", "table2.md"), ("Table 3. ANN to SNN + STDB", "table3.md")):
+        lines += [f"## {title}", "", found.texts[name].strip() if name in found.texts else "_not run yet_", ""]
+    if found.energy:
+        lines += ["## Energy per inference", ""]
+        for name, record in found.energy:
+            lines += energy_section(name, record)
+    for title, name in (("Simulators compared", "simulators.md"), ("Low-latency conversion", "latency.md")):
+        if name in found.texts:
+            lines += [f"## {title}", "", found.texts[name].strip(), ""]
+    if found.bench:
+        lines += ["## Engine vs INI (`bench.json`)", ""] + bench_section(found.bench)
+    figures = figure_list(found)
+    if figures:
+        lines += ["## Figures", ""]
+        for path, caption in figures:
+            lines += [f"**{caption}.**", "", f"![{caption}]({path})", ""]
+    gaps = missing(found, run)
+    if gaps:
+        lines += ["## Not run yet", ""] + gaps + [""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main(settings):
+    folder = results.run_dir(settings.run)
+    found = collect(folder) if folder.is_dir() else None
+    if found is None or found.empty():
+        raise UserError(f"RUN={settings.run}: no results in {folder} to report; run a stage first "
+                        f"(make all, or make convert T=300)")
+    out = folder / "REPORT.md"
+    results.write_atomic(out, render(found, settings.run))
+    gaps = missing(found, settings.run)
+    print(f"report of RUN={settings.run}: {len(figure_list(found))} figures, {len(gaps)} stages not run yet")
+    for line in gaps:
+        print(f"  {line}")
+    print(f"  -> {out}")
+    return out

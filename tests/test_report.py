@@ -1,0 +1,107 @@
+"""The report: Table 1 from fabricated results, Tables 2/3 verbatim, relative figure links, missing stages."""
+import json
+
+import pytest
+
+from pipeline.__main__ import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def write(folder, name, data):
+    path = folder / name
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(json.dumps(data) if isinstance(data, dict) else data)
+
+
+def energy_record(net, coding, timesteps, normalized, figures=None):
+    layer = {"name": "conv1", "neurons": 10, "ann_macs": 100, "ann_adds": 0, "snn_spikes": 3.0, "snn_acs": 20.0,
+             "snn_macs": 0.0, "ann_energy_j": 4.6e-10, "snn_energy_j": 1.8e-11,
+             "ac_source": "input spikes x fan-out into conv1"}
+    return {"stage": "energy", "preset": "45nm-fp32", "e_mac_pj": 4.6, "e_ac_pj": 0.9, "timesteps": timesteps,
+            "input_coding": coding, "net": net, "num_samples": 50, "layers": [layer],
+            "total": {"ann_energy_j": 4.6e-10, "snn_energy_j": 4.6e-10 * normalized,
+                      "normalized_energy": normalized, "saving": 1 / normalized},
+            "input": {"mean_abs_x": 0.01, "floor_normalized_energy": 0.01, "floor_formula": "T x mean|x| x ...",
+                      "first_layer_normalized_energy": 0.005},
+            "snn_seconds_per_sample": 0.012, "ann_seconds_per_sample": 0.005, "raster_sample": 3,
+            "figures": figures or {}}
+
+
+@pytest.fixture
+def run(sandbox):
+    folder = sandbox / "results" / "r"
+    folder.mkdir(parents=True)
+    for t, acc in ((50, 0.42), (300, 0.713), (200, 0.711)):
+        write(folder, f"convert_T{t}.json", {"timesteps": t, "snn_accuracy": acc, "num_samples": 100,
+                                              "simulator": "INI", "ann_accuracy_test": 0.727, "wall_seconds": 60.0,
+                                              "toolbox_seconds": 30.0})
+    write(folder, "table2.md", "**Table 2. ANN to SNN only**\n\n| Timesteps | ANN | SNN |\n|---|---|---|\n"
+                               "| 50 | 0.7270 | 0.4220 |\n")
+    write(folder, "table2.png", PNG)
+    write(folder, "ann_original.json", {"ann_accuracy_test": 0.738, "modified_ann_accuracy_test": 0.727})
+    write(folder, "stdb_T28.json", {"timesteps": 28, "snn_accuracy": 0.699, "num_samples": 100})
+    write(folder, "stdb_T28_curves.png", PNG)
+    figures = {"fig4_raster": "energy_fig4_raster.png", "fig7_normalized_energy": "energy_fig7_normalized_energy.png"}
+    for name in figures.values():
+        write(folder, name, PNG)
+    write(folder, "energy.json", energy_record("stdb", "poisson", 28, 0.0194174757, figures))
+    return folder
+
+
+def test_report_collects_tables_figures_and_missing_stages(run, capsys):
+    assert main(["report", "--run", "r"]) == 0
+    text = (run / "REPORT.md").read_text()
+    table1 = text.split("## Table 1")[1].split("## Table 2")[0]
+    assert "| Original ANN | 0.7380 |" in table1 and "| Modified ANN | 0.7270 |" in table1
+    assert "| ANN to SNN only | 0.7130 (best; 100 samples) | — | 300 | 300.00 ms (INI) |" in table1
+    assert "| ANN to SNN + STDB | 0.6990 (best; 100 samples) | 0.01942 (poisson) | 28 | 12.00 ms (TF engine) |" \
+        in table1
+    assert "5.00 ms (Keras)" in table1
+    assert "| 50 | 0.7270 | 0.4220 |" in text                          # Table 2 verbatim
+    assert "51.5x saving" in text                                      # energy section
+    # Figures linked by relative path, with captions, in the seed's order.
+    assert "](stdb_T28_curves.png)" in text and "](table2.png)" in text
+    assert "![Figure 4. Spike raster per layer for test sample 3; NET=stdb, T=28, poisson input]" \
+           "(energy_fig4_raster.png)" in text
+    assert str(run) not in text
+    assert text.index("Figure 3.") < text.index("Figure 4.") < text.index("Figure 7.")
+    # Missing stages, each with its command.
+    missing = text.split("## Not run yet")[1]
+    assert 'make stdb-sweep TS="5 10 15 20 25 28 35 50 75 100" RUN=r' in missing
+    assert "make energy T=28 NET=stdb CODING=analog RUN=r" in missing
+    assert "make bench T=100 N=50 RUN=r" in missing and "make latency" in missing and "make compare" in missing
+    assert "make sweep" not in missing and "make stdb T=28" not in missing
+    assert "stages not run yet" in capsys.readouterr().out
+
+
+def test_report_shows_both_codings_and_converted_energy(run):
+    (run / "energy_analog.json").write_text(json.dumps(energy_record("stdb", "analog", 28, 0.18)))
+    (run / "energy_converted.json").write_text(json.dumps(energy_record("converted", "poisson", 100, 0.5)))
+    assert main(["report", "--run", "r"]) == 0
+    text = (run / "REPORT.md").read_text()
+    assert "| 0.01942 (poisson) / 0.18 (analog) | 28 |" in text
+    assert "0.5 (poisson, at T=100)" in text                           # converted measured at another T
+    assert "CODING=analog" not in text.split("## Not run yet")[1]
+
+
+def test_report_is_rewritten_whole(run):
+    assert main(["report", "--run", "r"]) == 0
+    first = (run / "REPORT.md").read_text()
+    assert main(["report", "--run", "r"]) == 0
+    assert (run / "REPORT.md").read_text() == first
+    assert not list(run.glob(".REPORT.md*"))                          # no temp file left behind
+
+
+@pytest.mark.parametrize("setup", ["nothing", "only_run_record"])
+def test_a_run_without_results_is_refused(sandbox, setup, capsys):
+    if setup == "only_run_record":
+        folder = sandbox / "results" / "empty"
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text("{}")
+    assert main(["report", "--run", "empty"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "RUN=empty: no results" in err[0]
+    assert not (sandbox / "results" / "empty" / "REPORT.md").exists()

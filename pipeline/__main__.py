@@ -11,6 +11,8 @@ STAGE_MODULES = {
     "convert": "pipeline.convert",
     "sweep": "pipeline.sweep",
     "compare": "pipeline.compare",
+    "stdb": "pipeline.stdb",
+    "stdb-sweep": "pipeline.stdb:sweep_main",
     "energy": "pipeline.energy",
     "report": "pipeline.report",
 }
@@ -23,7 +25,8 @@ def main(argv=None):
         module_name = STAGE_MODULES.get(settings.stage)
         if module_name is None:
             raise UserError(f"stage {settings.stage!r} is not available yet")
-        importlib.import_module(module_name).main(settings)
+        module_name, _, function = module_name.partition(":")
+        getattr(importlib.import_module(module_name), function or "main")(settings)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

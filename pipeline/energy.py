@@ -337,22 +337,12 @@ def stdb_network(ws, timesteps, coding, seed, batch_size):
 
 def converted_network(ws, timesteps, coding, thresholds, seed, batch_size, num_calibration):
     """The RUN's converted network with INI semantics (spiking pools, spike-count readout)."""
-    from pipeline import snn
+    from pipeline import snn, workspace
     model = snn.load_keras(ws.model.path)
     settings = snn.SnnSettings.ini_compatible(timesteps, coding=coding, seed=seed, batch_size=batch_size)
-    if thresholds == "toolbox":
-        pattern = f"log_m{ws.model_sha256[:12]}_d{ws.dataset.sha256[:12]}_p*_b*/normalization/*.json"
-        found = sorted((ws.dir / "toolbox").glob(pattern))
-        if not found:
-            raise UserError(f"THRESHOLDS=toolbox needs the toolbox's scale factors of this model under "
-                            f"{ws.dir / 'toolbox'}: run make convert T={timesteps} first")
-        values = snn.thresholds_from_scale_factors(model, results.read_json(found[0]))
-        return snn.SpikingNetwork(model, values, settings), f"converted, toolbox thresholds ({found[0].name})"
-    base = snn.SpikingNetwork(model, None, settings)
-    x_cal = ws.dataset.x_train[:num_calibration]
-    values = snn.calibrate_thresholds(base, x_cal, progress=True)
-    return snn.SpikingNetwork(model, values, settings), \
-        f"converted, thresholds 0.7 x max input current on {len(x_cal)} training samples"
+    values, source = workspace.conversion_thresholds(ws, snn.SpikingNetwork(model, None, settings), thresholds,
+                                                     num_calibration)
+    return snn.SpikingNetwork(model, values, settings), f"converted, {source}"
 
 
 def replay_input(network, x, fan_out):

@@ -149,3 +149,28 @@ def cumulative_energy(path, cumulative_j, ann_energy_j):
     ax.legend()
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def stdb_curves(path, record):
+    """Seed Figure 3: STDB training curves (loss; train and test accuracy) per epoch."""
+    history = record["history"]
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(epochs, [h["loss"] for h in history], "o-", label="train loss")
+    ax_loss.plot(epochs, [h["test_loss"] for h in history], "s--", label="test loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.legend()
+    ax_acc.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train")
+    ax_acc.plot(epochs, [h["test_accuracy"] for h in history], "s-", label="test")
+    ax_acc.axhline(record["snn_accuracy_before"], color="0.5", ls=":", label="converted, before STDB")
+    ax_acc.axhline(record["ann_accuracy"], color="C3", ls="--", label="ANN")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_ylim(0, 1)
+    ax_acc.legend(loc="lower right")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"STDB fine-tuning at T={record['timesteps']} ({record['surrogate']} surrogate, "
+                 f"leak {record['leak']})")
+    _save(fig, path)

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipeline import UserError
-from pipeline import snn
+from pipeline import UserError, results, snn
 
 SURROGATES = ("linear", "stdb")
 
@@ -304,7 +303,9 @@ def export_h5(network, path):
     try:
         with warnings.catch_warnings():  # the toolbox reads Keras .h5, the "legacy" format is the point
             warnings.filterwarnings("ignore", message=".*HDF5 file.*")
-            fold_thresholds(network).save(temp, save_format="h5")
+            folded = fold_thresholds(network)
+            folded.compile("sgd", "categorical_crossentropy")   # the toolbox re-compiles with the saved loss
+            folded.save(temp, save_format="h5")
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
@@ -325,3 +326,159 @@ def default_batch_size(network, budget_gb=8.0, floats_per_neuron_step=1.5, large
     while batch > 1 and batch * per_sample_gb > budget_gb:
         batch //= 2
     return batch
+
+
+# --------------------------------------------------------------------- the stdb / stdb-sweep stages
+DEFAULT_NTRAIN = 256      # sized so `make stdb T=28` fits ~20 min on a 2-core CPU (README)
+DEFAULT_N = 100
+CALIBRATION_SAMPLES = 100
+TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch")
+
+
+def _stage_settings(settings, seed=0):
+    return StdbSettings(epochs=settings.stdb_epochs, learning_rate=settings.lr, surrogate=settings.surrogate,
+                        seed=seed)
+
+
+def _signature(ws, settings, n, ntrain):
+    """What a finished stdb_T<T>.json must match to be reused by a sweep."""
+    return {"model_sha256": ws.model_sha256, "num_samples": n, "ntrain": ntrain, "leak": settings.leak,
+            "surrogate": settings.surrogate, "lr": settings.lr, "stdb_epochs": settings.stdb_epochs,
+            "thresholds_mode": settings.thresholds, "coding": settings.coding}
+
+
+def _toolbox_check(ws, export_path, timesteps, n, coding):
+    """Run the exported (threshold-folded) network on SNN Toolbox INI with normalize = False."""
+    from pipeline import configs, convert, toolbox, workspace
+    batch = workspace.batch_size_for(n)
+    paths = convert.toolbox_paths(ws, batch)
+    link = paths["path_wd"] / export_path.name
+    link.unlink(missing_ok=True)
+    os.symlink(export_path.resolve(), link)
+    sha = results.file_sha256(export_path)
+    paths.update(filename_ann=link.stem, log_dir_of_current_run=paths["path_wd"] / f"log_stdb_m{sha[:12]}_b{batch}")
+    config = configs.render(f"{ws.run}_stdb", timesteps, n, batch, paths, seed=ws.record["seed"],
+                            overrides={("tools", "normalize"): False,
+                                       ("input", "poisson_input"): coding == "poisson"})
+    run = toolbox.run(configs.validate(config), progress=True)
+    return run.accuracy, str(config)
+
+
+def run_stdb(settings, ws, timesteps):
+    """Convert, fine-tune with STDB at `timesteps`, export, check on the toolbox; write stdb_T<T>.json."""
+    from pipeline import convert, data, plots, workspace
+    start = time.perf_counter()
+    n = workspace.check_num_samples(settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test)), ws.dataset)
+    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
+    seed = int(ws.record["seed"])
+    train_idx = data.balanced_subset(ws.dataset.y_train, ntrain, seed)
+    x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
+    x_test, y_test = ws.dataset.x_test[:n], ws.dataset.y_test[:n]
+    stdb_settings = _stage_settings(settings, seed)
+
+    model = snn.load_keras(ws.model.path)
+    engine_settings = snn.SnnSettings(timesteps=timesteps, leak=settings.leak, coding=settings.coding,
+                                      seed=seed, batch_size=stdb_settings.batch_size)
+    base = snn.SpikingNetwork(model, None, engine_settings)
+    thresholds, source = workspace.conversion_thresholds(
+        ws, base, settings.thresholds, min(CALIBRATION_SAMPLES, len(ws.dataset.y_train)))
+    network = snn.SpikingNetwork(model, thresholds, engine_settings)
+    ann_same, ann_test = convert.ann_accuracies(ws.model.path, ws.dataset.x_test, ws.dataset.y_test, n)
+    print(f"STDB at T={timesteps}: {ntrain} training samples, {n} test samples, {source}")
+    outcome = train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True)
+    final = network.simulate(x_test, y_test)
+
+    export_path = ws.dir / f"stdb_T{timesteps}.h5"
+    export_h5(network, export_path)
+    toolbox_accuracy, toolbox_config = _toolbox_check(ws, export_path, timesteps, n, settings.coding)
+    per_epoch = [record.seconds for record in outcome.history]
+    record = {
+        "stage": "stdb", "simulator": "engine", "timesteps": timesteps, "num_samples": n,
+        "ann_accuracy": ann_same, "ann_accuracy_test": ann_test,
+        "snn_accuracy_before": outcome.acc_before, "snn_accuracy": outcome.acc_after,
+        "improvement": outcome.acc_after - outcome.acc_before,
+        "accuracy_per_timestep": [float(a) for a in final.accuracy_per_timestep],
+        "best_epoch": outcome.best_epoch, "leak": settings.leak, "surrogate": settings.surrogate,
+        "learning_rate": settings.lr, "stdb_epochs": settings.stdb_epochs, "ntrain": ntrain,
+        "thresholds_mode": settings.thresholds, "threshold_source": source,
+        "coding": settings.coding, "poisson_rule": engine_settings.poisson_rule,
+        "pooling": engine_settings.pooling, "readout": engine_settings.readout,
+        "initial_membrane": engine_settings.initial_membrane,
+        "history": outcome.history_dicts(), "seconds_per_epoch": float(np.mean(per_epoch)),
+        "peak_memory_mb": outcome.peak_memory_mb, "wall_seconds": time.perf_counter() - start,
+        "thresholds": outcome.thresholds, "leaks": outcome.leaks,
+        "exported_model": str(export_path), "exported_folded": True,
+        "toolbox_export_accuracy": toolbox_accuracy,
+        "toolbox_export_note": "SNN Toolbox INI on the exported .h5 (thresholds folded, normalize = False): "
+                               "its pools spike, it counts output spikes and uses its own Poisson rule, "
+                               "so it differs from the engine's linear pools and membrane readout",
+        "config": toolbox_config, "signature": _signature(ws, settings, n, ntrain),
+        "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
+        "model": {"path": str(ws.model.path), "sha256": ws.model_sha256},
+        "seed": seed, "versions": results.versions(),
+    }
+    results.write_json(ws.dir / f"stdb_T{timesteps}.json", record)
+    plots.stdb_curves(ws.dir / f"stdb_T{timesteps}_curves.png", record)
+    return record
+
+
+def print_rows(records):
+    print(f"\n  {'T':>5} {'ANN':>7} {'SNN before':>11} {'STDB':>7} {'best epoch':>11} {'toolbox(export)':>16}"
+          f" {'s/epoch':>8} {'peak MB':>8}")
+    for r in records:
+        print(f"  {r['timesteps']:>5} {r['ann_accuracy']:>7.4f} {r['snn_accuracy_before']:>11.4f} "
+              f"{r['snn_accuracy']:>7.4f} {r['best_epoch']:>11} {r['toolbox_export_accuracy']:>16.4f} "
+              f"{r['seconds_per_epoch']:>8.0f} {r['peak_memory_mb']:>8.0f}")
+
+
+def main(settings):
+    """`make stdb T=28`: one fine-tuning run."""
+    from pipeline import workspace
+    if settings.timesteps is None:
+        raise UserError("T is required: make stdb T=28")
+    _stage_settings(settings)          # refuse bad settings before any work
+    snn.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, coding=settings.coding)
+    ws = workspace.prepare(settings)
+    record = run_stdb(settings, ws, settings.timesteps)
+    print_rows([record])
+    print(f"  STDB changed accuracy by {record['improvement']:+.4f} (before {record['snn_accuracy_before']:.4f}, "
+          f"after {record['snn_accuracy']:.4f}); -> {ws.dir / f'stdb_T{settings.timesteps}.json'}")
+    return record
+
+
+def sweep_main(settings):
+    """`make stdb-sweep TS="..."`: Table 3, one STDB run per T; finished runs are reused."""
+    import csv
+    import io
+    from pipeline import workspace
+    if not settings.timesteps_list:
+        raise UserError("TS is required: make stdb-sweep TS=\"5 10 15 20 25 28 35 50 75 100\"")
+    _stage_settings(settings)
+    snn.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, coding=settings.coding)
+    ws = workspace.prepare(settings)
+    n = settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test))
+    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
+    records = []
+    for t in sorted(set(settings.timesteps_list)):
+        path = ws.dir / f"stdb_T{t}.json"
+        old = results.read_json(path) if path.exists() and not settings.force else None
+        if old is not None and old.get("signature") == _signature(ws, settings, n, ntrain):
+            records.append(old)
+        else:
+            records.append(run_stdb(settings, ws, t))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TABLE3_COLUMNS)
+    writer.writerows([[r[c] for c in TABLE3_COLUMNS] for r in records])
+    results.write_atomic(ws.dir / "table3.csv", buffer.getvalue())
+    lines = [f"**Table 3. ANN to SNN + STDB** ({n} test samples, {ntrain} training samples, "
+             f"{settings.stdb_epochs} epochs, {settings.surrogate} surrogate, {settings.coding} input, "
+             "engine with linear pools and membrane readout)", "",
+             "| ANN Accuracy | Timesteps | Leak | SNN only Accuracy | SNN STDB Accuracy | Best Epoch |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['ann_accuracy']:.4f} | {r['timesteps']} | {r['leak']} | {r['snn_accuracy_before']:.4f} | "
+              f"{r['snn_accuracy']:.4f} | {r['best_epoch']} |" for r in records]
+    results.write_atomic(ws.dir / "table3.md", "\n".join(lines) + "\n")
+    print_rows(records)
+    print(f"  -> {ws.dir / 'table3.md'}")
+    return records

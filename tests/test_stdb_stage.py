@@ -1,0 +1,52 @@
+"""The stdb / stdb-sweep stages end to end on a tiny model, and their refusals."""
+import csv
+import json
+
+import pytest
+
+from pipeline import stdb
+from pipeline.__main__ import main
+
+COMMON = ["--width", "4", "--epochs", "3", "--run", "st", "--num-samples", "20", "--ntrain", "64",
+          "--stdb-epochs", "2"]
+FIELDS = {"stage", "simulator", "timesteps", "num_samples", "ann_accuracy", "ann_accuracy_test", "snn_accuracy",
+          "accuracy_per_timestep", "wall_seconds", "config", "dataset", "model", "seed", "versions",
+          "snn_accuracy_before", "best_epoch", "leak", "surrogate", "history", "peak_memory_mb",
+          "exported_model", "thresholds", "toolbox_export_accuracy"}
+
+
+@pytest.mark.slow
+def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch):
+    assert main(["stdb", "--data", str(tiny_npz), "--timesteps", "6", *COMMON]) == 0
+    run = sandbox / "results" / "st"
+    record = json.loads((run / "stdb_T6.json").read_text())
+    assert FIELDS <= set(record)
+    assert record["timesteps"] == 6 and len(record["accuracy_per_timestep"]) == 6
+    assert len(record["history"]) == 2 and 1 <= record["best_epoch"] <= 2
+    assert record["snn_accuracy"] == max(h["test_accuracy"] for h in record["history"])
+    assert (run / "stdb_T6_curves.png").stat().st_size > 0 and (run / "stdb_T6.h5").exists()
+    assert 0 <= record["toolbox_export_accuracy"] <= 1
+
+    ran = []
+    real = stdb.run_stdb
+    monkeypatch.setattr(stdb, "run_stdb", lambda s, ws, t: ran.append(t) or real(s, ws, t))
+    assert main(["stdb-sweep", "--data", str(tiny_npz), "--timesteps-list", "4 6", *COMMON]) == 0
+    assert ran == [4]                     # T=6 reused from the stdb stage
+    with open(run / "table3.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(stdb.TABLE3_COLUMNS) and [r["timesteps"] for r in rows] == ["4", "6"]
+    assert "| 6 |" in (run / "table3.md").read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--timesteps", "0"], "T=0 must be a positive integer"),
+    (["--timesteps", "28", "--leak", "1.5"], "LEAK=1.5"),
+    (["--timesteps", "28", "--leak", "0"], "LEAK=0.0"),
+    (["--timesteps", "28", "--surrogate", "sigmoid"], "invalid choice: 'sigmoid'"),
+    (["--timesteps", "28", "--lr", "-1"], "LR=-1.0"),
+])
+def test_bad_stdb_settings(sandbox, args, message, capsys):
+    assert main(["stdb", "--run", "bad", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (sandbox / "results" / "bad").exists()

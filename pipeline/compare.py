@@ -8,9 +8,17 @@ still differs between the simulators is measured, not hidden:
 - brian2's input layer is integrate-and-fire on a constant current, so
   negative inputs never spike: compare on SCALE=unsigned data (the default
   for a new RUN here) or read `negative_input_fraction`.
-- every brian2 synapse hop adds one timestep of delay, so its output layer
-  lags INI's by the number of spiking layers; `accuracy_matched_latency`
-  reads INI's curve at T minus that lag.
+- every brian2 synapse hop adds one timestep of delay (brian2 checks
+  thresholds before it delivers the step's spikes), and brian2's input is a
+  spiking layer of its own while INI feeds the input current straight into
+  conv1: its output lags INI's by one step per projection, input -> conv1
+  included (7 for ESCAPE-NET: the lag that best aligns the two output spike
+  counts). The first output spike comes about one step later still
+  (`first_output_spike_delay_steps`): input neurons integrate to threshold
+  before their first spike. `reference_accuracy_matched_latency` reads
+  INI's curve at T minus the 7.
+- pyNN + NEST is refused: SNN Toolbox 0.6.0's pyNN backend cannot run INI's
+  neuron (see UNSUPPORTED).
 """
 import dataclasses
 import importlib.util
@@ -24,13 +32,20 @@ import numpy as np
 from pipeline import UserError, configs, convert, results, toolbox, workspace
 from pipeline.settings import Settings
 
-PACKAGES = {"INI": None, "brian2": "brian2", "nest": "pyNN"}
+PACKAGES = {"INI": None, "brian2": "brian2"}
+UNSUPPORTED = {
+    "nest": "SNN Toolbox 0.6.0's pyNN backend cannot match INI's neurons on NEST 3 "
+            "(IF_curr_exp resets to v_reset, not by subtraction; NEST refuses tau_refrac < dt; "
+            "0.01 ms current synapses deliver 1/100 of each weight): no output spike",
+}
 
 
 def check_simulators(names):
     if not names:
         raise UserError("SIMS is empty: e.g. SIMS=\"INI brian2\"")
     for name in names:
+        if name in UNSUPPORTED:
+            raise UserError(f"SIMS: {name} is not supported: {UNSUPPORTED[name]}")
         if name not in PACKAGES:
             raise UserError(f"SIMS: unknown simulator {name!r}; choose from {', '.join(PACKAGES)}")
         package = PACKAGES[name]
@@ -83,8 +98,27 @@ def rate_statistics(a, b, timesteps):
     return correlation, mean_abs_diff
 
 
-def spiking_hops(outcome):
+def synapse_hops(outcome):
+    """Projections from the input to the output: one per spiking layer (input -> conv1 is the first)."""
     return len(outcome["spike_counts"])
+
+
+def first_output_spike_steps(outcome):
+    """(N,) first step (0-based) at which any output neuron has spiked; -1 where none did."""
+    any_spike = outcome["output_counts"].sum(axis=1) > 0
+    return np.where(any_spike.any(axis=1), any_spike.argmax(axis=1), -1)
+
+
+def first_spike_summary(first, ref_first):
+    """Median first output spike step, and median delay behind the reference (samples where both spiked)."""
+    both = (first >= 0) & (ref_first >= 0)
+    median = float(np.median(first[first >= 0])) if (first >= 0).any() else None
+    return median, float(np.median(first[both] - ref_first[both])) if both.any() else None
+
+
+def accuracy_at_latency(curve, timesteps, lag):
+    """Accuracy after `timesteps - lag` steps: what the lagging simulator had time to compute."""
+    return float(curve[timesteps - lag - 1]) if timesteps > lag else 0.0
 
 
 def main(settings: Settings):
@@ -114,18 +148,24 @@ def main(settings: Settings):
         "model": {"path": str(ws.model.path), "sha256": ws.model_sha256},
         "seed": ws.record["seed"], "versions": results.versions(),
     }
+    ref_first = first_output_spike_steps(outcomes[reference])
     for name in names:
         outcome, (guesses, curve) = outcomes[name], curves[name]
-        lag = spiking_hops(outcome) - 1 if name == "brian2" else 0
-        ref_curve = curves[reference][1]
+        lag = synapse_hops(outcome) if name == "brian2" else 0
+        matched = None if name == reference or not lag else \
+            accuracy_at_latency(curves[reference][1], timesteps, lag)
+        first, delay = first_spike_summary(first_output_spike_steps(outcome), ref_first)
         report["simulators"][name] = {
             "accuracy": float(curve[-1]),
             "accuracy_per_timestep": [float(a) for a in curve],
             "wall_seconds": outcome["wall_seconds"],
+            "build_seconds": outcome["toolbox_seconds"].get("build"),
             "simulate_seconds": outcome["toolbox_seconds"].get("simulate"),
             "peak_memory_mb": outcome["peak_memory_mb"],
+            "first_output_spike_step": first,
+            "first_output_spike_delay_steps": delay,
             "output_delay_steps": lag,
-            "reference_accuracy_matched_latency": float(ref_curve[max(0, timesteps - lag) - 1]) if lag else None,
+            "reference_accuracy_matched_latency": matched,
         }
     for other in names[1:]:
         pair = f"{reference}-{other}"
@@ -150,13 +190,16 @@ def markdown(report):
     out = io.StringIO()
     out.write(f"**Simulators compared** (T={report['timesteps']}, {report['num_samples']} samples, "
               f"SCALE={report['scale']}, negative inputs: {report['negative_input_fraction']:.1%})\n\n")
-    out.write("| simulator | accuracy | reference at matched latency | output delay (steps) | wall s | "
-              "simulate s | peak MB |\n|---|---|---|---|---|---|---|\n")
+    out.write("| simulator | accuracy | reference at matched latency | output delay (steps) | "
+              "first output spike (step) | wall s | build s | simulate s | peak MB |\n"
+              "|---|---|---|---|---|---|---|---|---|\n")
     for name, s in report["simulators"].items():
         matched = "—" if s["reference_accuracy_matched_latency"] is None else \
             f"{s['reference_accuracy_matched_latency']:.3f}"
-        out.write(f"| {name} | {s['accuracy']:.3f} | {matched} | {s['output_delay_steps']} | "
-                  f"{s['wall_seconds']:.1f} | {s['simulate_seconds']:.1f} | {s['peak_memory_mb']:.0f} |\n")
+        first = "none" if s["first_output_spike_step"] is None else f"{s['first_output_spike_step']:g}"
+        out.write(f"| {name} | {s['accuracy']:.3f} | {matched} | {s['output_delay_steps']} | {first} | "
+                  f"{s['wall_seconds']:.1f} | {s['build_seconds']:.1f} | {s['simulate_seconds']:.1f} | "
+                  f"{s['peak_memory_mb']:.0f} |\n")
     agreement = report["class_agreement"]
     if isinstance(agreement, float):
         out.write(f"\nClass agreement: {agreement:.3f}\n\n| layer | rate correlation r | mean abs rate diff |\n"

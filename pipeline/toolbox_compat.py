@@ -1,7 +1,9 @@
 """Named patches that let SNN Toolbox 0.6.0 (PyPI, unmodified) run on today's NumPy/TF.
 
-Each patch fixes one breakage seen running the toolbox as a new user would, and
-is applied only to the toolbox module that breaks, never to NumPy itself.
+Each patch fixes one breakage seen running the toolbox as a new user would
+(on this stack, or a silent wiring bug of its brian2/pyNN connection
+builders), and is applied only to the toolbox module that breaks, never to
+NumPy itself.
 `apply()` is idempotent; `pipeline.toolbox` calls it before anything else of
 the toolbox runs. Every patch has a test in tests/test_toolbox_compat.py that
 fails without it.
@@ -130,8 +132,119 @@ def patch_brian2_spiketrains():
     brian2_target_sim.np = _numpy_view(array=_array_ragged_ok)
 
 
+def _same_padding(size, kernel, stride, out):
+    """Leading zero-padding of TF's 'same': the odd pixel goes after, not before."""
+    return max((out - 1) * stride + kernel - size, 0) // 2
+
+
+def _connection_array(sources, targets, weights, delay):
+    """(n, 4) rows of (source, target, weight, delay), what the toolbox's list of tuples holds.
+
+    float32 halves the memory of the width-64 conv2's 87 M rows and is exact
+    here: Keras weights are float32 and neuron indices stay below 2**24.
+    """
+    dtype = np.float32 if max(sources.max(initial=0), targets.max(initial=0)) < 2 ** 24 else np.float64
+    rows = np.empty((len(sources), 4), dtype)
+    rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = sources, targets, weights, delay
+    return rows
+
+
+def _build_convolution(layer, delay, transpose_kernel=False):
+    """Conv2D connections, channels-first neuron indices, exactly as Keras computes the layer."""
+    from snntoolbox.simulation.utils import get_weights
+    weights, biases = get_weights(layer)
+    if layer.data_format != "channels_last":
+        raise NotImplementedError("only channels_last Conv2D layers are patched")
+    if tuple(layer.dilation_rate) != (1, 1) or layer.padding not in ("same", "valid"):
+        raise NotImplementedError(f"Conv2D dilation {layer.dilation_rate} / padding {layer.padding}")
+    # transpose_kernel=True (keras_backend = tensorflow): the kernel is already a
+    # cross-correlation kernel; otherwise it is a (Theano) convolution kernel.
+    kernel = weights if transpose_kernel else weights[::-1, ::-1]
+    ny, nx, _ = layer.input_shape[1:]
+    my, mx, n_out = layer.output_shape[1:]
+    ky, kx = layer.kernel_size
+    sy, sx = layer.strides
+    pad_y = _same_padding(ny, ky, sy, my) if layer.padding == "same" else 0
+    pad_x = _same_padding(nx, kx, sx, mx) if layer.padding == "same" else 0
+    fin, fout = np.meshgrid(np.arange(kernel.shape[2], dtype=np.int32), np.arange(n_out, dtype=np.int32),
+                            indexing="ij")
+    sources, targets, values = [], [], []
+    for a in range(ky):
+        for b in range(kx):
+            oy, ox = np.meshgrid(np.arange(my, dtype=np.int32), np.arange(mx, dtype=np.int32), indexing="ij")
+            iy, ix = oy * sy + a - pad_y, ox * sx + b - pad_x
+            inside = (0 <= iy) & (iy < ny) & (0 <= ix) & (ix < nx)
+            pixel_in = (iy * nx + ix)[inside]
+            pixel_out = (oy * mx + ox)[inside]
+            sources.append((fin.ravel()[:, None] * ny * nx + pixel_in).ravel())
+            targets.append((fout.ravel()[:, None] * my * mx + pixel_out).ravel())
+            values.append(np.repeat(kernel[a, b].ravel(), len(pixel_in)))
+    i_offset = np.repeat(biases, my * mx).astype("float64")
+    return _connection_array(np.concatenate(sources), np.concatenate(targets),
+                             np.concatenate(values), delay), i_offset
+
+
+def _build_pooling(layer, delay):
+    """Average-pooling connections, channels-first neuron indices, for any feature-map size."""
+    import warnings
+    if layer.__class__.__name__ == "MaxPooling2D":
+        warnings.warn("Layer type 'MaxPooling' not supported yet. Falling back on 'AveragePooling'.",
+                      RuntimeWarning)
+    if layer.data_format != "channels_last" or layer.padding != "valid":
+        raise NotImplementedError(f"pooling with {layer.data_format} / padding {layer.padding}")
+    ny, nx, channels = layer.input_shape[1:]
+    my, mx, _ = layer.output_shape[1:]
+    dy, dx = layer.pool_size
+    sy, sx = layer.strides
+    oy, ox, c, a, b = np.meshgrid(np.arange(my), np.arange(mx), np.arange(channels), np.arange(dy),
+                                  np.arange(dx), indexing="ij")
+    sources = c * ny * nx + (oy * sy + a) * nx + ox * sx + b
+    targets = c * my * mx + oy * mx + ox
+    return _connection_array(sources.ravel(), targets.ravel(),
+                             np.full(sources.size, 1 / (dx * dy)), delay)
+
+
+def patch_even_kernel_convolution():
+    """simulation.utils.build_convolution: even kernels with padding 'same' wired wrong (silently).
+
+    It takes `(k - 1) // 2` taps either side of the centre, so an even kernel
+    loses one row and one column (an 8x8 kernel keeps 49 of 64 weights, a 2x2
+    keeps 1 of 4), and the taps it keeps sit one pixel off TF's 'same'
+    padding, which pads the odd pixel after the input, not before (strided
+    'same' layers on a side not divisible by the stride are mis-sized too:
+    `nx // sx` columns where TF has ceil). brian2 and
+    pyNN build their connection lists with it; INI runs the Keras layer and is
+    right. ESCAPE-NET's 8x8, 4x4, 2x2 kernels made brian2's rates uncorrelated
+    with INI's from conv2 on. The replacement also builds the list with NumPy
+    instead of one Python tuple per synapse.
+    """
+    from snntoolbox.simulation import utils as sim_utils
+    sim_utils.build_convolution = _build_convolution
+    try:
+        from snntoolbox.simulation.target_simulators import brian2_target_sim
+    except ImportError:   # brian2 absent; pyNN imports it from sim_utils at call time
+        return
+    brian2_target_sim.build_convolution = _build_convolution
+
+
+def patch_pooling_odd_sizes():
+    """simulation.utils.build_pooling: channel offset `fout * nx * ny / (dx * dy)` is fractional.
+
+    When a feature map's side is not a multiple of the pool size (a 14x25
+    map pooled 2x2 is 7x12, not 87.5 neurons per channel) pooled neurons
+    land in the wrong channel or past the layer's end.
+    """
+    from snntoolbox.simulation import utils as sim_utils
+    sim_utils.build_pooling = _build_pooling
+    try:
+        from snntoolbox.simulation.target_simulators import brian2_target_sim
+    except ImportError:
+        return
+    brian2_target_sim.build_pooling = _build_pooling
+
+
 PATCHES = (patch_scale_factor_json, patch_simulation_numpy, patch_convert_kernel,
-           patch_brian2_spiketrains)
+           patch_brian2_spiketrains, patch_even_kernel_convolution, patch_pooling_odd_sizes)
 
 
 def apply():

@@ -86,3 +86,89 @@ def test_apply_is_idempotent(fresh_toolbox):
     toolbox_compat.apply()
     toolbox_compat.apply()
     assert toolbox_compat.APPLIED == [p.__name__ for p in toolbox_compat.PATCHES]
+
+
+def _keras_layer(layer, input_shape, seed=0):
+    """Build `layer` on `input_shape` (H, W, C): random weights, zero biases (as the parser leaves them)."""
+    import tensorflow as tf
+    inputs = tf.keras.Input(input_shape)
+    tf.keras.Model(inputs, layer(inputs))
+    rng = np.random.default_rng(seed)
+    layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()[:1]]
+                      + [np.zeros_like(w) for w in layer.get_weights()[1:]])
+    return layer
+
+
+def _through_connections(connections, layer, x):
+    """Output of `layer` on `x` (H, W, C) computed from the toolbox's (source, target, weight, delay) rows."""
+    rows = np.asarray(connections, dtype=float)
+    out_shape = layer.output_shape[1:]
+    y = np.zeros(int(np.prod(out_shape)))
+    np.add.at(y, rows[:, 1].astype(int), np.moveaxis(x, -1, 0).ravel()[rows[:, 0].astype(int)] * rows[:, 2])
+    return np.moveaxis(y.reshape(out_shape[-1], *out_shape[:-1]), 0, -1)   # channels-first neurons -> HWC
+
+
+def _sorted_rows(connections):
+    rows = np.asarray(connections, dtype=float)
+    return rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+
+
+def _keras_output(layer, x):
+    return layer(x[None].astype("float32")).numpy()[0]
+
+
+CONVOLUTIONS = [  # (kernel, strides, padding, input (H, W, C), filters)
+    (2, 1, "same", (6, 7, 2), 3), (4, 1, "same", (6, 7, 1), 2), (8, 1, "same", (10, 12, 1), 2),
+    (3, 1, "same", (6, 7, 2), 3), (3, 1, "valid", (6, 7, 2), 3), (4, 2, "same", (7, 9, 2), 2),
+    (3, 2, "same", (7, 9, 2), 2),
+]
+
+
+@pytest.mark.parametrize("kernel,strides,padding,shape,filters", CONVOLUTIONS)
+def test_convolution_connections_compute_the_keras_layer(fresh_toolbox, kernel, strides, padding, shape,
+                                                         filters):
+    """brian2/pyNN wire Conv2D from build_convolution; ESCAPE-NET's kernels are 8x8, 4x4, 2x2 'same'."""
+    import tensorflow as tf
+    _, sim_utils = fresh_toolbox()
+    toolbox_compat.patch_convert_kernel()
+    layer = _keras_layer(tf.keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding), shape)
+    x = np.random.default_rng(1).random(shape)
+    expected = _keras_output(layer, x)
+    original, _ = sim_utils.build_convolution(layer, 0, transpose_kernel=True)
+    unpatched_right = np.allclose(_through_connections(original, layer, x), expected, atol=1e-5)
+    assert unpatched_right == (kernel % 2 == 1 and strides == 1)   # even kernels: a tap lost, one pixel off
+    toolbox_compat.patch_even_kernel_convolution()
+    connections, biases = sim_utils.build_convolution(layer, 0, transpose_kernel=True)
+    np.testing.assert_allclose(_through_connections(connections, layer, x), expected, atol=1e-5)
+    assert biases.shape == (np.prod(layer.output_shape[1:]),) and not biases.any()
+    if unpatched_right:   # where the toolbox was right, the same synapses, just built faster
+        np.testing.assert_allclose(_sorted_rows(connections), _sorted_rows(original), atol=1e-6)
+
+
+def test_brian2_uses_the_patched_builders(fresh_toolbox):
+    """brian2_target_sim imports build_convolution/build_pooling by name: patching sim_utils misses it."""
+    pytest.importorskip("brian2")
+    from snntoolbox.simulation.target_simulators import brian2_target_sim
+    fresh_toolbox()
+    toolbox_compat.apply()
+    assert brian2_target_sim.build_convolution is toolbox_compat._build_convolution
+    assert brian2_target_sim.build_pooling is toolbox_compat._build_pooling
+
+
+@pytest.mark.parametrize("shape", [(28, 50, 3), (14, 25, 3), (7, 5, 2)])
+def test_pooling_connections_compute_the_keras_layer(fresh_toolbox, shape):
+    """A side that is not a multiple of the pool size put pooled neurons in the wrong channel."""
+    import tensorflow as tf
+    _, sim_utils = fresh_toolbox()
+    layer = _keras_layer(tf.keras.layers.AveragePooling2D(2), shape)
+    x = np.random.default_rng(2).random(shape)
+    expected = _keras_output(layer, x)
+    divisible = shape[0] % 2 == 0 and shape[1] % 2 == 0
+    original = np.asarray(sim_utils.build_pooling(layer, 0))
+    n_out = np.prod(layer.output_shape[1:])
+    unpatched_right = original[:, 1].max() < n_out and np.allclose(
+        _through_connections(original, layer, x), expected, atol=1e-6)
+    assert unpatched_right == divisible
+    toolbox_compat.patch_pooling_odd_sizes()
+    connections = sim_utils.build_pooling(layer, 0)
+    np.testing.assert_allclose(_through_connections(connections, layer, x), expected, atol=1e-6)

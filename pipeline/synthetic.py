@@ -47,7 +47,11 @@ Determinism. Trial i of (seed, stream) comes from its own generator, so it is th
 n is; labels come in blocks of three that permute the classes (balanced). default_split draws
 training and test sets from two independent streams of the same seed.
 
-Calibration (CALIBRATION_PLACEHOLDER)
+Calibration. DEFAULT_NOISE = 3.0 uV RMS was chosen so the width-64 modified ESCAPE-NET, trained with
+the project's recipe (Adam 1e-3, batch 64, 8 epochs, best validation epoch kept) on DEFAULT_TRAIN
+signatures, reaches 0.780 test accuracy on DEFAULT_TEST (real task: 72.7-73.8 %); without noise the
+same network reaches ~0.94 at width 16, so the difficulty comes from the noise and the overlapping
+fascicles, not from label noise. Input statistics: mean |x| = 0.032, 79 % of pixels |x| < 0.05.
 """
 from dataclasses import dataclass
 

@@ -14,6 +14,7 @@ STAGE_MODULES = {
     "stdb": "pipeline.stdb",
     "stdb-sweep": "pipeline.stdb:sweep_main",
     "energy": "pipeline.energy",
+    "bench": "pipeline.bench",
     "report": "pipeline.report",
 }
 

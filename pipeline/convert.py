@@ -3,17 +3,34 @@
 `make convert T=300` reads top to bottom here: prepare the RUN (data, model),
 render the ini for this T, run the toolbox, compare with the ANN on the same
 samples, write the result atomically and print a summary.
+
+`SIM=fast` runs the engine's fast simulation (`pipeline.snn`, INI semantics) on the same
+rendered ini, model, samples and the toolbox's own scale factors instead of the toolbox's
+simulator, and writes convert_T<T>_fast.json with the same fields ("simulator": "fast").
 """
+import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import UserError, configs, results, toolbox, train, workspace
+from pipeline import UserError, configs, results, snn, toolbox, toolbox_compat, train, workspace
 from pipeline.settings import Settings
 
 DEFAULT_N = 100
+FAST = "fast"
+# What the fast simulation reproduces: INI's neuron, input and decision with these settings.
+FAST_REQUIRES = {
+    ("simulation", "reset_between_nth_sample"): 1, ("simulation", "top_k"): 1,
+    ("simulation", "early_stopping"): False, ("simulation", "sample_idxs_to_test"): "[]",
+    ("input", "input_rate"): 1000, ("input", "num_poisson_events_per_sample"): -1,
+    ("conversion", "spike_code"): "temporal_mean_rate", ("conversion", "softmax_to_relu"): True,
+    ("normalization", "online_normalization"): False, ("normalization", "normalization_schedule"): False,
+    ("cell", "v_thresh"): 1, ("cell", "reset"): "Reset by subtraction", ("cell", "leak"): False,
+    ("cell", "tau_refrac"): 0, ("cell", "payloads"): False, ("cell", "binarize_weights"): False,
+    ("cell", "quantize_weights"): False, ("cell", "bias_relaxation"): False,
+}
 
 
 def toolbox_paths(ws, batch_size):
@@ -33,6 +50,11 @@ def toolbox_paths(ws, batch_size):
                   f"_p{percentile}_b{batch_size}")
     return {"path_wd": work, "dataset_path": ws.toolbox_data(), "filename_ann": link.stem,
             "log_dir_of_current_run": log}
+
+
+def result_name(timesteps, simulator="INI"):
+    """convert_T<T>.json for the toolbox's INI, convert_T<T>_fast.json for SIM=fast."""
+    return f"convert_T{timesteps}_{FAST}.json" if simulator == FAST else f"convert_T{timesteps}.json"
 
 
 def render_config(ws, timesteps, num_samples, simulator="INI", overrides=None):
@@ -88,11 +110,94 @@ def print_summary(record):
         print(f"  {'SNN T=' + str(t):14}{acc[t - 1]:>10.4f}")
 
 
-def run_config(config_path, out_path, dataset_name=None, dataset_sha=None, stage="convert", progress=True):
-    """Run one validated ini through the toolbox and write its result JSON."""
+def check_fast(config):
+    """Refuse an ini whose settings the fast simulation does not reproduce, naming the key."""
+    merged = configs.toolbox_defaults()
+    merged.read(config.path)
+    for (section, key), wanted in FAST_REQUIRES.items():
+        raw = merged.get(section, key)
+        if isinstance(wanted, bool):
+            same = merged.getboolean(section, key) == wanted
+        elif isinstance(wanted, int):
+            same = float(raw) == wanted
+        else:
+            same = raw.strip() == wanted
+        if not same:
+            raise UserError(f"{config.path}: [{section}] {key} = {raw!r}: SIM=fast reproduces INI only with "
+                            f"{key} = {wanted} (run it with SIM=INI)")
+
+
+def toolbox_scale_factors(config):
+    """The toolbox's data-based scale factors for ``config``, computed by the toolbox itself.
+
+    Parse and normalise exactly as `toolbox.run` does (no simulation), unless its cache
+    ``<log dir>/normalization/<percentile>.json`` already holds them for this model, data and
+    batch size; the fast simulation then runs on bit-identical normalised weights.
+    """
+    toolbox_compat.apply()
+    toolbox._guard_scale_factor_cache(config)
+    merged = configs.toolbox_defaults()
+    merged.read(config.path)
+    path = config.log_dir / "normalization" / f"{merged.get('normalization', 'percentile')}.json"
+    if not path.exists():
+        from snntoolbox.bin.utils import update_setup
+        from snntoolbox.conversion.utils import normalize_parameters
+        from snntoolbox.datasets.utils import get_dataset
+        from snntoolbox.parsing.model_libs import keras_input_lib
+        with toolbox._quiet(config.log_dir / "toolbox.log"):
+            tb_config = update_setup(str(config.path))
+            tb_config.set("paths", "log_dir_of_current_run", str(config.log_dir))
+            normset, _ = get_dataset(tb_config)
+            model = keras_input_lib.load(str(config.path_wd), config.filename_ann)["model"]
+            parser = keras_input_lib.ModelParser(model, tb_config)
+            parser.parse()
+            normalize_parameters(parser.build_parsed_model(), tb_config, **normset)
+    return json.loads(path.read_text())
+
+
+def fast_network(config):
+    """The engine INI-compatible for ``config``, with its samples and labels, and the scale factors.
+
+    Same model and samples as the toolbox (the first ``num_to_test`` of its x_test.npz), the
+    toolbox's normalised weights (`snn.toolbox_normalised_model`, thresholds 1) and INI's
+    semantics (`snn.SnnSettings.ini_compatible`, the ini's batch size and seed).
+    """
+    check_fast(config)
+    model = snn.load_keras(config.path_wd / f"{config.filename_ann}.h5")
+    factors = toolbox_scale_factors(config) if config.normalize else {}
+    if factors:
+        model = snn.toolbox_normalised_model(model, factors)
+    x = np.load(config.dataset_path / "x_test.npz")["arr_0"][:config.num_to_test]
+    labels = np.argmax(np.load(config.dataset_path / "y_test.npz")["arr_0"][:config.num_to_test], axis=1)
+    settings = snn.SnnSettings.ini_compatible(config.duration, coding="poisson" if config.poisson_input else "analog",
+                                              batch_size=config.batch_size, seed=config.seed)
+    return snn.SpikingNetwork(model, settings=settings), x, labels, factors
+
+
+def fast_run(config, progress=True):
+    """The engine's fast simulation (`fast_network`) in INI's place, returned as INI's run would be.
+
+    Poisson input replays the toolbox's NumPy draws (`snn.toolbox_poisson_replay`), so both
+    agree spike for spike up to float rounding.
+    """
+    start = time.perf_counter()
+    network, x, labels, factors = fast_network(config)
+    seconds = {"normalize": time.perf_counter() - start}
+    replay = snn.toolbox_poisson_replay(config.seed) if config.poisson_input else None
+    start = time.perf_counter()
+    result = network.simulate(x, labels, progress=progress, input_frames=replay, fast=True)
+    seconds["simulate"] = time.perf_counter() - start
+    return toolbox.ToolboxRun(simulator=FAST, timesteps=config.duration, num_samples=len(labels), labels=labels,
+                              output_counts=np.transpose(result.outputs, (0, 2, 1)), seconds=seconds,
+                              scale_factors=factors)
+
+
+def run_config(config_path, out_path, dataset_name=None, dataset_sha=None, stage="convert", progress=True,
+               simulator="INI"):
+    """Run one validated ini through the toolbox (or, ``simulator="fast"``, the engine); write its result JSON."""
     start = time.perf_counter()
     config = configs.validate(config_path)
-    sim = toolbox.run(config, progress=progress)
+    sim = fast_run(config, progress=progress) if simulator == FAST else toolbox.run(config, progress=progress)
     x_test = np.load(config.dataset_path / "x_test.npz")["arr_0"]
     y_test = np.argmax(np.load(config.dataset_path / "y_test.npz")["arr_0"], axis=1)
     model_path = config.path_wd / f"{config.filename_ann}.h5"
@@ -108,8 +213,8 @@ def run_config(config_path, out_path, dataset_name=None, dataset_sha=None, stage
 def main(settings: Settings):
     if settings.config:
         config = configs.validate(settings.config)
-        out = results.run_dir(settings.run) / f"convert_T{config.duration}.json"
-        record = run_config(Path(settings.config).resolve(), out)
+        out = results.run_dir(settings.run) / result_name(config.duration, settings.sim)
+        record = run_config(Path(settings.config).resolve(), out, simulator=settings.sim)
     else:
         if settings.timesteps is None:
             raise UserError("T is required: make convert T=300")
@@ -117,8 +222,8 @@ def main(settings: Settings):
         n = workspace.check_num_samples(settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test)),
                                         ws.dataset)
         config_path = render_config(ws, settings.timesteps, n)
-        out = ws.dir / f"convert_T{settings.timesteps}.json"
-        record = run_config(config_path, out, ws.dataset.name, ws.dataset.sha256)
+        out = ws.dir / result_name(settings.timesteps, settings.sim)
+        record = run_config(config_path, out, ws.dataset.name, ws.dataset.sha256, simulator=settings.sim)
     print_summary(record)
     print(f"  -> {out}")
     return record

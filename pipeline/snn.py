@@ -27,10 +27,14 @@ Toolbox's data-based normalisation of the same model). Running the toolbox's own
 (parsed) model with all thresholds 1 reproduces its weights bit for bit.
 """
 import dataclasses
+import functools
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 import tensorflow as tf
 
 from pipeline import UserError
@@ -41,6 +45,8 @@ READOUTS = ("membrane", "spike_count")
 POOLINGS = ("linear", "spiking")
 NEVER_FIRED = -1000.0   # "time of last spike" before any spike (Rathi et al.'s reference code)
 POOL_THRESHOLD = 1.0    # a pool neuron fires at the mean rate of its unit-spike inputs
+FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
+EVENT_FRAMES = 2        # frames per event-driven convolution: its output rows stay in cache
 
 WEIGHTED, POOL, FLATTEN, DROPOUT = "weighted", "pool", "flatten", "dropout"
 HIDDEN_ACTIVATIONS = ("relu",)
@@ -219,6 +225,7 @@ def _avg_pool(stage, h):
     return tf.nn.avg_pool2d(h, layer.pool_size, layer.strides, layer.padding.upper())
 
 
+
 @dataclass
 class SimulationResult:
     """What one inference run measured; arrays are NumPy, samples first.
@@ -231,6 +238,8 @@ class SimulationResult:
     ``neuron_totals``: per layer, spikes per neuron summed over samples and time.
     ``recorded``: per layer, per-neuron totals of the ``record`` samples, (R, ...).
     ``trains``: per layer, spike trains of the ``record`` samples, bool (R, T, ...), if asked.
+    ``stage_seconds``: fast simulation only, wall time per part (``"conv2 current"``,
+    ``"conv2+pool2 scan"``, ...), summed over batches.
     """
     logits: np.ndarray
     outputs: np.ndarray
@@ -243,6 +252,7 @@ class SimulationResult:
     seconds: float
     accuracy: float | None = None
     accuracy_per_timestep: np.ndarray | None = None
+    stage_seconds: dict | None = None
 
     @property
     def spikes_per_layer(self):
@@ -276,6 +286,7 @@ class SpikingNetwork:
         self.leaks = {s.name: tf.Variable(float(leaks.get(s.name, settings.leak)), name=f"{s.name}_leak")
                       for s in self.stages if s.kind == WEIGHTED and not s.output}
         self._batch_fn = tf.function(self._batch)
+        self._scans = {}   # fast simulation: one compiled membrane loop per chain of stages
 
     # ----------------------------------------------------------------- views and variables
     def with_settings(self, **changes):
@@ -318,7 +329,8 @@ class SpikingNetwork:
         return not stage.output or self.settings.readout == "spike_count"
 
     # ----------------------------------------------------------------- inference
-    def simulate(self, x, y=None, record=(), trains=False, progress=False, input_frames=None):
+    def simulate(self, x, y=None, record=(), trains=False, progress=False, input_frames=None, fast=False,
+                 sparse=True):
         """Run the network on ``x`` batch by batch; decisions per timestep, spike counts per layer.
 
         ``y``: integer labels or one-hot rows (optional; gives the accuracies). ``record``: sample
@@ -326,8 +338,12 @@ class SpikingNetwork:
         Poisson draws depend on the seed, the batch size and the order of the samples.
         ``input_frames``: a function ``(x_batch, T) -> (T, batch, ...)`` array that replaces the
         coding, e.g. `toolbox_poisson_replay` (then the batch size must divide the sample count).
+        ``fast``: simulate layer by layer (`_fast_batch`): same dynamics and decisions, no spike
+        trains; ``sparse`` then computes the currents of spike inputs event by event.
         """
         s = self.settings
+        if fast and trains:
+            raise UserError("fast simulation keeps no spike trains: simulate with fast=False to record them")
         x = np.asarray(x, np.float32)
         record = [int(i) for i in record]
         if any(i < 0 or i >= len(x) for i in record):
@@ -339,19 +355,23 @@ class SpikingNetwork:
         start_time = time.perf_counter()
         logits, outputs, counts = [], [], np.zeros((s.timesteps, len(names)), np.int64)
         totals, rec_totals, rec_trains = {}, {n: [] for n in names[1:]}, {n: [] for n in names[1:]}
+        stage_seconds = {} if fast else None
         starts = range(0, len(x), s.batch_size)
         for batch, start in enumerate(_progress(starts, progress, "simulate")):
             xb, n = _padded(x[start:start + s.batch_size], s.batch_size)
             rows = [i - start for i in record if start <= i < start + n]
             frames = None if input_frames is None else tf.constant(input_frames(xb, s.timesteps), tf.float32)
-            out = self._batch_fn(tf.constant(xb), batch_key(s.seed, batch), training=False, spike_fn=heaviside,
-                                 collect=True, trains=bool(trains and record),
-                                 rows=tf.constant(rows, tf.int32), frames=frames)
-            logits.append(out["logits"].numpy()[:n])
-            outputs.append(np.transpose(out["readout"].numpy(), (1, 0, 2))[:n])
-            counts += out["counts"].numpy()[:, :, :n].sum(axis=2).round().astype(np.int64)
+            if fast:
+                out = self._fast_batch(xb, batch_key(s.seed, batch), frames, sparse, stage_seconds)
+            else:
+                out = self._batch_fn(tf.constant(xb), batch_key(s.seed, batch), training=False, spike_fn=heaviside,
+                                     collect=True, trains=bool(trains and record),
+                                     rows=tf.constant(rows, tf.int32), frames=frames)
+            logits.append(np.asarray(out["logits"])[:n])
+            outputs.append(np.transpose(np.asarray(out["readout"]), (1, 0, 2))[:n])
+            counts += np.asarray(out["counts"])[:, :, :n].sum(axis=2).round().astype(np.int64)
             for name, total in zip(names[1:], out["totals"]):
-                total = total.numpy()[:n].round().astype(np.int64)  # exact counts (<= T) held in float32
+                total = np.asarray(total)[:n].round().astype(np.int64)  # exact counts (<= T) held in float32
                 totals[name] = totals.get(name, 0) + total.sum(axis=0)
                 rec_totals[name].append(total[rows])
             for name, train in zip(names[1:], out.get("trains", [])):
@@ -362,7 +382,7 @@ class SpikingNetwork:
             layer_names=names, spikes_per_timestep=counts, neuron_totals=totals,
             recorded={n: np.concatenate(v) for n, v in rec_totals.items()} if record else {},
             trains={n: np.concatenate(v) for n, v in rec_trains.items()} if trains and record else {},
-            seconds=time.perf_counter() - start_time)
+            seconds=time.perf_counter() - start_time, stage_seconds=stage_seconds)
         if y is not None:
             labels = as_labels(y)
             hits = result.predictions == labels[:, None]
@@ -486,6 +506,160 @@ class SpikingNetwork:
             out["probe"] = state["probe"].stack()
         return out
 
+    # ----------------------------------------------------------------- fast inference
+    def _fast_batch(self, x, key, frames, sparse, seconds):
+        """`_batch`'s inference, computed layer by layer instead of step by step.
+
+        Within a step the layers update in order (INI's order too), so a layer's input at step t
+        is the spikes the layer below made at step t: a layer's whole spike train can be
+        computed before the next layer starts. Every input current then is one op over all
+        (T x batch) frames (`_frames_current`; with constant input the first layer's current is
+        computed once), and only the membranes step through time, in one compiled loop per chain
+        of stages (`_scan`: `_batch`'s update, `heaviside` and `RESET`). Samples are independent,
+        so the batch runs in chunks of at most `FAST_FRAMES` frames (bounded memory), one thread
+        per CPU core; Poisson input is drawn for the whole batch first, exactly as `_batch` draws it.
+        Returns `_batch`'s outputs as NumPy arrays and adds wall time per part (summed over the
+        threads) to ``seconds``.
+        """
+        s = self.settings
+        if frames is None and s.coding != "analog":
+            xb = tf.constant(x)
+            frames = tf.stack([self._encode(xb, key, tf.constant(t)) for t in range(s.timesteps)])
+        size = _chunk_size(len(x), s.timesteps)
+        chunks = [(x[i:i + size], None if frames is None else frames[:, i:i + size]) for i in range(0, len(x), size)]
+        timings = [{} for _ in chunks]
+        with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1)) as pool:  # TF, XLA, SciPy release the GIL
+            parts = list(pool.map(lambda c, t: self._fast_chunk(*c, sparse, t), chunks, timings))
+        for timing in timings:
+            for part, value in timing.items():
+                seconds[part] = seconds.get(part, 0.0) + value
+        return {"logits": np.concatenate([p["logits"] for p in parts]),
+                "readout": np.concatenate([p["readout"] for p in parts], axis=1),
+                "counts": np.concatenate([p["counts"] for p in parts], axis=2),
+                "totals": [np.concatenate(layer) for layer in zip(*(p["totals"] for p in parts))]}
+
+    def _fast_chunk(self, x, frames, sparse, seconds):
+        T, batch = self.settings.timesteps, len(x)
+        if frames is None:
+            h, counts = None, [np.zeros((T, 1, batch), np.float32)]
+        else:
+            h = frames
+            counts = [np.count_nonzero(np.reshape(frames, (T, batch, -1)), axis=2)[:, None, :].astype(np.float32)]
+        totals, logits, readout = [], None, None
+        for passive, chain in self._chains():
+            head = chain[0]
+            tick = time.perf_counter()
+            if h is None:
+                current = self._stage_current(head, self._apply_passive(passive, tf.constant(x), {}))
+            else:
+                current = self._frames_current(head, passive, h, sparse)
+            _add_time(seconds, f"{head.name} current", tick)
+            constant = h is None
+            if head.output:
+                steps = np.broadcast_to(_numpy(current), (T,) + tuple(current.shape)) if constant else _numpy(current)
+                accumulated = np.cumsum(steps, axis=0, dtype=np.float32)  # `_batch`'s acc, added step by step
+                logits = accumulated[-1]
+                if not self._spikes(head):
+                    readout = accumulated
+                    break
+            tick = time.perf_counter()
+            thresholds = [self._threshold(st) for st in chain]
+            leaks = [self._leak(st) for st in chain]
+            leaky = any(float(leak) != 1.0 for leak in leaks)
+            spikes, chain_totals, chain_counts = self._scan_fn(chain, constant, leaky)(current, thresholds, leaks)
+            h = _numpy(spikes)
+            totals += [_numpy(t) for t in chain_totals]
+            counts += [_numpy(c).reshape(T, 1, batch, -1).sum(axis=3) for c in chain_counts]
+            _add_time(seconds, "+".join(st.name for st in chain) + " scan", tick)
+        if readout is None:
+            readout = np.cumsum(h, axis=0, dtype=np.float32)
+        return {"logits": logits, "readout": readout, "counts": np.concatenate(counts, axis=1), "totals": totals}
+
+    def _chains(self):
+        """Stateful stages grouped for `_scan`: each with the passive stages before it and the
+        spiking pools right after it (dropout is the identity at inference), e.g. conv1+pool1."""
+        chains, passive = [], []
+        stateful = self._stateful()
+        for stage in self.stages:
+            if stage not in stateful:
+                passive.append(stage)
+            elif stage.kind == POOL and chains and all(p.kind == DROPOUT for p in passive):
+                chains[-1] = (chains[-1][0], chains[-1][1] + (stage,))
+                passive = []
+            else:
+                chains.append((tuple(passive), (stage,)))
+                passive = []
+        return chains
+
+    def _stage_current(self, stage, h):
+        if stage.kind == POOL:
+            return _avg_pool(stage, h)
+        return _current(stage, h, *[w.read_value() for w in _layer_weights(stage.layer)])
+
+    def _frames_current(self, stage, passive, h, sparse):
+        """Input current of ``stage`` at every step from the spikes ``h`` (T, batch, ...) below:
+        one op over all frames, event by event (`_event_current`) for binary spikes if ``sparse``."""
+        T, batch = h.shape[:2]
+        binary = isinstance(h, np.ndarray) and h.dtype == bool and all(p.kind != POOL for p in passive)
+        if sparse and binary and _event_driven(stage):
+            out = _event_current(stage.layer, h.reshape((T * batch,) + tuple(stage.layer.input_shape[1:])))
+            return _tensor(out.reshape((T, batch) + out.shape[1:]))
+        frames = tf.reshape(tf.cast(h, tf.float32), [T * batch] + list(h.shape[2:]))
+        out = self._stage_current(stage, self._apply_passive(passive, frames, {}))
+        return tf.reshape(out, [T, batch] + list(out.shape[1:]))
+
+    def _scan_fn(self, chain, constant, leaky):
+        key = (tuple(st.name for st in chain), constant, leaky)
+        if key not in self._scans:
+            self._scans[key] = tf.function(functools.partial(self._scan, chain, constant, leaky), jit_compile=True)
+        return self._scans[key]
+
+    def _scan(self, chain, constant, leaky, current, thresholds, leaks):
+        """The membranes of a chain (a stage, then the spiking pools it feeds) through all T steps.
+
+        ``current``: the head's input current, (batch, ...) if constant, else (T, batch, ...).
+        Each step is `_batch`'s: ``v = leak * v + I`` (no product if no layer leaks),
+        `heaviside`, `RESET`; a pool's input is the average pool of the spikes just made.
+        Returns the last stage's spikes (T, batch, ...) as bools, per stage the per-neuron
+        totals, and the spike counts per step summed over the first axis after the batch,
+        (T, batch, ...): a full sum per step costs XLA more than the step itself.
+
+        Without leak, what a neuron received and kept gives its count: ``n = (v0 + sum I - v_T)
+        / theta`` (reset by subtraction loses nothing; the float error is far below 1/2), so
+        totals are summed in the loop only where ``sum I`` is not known anyway: a pool's is the
+        pool of the stage below's totals, a constant current's is T times it.
+        """
+        s = self.settings
+        T = s.timesteps
+        batch = tf.shape(current)[0 if constant else 1]
+        v0 = [tf.fill(tf.concat([[batch], st.shape], 0), s.initial_membrane * theta)
+              for st, theta in zip(chain, thresholds)]
+        summed = [leaky or (k == 0 and not constant) for k in range(len(chain))]
+
+        def body(t, v, totals, out, counts):
+            h = current if constant else current[t]
+            new_v, new_totals, new_counts = [], [], []
+            for k, stage in enumerate(chain):
+                if k:
+                    h = _avg_pool(stage, h)
+                u = leaks[k] * v[k] + h if leaky else v[k] + h
+                spikes = heaviside(u, thresholds[k])
+                new_v.append(RESET(u, spikes, thresholds[k]))
+                new_totals.append(totals[k] + spikes if summed[k] else totals[k])
+                new_counts.append(counts[k].write(t, tf.reduce_sum(spikes, axis=1)))
+                h = spikes
+            return t + 1, new_v, new_totals, out.write(t, h > 0), new_counts
+
+        init = (tf.constant(0), v0, [tf.zeros_like(v) if summed[k] else tf.zeros([]) for k, v in enumerate(v0)],
+                tf.TensorArray(tf.bool, size=T), [tf.TensorArray(tf.float32, size=T) for _ in chain])
+        _, v, totals, out, counts = tf.while_loop(lambda t, *_: t < T, body, init, maximum_iterations=T)
+        for k, stage in enumerate(chain):
+            if not summed[k]:
+                received = T * tf.cast(current, tf.float64) if k == 0 else tf.cast(_avg_pool(stage, totals[k - 1]), tf.float64)
+                kept = tf.cast(v0[k], tf.float64) + received - tf.cast(v[k], tf.float64)
+                totals[k] = tf.cast(tf.round(kept / tf.cast(thresholds[k], tf.float64)), tf.float32)
+        return out.stack(), totals, [c.stack() for c in counts]
+
     def _threshold(self, stage, learn=()):
         if stage.kind != WEIGHTED:
             return tf.constant(POOL_THRESHOLD)
@@ -524,6 +698,93 @@ class SpikingNetwork:
 
     def _encode(self, x, key, t):
         return poisson_spikes(x, key, t, self.settings.poisson_rule)
+
+
+def _chunk_size(batch, timesteps):
+    """The largest divisor of the batch whose chunks hold at most `FAST_FRAMES` frames (or 1)."""
+    fitting = [d for d in range(1, batch + 1) if batch % d == 0 and d * timesteps <= FAST_FRAMES]
+    return max(fitting, default=1)
+
+
+def _add_time(seconds, part, since):
+    seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - since
+
+
+def _event_driven(stage):
+    """Whether `_event_current` handles the stage: Dense, or Conv2D with unit strides and dilation."""
+    layer = stage.layer
+    if stage.kind != WEIGHTED:
+        return False
+    if isinstance(layer, tf.keras.layers.Conv2D):
+        return tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1)
+    return True
+
+
+def _event_current(layer, frames):
+    """Input current of binary frames (F, ...) computed event by event: each spike adds the
+    weights of its synapses, so the cost follows the spikes, not the inputs (the deep layers
+    of ESCAPE-NET see ~3 % of their inputs spike per step). SciPy's sparse products: for a
+    Dense layer the frames as a sparse matrix, for a convolution `_conv_event_current`. The
+    sums are the dense op's in another order: equal up to float rounding.
+    """
+    kernel = layer.kernel.numpy()
+    if isinstance(layer, tf.keras.layers.Conv2D):
+        out = _conv_event_current(frames, kernel, layer.padding)
+    else:
+        out = scipy.sparse.csr_matrix(frames.reshape(len(frames), -1), dtype=np.float32) @ kernel
+    if layer.use_bias:
+        out += layer.bias.numpy()
+    return out
+
+
+def _conv_event_current(frames, kernel, padding):
+    """A stride-1 convolution of binary frames (F, H, W, C) as a sparse im2col product.
+
+    `EVENT_FRAMES` frames at a time (the output rows their events scatter into stay in
+    cache), the spike events become a sparse matrix with one column per kernel tap and input
+    channel (the kernel's own order) and one row per position of an extended output grid
+    (H + kh - 1, W + kw - 1): it holds every position any tap of any spike reaches, so no event
+    needs a bounds check, and the layer's output ('same' or 'valid') is cut out of it. Column
+    by column the rows are the events of one channel shifted by one tap, so the matrix is built
+    in compressed-column form directly (events sorted by frame group, then channel).
+    """
+    F, H, W, C = frames.shape
+    kh, kw, _, out_channels = kernel.shape
+    Hx, Wx = H + kh - 1, W + kw - 1
+    top, left = ((kh - 1) // 2, (kw - 1) // 2) if padding == "same" else (0, 0)
+    height, width = (H, W) if padding == "same" else (H - kh + 1, W - kw + 1)
+    flat = np.flatnonzero(frames)
+    channel, position = (flat % C).astype(np.int32), flat // C
+    frame, y, x = position // (H * W), position // W % H, position % W
+    group = frame // EVENT_FRAMES
+    key = group * C + channel
+    order = np.argsort(key.astype(np.int16 if key.size == 0 or key.max() < 2 ** 15 else np.int32), kind="stable")
+    row = (((frame % EVENT_FRAMES) * Hx + y + kh - 1) * Wx + x + kw - 1).astype(np.int32)[order]
+    channel = channel[order]
+    bounds = np.searchsorted(group[order], np.arange(-(-F // EVENT_FRAMES) + 1))
+    taps = np.array([i * Wx + j for i in range(kh) for j in range(kw)], np.int32)
+    weights = kernel.reshape(-1, out_channels)
+    out = np.empty((F, height, width, out_channels), np.float32)
+    for g, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
+        n = min(EVENT_FRAMES, F - g * EVENT_FRAMES)
+        rows = (row[first:last][None, :] - taps[:, None]).ravel()
+        counts = np.tile(np.bincount(channel[first:last], minlength=C), kh * kw)
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        events = scipy.sparse.csc_matrix((np.ones(len(rows), np.float32), rows, starts), shape=(n * Hx * Wx, kh * kw * C))
+        grid = (events @ weights).reshape(n, Hx, Wx, out_channels)
+        out[g * EVENT_FRAMES:g * EVENT_FRAMES + n] = grid[:, kh - 1 - top:kh - 1 - top + height,
+                                                          kw - 1 - left:kw - 1 - left + width]
+    return out
+
+
+def _numpy(tensor):
+    """A TF tensor's data as a read-only NumPy array, without the copy ``.numpy()`` makes."""
+    return np.from_dlpack(tensor)
+
+
+def _tensor(array):
+    """A float32 NumPy array as a TF tensor, without the copy ``tf.constant`` makes."""
+    return tf.experimental.dlpack.from_dlpack(np.ascontiguousarray(array, np.float32).__dlpack__())
 
 
 def poisson_spikes(x, key, t, rule="signed"):

@@ -5,6 +5,7 @@ run of length max(TS) equals the final accuracy of a run of length t: one run
 answers every T. With Poisson input each T is its own run. Finished runs are
 convert_T<T>.json files of the RUN and are reused while model, samples and
 config match; an interrupted per-T sweep resumes at the first missing T.
+SIM=fast simulates with the engine instead of the toolbox (convert_T<T>_fast.json).
 """
 import csv
 import io
@@ -13,24 +14,25 @@ from pipeline import UserError, configs, convert, results, train, workspace
 from pipeline.settings import Settings
 
 
-def reusable(path, model_sha, num_samples, config_path):
-    """A finished run at `path` made from the same model, samples and (rendered) config."""
+def reusable(path, model_sha, num_samples, config_path, simulator="INI"):
+    """A finished run at `path` made by the same simulator from the same model, samples and (rendered) config."""
     if not path.exists():
         return None
     record = results.read_json(path)
     same = (record.get("model", {}).get("sha256") == model_sha
             and record.get("num_samples") == num_samples
+            and record.get("simulator") == simulator
             and record.get("config_sha256") == results.file_sha256(config_path))
     return record if same else None
 
 
-def simulate(ws, timesteps, num_samples, force=False):
-    """convert_T<T>.json for this RUN, reused when it matches, run otherwise."""
+def simulate(ws, timesteps, num_samples, force=False, simulator="INI"):
+    """convert_T<T>[_fast].json for this RUN, reused when it matches, run otherwise."""
     config_path = convert.render_config(ws, timesteps, num_samples)
-    out = ws.dir / f"convert_T{timesteps}.json"
-    record = None if force else reusable(out, ws.model_sha256, num_samples, config_path)
+    out = ws.dir / convert.result_name(timesteps, simulator)
+    record = None if force else reusable(out, ws.model_sha256, num_samples, config_path, simulator)
     if record is None:
-        record = convert.run_config(config_path, out, ws.dataset.name, ws.dataset.sha256)
+        record = convert.run_config(config_path, out, ws.dataset.name, ws.dataset.sha256, simulator=simulator)
     return record
 
 
@@ -38,13 +40,13 @@ def table_rows(settings, ws, num_samples):
     timesteps = sorted(set(settings.timesteps_list))
     probe = configs.validate(convert.render_config(ws, max(timesteps), num_samples))
     if not probe.poisson_input:
-        record = simulate(ws, max(timesteps), num_samples, settings.force)
+        record = simulate(ws, max(timesteps), num_samples, settings.force, settings.sim)
         curve = record["accuracy_per_timestep"]
-        source = f"one constant-input run at T={max(timesteps)} (convert_T{max(timesteps)}.json)"
+        source = f"one constant-input run at T={max(timesteps)} ({convert.result_name(max(timesteps), settings.sim)})"
         return [(t, record["ann_accuracy"], curve[t - 1]) for t in timesteps], curve, source
     rows = []
     for t in timesteps:
-        record = simulate(ws, t, num_samples, settings.force)
+        record = simulate(ws, t, num_samples, settings.force, settings.sim)
         rows.append((t, record["ann_accuracy"], record["snn_accuracy"]))
     return rows, record["accuracy_per_timestep"], "one Poisson-input run per T"
 

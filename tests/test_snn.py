@@ -301,3 +301,102 @@ def test_ini_mode_matches_the_toolbox_spike_for_spike(tiny, tmp_path, poisson):
     if not poisson:  # the engine's own form: original weights, thresholds lambda_k / lambda_{k-1}
         ratio = snn.SpikingNetwork(model, snn.thresholds_from_scale_factors(model, run.scale_factors), settings)
         assert np.abs(ratio.simulate(x_test, y_test).accuracy_per_timestep - run.accuracy_per_timestep).max() <= 0.02
+    # The fast simulation, event-driven currents included: INI's decisions at every step, and its
+    # per-neuron counts up to float rounding (the sums run in another order).
+    replay = snn.toolbox_poisson_replay(config.seed) if poisson else None
+    fast = exact.simulate(x_test, y_test, record=range(len(x_test)), input_frames=replay, fast=True)
+    np.testing.assert_array_equal(np.transpose(fast.outputs, (0, 2, 1)), run.output_counts)
+    np.testing.assert_array_equal(fast.accuracy_per_timestep, run.accuracy_per_timestep)
+    for toolbox_name, name in zip(run.spike_counts, fast.layer_names[1:]):
+        same = fast.recorded[name].reshape(len(x_test), -1) == run.spike_counts[toolbox_name]
+        assert same.mean() >= 0.999, f"{toolbox_name} vs {name}: {same.mean():.5f}"
+
+
+# ------------------------------------------------------------------ fast simulation (layer by layer)
+def same_run(fast, step, exact=True):
+    """The fast result against the step engine's: decisions, readout, per-step and per-neuron counts."""
+    np.testing.assert_array_equal(fast.outputs, step.outputs)
+    np.testing.assert_array_equal(fast.predictions, step.predictions)
+    np.testing.assert_array_equal(fast.spikes_per_timestep, step.spikes_per_timestep)
+    assert fast.layer_names == step.layer_names
+    for name in step.layer_names[1:]:
+        if exact:
+            np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
+            np.testing.assert_array_equal(fast.neuron_totals[name], step.neuron_totals[name], err_msg=name)
+        else:
+            assert (fast.recorded[name] == step.recorded[name]).mean() >= 0.999, name
+    np.testing.assert_allclose(fast.logits, step.logits, rtol=1e-5, atol=1e-5)
+
+
+TINY_FACTORS = {"input": 1.0, "c1": 2.0, "c2": 1.5, "c3": 1.5, "d1": 3.0, "d2": 4.0}   # by position
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_fast_simulation_is_the_step_engine_in_ini_mode(tiny, sparse):
+    model, *_, x_test, y_test, _ = tiny
+    settings = snn.SnnSettings.ini_compatible(25, batch_size=20)
+    net = snn.SpikingNetwork(snn.toolbox_normalised_model(model, TINY_FACTORS), settings=settings)
+    record = range(40)
+    step = net.simulate(x_test[:40], y_test[:40], record=record)
+    fast = net.simulate(x_test[:40], y_test[:40], record=record, fast=True, sparse=sparse)
+    assert step.spikes_per_timestep[:, 1:].sum() > 0 and fast.stage_seconds
+    same_run(fast, step, exact=not sparse)   # dense currents: the very ops, bit for bit
+    np.testing.assert_array_equal(fast.accuracy_per_timestep, step.accuracy_per_timestep)
+
+
+
+@pytest.mark.parametrize("replayed", [False, True])
+def test_fast_simulation_draws_the_same_poisson_input(tiny, replayed):
+    model, *_, x_test, y_test, _ = tiny
+    settings = snn.SnnSettings.ini_compatible(12, coding="poisson", batch_size=10, seed=3)
+    net = snn.SpikingNetwork(model, settings=settings)
+    frames = (lambda: snn.toolbox_poisson_replay(7)) if replayed else (lambda: None)
+    step = net.simulate(x_test[:20], y_test[:20], record=range(20), input_frames=frames())
+    fast = net.simulate(x_test[:20], y_test[:20], record=range(20), input_frames=frames(), fast=True, sparse=False)
+    assert step.spikes_per_timestep[:, 0].sum() > 0
+    same_run(fast, step)
+
+
+def test_fast_simulation_keeps_leak_initial_membrane_and_membrane_readout(tiny):
+    model, *_, x_test, y_test, _ = tiny
+    settings = snn.SnnSettings(timesteps=15, coding="analog", leak=0.9, initial_membrane=0.5, batch_size=16)
+    net = snn.SpikingNetwork(model, {"conv1": 0.6, "conv2": 0.8}, settings)
+    step = net.simulate(x_test[:16], y_test[:16], record=range(16))
+    fast = net.simulate(x_test[:16], y_test[:16], record=range(16), fast=True, sparse=False)
+    assert "pool1" not in fast.layer_names and step.spikes_per_timestep[:, 1:].sum() > 0  # linear pools
+    np.testing.assert_allclose(fast.outputs, step.outputs, rtol=1e-5, atol=1e-5)   # membrane readout
+    np.testing.assert_array_equal(fast.spikes_per_timestep, step.spikes_per_timestep)
+    for name in step.layer_names[1:]:
+        np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
+
+
+def test_fast_simulation_keeps_no_spike_trains(tiny):
+    model, *_, x_test, _, _ = tiny
+    net = snn.SpikingNetwork(model, settings=snn.SnnSettings.ini_compatible(5, batch_size=4))
+    with pytest.raises(UserError, match="spike trains"):
+        net.simulate(x_test[:4], record=[0], trains=True, fast=True)
+
+
+@pytest.mark.parametrize("kernel, padding, bias", [((4, 4), "same", False), ((3, 3), "same", True),
+                                                   ((2, 3), "valid", False), ((1, 1), "same", False)])
+def test_event_driven_convolution_is_the_dense_convolution(kernel, padding, bias):
+    rng = np.random.default_rng(0)
+    frames = rng.random((5, 9, 11, 6)) < 0.1          # (frames, H, W, C) binary spikes
+    frames[2] = False                                  # a frame without spikes
+    layer = layers.Conv2D(7, kernel, padding=padding, use_bias=bias)
+    layer.build((None, 9, 11, 6))
+    layer.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()])
+    dense = layer(frames.astype(np.float32)).numpy()
+    events = snn._event_current(layer, frames)
+    assert events.shape == dense.shape
+    np.testing.assert_allclose(events, dense, rtol=1e-5, atol=1e-5)
+    assert not events[2].any() or bias
+
+
+def test_event_driven_dense_layer_is_the_matrix_product():
+    rng = np.random.default_rng(1)
+    frames = rng.random((6, 40)) < 0.05
+    layer = layers.Dense(5)
+    layer.build((None, 40))
+    dense = layer(frames.astype(np.float32)).numpy()
+    np.testing.assert_allclose(snn._event_current(layer, frames), dense, rtol=1e-5, atol=1e-5)

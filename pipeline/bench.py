@@ -1,0 +1,207 @@
+"""The bench stage: SNN Toolbox INI against the engine's fast simulation (`make bench T=100 N=50`).
+
+One run, side by side, on the RUN's trained model, the same N test samples, the same T and
+constant input (the rendered ini's settings):
+
+- INI at each batch size in `INI_BATCH_SIZES` that divides N (else the convert stage's own
+  choice), spike logging off; the fastest counts. Its simulation time is the toolbox's own
+  ``simulate`` stage; parse, normalise and build are reported apart.
+- The engine (`pipeline.convert.fast_network`: INI semantics on the toolbox's normalised weights),
+  after one warm-up batch that compiles its loops (reported apart).
+- T dense ANN forward passes over the same samples: the dense bound.
+- Spike agreement: a separate, small INI run with spike logging (its per-neuron counts need
+  gigabytes at width 64) on the first `AGREEMENT_SAMPLES` samples, against the engine's counts
+  for the same samples: the fraction of (sample, neuron) counts that are equal.
+
+Every part runs in a child process of its own (spawn), so its wall time and peak memory are
+its own; `os.getloadavg` before and after says how busy the machine was.
+"""
+import multiprocessing
+import os
+import resource
+import time
+
+import numpy as np
+
+from pipeline import UserError, configs, convert, results, snn, toolbox, workspace
+from pipeline.settings import Settings
+
+DEFAULT_T, DEFAULT_N = 100, 50
+INI_BATCH_SIZES = (25, 50)
+AGREEMENT_SAMPLES = 5
+DENSE_REPEATS = 5   # the dense pass is timed this often; the fastest counts
+
+
+# --------------------------------------------------------------------- child processes
+def _peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _ini(config_path, log_spikes):
+    run = toolbox.run(configs.validate(config_path), progress=True, log_spikes=log_spikes)
+    return {"seconds": run.seconds, "accuracy_per_timestep": run.accuracy_per_timestep,
+            "scale_factors": run.scale_factors, "spike_counts": run.spike_counts, "peak_memory_mb": _peak_mb()}
+
+
+def _engine(config_path, agreement):
+    """The timed fast run after a compiling warm-up batch, then (untimed) the per-neuron counts
+    of the first ``agreement`` samples."""
+    config = configs.validate(config_path)
+    network, x, labels, _ = convert.fast_network(config)
+    start = time.perf_counter()
+    network.simulate(x[:config.batch_size], labels[:config.batch_size], fast=True)
+    warmup = time.perf_counter() - start
+    start = time.perf_counter()
+    result = network.simulate(x, labels, fast=True)
+    seconds = time.perf_counter() - start
+    counts = network.simulate(x[:agreement], labels[:agreement], record=range(agreement), fast=True).recorded
+    return {"seconds": seconds, "warmup_seconds": warmup, "stage_seconds": result.stage_seconds,
+            "accuracy_per_timestep": result.accuracy_per_timestep, "spike_counts": counts,
+            "peak_memory_mb": _peak_mb()}
+
+
+def _dense(config_path):
+    """One dense ANN forward pass over the samples (the INI batch size), fastest of a few, times T."""
+    import tensorflow as tf
+    config = configs.validate(config_path)
+    model = snn.load_keras(config.path_wd / f"{config.filename_ann}.h5")
+    x = np.load(config.dataset_path / "x_test.npz")["arr_0"][:config.num_to_test]
+    forward = tf.function(lambda xb: model(xb, training=False))
+    batches = [tf.constant(x[i:i + config.batch_size]) for i in range(0, len(x), config.batch_size)]
+    forward(batches[0])
+    times = []
+    for _ in range(DENSE_REPEATS):
+        start = time.perf_counter()
+        for xb in batches:
+            forward(xb).numpy()
+        times.append(time.perf_counter() - start)
+    return {"pass_seconds": min(times), "seconds": min(times) * config.duration, "peak_memory_mb": _peak_mb()}
+
+
+def _child(target, args, queue):
+    try:
+        queue.put(target(*args))
+    except Exception as exc:  # reported by the parent as one line
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def in_child(target, *args):
+    """Run ``target(*args)`` in a fresh (spawned) process and return its result."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_child, args=(target, args, queue))
+    child.start()
+    outcome = queue.get()
+    child.join()
+    if "error" in outcome:
+        raise UserError(f"{target.__name__.strip('_')} failed: {outcome['error']}")
+    return outcome
+
+
+# --------------------------------------------------------------------- the comparison
+def ini_batch_sizes(num_samples):
+    sizes = [b for b in INI_BATCH_SIZES if num_samples % b == 0]
+    return sizes or [workspace.batch_size_for(num_samples)]
+
+
+def spike_agreement(ini_counts, engine_counts, samples):
+    """Fraction of equal per-neuron spike counts, overall and per layer (matched by position)."""
+    if len(ini_counts) != len(engine_counts):
+        raise UserError(f"INI logged {len(ini_counts)} spiking layers, the engine {len(engine_counts)}")
+    per_layer, equal, total = {}, 0, 0
+    for ini_name, name in zip(ini_counts, engine_counts):
+        ours = np.asarray(engine_counts[name]).reshape(samples, -1)
+        same = ours == np.asarray(ini_counts[ini_name]).reshape(samples, -1)
+        per_layer[name] = float(same.mean())
+        equal, total = equal + int(same.sum()), total + same.size
+    return equal / total, per_layer
+
+
+def render(ws, timesteps, num_samples, batch_size):
+    """The RUN's ini for this T, N and batch size (the toolbox's log dir follows the batch size)."""
+    config_path = configs.render(ws.run, timesteps, num_samples, batch_size, convert.toolbox_paths(ws, batch_size),
+                                 seed=ws.record["seed"])
+    config = configs.validate(config_path)
+    if config.poisson_input:
+        raise UserError(f"{config_path}: the bench compares constant input; set [input] poisson_input = False "
+                        "in snn_configs/base.ini")
+    return config_path
+
+
+def main(settings: Settings):
+    load_before = os.getloadavg()
+    timesteps, ws = settings.timesteps or DEFAULT_T, workspace.prepare(settings)
+    n = workspace.check_num_samples(settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test)), ws.dataset)
+    agreement = min(AGREEMENT_SAMPLES, n)
+    ini_runs = {}
+    for batch_size in ini_batch_sizes(n):
+        print(f"\nINI: {n} samples, T={timesteps}, batch size {batch_size}")
+        ini_runs[batch_size] = in_child(_ini, str(render(ws, timesteps, n, batch_size)), False)
+    best = min(ini_runs, key=lambda b: ini_runs[b]["seconds"]["simulate"])
+    config_path = render(ws, timesteps, n, best)
+    print(f"\nengine (fast): {n} samples, T={timesteps}")
+    engine = in_child(_engine, str(config_path), agreement)
+    print(f"\ndense ANN: {DENSE_REPEATS} passes over {n} samples")
+    dense = in_child(_dense, str(config_path))
+    print(f"\nINI with spike logging: {agreement} samples, T={timesteps}")
+    logged = in_child(_ini, str(render(ws, timesteps, agreement, agreement)), True)
+    overall, per_layer = spike_agreement(logged["spike_counts"], engine["spike_counts"], agreement)
+
+    ini = ini_runs[best]
+    curve_ini, curve_engine = np.asarray(ini["accuracy_per_timestep"]), np.asarray(engine["accuracy_per_timestep"])
+    record = {
+        "timesteps": timesteps, "num_samples": n,
+        "ini_seconds": ini["seconds"]["simulate"], "engine_seconds": engine["seconds"],
+        "speedup": ini["seconds"]["simulate"] / engine["seconds"],
+        "ann_dense_seconds": dense["seconds"], "dense_bound_ratio": engine["seconds"] / dense["seconds"],
+        "spike_agreement": overall, "accuracy_ini": float(curve_ini[-1]), "accuracy_engine": float(curve_engine[-1]),
+        "peak_memory_mb": engine["peak_memory_mb"],
+        "ini_batch_size": best,
+        "ini_runs": {str(b): {"seconds": r["seconds"], "peak_memory_mb": r["peak_memory_mb"]}
+                     for b, r in ini_runs.items()},
+        "ini_peak_memory_mb": ini["peak_memory_mb"],
+        "engine_warmup_seconds": engine["warmup_seconds"],
+        "engine_stage_seconds": engine["stage_seconds"],
+        "ann_dense_pass_seconds": dense["pass_seconds"],
+        "accuracy_per_timestep_equal": bool(np.array_equal(curve_ini, curve_engine)),
+        "accuracy_max_abs_difference": float(np.abs(curve_ini - curve_engine).max()),
+        "spike_agreement_samples": agreement, "spike_agreement_per_layer": per_layer,
+        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
+        "cpu_count": os.cpu_count(),
+        "model": {"path": str(ws.model.path), "sha256": ws.model_sha256},
+        "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
+        "seed": ws.record["seed"], "versions": results.versions(),
+    }
+    out = ws.dir / "bench.json"
+    results.write_json(out, record)
+    print("\n" + table(record))
+    print(f"-> {out}")
+    return record
+
+
+def table(record):
+    """The bench as a printed table."""
+    steps = record["num_samples"] * record["timesteps"]
+    lines = [f"Bench: {record['num_samples']} samples, T={record['timesteps']}, constant input, "
+             f"load average {record['load_average']['before'][0]:.1f} -> {record['load_average']['after'][0]:.1f} "
+             f"on {record['cpu_count']} CPUs",
+             f"  {'':24}{'seconds':>10}{'ms/sample-step':>16}{'accuracy':>10}{'peak MB':>10}"]
+    for batch, run in record["ini_runs"].items():
+        s = run["seconds"]
+        mark = " *" if int(batch) == record["ini_batch_size"] else ""
+        lines.append(f"  {'INI batch ' + batch + mark:24}{s['simulate']:>10.1f}{s['simulate'] / steps * 1e3:>16.2f}"
+                     f"{record['accuracy_ini'] if mark else float('nan'):>10.4f}{run['peak_memory_mb']:>10.0f}"
+                     f"   (parse {s['parse']:.1f} s, normalise {s['normalize']:.1f} s, build {s['build']:.1f} s)")
+    lines.append(f"  {'engine (fast)':24}{record['engine_seconds']:>10.1f}{record['engine_seconds'] / steps * 1e3:>16.2f}"
+                 f"{record['accuracy_engine']:>10.4f}{record['peak_memory_mb']:>10.0f}"
+                 f"   (warm-up and compile {record['engine_warmup_seconds']:.1f} s)")
+    lines.append(f"  {'T dense ANN passes':24}{record['ann_dense_seconds']:>10.1f}"
+                 f"{record['ann_dense_seconds'] / steps * 1e3:>16.2f}")
+    lines += [f"  speedup {record['speedup']:.1f}x, engine / dense bound {record['dense_bound_ratio']:.2f}, "
+              f"accuracy equal at every step: {record['accuracy_per_timestep_equal']} "
+              f"(max difference {record['accuracy_max_abs_difference']:.4f})",
+              f"  spike agreement {record['spike_agreement']:.5f} on {record['spike_agreement_samples']} samples: "
+              + ", ".join(f"{k} {v:.5f}" for k, v in record["spike_agreement_per_layer"].items()),
+              "  engine time by part (s, summed over its threads): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in record["engine_stage_seconds"].items())]
+    return "\n".join(lines)

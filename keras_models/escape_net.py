@@ -1,4 +1,4 @@
-"""ESCAPE-NET (peripheral-nerve CNN) in two variants.
+"""ESCAPE-NET (peripheral-nerve CNN) in three variants.
 
 `original`: the published network (max pooling, biases, batch normalisation).
 `modified`: the conversion-friendly one the study converts (average pooling,
@@ -6,20 +6,32 @@ no bias, no batch norm, dropout for regularisation):
 Conv W 8x8 -> AvgPool 2 -> Conv W 4x4 -> AvgPool 2 -> Conv W 2x2 -> Flatten
 -> Dense 256 -> Dense classes (softmax), every conv 'same' padded with ReLU.
 At width 64 on 56x100 input the modified model has 5,821,184 weights.
+`qcfs`: the modified network with every ReLU replaced by a QCFS activation layer with
+`levels` quantisation steps and a trainable clip level (`keras_models.qcfs`; layers qcfs1,
+qcfs2, qcfs3, qcfs_dense1 after conv1-3 and dense1, which become linear): the low-latency
+conversion of Bu et al. (ICLR 2022). Same weights as `modified`, plus one lambda per layer.
 """
 import tensorflow as tf
 
-VARIANTS = ("modified", "original")
+from keras_models.qcfs import QCFS
+
+VARIANTS = ("modified", "original", "qcfs")
 KERNELS = ((8, 8), (4, 4), (2, 2))
 HIDDEN_UNITS = 256
 
 
-def build(variant="modified", input_shape=(56, 100, 1), num_classes=3, width=64, dropout=0.2):
-    """Return an uncompiled ESCAPE-NET Keras model."""
+def build(variant="modified", input_shape=(56, 100, 1), num_classes=3, width=64, dropout=0.2, levels=8):
+    """Return an uncompiled ESCAPE-NET Keras model (`levels` is used by the `qcfs` variant only)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown ESCAPE-NET variant {variant!r}; choose from {VARIANTS}")
     layers = tf.keras.layers
     original = variant == "original"
+    quantised = variant == "qcfs"
+    hidden_activation = None if quantised else "relu"
+
+    def activate(x, name):
+        return QCFS(levels, name=name)(x) if quantised else x
+
     inputs = layers.Input(shape=tuple(input_shape), name="input")
     x = inputs
     for i, kernel in enumerate(KERNELS, start=1):
@@ -28,15 +40,19 @@ def build(variant="modified", input_shape=(56, 100, 1), num_classes=3, width=64,
             x = layers.BatchNormalization(name=f"bn{i}")(x)
             x = layers.Activation("relu", name=f"relu{i}")(x)
         else:
-            x = layers.Conv2D(width, kernel, padding="same", activation="relu",
+            x = layers.Conv2D(width, kernel, padding="same", activation=hidden_activation,
                               use_bias=False, name=f"conv{i}")(x)
+            x = activate(x, f"qcfs{i}")
         if i < len(KERNELS):
             pool = layers.MaxPooling2D if original else layers.AveragePooling2D
             x = pool(2, name=f"pool{i}")(x)
             if not original:
                 x = layers.Dropout(dropout, name=f"drop{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(HIDDEN_UNITS, activation="relu", use_bias=original, name="dense1")(x)
+    x = layers.Dense(HIDDEN_UNITS, activation="relu" if original else hidden_activation, use_bias=original,
+                     name="dense1")(x)
+    x = activate(x, "qcfs_dense1")
     x = layers.Dropout(dropout if not original else 0.5, name="drop_dense")(x)
     outputs = layers.Dense(num_classes, activation="softmax", use_bias=original, name="dense2")(x)
-    return tf.keras.Model(inputs, outputs, name=f"escape_net_{variant}_w{width}")
+    name = f"escape_net_qcfs_L{levels}_w{width}" if quantised else f"escape_net_{variant}_w{width}"
+    return tf.keras.Model(inputs, outputs, name=name)

@@ -15,6 +15,7 @@ STAGE_MODULES = {
     "stdb-sweep": "pipeline.stdb:sweep_main",
     "energy": "pipeline.energy",
     "bench": "pipeline.bench",
+    "latency": "pipeline.latency",
     "report": "pipeline.report",
 }
 

@@ -10,6 +10,11 @@ own weight variables (nothing is copied, so training the engine trains the Keras
   current without spiking (``readout="membrane"``, the logit STDB trains on, Rathi et al. 2020),
   or its IF neurons spike and the class is the argmax of their spike counts
   (``readout="spike_count"``, SNN Toolbox's rule; no output spike = undecided = wrong).
+- a linear ``Conv2D`` / ``Dense`` followed by a ``QCFS`` activation layer (`keras_models.qcfs`,
+  Bu et al., ICLR 2022): the same IF neurons. QCFS converts with theta = lambda; here spikes are
+  unit events standing for the previous layer's lambda, so the default threshold is
+  ``lambda_k / lambda_{k-1}`` (lambda_0 = 1: the input). Simulate with ``initial_membrane=0.5``
+  for QCFS's v(0) = theta/2. One spike per step at most is the activation's clip at lambda.
 - ``AveragePooling2D`` is linear (the average of the spikes passes on) unless
   ``pooling="spiking"``: then pool neurons integrate it with threshold 1 and spike, as the
   toolbox's INI simulator does.
@@ -46,7 +51,7 @@ POOLINGS = ("linear", "spiking")
 NEVER_FIRED = -1000.0   # "time of last spike" before any spike (Rathi et al.'s reference code)
 POOL_THRESHOLD = 1.0    # a pool neuron fires at the mean rate of its unit-spike inputs
 FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
-EVENT_FRAMES = 2        # frames per event-driven convolution: its output rows stay in cache
+EVENT_BYTES = 2 ** 20   # output grid per event-driven convolution step: its rows stay in cache
 
 WEIGHTED, POOL, FLATTEN, DROPOUT = "weighted", "pool", "flatten", "dropout"
 HIDDEN_ACTIVATIONS = ("relu",)
@@ -138,6 +143,7 @@ class Stage:
     layer: object
     shape: tuple
     output: bool = False
+    activation: object = None   # a QCFS layer this weighted stage absorbs
 
 
 def load_keras(path):
@@ -157,11 +163,19 @@ def map_layers(model):
     if len(model.outputs) != 1 or len(model.inputs) != 1:
         raise UserError(f"model {model.name!r}: the engine maps single-input, single-output chains only")
     stages, previous = [], None
-    for layer in layers:
+    for index, layer in enumerate(layers):
         _check_chain(model, layer, previous)
-        kind = _stage_kind(layer, is_output=layer is weighted[-1])
-        stages.append(Stage(kind, layer.name, layer, tuple(layer.output_shape[1:]), layer is weighted[-1]))
         previous = layer
+        if _is_qcfs(layer):
+            if not stages or stages[-1].activation is not layer:
+                raise UserError(f"layer {layer.name!r} (QCFS) must directly follow a hidden Conv2D or Dense layer "
+                                "with a linear activation")
+            continue
+        following = layers[index + 1] if index + 1 < len(layers) else None
+        absorbed = following if following is not None and _is_qcfs(following) else None
+        kind = _stage_kind(layer, is_output=layer is weighted[-1], qcfs=absorbed is not None)
+        stages.append(Stage(kind, layer.name, layer, tuple(layer.output_shape[1:]), layer is weighted[-1],
+                            absorbed if kind == WEIGHTED else None))
     if not stages[-1].output:
         raise UserError(f"layer {stages[-1].name!r} ({type(stages[-1].layer).__name__}) follows the readout "
                         f"layer {weighted[-1].name!r}; the engine reads out the last weighted layer")
@@ -180,12 +194,18 @@ def _check_chain(model, layer, previous):
                         "the engine maps single-chain models only")
 
 
-def _stage_kind(layer, is_output):
+def _is_qcfs(layer):
+    return type(layer).__name__ == "QCFS"
+
+
+def _stage_kind(layer, is_output, qcfs=False):
     kind = type(layer).__name__
     where = f"layer {layer.name!r} ({kind})"
+    if qcfs and (is_output or kind not in ("Conv2D", "Dense")):
+        raise UserError(f"{where} is followed by a QCFS activation; only a hidden Conv2D or Dense layer can be")
     if kind in ("Conv2D", "Dense"):
         activation = getattr(layer.activation, "__name__", str(layer.activation))
-        allowed = OUTPUT_ACTIVATIONS if is_output else HIDDEN_ACTIVATIONS
+        allowed = ("linear",) if qcfs else OUTPUT_ACTIVATIONS if is_output else HIDDEN_ACTIVATIONS
         if activation not in allowed:
             raise UserError(f"{where}: activation {activation!r} has no spiking equivalent here "
                             f"(use {' or '.join(allowed)})")
@@ -200,8 +220,28 @@ def _stage_kind(layer, is_output):
         return FLATTEN
     if kind == "Dropout":
         return DROPOUT
-    raise UserError(f"{where} cannot be mapped to a spiking layer (supported: Conv2D and Dense with ReLU, "
-                    "AveragePooling2D, Flatten, Dropout, a softmax/linear readout)")
+    raise UserError(f"{where} cannot be mapped to a spiking layer (supported: Conv2D and Dense with ReLU "
+                    "or followed by QCFS, AveragePooling2D, Flatten, Dropout, a softmax/linear readout)")
+
+
+def qcfs_thresholds(stages):
+    """Thresholds of the weighted stages that absorb a QCFS activation: ``lambda_k / lambda_{k-1}``.
+
+    QCFS converts with theta = lambda when a spike carries the previous layer's lambda; the
+    engine's spikes are unit events (and the input's scale is 1), so the previous lambda moves
+    into the threshold. A stage without QCFS resets the chain (its spikes stand for 1).
+    """
+    found, previous = {}, 1.0
+    for stage in stages:
+        if stage.kind != WEIGHTED:
+            continue
+        if stage.activation is None:
+            previous = 1.0
+            continue
+        value = float(stage.activation.threshold.numpy())
+        found[stage.name] = value / previous
+        previous = value
+    return found
 
 
 def _current(stage, h, kernel, bias=None):
@@ -263,7 +303,8 @@ class SimulationResult:
 class SpikingNetwork:
     """A converted network: the Keras model's weights, one threshold per weighted layer, leaks.
 
-    ``thresholds`` maps weighted-layer names to thresholds (missing ones are 1.0). All thresholds
+    ``thresholds`` maps weighted-layer names to thresholds (missing ones are 1.0, or
+    `qcfs_thresholds` for a layer that feeds a QCFS activation). All thresholds
     and per-layer leaks are `tf.Variable`s so STDB can train them; pools keep threshold 1.
     """
 
@@ -280,7 +321,8 @@ class SpikingNetwork:
         for name, value in thresholds.items():
             if not np.isfinite(value) or value <= 0:
                 raise UserError(f"threshold of layer {name!r} is {value!r}; thresholds must be positive")
-        self.thresholds = {n: tf.Variable(float(thresholds.get(n, 1.0)), name=f"{n}_threshold")
+        defaults = qcfs_thresholds(self.stages)
+        self.thresholds = {n: tf.Variable(float(thresholds.get(n, defaults.get(n, 1.0))), name=f"{n}_threshold")
                            for n in names}
         leaks = dict(leaks or {})
         self.leaks = {s.name: tf.Variable(float(leaks.get(s.name, settings.leak)), name=f"{s.name}_leak")
@@ -539,6 +581,7 @@ class SpikingNetwork:
                 "totals": [np.concatenate(layer) for layer in zip(*(p["totals"] for p in parts))]}
 
     def _fast_chunk(self, x, frames, sparse, seconds):
+        """`_fast_batch` for a few samples: chain after chain, currents, then membranes."""
         T, batch = self.settings.timesteps, len(x)
         if frames is None:
             h, counts = None, [np.zeros((T, 1, batch), np.float32)]
@@ -655,9 +698,9 @@ class SpikingNetwork:
         _, v, totals, out, counts = tf.while_loop(lambda t, *_: t < T, body, init, maximum_iterations=T)
         for k, stage in enumerate(chain):
             if not summed[k]:
-                received = T * tf.cast(current, tf.float64) if k == 0 else tf.cast(_avg_pool(stage, totals[k - 1]), tf.float64)
-                kept = tf.cast(v0[k], tf.float64) + received - tf.cast(v[k], tf.float64)
-                totals[k] = tf.cast(tf.round(kept / tf.cast(thresholds[k], tf.float64)), tf.float32)
+                received = T * _f64(current) if k == 0 else _f64(_avg_pool(stage, totals[k - 1]))
+                kept = _f64(v0[k]) + received - _f64(v[k])
+                totals[k] = tf.cast(tf.round(kept / _f64(thresholds[k])), tf.float32)
         return out.stack(), totals, [c.stack() for c in counts]
 
     def _threshold(self, stage, learn=()):
@@ -727,54 +770,60 @@ def _event_current(layer, frames):
     Dense layer the frames as a sparse matrix, for a convolution `_conv_event_current`. The
     sums are the dense op's in another order: equal up to float rounding.
     """
-    kernel = layer.kernel.numpy()
+    kernel = _numpy(layer.kernel.value())
     if isinstance(layer, tf.keras.layers.Conv2D):
         out = _conv_event_current(frames, kernel, layer.padding)
     else:
         out = scipy.sparse.csr_matrix(frames.reshape(len(frames), -1), dtype=np.float32) @ kernel
     if layer.use_bias:
-        out += layer.bias.numpy()
+        out += _numpy(layer.bias.value())
     return out
 
 
 def _conv_event_current(frames, kernel, padding):
     """A stride-1 convolution of binary frames (F, H, W, C) as a sparse im2col product.
 
-    `EVENT_FRAMES` frames at a time (the output rows their events scatter into stay in
-    cache), the spike events become a sparse matrix with one column per kernel tap and input
-    channel (the kernel's own order) and one row per position of an extended output grid
-    (H + kh - 1, W + kw - 1): it holds every position any tap of any spike reaches, so no event
-    needs a bounds check, and the layer's output ('same' or 'valid') is cut out of it. Column
-    by column the rows are the events of one channel shifted by one tap, so the matrix is built
-    in compressed-column form directly (events sorted by frame group, then channel).
+    A few frames at a time (their output grid fits in `EVENT_BYTES`, so the output rows the
+    events scatter into stay in cache), the spike events become a sparse matrix with one
+    column per kernel tap and input channel (the kernel's own order) and one row per position
+    of an extended output grid (H + kh - 1, W + kw - 1): it holds every position any tap of any
+    spike reaches, so no event needs a bounds check, and the layer's output ('same' or 'valid')
+    is cut out of it. Column by column the rows are the events of one channel shifted by one
+    tap, so the matrix is built in compressed-column form directly (events sorted by frame
+    group, then channel).
     """
     F, H, W, C = frames.shape
     kh, kw, _, out_channels = kernel.shape
     Hx, Wx = H + kh - 1, W + kw - 1
     top, left = ((kh - 1) // 2, (kw - 1) // 2) if padding == "same" else (0, 0)
     height, width = (H, W) if padding == "same" else (H - kh + 1, W - kw + 1)
+    size = max(1, EVENT_BYTES // (Hx * Wx * out_channels * 4))   # frames per group
     flat = np.flatnonzero(frames)
     channel, position = (flat % C).astype(np.int32), flat // C
     frame, y, x = position // (H * W), position // W % H, position % W
-    group = frame // EVENT_FRAMES
+    group = frame // size
     key = group * C + channel
     order = np.argsort(key.astype(np.int16 if key.size == 0 or key.max() < 2 ** 15 else np.int32), kind="stable")
-    row = (((frame % EVENT_FRAMES) * Hx + y + kh - 1) * Wx + x + kw - 1).astype(np.int32)[order]
+    row = (((frame % size) * Hx + y + kh - 1) * Wx + x + kw - 1).astype(np.int32)[order]
     channel = channel[order]
-    bounds = np.searchsorted(group[order], np.arange(-(-F // EVENT_FRAMES) + 1))
+    bounds = np.searchsorted(group[order], np.arange(-(-F // size) + 1))
     taps = np.array([i * Wx + j for i in range(kh) for j in range(kw)], np.int32)
     weights = kernel.reshape(-1, out_channels)
+    ones = np.ones(kh * kw * int(np.diff(bounds).max(initial=0)), np.float32)
     out = np.empty((F, height, width, out_channels), np.float32)
     for g, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
-        n = min(EVENT_FRAMES, F - g * EVENT_FRAMES)
+        n = min(size, F - g * size)
         rows = (row[first:last][None, :] - taps[:, None]).ravel()
         counts = np.tile(np.bincount(channel[first:last], minlength=C), kh * kw)
         starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-        events = scipy.sparse.csc_matrix((np.ones(len(rows), np.float32), rows, starts), shape=(n * Hx * Wx, kh * kw * C))
+        events = scipy.sparse.csc_matrix((ones[:len(rows)], rows, starts), shape=(n * Hx * Wx, kh * kw * C))
         grid = (events @ weights).reshape(n, Hx, Wx, out_channels)
-        out[g * EVENT_FRAMES:g * EVENT_FRAMES + n] = grid[:, kh - 1 - top:kh - 1 - top + height,
-                                                          kw - 1 - left:kw - 1 - left + width]
+        out[g * size:g * size + n] = grid[:, kh - 1 - top:kh - 1 - top + height, kw - 1 - left:kw - 1 - left + width]
     return out
+
+
+def _f64(x):
+    return tf.cast(x, tf.float64)
 
 
 def _numpy(tensor):

@@ -1,10 +1,20 @@
-"""Train ESCAPE-NET on a Dataset and cache the .h5 by (data sha256, variant, width, epochs, seed).
+"""Train ESCAPE-NET on a Dataset and cache the .h5 by (data sha256, variant, width, epochs, seed;
+levels L for the qcfs variant).
 
 Adam, batch 64, a class-balanced validation split of the training set, the
 best-validation-accuracy weights kept. The model is saved compiled with
 categorical cross-entropy: SNN Toolbox evaluates it with its own compiled loss
 on one-hot labels.
+
+A qcfs model starts from the modified model of the same width, epochs and seed
+(trained first if needed; its weights, and every clip level lambda at the 99.9th
+percentile of that layer's input on training data) and is fine-tuned with its
+quantised activations for QCFS_FINE_TUNE_EPOCHS epochs. Trained from scratch,
+ESCAPE-NET's activations (no batch norm, sparse inputs) are so small at
+initialisation that lambda/(2L) rounds almost all of them to zero: at width 64 the
+network never left chance (loss log 3 for 8 epochs).
 """
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -13,13 +23,15 @@ from pathlib import Path
 import numpy as np
 
 import pipeline  # noqa: F401
-from keras_models import escape_net
+from keras_models import escape_net, qcfs
 from pipeline import results
 
 TRAINED = Path(__file__).resolve().parent.parent / "keras_models" / "trained"
 BATCH_SIZE = 64
 LEARNING_RATE = 1e-3
 VALIDATION_FRACTION = 0.1
+QCFS_INIT_SAMPLES = 256       # training samples that set the initial clip levels of a qcfs model
+QCFS_FINE_TUNE_EPOCHS = 2     # best validation epoch kept; one is usually enough, more overfits
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,7 @@ class TrainSettings:
     width: int = 64
     epochs: int = 8
     seed: int = 0
+    levels: int = 8   # L, quantisation steps of the qcfs variant (ignored by the others)
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,8 @@ class TrainedModel:
 
 
 def model_name(dataset, settings):
-    return (f"escape_net_{settings.variant}_w{settings.width}_e{settings.epochs}"
+    variant = f"qcfs_L{settings.levels}" if settings.variant == "qcfs" else settings.variant
+    return (f"escape_net_{variant}_w{settings.width}_e{settings.epochs}"
             f"_s{settings.seed}_{dataset.sha256[:12]}")
 
 
@@ -70,24 +84,30 @@ class _KeepBest:
 
 def train(dataset, settings: TrainSettings, force=False, verbose=1):
     """Return the cached model for these settings, training it first if needed."""
-    from pipeline.data import validation_split
+    from pipeline.data import balanced_subset, validation_split
     path = TRAINED / f"{model_name(dataset, settings)}.h5"
     info_path = path.with_suffix(".json")
     if path.exists() and info_path.exists() and not force:
         return TrainedModel(path, results.read_json(info_path))
 
+    quantised = settings.variant == "qcfs"
+    origin = train(dataset, dataclasses.replace(settings, variant="modified"), verbose=verbose) if quantised else None
     import tensorflow as tf
     seed_everything(settings.seed)
     train_idx, val_idx = validation_split(dataset.y_train, VALIDATION_FRACTION, settings.seed)
     k = dataset.num_classes
-    model = escape_net.build(settings.variant, dataset.input_shape, k, settings.width)
+    model = escape_net.build(settings.variant, dataset.input_shape, k, settings.width, levels=settings.levels)
+    if quantised:
+        init_idx = train_idx[balanced_subset(dataset.y_train[train_idx], QCFS_INIT_SAMPLES, settings.seed)]
+        initial_lambda = qcfs.warm_start(model, load(origin.path), dataset.x_train[init_idx])
     model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
     keep_best = _KeepBest()
     start = time.perf_counter()
     history = model.fit(
         dataset.x_train[train_idx], one_hot(dataset.y_train[train_idx], k),
         validation_data=(dataset.x_train[val_idx], one_hot(dataset.y_train[val_idx], k)),
-        batch_size=BATCH_SIZE, epochs=settings.epochs, shuffle=True, verbose=verbose,
+        batch_size=BATCH_SIZE, epochs=QCFS_FINE_TUNE_EPOCHS if quantised else settings.epochs,
+        shuffle=True, verbose=verbose,
         callbacks=[keep_best])
     seconds = time.perf_counter() - start
     model.set_weights(keep_best.weights)
@@ -106,6 +126,11 @@ def train(dataset, settings: TrainSettings, force=False, verbose=1):
         "train_seconds": seconds, "parameters": int(model.count_params()),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
     }
+    if quantised:
+        info.update(levels=settings.levels, started_from={"path": str(origin.path),
+                                                          "test_accuracy": origin.info["test_accuracy"]},
+                    fine_tune_epochs=QCFS_FINE_TUNE_EPOCHS, initial_lambda=initial_lambda,
+                    clip_lambda=qcfs.threshold_values(model))
     results.write_json(info_path, info)
     return TrainedModel(path, info)
 
@@ -117,4 +142,4 @@ def predict(model, x, batch_size=256):
 
 def load(path):
     import tensorflow as tf
-    return tf.keras.models.load_model(path, compile=False)
+    return tf.keras.models.load_model(path, custom_objects=qcfs.CUSTOM_OBJECTS, compile=False)

@@ -20,6 +20,16 @@ def tiny_arrays(n_train=300, n_test=60, shape=(8, 12), seed=0):
     return x_train, y_train, x_test, y_test
 
 
+def blobs(n, seed, noise=0.5):
+    """Three classes: a bright bar on row 1, 3 or 5 of an 8x8 noisy image, in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, noise, (n, 8, 8, 1))
+    for i, c in enumerate(y):
+        x[i, 1 + 2 * c:3 + 2 * c, 1:7, 0] += 0.6
+    return np.clip(x, -1, 1).astype(np.float32), y
+
+
 @pytest.fixture
 def tiny_npz(tmp_path):
     x_train, y_train, x_test, y_test = tiny_arrays()

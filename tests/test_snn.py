@@ -4,6 +4,7 @@ import pytest
 
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
+from conftest import blobs
 
 from keras_models import escape_net
 from pipeline import UserError, snn
@@ -27,16 +28,6 @@ def chain(hidden_kernel, out_kernel, dropout=0.0, hidden_bias=None):
 def identity_net(n, thresholds=None, **settings):
     model = chain(np.eye(n, dtype=np.float32), np.ones((n, 2), np.float32))
     return snn.SpikingNetwork(model, thresholds, snn.SnnSettings(**settings))
-
-
-def blobs(n, seed, noise=0.5):
-    """Three classes: a bright bar on row 1, 3 or 5 of an 8x8 noisy image, in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = rng.normal(0, noise, (n, 8, 8, 1))
-    for i, c in enumerate(y):
-        x[i, 1 + 2 * c:3 + 2 * c, 1:7, 0] += 0.6
-    return np.clip(x, -1, 1).astype(np.float32), y
 
 
 @pytest.fixture(scope="module")
@@ -357,9 +348,10 @@ def test_fast_simulation_draws_the_same_poisson_input(tiny, replayed):
     same_run(fast, step)
 
 
-def test_fast_simulation_keeps_leak_initial_membrane_and_membrane_readout(tiny):
+@pytest.mark.parametrize("leak", [0.9, 1.0])   # without leak the totals come from the final membranes
+def test_fast_simulation_keeps_leak_initial_membrane_and_membrane_readout(tiny, leak):
     model, *_, x_test, y_test, _ = tiny
-    settings = snn.SnnSettings(timesteps=15, coding="analog", leak=0.9, initial_membrane=0.5, batch_size=16)
+    settings = snn.SnnSettings(timesteps=15, coding="analog", leak=leak, initial_membrane=0.5, batch_size=16)
     net = snn.SpikingNetwork(model, {"conv1": 0.6, "conv2": 0.8}, settings)
     step = net.simulate(x_test[:16], y_test[:16], record=range(16))
     fast = net.simulate(x_test[:16], y_test[:16], record=range(16), fast=True, sparse=False)

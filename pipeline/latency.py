@@ -1,0 +1,272 @@
+"""The latency stage: accuracy and energy at low T, plain conversion vs QCFS (± STDB).
+
+`make latency TS="1 2 4 8 16 32"` answers "which network is the cheapest within 1 pp of its
+ANN?" with one row per method and T, each against its own ANN on the same test samples:
+
+- ``conversion``: the RUN's modified ESCAPE-NET on the TF engine, thresholds 0.7 x the maximum
+  input current (`snn.calibrate_thresholds`, calibrated once at max(TS) on training samples).
+- ``qcfs``: that model fine-tuned with QCFS activations (`keras_models.qcfs`, L = ``L`` levels;
+  `pipeline.train`), converted as Bu et al. (ICLR 2022) do: theta = lambda per layer, v(0) = theta/2.
+- ``conversion+stdb`` / ``qcfs+stdb`` (``STDB=1`` only): the same networks fine-tuned with STDB
+  at that T (`pipeline.stdb`, a fresh copy per T), best epoch by test accuracy.
+
+Every row uses the engine with reset by subtraction, linear average pooling and the membrane
+readout (the accumulated output current), and the RUN's input coding (``CODING``). Energy is
+`pipeline.energy`'s model on the spikes the engine counted in that very run, normalised by the
+ANN's energy. SNN Toolbox cannot express v(0) = theta/2 or linear pooling: what a toolbox run of
+the QCFS network gives is measured with the engine's INI-compatible mode (v(0) = 0, spiking
+pools, spike-count readout), which reproduces the toolbox's INI simulator spike for spike.
+"""
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_models import qcfs  # also registers the QCFS layer, so .h5 models with it load
+from pipeline import UserError, data, energy, results, snn, stdb, train, workspace
+from pipeline.settings import Settings
+
+METHODS = ("conversion", "conversion+stdb", "qcfs", "qcfs+stdb")
+DEFAULT_N = 100
+CALIBRATION_SAMPLES = 100    # training samples the conversion thresholds are calibrated on
+DEFAULT_NTRAIN = 256         # STDB training samples per T unless NTRAIN says otherwise
+WITHIN_PP = 1.0              # "as good as the ANN": within this many percentage points
+SIM_BATCH = 50
+
+
+def timesteps_of(settings):
+    values = settings.timesteps_list or ((settings.timesteps,) if settings.timesteps else ())
+    if not values:
+        raise UserError('TS is required: make latency TS="1 2 4 8 16 32"')
+    return tuple(sorted(set(values)))
+
+
+def ann_accuracy(model, x, y):
+    return float(np.mean(train.predict(model, x) == y))
+
+
+def measure(network, x, y, layers, cost):
+    """Accuracy and normalised energy of one engine run (the energy model on its own spikes)."""
+    result = network.simulate(x, y)
+    input_totals = None
+    if network.settings.coding != "analog":
+        input_totals, _, _ = energy.replay_input(network, x, layers[0].fan_out())
+    counts = energy.count_operations(layers, result.neuron_totals, input_totals, len(x), network.settings.pooling)
+    _, total = energy.energy_table(counts, cost)
+    return result.accuracy, total["normalized_energy"]
+
+
+def poisson_ceiling(models, x, y, timesteps, seed):
+    """Each ANN's accuracy on the mean of the engine's first T Poisson input frames (the same
+    draws: same keys and padded batches), per T. The input coding alone caps an SNN near this: a
+    rate read from T frames is that noisy, however well the network converts."""
+    averages = {t: np.empty_like(x) for t in timesteps}
+    for batch, start in enumerate(range(0, len(x), SIM_BATCH)):
+        xb = x[start:start + SIM_BATCH]
+        padded = tf.constant(np.concatenate([xb, np.zeros((SIM_BATCH - len(xb),) + xb.shape[1:], xb.dtype)]))
+        key, total = snn.batch_key(seed, batch), 0.0
+        for step in range(max(timesteps)):
+            total = total + snn.poisson_spikes(padded, key, step).numpy()[:len(xb)]
+            if step + 1 in averages:
+                averages[step + 1][start:start + len(xb)] = total / (step + 1)
+    return [{"timesteps": t, **{f"{m}_ann_accuracy": ann_accuracy(model, averages[t], y)
+                                for m, model in models.items()}} for t in timesteps]
+
+
+def fine_tune(network, x_train, y_train, x, y, settings):
+    """STDB at the network's T, in place; returns what the record keeps of it."""
+    tuned = stdb.train(network, x_train, y_train, x, y, stdb.StdbSettings(
+        epochs=settings.stdb_epochs, learning_rate=settings.lr, surrogate=settings.surrogate,
+        batch_size=stdb.default_batch_size(network), seed=network.settings.seed), progress=False)
+    return {"snn_accuracy_before": tuned.acc_before, "best_epoch": tuned.best_epoch,
+            "seconds": tuned.seconds, "peak_memory_mb": tuned.peak_memory_mb}
+
+
+class Methods:
+    """The networks of the four methods, built fresh for every T (STDB changes weights in place)."""
+
+    def __init__(self, settings, ws, qcfs_path, timesteps):
+        self.ws, self.qcfs_path, self.settings = ws, qcfs_path, settings
+        self.seed = int(ws.record["seed"])
+        base = self.engine_settings(max(timesteps))
+        x_cal = ws.dataset.x_train[data.balanced_subset(ws.dataset.y_train, CALIBRATION_SAMPLES, self.seed)]
+        probe = snn.SpikingNetwork(snn.load_keras(ws.model.path), None, base)
+        self.thresholds = snn.calibrate_thresholds(probe, x_cal)
+        self.qcfs_readout = readout_threshold(snn.load_keras(qcfs_path), x_cal)
+
+    def engine_settings(self, timesteps, **changes):
+        return snn.SnnSettings(timesteps=timesteps, leak=self.settings.leak, coding=self.settings.coding,
+                               readout="membrane", pooling="linear", seed=self.seed, batch_size=SIM_BATCH,
+                               **changes)
+
+    def network(self, method, timesteps):
+        if method.startswith("qcfs"):   # theta = lambda (per unit spike: lambda_k / lambda_k-1), the engine default
+            return snn.SpikingNetwork(snn.load_keras(self.qcfs_path), None,
+                                      self.engine_settings(timesteps, initial_membrane=0.5))
+        return snn.SpikingNetwork(snn.load_keras(self.ws.model.path), self.thresholds,
+                                  self.engine_settings(timesteps))
+
+    def toolbox_semantics(self, timesteps):
+        """The QCFS network as SNN Toolbox's INI simulator runs it (v(0) = 0, spiking pools, spike counts)."""
+        return snn.SpikingNetwork(snn.load_keras(self.qcfs_path), self.qcfs_readout, snn.SnnSettings.ini_compatible(
+            timesteps, coding=self.settings.coding, seed=self.seed, batch_size=SIM_BATCH))
+
+
+def readout_threshold(model, x, percentile=99.9):
+    """``{readout name: threshold}`` of a QCFS network for the spike-count readout, as SNN Toolbox
+    sets it: the 99.9th percentile of the ANN's positive logits (its softmax becomes ReLU), in units
+    of the last hidden layer's lambda (the engine's spikes are unit events)."""
+    readout = model.layers[-1]
+    hidden = tf.keras.Model(model.inputs, readout.input).predict(x, batch_size=128, verbose=0)
+    logits = hidden @ readout.kernel.numpy() + (readout.bias.numpy() if readout.use_bias else 0.0)
+    positive = logits[logits > 0]
+    if not positive.size:
+        raise UserError(f"readout {readout.name!r} of the QCFS network has no positive logit on the calibration data")
+    last_lambda = float(qcfs.layers_of(model)[-1].threshold.numpy())
+    return {readout.name: float(np.percentile(positive, percentile)) / last_lambda}
+
+
+def cheapest_within(rows, pp=WITHIN_PP):
+    """Per method and overall: the lowest-energy row whose SNN is within ``pp`` points of its ANN."""
+    good = [r for r in rows if r["snn_accuracy"] >= r["ann_accuracy"] - pp / 100.0]
+    pick = {m: min((r for r in good if r["method"] == m), key=lambda r: r["normalized_energy"], default=None)
+            for m in METHODS if any(r["method"] == m for r in rows)}
+    pick["overall"] = min(good, key=lambda r: r["normalized_energy"], default=None)
+    return pick
+
+
+def write_markdown(path, record):
+    rows, ann = record["rows"], record["ann"]
+    lines = [f"**Low-latency conversion: accuracy and energy vs timesteps** ({record['num_samples']} test samples, "
+             f"{record['input_coding']} input, QCFS L={record['levels']})", "",
+             "All rows use the TF engine's **membrane readout** (the accumulated input current of the output "
+             "layer; no output spikes), reset by subtraction and linear average pooling. Each SNN is compared "
+             "with its own ANN on the same samples; energy is normalised by that ANN's energy "
+             f"({record['preset']}).", "",
+             "| Method | T | ANN accuracy | SNN accuracy | SNN - ANN (pp) | Normalised energy |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['timesteps']} | {r['ann_accuracy']:.4f} | {r['snn_accuracy']:.4f} | "
+                     f"{100 * (r['snn_accuracy'] - r['ann_accuracy']):+.1f} | {r['normalized_energy']:.4f} |")
+    lines += ["", f"Cheapest network within {WITHIN_PP:g} pp of its ANN:"]
+    for method, r in record["cheapest_within_1pp"].items():
+        lines.append(f"- {method}: " + ("none" if r is None else
+                                         f"{r['method']} at T={r['timesteps']} (SNN {r['snn_accuracy']:.4f}, ANN "
+                                         f"{r['ann_accuracy']:.4f}, normalised energy {r['normalized_energy']:.4f})"))
+    lines += ["", f"ANNs on the whole test set: modified ESCAPE-NET {ann['modified']['test_accuracy']:.4f}, "
+                  f"QCFS ESCAPE-NET (L={record['levels']}) {ann['qcfs']['test_accuracy']:.4f} "
+                  f"({100 * (ann['qcfs']['test_accuracy'] - ann['modified']['test_accuracy']):+.1f} pp).",
+              "", f"Conversion thresholds: {record['conversion_thresholds']['how']}. QCFS thresholds: "
+                  "theta = lambda of each layer, v(0) = theta/2.",
+              "", "SNN Toolbox cannot express v(0) = theta/2 or linear pooling (its membranes start at 0 and its "
+                  "pools spike); the engine's INI-compatible mode, which matches the toolbox spike for spike, "
+                  "gives for the QCFS network (spike-count readout): "
+                  + ", ".join(f"T={p['timesteps']}: {p['snn_accuracy']:.4f}" for p in record["qcfs_toolbox_semantics"])
+                  + "."]
+    if record["poisson_input_ceiling"]:
+        lines += ["", "Ceiling set by the Poisson input: each ANN on the mean of the same first T input frames "
+                      "(a rate read from T frames is this noisy): "
+                  + ", ".join(f"T={p['timesteps']}: modified {p['conversion_ann_accuracy']:.4f}, "
+                              f"QCFS {p['qcfs_ann_accuracy']:.4f}" for p in record["poisson_input_ceiling"]) + "."]
+    if record["stdb"]:
+        lines += ["", f"STDB: {record['stdb']['epochs']} epochs on {record['stdb']['train_samples']} training "
+                      "samples per T, best epoch chosen on these test samples (optimistic, as in Rathi et al.)."]
+    results.write_atomic(path, "\n".join(lines) + "\n")
+
+
+def plot(path, record):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True, constrained_layout=True)
+    for k, method in enumerate(m for m in METHODS if any(r["method"] == m for r in record["rows"])):
+        rows = [r for r in record["rows"] if r["method"] == method]
+        ts = [r["timesteps"] for r in rows]
+        top.plot(ts, [r["snn_accuracy"] for r in rows], "o-", color=f"C{k}", label=f"{method} SNN")
+        top.axhline(rows[0]["ann_accuracy"], color=f"C{k}", ls="--", lw=1, label=f"{method} ANN")
+        bottom.plot(ts, [r["normalized_energy"] for r in rows], "o-", color=f"C{k}", label=method)
+    top.set_ylabel("test accuracy")
+    top.set_ylim(0, 1.02)
+    top.set_title("Accuracy vs timesteps (membrane readout)")
+    top.legend(fontsize=8, ncol=2, loc="lower right")
+    bottom.set_ylabel("SNN energy / ANN energy")
+    bottom.set_xlabel("simulation timesteps T")
+    bottom.set_xscale("log", base=2)
+    bottom.set_yscale("log")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3, which="both")
+    results.write_atomic_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def main(settings: Settings):
+    timesteps = timesteps_of(settings)
+    if settings.thresholds != "max":
+        raise UserError(f"THRESHOLDS={settings.thresholds}: the latency stage calibrates its thresholds on the "
+                        "engine (THRESHOLDS=max)")
+    cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
+    ws = workspace.prepare(settings)
+    n = workspace.check_num_samples(settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test)), ws.dataset)
+    chosen = ws.record
+    qcfs_trained = train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),
+                                                               int(chosen["seed"]), settings.levels),
+                               force=settings.force)
+    x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
+    models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}
+    anns = {m: ann_accuracy(model, x, y) for m, model in models.items()}
+    layers = energy.geometry(models["conversion"])  # QCFS has the same layers; its activations cost what ReLU does
+    methods = Methods(settings, ws, qcfs_trained.path, timesteps)
+    chosen_methods = [m for m in METHODS if settings.stdb or not m.endswith("+stdb")]
+    train_idx = data.balanced_subset(ws.dataset.y_train, settings.ntrain or DEFAULT_NTRAIN, methods.seed)
+    x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
+
+    rows, stdb_runs, toolbox_rows = [], [], []
+    for method in chosen_methods:
+        for t in timesteps:
+            start = time.perf_counter()
+            network = methods.network(method, t)
+            extra = fine_tune(network, x_train, y_train, x, y, settings) if method.endswith("+stdb") else None
+            accuracy, normalized = measure(network, x, y, layers, cost)
+            ann = anns[method.removesuffix("+stdb")]
+            rows.append({"method": method, "timesteps": t, "ann_accuracy": ann, "snn_accuracy": accuracy,
+                         "normalized_energy": normalized})
+            if extra is not None:
+                stdb_runs.append({"method": method, "timesteps": t, **extra})
+            print(f"  {method:<16} T={t:<4} ANN {ann:.4f}  SNN {accuracy:.4f}  energy {normalized:.4f}  "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+    for t in timesteps:
+        toolbox_rows.append({"timesteps": t, "snn_accuracy": methods.toolbox_semantics(t).simulate(x, y).accuracy})
+
+    record = {
+        "stage": "latency", "rows": rows, "readout": "membrane", "pooling": "linear", "reset": "subtraction",
+        "input_coding": settings.coding, "leak": settings.leak, "levels": settings.levels, "num_samples": n,
+        "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
+        "cheapest_within_1pp": cheapest_within(rows),
+        "ann": {"modified": {"accuracy_on_samples": anns["conversion"],
+                             "test_accuracy": ann_accuracy(models["conversion"], ws.dataset.x_test, ws.dataset.y_test),
+                             "path": str(ws.model.path), "sha256": ws.model_sha256},
+                "qcfs": {"accuracy_on_samples": anns["qcfs"],
+                         "test_accuracy": ann_accuracy(models["qcfs"], ws.dataset.x_test, ws.dataset.y_test),
+                         "path": str(qcfs_trained.path), "sha256": results.file_sha256(qcfs_trained.path),
+                         "lambda": qcfs.threshold_values(models["qcfs"])}},
+        "conversion_thresholds": {"values": methods.thresholds,
+                                  "how": f"0.7 x max input current, calibrated at T={max(timesteps)} on "
+                                         f"{CALIBRATION_SAMPLES} training samples"},
+        "qcfs_toolbox_semantics": toolbox_rows,
+        "poisson_input_ceiling": (poisson_ceiling(models, x, y, timesteps, methods.seed)
+                                  if settings.coding == "poisson" else None),
+        "stdb": ({"epochs": settings.stdb_epochs, "train_samples": len(train_idx), "lr": settings.lr,
+                  "surrogate": settings.surrogate, "runs": stdb_runs} if settings.stdb else None),
+        "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
+        "seed": methods.seed, "versions": results.versions(),
+    }
+    results.write_json(ws.dir / "latency.json", record)
+    write_markdown(ws.dir / "latency.md", record)
+    plot(ws.dir / "latency.png", record)
+    best = record["cheapest_within_1pp"]["overall"]
+    print(f"\nQCFS ANN {record['ann']['qcfs']['test_accuracy']:.4f} vs modified ANN "
+          f"{record['ann']['modified']['test_accuracy']:.4f} on the test set; cheapest within {WITHIN_PP:g} pp: "
+          + ("none" if best is None else f"{best['method']} at T={best['timesteps']} "
+                                         f"(normalised energy {best['normalized_energy']:.4f})"))
+    print(f"  -> {ws.dir / 'latency.md'}")
+    return record

@@ -1,0 +1,54 @@
+"""The latency stage on a tiny dataset: rows, fields, the ± STDB methods, the table's readout note."""
+import json
+
+import pytest
+
+import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
+from pipeline import UserError, latency, settings as settings_module
+
+FIELDS = {"method", "timesteps", "ann_accuracy", "snn_accuracy", "normalized_energy"}
+
+
+def run(tiny_npz, *extra):
+    argv = ["latency", "--run", "tiny", "--data", str(tiny_npz), "--width", "4", "--epochs", "2",
+            "--timesteps-list", "1 4", "--num-samples", "20", *extra]
+    return latency.main(settings_module.parse(argv))
+
+
+def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
+    run(tiny_npz, "--coding", "analog")
+    folder = sandbox / "results" / "tiny"
+    record = json.loads((folder / "latency.json").read_text())
+    rows = record["rows"]
+    assert [(r["method"], r["timesteps"]) for r in rows] == [("conversion", 1), ("conversion", 4),
+                                                             ("qcfs", 1), ("qcfs", 4)]
+    for row in rows:
+        assert set(row) == FIELDS
+        assert 0.0 <= row["snn_accuracy"] <= 1.0 and 0.0 <= row["ann_accuracy"] <= 1.0
+        assert row["normalized_energy"] > 0
+    assert rows[0]["ann_accuracy"] == record["ann"]["modified"]["accuracy_on_samples"]
+    assert rows[2]["ann_accuracy"] == record["ann"]["qcfs"]["accuracy_on_samples"]
+    assert record["readout"] == "membrane" and record["levels"] == 8
+    assert record["stdb"] is None and record["poisson_input_ceiling"] is None
+    assert [p["timesteps"] for p in record["qcfs_toolbox_semantics"]] == [1, 4]
+    assert "membrane readout" in (folder / "latency.md").read_text()
+    assert (folder / "latency.png").stat().st_size > 0
+    assert len(list((sandbox / "trained").glob("escape_net_qcfs_L8_w4_e2_s0_*.h5"))) == 1
+
+    # the same RUN (cached modified model) with STDB rows, Poisson input and another L
+    record = run(tiny_npz, "--stdb", "--stdb-epochs", "1", "--ntrain", "24", "--levels", "4")
+    methods = [(r["method"], r["timesteps"]) for r in record["rows"]]
+    assert methods == [(m, t) for m in latency.METHODS for t in (1, 4)]
+    assert record["input_coding"] == "poisson" and record["levels"] == 4
+    assert [(r["method"], r["timesteps"]) for r in record["stdb"]["runs"]] == \
+        [("conversion+stdb", 1), ("conversion+stdb", 4), ("qcfs+stdb", 1), ("qcfs+stdb", 4)]
+    assert record["stdb"]["train_samples"] == 24
+    assert len(list((sandbox / "trained").glob("escape_net_qcfs_L4_w4_e2_s0_*.h5"))) == 1
+    ceiling = record["poisson_input_ceiling"]
+    assert [p["timesteps"] for p in ceiling] == [1, 4]
+    assert all(0.0 <= p["qcfs_ann_accuracy"] <= 1.0 for p in ceiling)
+
+
+def test_timesteps_are_required(tiny_npz, sandbox):
+    with pytest.raises(UserError, match="TS is required"):
+        latency.main(settings_module.parse(["latency", "--data", str(tiny_npz)]))

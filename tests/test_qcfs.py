@@ -1,0 +1,163 @@
+"""QCFS: the activation against its formula, its gradients, .h5 round trip, and its conversion."""
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
+import tensorflow as tf
+from conftest import blobs
+
+from keras_models import escape_net, qcfs
+from pipeline import UserError, snn, train
+
+layers = tf.keras.layers
+Z = np.array([-1.0, -0.2, 0.2, 0.3, 0.7, 1.0, 1.9, 2.5], np.float32)
+
+
+def activation(levels, lam):
+    layer = qcfs.QCFS(levels)
+    layer.build(())
+    layer.threshold.assign(lam)
+    return layer
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A width-4 QCFS ESCAPE-NET (L=4) on 8x8 inputs, lambdas initialised from data, trained briefly."""
+    tf.keras.utils.set_random_seed(0)
+    x_train, y_train = blobs(600, 0)
+    x_test, y_test = blobs(300, 1)
+    model = escape_net.build("qcfs", input_shape=(8, 8, 1), width=4, levels=4)
+    qcfs.initialise_thresholds(model, x_train[:200])
+    model.compile(tf.keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
+    return model, x_test, y_test
+
+
+# ------------------------------------------------------------------ the activation
+def test_forward_values_match_the_formula():
+    # lambda=2, L=4: floor(2z + 0.5) = [-2, 0, 0, 1, 1, 2, 4, 5] -> clipped to [0, 4], times lambda/L
+    out = activation(4, 2.0)(tf.constant(Z)).numpy()
+    np.testing.assert_allclose(out, [0, 0, 0, 0.5, 0.5, 1.0, 2.0, 2.0], atol=1e-6)
+    lam, levels = 0.7, 8
+    want = lam * np.clip(np.floor(Z * levels / lam + 0.5) / levels, 0, 1)
+    np.testing.assert_allclose(activation(levels, lam)(tf.constant(Z)).numpy(), want, atol=1e-6)
+
+
+def test_straight_through_gradients_for_input_and_lambda():
+    lam, levels = 2.0, 4
+    layer = activation(levels, lam)
+    z = tf.constant(Z)
+    upstream = np.linspace(0.5, 2.0, len(Z)).astype(np.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(z)
+        loss = tf.reduce_sum(layer(z) * upstream)
+    steps = np.floor(Z * levels / lam + 0.5)
+    inside = (steps >= 0) & (steps <= levels)   # the floor passes its gradient; the clip stops it outside
+    np.testing.assert_allclose(tape.gradient(loss, z).numpy(), upstream * inside, atol=1e-6)
+    # d/dlambda of lambda * s/L with ds/dlambda = -z L / lambda^2 (straight through): s/L - z/lambda inside,
+    # 1 above the clip (the output is lambda), 0 below it
+    d_lambda = np.where(inside, steps / levels - Z / lam, np.where(steps > levels, 1.0, 0.0))
+    assert tape.gradient(loss, layer.threshold).numpy() == pytest.approx(np.sum(upstream * d_lambda), rel=1e-5)
+
+
+def test_lambda_is_trainable():
+    model = escape_net.build("qcfs", input_shape=(8, 8, 1), width=2, levels=4)
+    lambdas = qcfs.layers_of(model)
+    assert [layer.name for layer in lambdas] == ["qcfs1", "qcfs2", "qcfs3", "qcfs_dense1"]
+    trainable = {id(w) for w in model.trainable_weights}
+    assert all(id(layer.threshold) in trainable for layer in lambdas)
+    x, y = blobs(16, 0)
+    qcfs.initialise_thresholds(model, x)
+    with tf.GradientTape() as tape:
+        loss = tf.keras.losses.sparse_categorical_crossentropy(y, model(x, training=True))
+    grads = tape.gradient(loss, [layer.threshold for layer in lambdas])
+    assert all(g is not None and float(g) != 0.0 for g in grads)
+
+
+def test_bad_levels_are_refused():
+    with pytest.raises(ValueError, match="levels"):
+        qcfs.QCFS(0)
+
+
+def test_initial_lambda_is_a_high_percentile_of_each_layers_input():
+    model = escape_net.build("qcfs", input_shape=(8, 8, 1), width=2, levels=4)
+    x, _ = blobs(50, 0)
+    found = qcfs.initialise_thresholds(model, x, percentile=100.0)
+    z1 = tf.keras.Model(model.inputs, model.get_layer("conv1").output).predict(x, verbose=0)
+    assert found["qcfs1"] == pytest.approx(float(z1.max()), rel=1e-5)
+    assert qcfs.threshold_values(model) == pytest.approx(found, rel=1e-6)
+
+
+def test_warm_start_copies_the_relu_networks_weights():
+    source = escape_net.build("modified", input_shape=(8, 8, 1), width=2)
+    model = escape_net.build("qcfs", input_shape=(8, 8, 1), width=2, levels=4)
+    x, _ = blobs(50, 0)
+    found = qcfs.warm_start(model, source, x)
+    for name in ("conv1", "conv2", "conv3", "dense1", "dense2"):
+        np.testing.assert_array_equal(model.get_layer(name).kernel.numpy(), source.get_layer(name).kernel.numpy())
+    assert qcfs.threshold_values(model) == pytest.approx(found, rel=1e-6)
+    assert all(v > 0 for v in found.values())
+
+
+def test_h5_round_trip(tmp_path):
+    model = escape_net.build("qcfs", input_shape=(8, 8, 1), width=2, levels=3)
+    for k, layer in enumerate(qcfs.layers_of(model)):
+        layer.threshold.assign(0.1 * (k + 2))
+    path = tmp_path / "qcfs.h5"
+    model.save(path, save_format="h5")
+    x, _ = blobs(20, 0)
+    for loaded in (train.load(path), snn.load_keras(path)):
+        assert qcfs.threshold_values(loaded) == qcfs.threshold_values(model)
+        assert [layer.levels for layer in qcfs.layers_of(loaded)] == [3] * 4
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+# ------------------------------------------------------------------ conversion on the engine
+def test_engine_thresholds_are_lambda_in_units_of_the_previous_lambda(tiny):
+    model = tiny[0]
+    net = snn.SpikingNetwork(model, None, snn.SnnSettings(timesteps=4, initial_membrane=0.5))
+    lam = qcfs.threshold_values(model)
+    want = {"conv1": lam["qcfs1"], "conv2": lam["qcfs2"] / lam["qcfs1"], "conv3": lam["qcfs3"] / lam["qcfs2"],
+            "dense1": lam["qcfs_dense1"] / lam["qcfs3"], "dense2": 1.0}
+    assert net.threshold_values() == pytest.approx(want, rel=1e-6)
+
+
+def test_first_layer_spike_rates_reproduce_the_activation_at_T_equal_L(tiny):
+    """With v(0) = theta/2 and theta = lambda, a constant current z gives floor(T z / lambda + 1/2)
+    spikes (at most T): at T = L exactly the QCFS activation; with v(0) = 0 it is the floor, not rounding."""
+    model, x, _ = tiny
+    levels = 4
+    z = tf.keras.Model(model.inputs, model.get_layer("qcfs1").output).predict(x[:40], verbose=0)
+    lam = qcfs.threshold_values(model)["qcfs1"]
+    for membrane, matches in ((0.5, True), (0.0, False)):
+        net = snn.SpikingNetwork(model, None, snn.SnnSettings(timesteps=levels, coding="analog",
+                                                              initial_membrane=membrane, batch_size=40))
+        rates = net.simulate(x[:40], record=range(40)).recorded["conv1"] * lam / levels
+        assert np.allclose(rates, z, atol=1e-5) is matches
+
+
+def test_converted_tiny_model_matches_its_quantised_ann_at_T4(tiny):
+    model, x, y = tiny
+    ann = float(np.mean(model.predict(x, verbose=0).argmax(1) == y))
+    net = snn.SpikingNetwork(model, None, snn.SnnSettings(timesteps=4, coding="analog", initial_membrane=0.5,
+                                                          batch_size=100))
+    result = net.simulate(x, y)
+    assert ann > 0.8
+    assert abs(result.accuracy - ann) <= 0.02
+
+
+def test_engine_refuses_misplaced_qcfs():
+    inputs = layers.Input((4,))
+    h = layers.Dense(3, activation="relu", use_bias=False, name="hidden")(inputs)
+    h = qcfs.QCFS(4, name="q")(h)
+    out = layers.Dense(2, use_bias=False, name="out")(h)
+    with pytest.raises(UserError, match="'hidden'.*'relu'"):
+        snn.SpikingNetwork(tf.keras.Model(inputs, out))
+    inputs = layers.Input((4, 4, 1))
+    h = layers.Conv2D(2, 2, use_bias=False, name="conv")(inputs)
+    h = qcfs.QCFS(4, name="q1")(h)
+    h = layers.AveragePooling2D(name="pool")(h)
+    h = qcfs.QCFS(4, name="q2")(h)
+    out = layers.Dense(2, use_bias=False, name="out")(layers.Flatten()(h))
+    with pytest.raises(UserError, match="'pool'.*followed by a QCFS"):
+        snn.SpikingNetwork(tf.keras.Model(inputs, out))

@@ -34,6 +34,11 @@ WITHIN_PP = 1.0              # "as good as the ANN": within this many percentage
 SIM_BATCH = 50
 
 
+def result_stem(coding):
+    """One coding per file, as the energy stage: latency.* is Poisson input, latency_analog.* constant current."""
+    return "latency" if coding == "poisson" else "latency_analog"
+
+
 def timesteps_of(settings):
     values = settings.timesteps_list or ((settings.timesteps,) if settings.timesteps else ())
     if not values:
@@ -260,13 +265,14 @@ def main(settings: Settings):
         "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
         "seed": methods.seed, "versions": results.versions(),
     }
-    results.write_json(ws.dir / "latency.json", record)
-    write_markdown(ws.dir / "latency.md", record)
-    plot(ws.dir / "latency.png", record)
+    stem = ws.dir / result_stem(settings.coding)
+    results.write_json(stem.with_suffix(".json"), record)
+    write_markdown(stem.with_suffix(".md"), record)
+    plot(stem.with_suffix(".png"), record)
     best = record["cheapest_within_1pp"]["overall"]
     print(f"\nQCFS ANN {record['ann']['qcfs']['test_accuracy']:.4f} vs modified ANN "
           f"{record['ann']['modified']['test_accuracy']:.4f} on the test set; cheapest within {WITHIN_PP:g} pp: "
           + ("none" if best is None else f"{best['method']} at T={best['timesteps']} "
                                          f"(normalised energy {best['normalized_energy']:.4f})"))
-    print(f"  -> {ws.dir / 'latency.md'}")
+    print(f"  -> {stem.with_suffix('.md')}")
     return record

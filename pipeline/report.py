@@ -30,7 +30,7 @@ class Found:
     stdb: list          # stdb_T*.json records, sorted by T
     energy: list        # (file name, record) of energy*.json
     original: dict | None
-    texts: dict         # table2.md, table3.md, simulators.md, latency.md -> text
+    texts: dict         # table2.md, table3.md, simulators.md, latency(_analog).md -> text
     bench: dict | None
     trained: dict       # the RUN's modified ANN's training record (beside its .h5), {} if unknown
 
@@ -51,7 +51,8 @@ def _numbered(folder, prefix):
 def collect(folder):
     folder = Path(folder)
     energy = [(p.name, results.read_json(p)) for p in sorted(folder.glob("energy*.json"))]
-    texts = {name: (folder / name).read_text() for name in ("table2.md", "table3.md", "simulators.md", "latency.md")
+    texts = {name: (folder / name).read_text() for name in ("table2.md", "table3.md", "simulators.md", "latency.md",
+                                                            "latency_analog.md")
              if (folder / name).exists()}
     original = folder / "ann_original.json"
     bench = folder / "bench.json"
@@ -205,8 +206,10 @@ def figure_list(found):
                 if key == "fig4_raster":
                     caption = caption.replace("one test sample", f"test sample {record.get('raster_sample', 0)}")
                 figures.append((file, f"{caption}; {where}"))
-    if (folder / "latency.png").exists():
-        figures.append(("latency.png", "Accuracy vs timesteps for every conversion method (latency stage)"))
+    for name, coding in (("latency.png", "Poisson"), ("latency_analog.png", "constant")):
+        if (folder / name).exists():
+            figures.append((name, f"Accuracy and energy vs timesteps for every conversion method, {coding} input "
+                                  "(latency stage)"))
     return figures
 
 
@@ -226,6 +229,8 @@ def missing(found, run):
         ("simulators.md" in found.texts, "simulator comparison (`simulators.md`)", 'make compare SIMS="INI brian2"'),
         (found.bench, "engine vs INI benchmark (`bench.json`)", "make bench T=100 N=50"),
         ("latency.md" in found.texts, "low-latency conversion (`latency.md`)", 'make latency TS="1 2 4 8 16 32"'),
+        ("latency_analog.md" in found.texts, "low-latency conversion with constant input (`latency_analog.md`)",
+         'make latency TS="1 2 4 8 16 32" CODING=analog'),
     ]
     return [f"- {what}: `{command}{suffix}`" for present, what, command in wanted if not present]
 
@@ -239,7 +244,8 @@ def render(found, run):
         lines += ["## Energy per inference", ""]
         for name, record in found.energy:
             lines += energy_section(name, record)
-    for title, name in (("Simulators compared", "simulators.md"), ("Low-latency conversion", "latency.md")):
+    for title, name in (("Simulators compared", "simulators.md"), ("Low-latency conversion", "latency.md"),
+                        ("Low-latency conversion, constant input", "latency_analog.md")):
         if name in found.texts:
             lines += [f"## {title}", "", found.texts[name].strip(), ""]
     if found.bench:

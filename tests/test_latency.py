@@ -18,7 +18,7 @@ def run(tiny_npz, *extra):
 def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
     run(tiny_npz, "--coding", "analog")
     folder = sandbox / "results" / "tiny"
-    record = json.loads((folder / "latency.json").read_text())
+    record = json.loads((folder / "latency_analog.json").read_text())
     rows = record["rows"]
     assert [(r["method"], r["timesteps"]) for r in rows] == [("conversion", 1), ("conversion", 4),
                                                              ("qcfs", 1), ("qcfs", 4)]
@@ -31,8 +31,9 @@ def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
     assert record["readout"] == "membrane" and record["levels"] == 8
     assert record["stdb"] is None and record["poisson_input_ceiling"] is None
     assert [p["timesteps"] for p in record["qcfs_toolbox_semantics"]] == [1, 4]
-    assert "membrane readout" in (folder / "latency.md").read_text()
-    assert (folder / "latency.png").stat().st_size > 0
+    assert "membrane readout" in (folder / "latency_analog.md").read_text()
+    assert (folder / "latency_analog.png").stat().st_size > 0
+    assert not (folder / "latency.json").exists()
     assert len(list((sandbox / "trained").glob("escape_net_qcfs_L8_w4_e2_s0_*.h5"))) == 1
 
     # the same RUN (cached modified model) with STDB rows, Poisson input and another L
@@ -40,6 +41,7 @@ def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
     methods = [(r["method"], r["timesteps"]) for r in record["rows"]]
     assert methods == [(m, t) for m in latency.METHODS for t in (1, 4)]
     assert record["input_coding"] == "poisson" and record["levels"] == 4
+    assert json.loads((folder / "latency.json").read_text())["levels"] == 4
     assert [(r["method"], r["timesteps"]) for r in record["stdb"]["runs"]] == \
         [("conversion+stdb", 1), ("conversion+stdb", 4), ("qcfs+stdb", 1), ("qcfs+stdb", 4)]
     assert record["stdb"]["train_samples"] == 24

@@ -84,7 +84,7 @@ def test_report_shows_both_codings_and_converted_energy(run):
     text = (run / "REPORT.md").read_text()
     assert "| 0.01942 (poisson) / 0.18 (analog) | 28 |" in text
     assert "0.5 (poisson, at T=100)" in text                           # converted measured at another T
-    assert "CODING=analog" not in text.split("## Not run yet")[1]
+    assert "NET=stdb CODING=analog" not in text.split("## Not run yet")[1]   # energy_analog.json is there
 
 
 def test_report_is_rewritten_whole(run):

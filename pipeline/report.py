@@ -111,7 +111,8 @@ def _engine_latency(found, net, timesteps):
 
 
 def _per_sample(record):
-    seconds = record.get("toolbox_seconds", record.get("wall_seconds"))
+    """Simulation time per sample: the toolbox's simulate stage, or the wall time of an engine run."""
+    seconds = record.get("toolbox_seconds", {}).get("simulate", record.get("wall_seconds"))
     if seconds is None or not record.get("num_samples"):
         return "—"
     return f"{_seconds(seconds / record['num_samples'])} ({record.get('simulator', 'SNN')})"

@@ -16,14 +16,12 @@ constant input (the rendered ini's settings):
 Every part runs in a child process of its own (spawn), so its wall time and peak memory are
 its own; `os.getloadavg` before and after says how busy the machine was.
 """
-import multiprocessing
 import os
-import resource
 import time
 
 import numpy as np
 
-from pipeline import UserError, configs, convert, results, snn, toolbox, workspace
+from pipeline import UserError, configs, convert, processes, results, snn, toolbox, workspace
 from pipeline.settings import Settings
 
 DEFAULT_T, DEFAULT_N = 100, 50
@@ -33,14 +31,11 @@ DENSE_REPEATS = 5   # the dense pass is timed this often; the fastest counts
 
 
 # --------------------------------------------------------------------- child processes
-def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _ini(config_path, log_spikes):
     run = toolbox.run(configs.validate(config_path), progress=True, log_spikes=log_spikes)
     return {"seconds": run.seconds, "accuracy_per_timestep": run.accuracy_per_timestep,
-            "scale_factors": run.scale_factors, "spike_counts": run.spike_counts, "peak_memory_mb": _peak_mb()}
+            "scale_factors": run.scale_factors, "spike_counts": run.spike_counts,
+            "peak_memory_mb": processes.peak_memory_mb()}
 
 
 def _engine(config_path, agreement):
@@ -57,7 +52,7 @@ def _engine(config_path, agreement):
     counts = network.simulate(x[:agreement], labels[:agreement], record=range(agreement), fast=True).recorded
     return {"seconds": seconds, "warmup_seconds": warmup, "stage_seconds": result.stage_seconds,
             "accuracy_per_timestep": result.accuracy_per_timestep, "spike_counts": counts,
-            "peak_memory_mb": _peak_mb()}
+            "peak_memory_mb": processes.peak_memory_mb()}
 
 
 def _dense(config_path):
@@ -75,27 +70,8 @@ def _dense(config_path):
         for xb in batches:
             forward(xb).numpy()
         times.append(time.perf_counter() - start)
-    return {"pass_seconds": min(times), "seconds": min(times) * config.duration, "peak_memory_mb": _peak_mb()}
-
-
-def _child(target, args, queue):
-    try:
-        queue.put(target(*args))
-    except Exception as exc:  # reported by the parent as one line
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
-
-
-def in_child(target, *args):
-    """Run ``target(*args)`` in a fresh (spawned) process and return its result."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_child, args=(target, args, queue))
-    child.start()
-    outcome = queue.get()
-    child.join()
-    if "error" in outcome:
-        raise UserError(f"{target.__name__.strip('_')} failed: {outcome['error']}")
-    return outcome
+    return {"pass_seconds": min(times), "seconds": min(times) * config.duration,
+            "peak_memory_mb": processes.peak_memory_mb()}
 
 
 # --------------------------------------------------------------------- the comparison
@@ -136,15 +112,15 @@ def main(settings: Settings):
     ini_runs = {}
     for batch_size in ini_batch_sizes(n):
         print(f"\nINI: {n} samples, T={timesteps}, batch size {batch_size}")
-        ini_runs[batch_size] = in_child(_ini, str(render(ws, timesteps, n, batch_size)), False)
+        ini_runs[batch_size] = processes.in_child(_ini, str(render(ws, timesteps, n, batch_size)), False)
     best = min(ini_runs, key=lambda b: ini_runs[b]["seconds"]["simulate"])
     config_path = render(ws, timesteps, n, best)
     print(f"\nengine (fast): {n} samples, T={timesteps}")
-    engine = in_child(_engine, str(config_path), agreement)
+    engine = processes.in_child(_engine, str(config_path), agreement)
     print(f"\ndense ANN: {DENSE_REPEATS} passes over {n} samples")
-    dense = in_child(_dense, str(config_path))
+    dense = processes.in_child(_dense, str(config_path))
     print(f"\nINI with spike logging: {agreement} samples, T={timesteps}")
-    logged = in_child(_ini, str(render(ws, timesteps, agreement, agreement)), True)
+    logged = processes.in_child(_ini, str(render(ws, timesteps, agreement, agreement)), True)
     overall, per_layer = spike_agreement(logged["spike_counts"], engine["spike_counts"], agreement)
 
     ini = ini_runs[best]

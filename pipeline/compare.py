@@ -23,13 +23,11 @@ still differs between the simulators is measured, not hidden:
 import dataclasses
 import importlib.util
 import io
-import multiprocessing
-import resource
 import time
 
 import numpy as np
 
-from pipeline import UserError, configs, convert, results, toolbox, workspace
+from pipeline import UserError, configs, convert, processes, results, toolbox, workspace
 from pipeline.settings import Settings
 
 PACKAGES = {"INI": None, "brian2": "brian2"}
@@ -54,31 +52,18 @@ def check_simulators(names):
                             f"(make compare installs it; by hand: pip install -e '.[sims]')")
 
 
-def _simulate_in_child(config_path, queue):
-    """Child process: run one simulator, send back counts, timing and peak memory."""
-    try:
-        config = configs.validate(config_path)
-        start = time.perf_counter()
-        run = toolbox.run(config, progress=True, log_spikes=True)
-        queue.put({
-            "labels": run.labels, "output_counts": run.output_counts, "spike_counts": run.spike_counts,
+def _simulate(config_path):
+    """Child process: run one simulator; counts, timing and peak memory."""
+    config = configs.validate(config_path)
+    start = time.perf_counter()
+    run = toolbox.run(config, progress=True, log_spikes=True)
+    return {"labels": run.labels, "output_counts": run.output_counts, "spike_counts": run.spike_counts,
             "wall_seconds": time.perf_counter() - start, "toolbox_seconds": run.seconds,
-            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        })
-    except Exception as exc:  # reported by the parent as one line
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+            "peak_memory_mb": processes.peak_memory_mb()}
 
 
 def simulate(config_path, simulator):
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_simulate_in_child, args=(str(config_path), queue))
-    child.start()
-    outcome = queue.get()
-    child.join()
-    if "error" in outcome:
-        raise UserError(f"{simulator} simulation failed: {outcome['error']}")
-    return outcome
+    return processes.in_child(_simulate, str(config_path), what=f"{simulator} simulation")
 
 
 def accuracy_curve(outcome):

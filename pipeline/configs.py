@@ -51,6 +51,13 @@ def toolbox_defaults():
     return parser
 
 
+def merged(path):
+    """The ini read over the toolbox's defaults: every setting as the toolbox will see it."""
+    parser = toolbox_defaults()
+    parser.read(path)
+    return parser
+
+
 def read_ini(path):
     path = Path(path)
     if not path.is_file():
@@ -131,15 +138,14 @@ def validate(path):
         for key in parser.options(section):
             if key not in legal:
                 raise UserError(f"{path}: unknown key [{section}] {key}")
-    merged = toolbox_defaults()
-    merged.read(path)
-    if not merged.has_section(OUR_SECTION):
-        merged.add_section(OUR_SECTION)
+    settings = merged(path)
+    if not settings.has_section(OUR_SECTION):
+        settings.add_section(OUR_SECTION)
 
     def get(section, key, kind=str, fallback=None):
-        if fallback is not None and not merged.has_option(section, key):
+        if fallback is not None and not settings.has_option(section, key):
             return fallback
-        return _typed(merged, path, section, key, kind)
+        return _typed(settings, path, section, key, kind)
 
     simulator = get("simulation", "simulator")
     if simulator not in SIMULATORS:

@@ -8,14 +8,13 @@ samples, write the result atomically and print a summary.
 rendered ini, model, samples and the toolbox's own scale factors instead of the toolbox's
 simulator, and writes convert_T<T>_fast.json with the same fields ("simulator": "fast").
 """
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import UserError, configs, results, snn, toolbox, toolbox_compat, train, workspace
+from pipeline import UserError, configs, results, snn, toolbox, train, workspace
 from pipeline.settings import Settings
 
 DEFAULT_N = 100
@@ -112,8 +111,7 @@ def print_summary(record):
 
 def check_fast(config):
     """Refuse an ini whose settings the fast simulation does not reproduce, naming the key."""
-    merged = configs.toolbox_defaults()
-    merged.read(config.path)
+    merged = configs.merged(config.path)
     for (section, key), wanted in FAST_REQUIRES.items():
         raw = merged.get(section, key)
         if isinstance(wanted, bool):
@@ -127,34 +125,6 @@ def check_fast(config):
                             f"{key} = {wanted} (run it with SIM=INI)")
 
 
-def toolbox_scale_factors(config):
-    """The toolbox's data-based scale factors for ``config``, computed by the toolbox itself.
-
-    Parse and normalise exactly as `toolbox.run` does (no simulation), unless its cache
-    ``<log dir>/normalization/<percentile>.json`` already holds them for this model, data and
-    batch size; the fast simulation then runs on bit-identical normalised weights.
-    """
-    toolbox_compat.apply()
-    toolbox._guard_scale_factor_cache(config)
-    merged = configs.toolbox_defaults()
-    merged.read(config.path)
-    path = config.log_dir / "normalization" / f"{merged.get('normalization', 'percentile')}.json"
-    if not path.exists():
-        from snntoolbox.bin.utils import update_setup
-        from snntoolbox.conversion.utils import normalize_parameters
-        from snntoolbox.datasets.utils import get_dataset
-        from snntoolbox.parsing.model_libs import keras_input_lib
-        with toolbox._quiet(config.log_dir / "toolbox.log"):
-            tb_config = update_setup(str(config.path))
-            tb_config.set("paths", "log_dir_of_current_run", str(config.log_dir))
-            normset, _ = get_dataset(tb_config)
-            model = keras_input_lib.load(str(config.path_wd), config.filename_ann)["model"]
-            parser = keras_input_lib.ModelParser(model, tb_config)
-            parser.parse()
-            normalize_parameters(parser.build_parsed_model(), tb_config, **normset)
-    return json.loads(path.read_text())
-
-
 def fast_network(config):
     """The engine INI-compatible for ``config``, with its samples and labels, and the scale factors.
 
@@ -164,7 +134,7 @@ def fast_network(config):
     """
     check_fast(config)
     model = snn.load_keras(config.path_wd / f"{config.filename_ann}.h5")
-    factors = toolbox_scale_factors(config) if config.normalize else {}
+    factors = toolbox.scale_factors(config) if config.normalize else {}
     if factors:
         model = snn.toolbox_normalised_model(model, factors)
     x = np.load(config.dataset_path / "x_test.npz")["arr_0"][:config.num_to_test]

@@ -80,9 +80,8 @@ def poisson_ceiling(models, x, y, timesteps, seed):
 
 def fine_tune(network, x_train, y_train, x, y, settings):
     """STDB at the network's T, in place; returns what the record keeps of it."""
-    tuned = stdb.train(network, x_train, y_train, x, y, stdb.StdbSettings(
-        epochs=settings.stdb_epochs, learning_rate=settings.lr, surrogate=settings.surrogate,
-        batch_size=stdb.default_batch_size(network), seed=network.settings.seed), progress=False)
+    stdb_settings = stdb.stage_settings(settings, network.settings.seed, batch_size=stdb.default_batch_size(network))
+    tuned = stdb.train(network, x_train, y_train, x, y, stdb_settings, progress=False)
     return {"snn_accuracy_before": tuned.acc_before, "best_epoch": tuned.best_epoch,
             "seconds": tuned.seconds, "peak_memory_mb": tuned.peak_memory_mb}
 
@@ -248,10 +247,10 @@ def main(settings: Settings):
         "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
         "cheapest_within_1pp": cheapest_within(rows),
         "ann": {"modified": {"accuracy_on_samples": anns["conversion"],
-                             "test_accuracy": ann_accuracy(models["conversion"], ws.dataset.x_test, ws.dataset.y_test),
+                             "test_accuracy": ws.model.info["test_accuracy"],
                              "path": str(ws.model.path), "sha256": ws.model_sha256},
                 "qcfs": {"accuracy_on_samples": anns["qcfs"],
-                         "test_accuracy": ann_accuracy(models["qcfs"], ws.dataset.x_test, ws.dataset.y_test),
+                         "test_accuracy": qcfs_trained.info["test_accuracy"],
                          "path": str(qcfs_trained.path), "sha256": results.file_sha256(qcfs_trained.path),
                          "lambda": qcfs.threshold_values(models["qcfs"])}},
         "conversion_thresholds": {"values": methods.thresholds,

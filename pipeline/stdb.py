@@ -11,7 +11,6 @@ trainable threshold, ``-surrogate * v / theta**2``).
 """
 import dataclasses
 import os
-import resource
 import tempfile
 import time
 import warnings
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipeline import UserError, results, snn
+from pipeline import UserError, processes, results, snn
 
 SURROGATES = ("linear", "stdb")
 
@@ -230,7 +229,7 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
     _restore(network, best_state)
     return StdbResult(history=history, best_epoch=best.epoch, acc_before=acc_before, loss_before=loss_before,
                       acc_after=best.test_accuracy, thresholds=network.threshold_values(),
-                      leaks=network.leak_values(), peak_memory_mb=peak_memory_mb(),
+                      leaks=network.leak_values(), peak_memory_mb=processes.peak_memory_mb(),
                       seconds=time.perf_counter() - start, settings=settings)
 
 
@@ -263,11 +262,6 @@ def _restore(network, state):
         network.thresholds[name].assign(value)
     for name, value in leaks.items():
         network.leaks[name].assign(value)
-
-
-def peak_memory_mb():
-    """Peak resident memory of this process so far (Linux reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # --------------------------------------------------------------------- export
@@ -335,9 +329,10 @@ CALIBRATION_SAMPLES = 100
 TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch")
 
 
-def _stage_settings(settings, seed=0):
+def stage_settings(settings, seed=0, **changes):
+    """StdbSettings from the CLI settings (STDB_EPOCHS, LR, SURROGATE); refuses bad ones."""
     return StdbSettings(epochs=settings.stdb_epochs, learning_rate=settings.lr, surrogate=settings.surrogate,
-                        seed=seed)
+                        seed=seed, **changes)
 
 
 def _signature(ws, settings, n, ntrain):
@@ -374,7 +369,7 @@ def run_stdb(settings, ws, timesteps):
     train_idx = data.balanced_subset(ws.dataset.y_train, ntrain, seed)
     x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
     x_test, y_test = ws.dataset.x_test[:n], ws.dataset.y_test[:n]
-    stdb_settings = _stage_settings(settings, seed)
+    stdb_settings = stage_settings(settings, seed)
 
     model = snn.load_keras(ws.model.path)
     engine_settings = snn.SnnSettings(timesteps=timesteps, leak=settings.leak, coding=settings.coding,
@@ -436,7 +431,7 @@ def main(settings):
     from pipeline import workspace
     if settings.timesteps is None:
         raise UserError("T is required: make stdb T=28")
-    _stage_settings(settings)          # refuse bad settings before any work
+    stage_settings(settings)          # refuse bad settings before any work
     snn.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, coding=settings.coding)
     ws = workspace.prepare(settings)
     record = run_stdb(settings, ws, settings.timesteps)
@@ -453,7 +448,7 @@ def sweep_main(settings):
     from pipeline import workspace
     if not settings.timesteps_list:
         raise UserError("TS is required: make stdb-sweep TS=\"5 10 15 20 25 28 35 50 75 100\"")
-    _stage_settings(settings)
+    stage_settings(settings)
     snn.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, coding=settings.coding)
     ws = workspace.prepare(settings)
     n = settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import UserError, toolbox_compat
+from pipeline import UserError, configs, toolbox_compat
 from pipeline.results import file_sha256
 from pipeline.configs import ToolboxConfig
 
@@ -75,14 +75,66 @@ def _quiet(log_path):
         yield
 
 
+def _scale_factor_path(config: ToolboxConfig):
+    """Where the toolbox caches its scale factors: <log dir>/normalization/<percentile as written>.json."""
+    percentile = configs.merged(config.path).get("normalization", "percentile")
+    return config.log_dir / "normalization" / f"{percentile}.json"
+
+
+def _setup(config: ToolboxConfig, log_spikes=False):
+    """The toolbox's own parsed config of `config`, logging into our log dir."""
+    from snntoolbox.bin.utils import update_setup
+    try:
+        tb_config = update_setup(str(config.path))
+    except AssertionError as exc:
+        raise UserError(f"{config.path}: {exc}") from None
+    tb_config.set("paths", "log_dir_of_current_run", str(config.log_dir))
+    if log_spikes:
+        tb_config.set("output", "log_vars", str({"spiketrains_n_b_l_t"}))
+    return tb_config
+
+
+def _parse_and_normalize(config: ToolboxConfig, tb_config, normset, seconds):
+    """The toolbox's parsed model of `config`, normalised when the ini asks; adds stage times to `seconds`."""
+    from snntoolbox.conversion.utils import normalize_parameters
+    from snntoolbox.parsing.model_libs import keras_input_lib
+    start = time.perf_counter()
+    model = keras_input_lib.load(str(config.path_wd), config.filename_ann)["model"]
+    parser = keras_input_lib.ModelParser(model, tb_config)
+    parser.parse()
+    parsed = parser.build_parsed_model()
+    seconds["parse"] = time.perf_counter() - start
+    start = time.perf_counter()
+    if config.normalize:
+        normalize_parameters(parsed, tb_config, **normset)
+    seconds["normalize"] = time.perf_counter() - start
+    return parsed
+
+
+def scale_factors(config: ToolboxConfig):
+    """The toolbox's data-based scale factors for `config`, computed by the toolbox itself.
+
+    Parse and normalise exactly as `run` does (no simulation), unless its cache already holds
+    them for this model, data and batch size (`_guard_scale_factor_cache`).
+    """
+    toolbox_compat.apply()
+    from snntoolbox.datasets.utils import get_dataset
+    _guard_scale_factor_cache(config)
+    path = _scale_factor_path(config)
+    if not path.exists():
+        with _quiet(config.log_dir / "toolbox.log"):
+            tb_config = _setup(config)
+            normset, _ = get_dataset(tb_config)
+            _parse_and_normalize(config, tb_config, normset, {})
+    return json.loads(path.read_text())
+
+
 def run(config: ToolboxConfig, progress=True, log_spikes=False):
     """Parse, normalise, build and simulate `config`; return a ToolboxRun."""
     toolbox_compat.apply()
     import tensorflow as tf
-    from snntoolbox.bin.utils import import_target_sim, update_setup
-    from snntoolbox.conversion.utils import normalize_parameters
+    from snntoolbox.bin.utils import import_target_sim
     from snntoolbox.datasets.utils import get_dataset
-    from snntoolbox.parsing.model_libs import keras_input_lib
     from tqdm import tqdm
 
     num_test = len(np.load(config.dataset_path / "x_test.npz", mmap_mode="r")["arr_0"])
@@ -94,24 +146,9 @@ def run(config: ToolboxConfig, progress=True, log_spikes=False):
     tf.random.set_seed(config.seed)
     seconds = {}
     with _quiet(config.log_dir / "toolbox.log"):
-        try:
-            tb_config = update_setup(str(config.path))
-        except AssertionError as exc:
-            raise UserError(f"{config.path}: {exc}") from None
-        tb_config.set("paths", "log_dir_of_current_run", str(config.log_dir))
-        if log_spikes:
-            tb_config.set("output", "log_vars", str({"spiketrains_n_b_l_t"}))
+        tb_config = _setup(config, log_spikes)
         normset, testset = get_dataset(tb_config)
-        start = time.perf_counter()
-        model = keras_input_lib.load(str(config.path_wd), config.filename_ann)["model"]
-        parser = keras_input_lib.ModelParser(model, tb_config)
-        parser.parse()
-        parsed = parser.build_parsed_model()
-        seconds["parse"] = time.perf_counter() - start
-        start = time.perf_counter()
-        if config.normalize:
-            normalize_parameters(parsed, tb_config, **normset)
-        seconds["normalize"] = time.perf_counter() - start
+        parsed = _parse_and_normalize(config, tb_config, normset, seconds)
         start = time.perf_counter()
         snn = import_target_sim(tb_config).SNN(tb_config)
         snn.build(parsed)
@@ -147,7 +184,7 @@ def run(config: ToolboxConfig, progress=True, log_spikes=False):
         bar.close()
         snn.end_sim()
 
-    scale_path = config.log_dir / "normalization" / f"{tb_config.get('normalization', 'percentile')}.json"
+    scale_path = _scale_factor_path(config)
     labels = np.concatenate([truth for truth, _ in outputs])
     return ToolboxRun(
         simulator=config.simulator, timesteps=config.duration, num_samples=len(labels),

@@ -1,6 +1,6 @@
 # escape-snn: every target bootstraps .venv from constraints.txt when it is missing or stale.
 # Variables (see README): RUN DATA EPOCHS WIDTH SCALE SEED T TS N NTRAIN STDB_EPOCHS LEAK SURROGATE LR
-# THRESHOLDS CODING NET PRESET MAC_PJ AC_PJ L SIM SIMS CONFIG STDB FORCE
+# TRAIN_THRESHOLDS TRAIN_LEAK NEURON_LR THRESHOLDS CODING NET PRESET MAC_PJ AC_PJ L SIM SIMS CONFIG STDB FORCE
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,6 +14,8 @@ ARGS = $(call opt,RUN,run) $(call opt,DATA,data) $(call opt,EPOCHS,epochs) $(cal
        $(call opt,SCALE,scale) $(call opt,SEED,seed) $(call opt,T,timesteps) $(call opt,TS,timesteps-list) \
        $(call opt,N,num-samples) $(call opt,NTRAIN,ntrain) $(call opt,STDB_EPOCHS,stdb-epochs) \
        $(call opt,LEAK,leak) $(call opt,SURROGATE,surrogate) $(call opt,LR,lr) \
+       $(call flag,TRAIN_THRESHOLDS,train-thresholds) $(call flag,TRAIN_LEAK,train-leak) \
+       $(call opt,NEURON_LR,neuron-lr) \
        $(call opt,THRESHOLDS,thresholds) $(call opt,CODING,coding) $(call opt,NET,net) \
        $(call opt,PRESET,preset) $(call opt,MAC_PJ,mac-pj) $(call opt,AC_PJ,ac-pj) $(call opt,L,levels) \
        $(call opt,SIM,sim) $(call opt,SIMS,sims) $(call opt,CONFIG,config) $(call flag,STDB,stdb) \

@@ -25,6 +25,9 @@ class Settings:
     leak: float = 1.0
     surrogate: str = "linear"
     lr: float = 1e-4
+    train_thresholds: bool = False
+    train_leak: bool = False
+    neuron_lr: float = 1e-2
     thresholds: str = "max"
     coding: str = "poisson"
     net: str = "converted"
@@ -93,6 +96,10 @@ def parser():
     p.add_argument("--leak", type=_float("LEAK"), default=1.0)
     p.add_argument("--surrogate", choices=("linear", "stdb"), default="linear")
     p.add_argument("--lr", type=_float("LR"), default=1e-4)
+    p.add_argument("--train-thresholds", action="store_true", help="STDB also trains the thresholds")
+    p.add_argument("--train-leak", action="store_true", help="STDB also trains the leaks")
+    p.add_argument("--neuron-lr", type=_float("NEURON_LR"), default=1e-2,
+                   help="STDB's learning rate of the log thresholds and log leaks")
     p.add_argument("--thresholds", choices=("max", "toolbox"), default="max")
     p.add_argument("--coding", choices=("poisson", "analog"), default="poisson")
     p.add_argument("--net", choices=("converted", "stdb", "qcfs", "qcfs+stdb"), default="converted")

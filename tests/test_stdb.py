@@ -136,6 +136,24 @@ def test_trainable_thresholds_and_leak_receive_updates(problem):
     assert all(0 < value <= 1 for value in result.leaks.values())
 
 
+def test_thresholds_take_relative_steps_of_the_neuron_learning_rate(problem):
+    # One Adam step moves each log threshold by neuron_lr: every layer changes by the same
+    # fraction, whatever its threshold's scale.
+    model, thresholds, weights, x_train, y_train, x_test, y_test = problem
+    model.set_weights(weights)
+    net = snn.SpikingNetwork(model, thresholds, snn.SnnSettings(timesteps=5, batch_size=100))
+    result = stdb.train(net, x_train[:32], y_train[:32], x_test[:100], y_test[:100],
+                        stdb.StdbSettings(epochs=1, train_thresholds=True, neuron_lr=0.05), progress=False)
+    for name in thresholds:
+        if name != "dense2":
+            assert abs(np.log(result.thresholds[name] / thresholds[name])) == pytest.approx(0.05, rel=1e-3)
+
+
+def test_neuron_learning_rate_is_validated():
+    with pytest.raises(UserError, match="NEURON_LR"):
+        stdb.StdbSettings(neuron_lr=0.0)
+
+
 # ------------------------------------------------------------------ export
 def test_folded_export_spikes_like_the_thresholded_network(problem, tmp_path):
     model, thresholds, weights, *_, x_test, y_test = problem

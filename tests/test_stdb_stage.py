@@ -44,6 +44,7 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch):
     (["--timesteps", "28", "--leak", "0"], "LEAK=0.0"),
     (["--timesteps", "28", "--surrogate", "sigmoid"], "invalid choice: 'sigmoid'"),
     (["--timesteps", "28", "--lr", "-1"], "LR=-1.0"),
+    (["--timesteps", "28", "--train-thresholds", "--neuron-lr", "0"], "NEURON_LR=0.0"),
 ])
 def test_bad_stdb_settings(sandbox, args, message, capsys):
     assert main(["stdb", "--run", "bad", *args]) == 2

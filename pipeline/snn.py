@@ -32,17 +32,15 @@ Toolbox's data-based normalisation of the same model). Running the toolbox's own
 (parsed) model with all thresholds 1 reproduces its weights bit for bit.
 """
 import dataclasses
-import functools
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse
 import tensorflow as tf
 
-from pipeline import UserError
+from pipeline import UserError, kernels
 
 CODINGS = ("poisson", "analog")
 POISSON_RULES = ("signed", "toolbox")
@@ -51,7 +49,6 @@ POOLINGS = ("linear", "spiking")
 NEVER_FIRED = -1000.0   # "time of last spike" before any spike (Rathi et al.'s reference code)
 POOL_THRESHOLD = 1.0    # a pool neuron fires at the mean rate of its unit-spike inputs
 FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
-EVENT_BYTES = 2 ** 20   # output grid per event-driven convolution step: its rows stay in cache
 
 WEIGHTED, POOL, FLATTEN, DROPOUT = "weighted", "pool", "flatten", "dropout"
 HIDDEN_ACTIVATIONS = ("relu",)
@@ -265,6 +262,16 @@ def _avg_pool(stage, h):
     return tf.nn.avg_pool2d(h, layer.pool_size, layer.strides, layer.padding.upper())
 
 
+def _pool_geometry(stage):
+    """`_avg_pool` for `kernels.scan`: window, strides, TF's top/left padding, output size."""
+    layer = stage.layer
+    (ph, pw), (sh, sw), (oh, ow) = layer.pool_size, layer.strides, stage.shape[:2]
+    height, width = layer.input_shape[1:3]
+    top = max((oh - 1) * sh + ph - height, 0) // 2 if layer.padding == "same" else 0
+    left = max((ow - 1) * sw + pw - width, 0) // 2 if layer.padding == "same" else 0
+    return ph, pw, sh, sw, top, left, oh, ow
+
+
 
 @dataclass
 class SimulationResult:
@@ -328,7 +335,6 @@ class SpikingNetwork:
         self.leaks = {s.name: tf.Variable(float(leaks.get(s.name, settings.leak)), name=f"{s.name}_leak")
                       for s in self.stages if s.kind == WEIGHTED and not s.output}
         self._batch_fn = tf.function(self._batch)
-        self._scans = {}   # fast simulation: one compiled membrane loop per chain of stages
 
     # ----------------------------------------------------------------- views and variables
     def with_settings(self, **changes):
@@ -413,9 +419,11 @@ class SpikingNetwork:
             outputs.append(np.transpose(np.asarray(out["readout"]), (1, 0, 2))[:n])
             counts += np.asarray(out["counts"])[:, :, :n].sum(axis=2).round().astype(np.int64)
             for name, total in zip(names[1:], out["totals"]):
-                total = np.asarray(total)[:n].round().astype(np.int64)  # exact counts (<= T) held in float32
-                totals[name] = totals.get(name, 0) + total.sum(axis=0)
-                rec_totals[name].append(total[rows])
+                total = np.asarray(total)[:n]
+                if total.dtype.kind == "f":
+                    total = total.round()   # exact counts (<= T) held in float32
+                totals[name] = totals.get(name, 0) + total.sum(axis=0, dtype=np.int64)
+                rec_totals[name].append(total[rows].astype(np.int64))
             for name, train in zip(names[1:], out.get("trains", [])):
                 rec_trains[name].append(np.swapaxes(train.numpy(), 0, 1))
         outputs = np.concatenate(outputs)
@@ -557,7 +565,8 @@ class SpikingNetwork:
         computed before the next layer starts. Every input current then is one op over all
         (T x batch) frames (`_frames_current`; with constant input the first layer's current is
         computed once), and only the membranes step through time, in one compiled loop per chain
-        of stages (`_scan`: `_batch`'s update, `heaviside` and `RESET`). Samples are independent,
+        of stages (`kernels.scan`: `_batch`'s update, `heaviside` and `RESET` in the same float32
+        operations; Numba, ~3x XLA's loop here, measured). Samples are independent,
         so the batch runs in chunks of at most `FAST_FRAMES` frames (bounded memory), one thread
         per CPU core; Poisson input is drawn for the whole batch first, exactly as `_batch` draws it.
         Returns `_batch`'s outputs as NumPy arrays and adds wall time per part (summed over the
@@ -570,7 +579,7 @@ class SpikingNetwork:
         size = _chunk_size(len(x), s.timesteps)
         chunks = [(x[i:i + size], None if frames is None else frames[:, i:i + size]) for i in range(0, len(x), size)]
         timings = [{} for _ in chunks]
-        with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1)) as pool:  # TF, XLA, SciPy release the GIL
+        with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1)) as pool:  # TF, XLA, Numba release the GIL
             parts = list(pool.map(lambda c, t: self._fast_chunk(*c, sparse, t), chunks, timings))
         for timing in timings:
             for part, value in timing.items():
@@ -593,33 +602,32 @@ class SpikingNetwork:
             head = chain[0]
             tick = time.perf_counter()
             if h is None:
-                current = self._stage_current(head, self._apply_passive(passive, tf.constant(x), {}))
+                current = _numpy(self._stage_current(head, self._apply_passive(passive, tf.constant(x), {})))
             else:
                 current = self._frames_current(head, passive, h, sparse)
             _add_time(seconds, f"{head.name} current", tick)
             constant = h is None
             if head.output:
-                steps = np.broadcast_to(_numpy(current), (T,) + tuple(current.shape)) if constant else _numpy(current)
+                steps = np.broadcast_to(current, (T,) + current.shape) if constant else current
                 accumulated = np.cumsum(steps, axis=0, dtype=np.float32)  # `_batch`'s acc, added step by step
                 logits = accumulated[-1]
                 if not self._spikes(head):
                     readout = accumulated
                     break
             tick = time.perf_counter()
-            thresholds = [self._threshold(st) for st in chain]
-            leaks = [self._leak(st) for st in chain]
-            leaky = any(float(leak) != 1.0 for leak in leaks)
-            spikes, chain_totals, chain_counts = self._scan_fn(chain, constant, leaky)(current, thresholds, leaks)
-            h = _numpy(spikes)
-            totals += [_numpy(t) for t in chain_totals]
-            counts += [_numpy(c).reshape(T, 1, batch, -1).sum(axis=3) for c in chain_counts]
+            thresholds = np.array([float(self._threshold(st)) for st in chain], np.float32)
+            h, chain_totals, chain_counts = kernels.scan(
+                current, constant, T, thresholds, [float(self._leak(st)) for st in chain],
+                np.float32(self.settings.initial_membrane) * thresholds, [_pool_geometry(st) for st in chain[1:]])
+            totals += chain_totals
+            counts += [chain_counts[:, k:k + 1] for k in range(len(chain))]
             _add_time(seconds, "+".join(st.name for st in chain) + " scan", tick)
         if readout is None:
             readout = np.cumsum(h, axis=0, dtype=np.float32)
         return {"logits": logits, "readout": readout, "counts": np.concatenate(counts, axis=1), "totals": totals}
 
     def _chains(self):
-        """Stateful stages grouped for `_scan`: each with the passive stages before it and the
+        """Stateful stages grouped for `kernels.scan`: each with the passive stages before it and the
         spiking pools right after it (dropout is the identity at inference), e.g. conv1+pool1."""
         chains, passive = [], []
         stateful = self._stateful()
@@ -646,62 +654,10 @@ class SpikingNetwork:
         binary = isinstance(h, np.ndarray) and h.dtype == bool and all(p.kind != POOL for p in passive)
         if sparse and binary and _event_driven(stage):
             out = _event_current(stage.layer, h.reshape((T * batch,) + tuple(stage.layer.input_shape[1:])))
-            return _tensor(out.reshape((T, batch) + out.shape[1:]))
+            return out.reshape((T, batch) + out.shape[1:])
         frames = tf.reshape(tf.cast(h, tf.float32), [T * batch] + list(h.shape[2:]))
         out = self._stage_current(stage, self._apply_passive(passive, frames, {}))
-        return tf.reshape(out, [T, batch] + list(out.shape[1:]))
-
-    def _scan_fn(self, chain, constant, leaky):
-        key = (tuple(st.name for st in chain), constant, leaky)
-        if key not in self._scans:
-            self._scans[key] = tf.function(functools.partial(self._scan, chain, constant, leaky), jit_compile=True)
-        return self._scans[key]
-
-    def _scan(self, chain, constant, leaky, current, thresholds, leaks):
-        """The membranes of a chain (a stage, then the spiking pools it feeds) through all T steps.
-
-        ``current``: the head's input current, (batch, ...) if constant, else (T, batch, ...).
-        Each step is `_batch`'s: ``v = leak * v + I`` (no product if no layer leaks),
-        `heaviside`, `RESET`; a pool's input is the average pool of the spikes just made.
-        Returns the last stage's spikes (T, batch, ...) as bools, per stage the per-neuron
-        totals, and the spike counts per step summed over the first axis after the batch,
-        (T, batch, ...): a full sum per step costs XLA more than the step itself.
-
-        Without leak, what a neuron received and kept gives its count: ``n = (v0 + sum I - v_T)
-        / theta`` (reset by subtraction loses nothing; the float error is far below 1/2), so
-        totals are summed in the loop only where ``sum I`` is not known anyway: a pool's is the
-        pool of the stage below's totals, a constant current's is T times it.
-        """
-        s = self.settings
-        T = s.timesteps
-        batch = tf.shape(current)[0 if constant else 1]
-        v0 = [tf.fill(tf.concat([[batch], st.shape], 0), s.initial_membrane * theta)
-              for st, theta in zip(chain, thresholds)]
-        summed = [leaky or (k == 0 and not constant) for k in range(len(chain))]
-
-        def body(t, v, totals, out, counts):
-            h = current if constant else current[t]
-            new_v, new_totals, new_counts = [], [], []
-            for k, stage in enumerate(chain):
-                if k:
-                    h = _avg_pool(stage, h)
-                u = leaks[k] * v[k] + h if leaky else v[k] + h
-                spikes = heaviside(u, thresholds[k])
-                new_v.append(RESET(u, spikes, thresholds[k]))
-                new_totals.append(totals[k] + spikes if summed[k] else totals[k])
-                new_counts.append(counts[k].write(t, tf.reduce_sum(spikes, axis=1)))
-                h = spikes
-            return t + 1, new_v, new_totals, out.write(t, h > 0), new_counts
-
-        init = (tf.constant(0), v0, [tf.zeros_like(v) if summed[k] else tf.zeros([]) for k, v in enumerate(v0)],
-                tf.TensorArray(tf.bool, size=T), [tf.TensorArray(tf.float32, size=T) for _ in chain])
-        _, v, totals, out, counts = tf.while_loop(lambda t, *_: t < T, body, init, maximum_iterations=T)
-        for k, stage in enumerate(chain):
-            if not summed[k]:
-                received = T * _f64(current) if k == 0 else _f64(_avg_pool(stage, totals[k - 1]))
-                kept = _f64(v0[k]) + received - _f64(v[k])
-                totals[k] = tf.cast(tf.round(kept / _f64(thresholds[k])), tf.float32)
-        return out.stack(), totals, [c.stack() for c in counts]
+        return _numpy(tf.reshape(out, [T, batch] + list(out.shape[1:])))
 
     def _threshold(self, stage, learn=()):
         if stage.kind != WEIGHTED:
@@ -764,76 +720,20 @@ def _event_driven(stage):
 
 
 def _event_current(layer, frames):
-    """Input current of binary frames (F, ...) computed event by event: each spike adds the
-    weights of its synapses, so the cost follows the spikes, not the inputs (the deep layers
-    of ESCAPE-NET see ~3 % of their inputs spike per step). SciPy's sparse products: for a
-    Dense layer the frames as a sparse matrix, for a convolution `_conv_event_current`. The
-    sums are the dense op's in another order: equal up to float rounding.
-    """
+    """Input current of binary frames (F, ...) computed event by event (`pipeline.kernels`)."""
     kernel = _numpy(layer.kernel.value())
     if isinstance(layer, tf.keras.layers.Conv2D):
-        out = _conv_event_current(frames, kernel, layer.padding)
+        out = kernels.conv_current(frames, kernel, layer.padding)
     else:
-        out = scipy.sparse.csr_matrix(frames.reshape(len(frames), -1), dtype=np.float32) @ kernel
+        out = kernels.dense_current(frames, kernel)
     if layer.use_bias:
         out += _numpy(layer.bias.value())
     return out
 
 
-def _conv_event_current(frames, kernel, padding):
-    """A stride-1 convolution of binary frames (F, H, W, C) as a sparse im2col product.
-
-    A few frames at a time (their output grid fits in `EVENT_BYTES`, so the output rows the
-    events scatter into stay in cache), the spike events become a sparse matrix with one
-    column per kernel tap and input channel (the kernel's own order) and one row per position
-    of an extended output grid (H + kh - 1, W + kw - 1): it holds every position any tap of any
-    spike reaches, so no event needs a bounds check, and the layer's output ('same' or 'valid')
-    is cut out of it. Column by column the rows are the events of one channel shifted by one
-    tap, so the matrix is built in compressed-column form directly (events sorted by frame
-    group, then channel).
-    """
-    F, H, W, C = frames.shape
-    kh, kw, _, out_channels = kernel.shape
-    Hx, Wx = H + kh - 1, W + kw - 1
-    top, left = ((kh - 1) // 2, (kw - 1) // 2) if padding == "same" else (0, 0)
-    height, width = (H, W) if padding == "same" else (H - kh + 1, W - kw + 1)
-    size = max(1, EVENT_BYTES // (Hx * Wx * out_channels * 4))   # frames per group
-    flat = np.flatnonzero(frames)
-    channel, position = (flat % C).astype(np.int32), flat // C
-    frame, y, x = position // (H * W), position // W % H, position % W
-    group = frame // size
-    key = group * C + channel
-    order = np.argsort(key.astype(np.int16 if key.size == 0 or key.max() < 2 ** 15 else np.int32), kind="stable")
-    row = (((frame % size) * Hx + y + kh - 1) * Wx + x + kw - 1).astype(np.int32)[order]
-    channel = channel[order]
-    bounds = np.searchsorted(group[order], np.arange(-(-F // size) + 1))
-    taps = np.array([i * Wx + j for i in range(kh) for j in range(kw)], np.int32)
-    weights = kernel.reshape(-1, out_channels)
-    ones = np.ones(kh * kw * int(np.diff(bounds).max(initial=0)), np.float32)
-    out = np.empty((F, height, width, out_channels), np.float32)
-    for g, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
-        n = min(size, F - g * size)
-        rows = (row[first:last][None, :] - taps[:, None]).ravel()
-        counts = np.tile(np.bincount(channel[first:last], minlength=C), kh * kw)
-        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-        events = scipy.sparse.csc_matrix((ones[:len(rows)], rows, starts), shape=(n * Hx * Wx, kh * kw * C))
-        grid = (events @ weights).reshape(n, Hx, Wx, out_channels)
-        out[g * size:g * size + n] = grid[:, kh - 1 - top:kh - 1 - top + height, kw - 1 - left:kw - 1 - left + width]
-    return out
-
-
-def _f64(x):
-    return tf.cast(x, tf.float64)
-
-
 def _numpy(tensor):
     """A TF tensor's data as a read-only NumPy array, without the copy ``.numpy()`` makes."""
     return np.from_dlpack(tensor)
-
-
-def _tensor(array):
-    """A float32 NumPy array as a TF tensor, without the copy ``tf.constant`` makes."""
-    return tf.experimental.dlpack.from_dlpack(np.ascontiguousarray(array, np.float32).__dlpack__())
 
 
 def poisson_spikes(x, key, t, rule="signed"):

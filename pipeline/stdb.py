@@ -193,28 +193,42 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
     leaks = list(network.leaks.values()) if settings.train_leak else []
     learn = ("thresholds",) * bool(thresholds) + ("leak",) * bool(leaks)
     neuron_params = thresholds + leaks
-    logs = [tf.Variable(tf.math.log(p)) for p in neuron_params]
     is_leak = [k >= len(thresholds) for k in range(len(neuron_params))]
-    optimizer = tf.keras.optimizers.Adam(settings.learning_rate, amsgrad=settings.amsgrad)
-    neuron_optimizer = tf.keras.optimizers.Adam(settings.neuron_lr, amsgrad=settings.amsgrad)
-    decay = settings.weight_decay
+    strategy = tf.distribute.get_strategy()   # the one whose scope the network was built in
+    replicas = strategy.num_replicas_in_sync
+    with strategy.scope():
+        logs = [tf.Variable(tf.math.log(p)) for p in neuron_params]
+        optimizer = tf.keras.optimizers.Adam(settings.learning_rate, amsgrad=settings.amsgrad)
+        neuron_optimizer = tf.keras.optimizers.Adam(settings.neuron_lr, amsgrad=settings.amsgrad)
+    decay = settings.weight_decay / replicas   # the replicas' gradients are summed: decay once per batch
 
-    @tf.function
-    def step(x, labels, key):
+    def replica_step(x, labels, key, batch):
         with tf.GradientTape() as tape:
             out = network._batch_fn(x, key, training=True, spike_fn=spike_fn, learn=learn)
-            loss = cross_entropy(out["logits"], labels, network.settings.timesteps)
+            share = tf.cast(tf.shape(labels)[0], tf.float32) / batch
+            loss = cross_entropy(out["logits"], labels, network.settings.timesteps) * share
         grads = tape.gradient(loss, weights + neuron_params)
         optimizer.apply_gradients([(g + decay * w, w) for g, w in zip(grads, weights)])
         if logs:   # d loss / d log p = p * d loss / d p
             neuron_optimizer.apply_gradients([(g * p, lg) for g, p, lg in
                                               zip(grads[len(weights):], neuron_params, logs)])
-            for p, lg, leak in zip(neuron_params, logs, is_leak):
-                if leak:   # the neuron model needs 0 < leak <= 1
-                    lg.assign(tf.minimum(lg, 0.0))
-                p.assign(tf.exp(lg))
         correct = tf.reduce_sum(tf.cast(tf.argmax(out["logits"], axis=1) == labels, tf.float32))
         return loss, correct
+
+    @tf.function
+    def step(x, labels, key):
+        """One batch, split across the strategy's replicas (one replica on a CPU or a single GPU)."""
+        shards = strategy.experimental_distribute_values_from_function(
+            lambda ctx: (x[ctx.replica_id_in_sync_group::ctx.num_replicas_in_sync],
+                         labels[ctx.replica_id_in_sync_group::ctx.num_replicas_in_sync]))
+        batch = tf.cast(tf.shape(labels)[0], tf.float32)
+        loss, correct = strategy.run(replica_step, args=(*shards, key, batch))
+        for p, lg, leak in zip(neuron_params, logs, is_leak):
+            if leak:   # the neuron model needs 0 < leak <= 1
+                lg.assign(tf.minimum(lg, 0.0))
+            p.assign(tf.exp(lg))
+        total = tf.distribute.ReduceOp.SUM
+        return strategy.reduce(total, loss, axis=None), strategy.reduce(total, correct, axis=None)
 
     start = time.perf_counter()
     acc_before, loss_before = evaluate(network, x_test, y_test)
@@ -316,6 +330,14 @@ def export_h5(network, path):
     return path
 
 
+def distribution_strategy():
+    """`tf.distribute.MirroredStrategy` over the GPUs when more than one is visible (the batch is
+    split, gradients summed), else TF's default strategy: one device, the same code path."""
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def default_batch_size(network, budget_gb=8.0, floats_per_neuron_step=1.5, largest=32):
     """Largest power-of-two batch (<= ``largest``) whose BPTT activations fit ``budget_gb``.
 
@@ -385,17 +407,18 @@ def run_stdb(settings, ws, timesteps):
     x_test, y_test = ws.dataset.x_test[:n], ws.dataset.y_test[:n]
     stdb_settings = stage_settings(settings, seed)
 
-    model = snn.load_keras(ws.model.path)
+    ann_same, ann_test = convert.ann_accuracies(ws.model.path, ws.dataset.x_test, ws.dataset.y_test, n)
     engine_settings = snn.SnnSettings(timesteps=timesteps, leak=settings.leak, coding=settings.coding,
                                       seed=seed, batch_size=stdb_settings.batch_size)
-    base = snn.SpikingNetwork(model, None, engine_settings)
-    thresholds, source = workspace.conversion_thresholds(
-        ws, base, settings.thresholds, min(CALIBRATION_SAMPLES, len(ws.dataset.y_train)))
-    network = snn.SpikingNetwork(model, thresholds, engine_settings)
-    ann_same, ann_test = convert.ann_accuracies(ws.model.path, ws.dataset.x_test, ws.dataset.y_test, n)
-    print(f"STDB at T={timesteps}: {ntrain} training samples, {n} test samples, {source}")
-    outcome = train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True)
-    final = network.simulate(x_test, y_test)
+    with distribution_strategy().scope():   # the network's variables live on every replica
+        model = snn.load_keras(ws.model.path)
+        base = snn.SpikingNetwork(model, None, engine_settings)
+        thresholds, source = workspace.conversion_thresholds(
+            ws, base, settings.thresholds, min(CALIBRATION_SAMPLES, len(ws.dataset.y_train)))
+        network = snn.SpikingNetwork(model, thresholds, engine_settings)
+        print(f"STDB at T={timesteps}: {ntrain} training samples, {n} test samples, {source}")
+        outcome = train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True)
+        final = network.simulate(x_test, y_test)
 
     export_path = ws.dir / f"stdb_T{timesteps}.h5"
     export_h5(network, export_path)

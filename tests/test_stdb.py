@@ -154,6 +154,51 @@ def test_neuron_learning_rate_is_validated():
         stdb.StdbSettings(neuron_lr=0.0)
 
 
+MIRRORED = """
+import sys
+sys.path[:0] = [{tests!r}, {root!r}]
+import numpy as np
+import pipeline
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from conftest import blobs
+from keras_models import escape_net
+from pipeline import snn, stdb
+tf.keras.utils.set_random_seed(0)
+x_train, y_train = blobs(480, 0)
+x_test, y_test = blobs(200, 1)
+trained = escape_net.build(input_shape=(8, 8, 1), width=4)
+trained.compile(tf.keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+trained.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
+thresholds = snn.calibrate_thresholds(snn.SpikingNetwork(trained, settings=snn.SnnSettings(16, batch_size=100)),
+                                      x_train[:200])
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = escape_net.build(input_shape=(8, 8, 1), width=4)
+    model.set_weights(trained.get_weights())
+    net = snn.SpikingNetwork(model, thresholds, snn.SnnSettings(timesteps=5, batch_size=100))
+    result = stdb.train(net, x_train, y_train, x_test, y_test,
+                        stdb.StdbSettings(epochs=3, learning_rate=1e-3, train_thresholds=True), progress=False)
+print("REPLICAS", strategy.num_replicas_in_sync, "BEFORE", result.acc_before, "AFTER", result.acc_after)
+"""
+
+
+def test_stdb_trains_under_a_mirrored_strategy():
+    # Two replicas (two logical CPUs stand in for two GPUs): the batch is split, the gradients
+    # summed, and training still works. Its own process: devices are fixed when TF starts.
+    import subprocess
+    import sys
+    from pathlib import Path
+    tests = Path(__file__).parent
+    script = MIRRORED.format(tests=str(tests), root=str(tests.parent))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    words = done.stdout.split("REPLICAS")[-1].split()
+    replicas, before, after = int(words[0]), float(words[2]), float(words[4])
+    assert replicas == 2 and after >= before + 0.2
+
+
 # ------------------------------------------------------------------ export
 def test_folded_export_spikes_like_the_thresholded_network(problem, tmp_path):
     model, thresholds, weights, *_, x_test, y_test = problem

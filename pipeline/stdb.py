@@ -505,8 +505,10 @@ def sweep_main(settings):
     writer.writerow(TABLE3_COLUMNS)
     writer.writerows([[r[c] for c in TABLE3_COLUMNS] for r in records])
     results.write_atomic(ws.dir / "table3.csv", buffer.getvalue())
+    trained = ["weights"] + ["thresholds"] * settings.train_thresholds + ["leaks"] * settings.train_leak
     lines = [f"**Table 3. ANN to SNN + STDB** ({n} test samples, {ntrain} training samples, "
              f"{settings.stdb_epochs} epochs, {settings.surrogate} surrogate, {settings.coding} input, "
+             f"{', '.join(trained)} trained, "
              "engine with linear pools and membrane readout)", "",
              "| ANN Accuracy | Timesteps | Leak | SNN only Accuracy | SNN STDB Accuracy | Best Epoch |",
              "|---|---|---|---|---|---|"]

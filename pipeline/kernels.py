@@ -1,10 +1,13 @@
-"""Event-driven synaptic currents: the input current of binary spike frames, spike by spike.
+"""The fast simulation's compiled kernels (Numba, ``nogil``: the engine's threads run them in parallel).
 
-A spike adds the weights of its synapses to the currents of the neurons it reaches, so the
-cost follows the spikes, not the inputs: ESCAPE-NET's deep layers see ~1-4 % of their inputs
-spike per step, where a dense op multiplies every input (Rueckauer et al. 2017 count
-synaptic operations the same way). The sums are the dense op's in another order: equal up to
-float rounding. Compiled with Numba (``nogil``: the engine's threads run them in parallel).
+Event-driven synaptic currents: a spike adds the weights of its synapses to the currents of
+the neurons it reaches, so the cost follows the spikes, not the inputs: ESCAPE-NET's deep
+layers see ~1-4 % of their inputs spike per step, where a dense op multiplies every input
+(Rueckauer et al. 2017 count synaptic operations the same way). The sums are the dense op's
+in another order: equal up to float rounding.
+
+The membrane scan (`scan`): a layer's neurons and the spiking pools they feed, stepped
+through T one sample at a time, so its membranes stay in cache (~3x XLA's loop here).
 """
 import numba
 import numpy as np

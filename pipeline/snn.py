@@ -24,7 +24,9 @@ own weight variables (nothing is copied, so training the engine trains the Keras
 Each timestep runs the whole network, layer after layer, so a spike reaches the readout in the
 step it is made (INI's order; Rathi's reference code instead delays every layer by one step).
 Anything else in the model (max pooling, batch normalisation, another activation) is refused
-with a `pipeline.UserError` naming the layer.
+with a `pipeline.UserError` naming the layer. For inference, ``simulate(fast=True)`` computes
+the same run layer by layer instead of step by step (`SpikingNetwork._fast_batch`, with the
+compiled kernels of `pipeline.kernels`).
 
 Thresholds come from `calibrate_thresholds` (Rathi et al.'s layer-wise maximum of the input
 current while the spiking network runs, times 0.7) or `thresholds_from_scale_factors` (the SNN

@@ -158,10 +158,14 @@ class StdbResult:
 def cross_entropy(accumulated, labels, timesteps):
     """Mean cross-entropy of the readout's membrane averaged over the T steps.
 
-    The sum over T (the reference's logit) grows with T: at T=28 it was ~9x the ANN's logits
-    here, and cross-entropy then mostly punished confidence: STDB raised the deep layers'
-    thresholds (fewer spikes, smaller logits) while test accuracy fell. The mean keeps the
-    logits at the ANN's scale for any T; the decision (argmax) is the same.
+    The mean is the reference's sum over T at temperature T, so the loss does not sharpen as T
+    grows; the decision (argmax) is the same. Measured at T=28 on the default data: the summed
+    logits spread 1.5x as wide as the ANN's, and a few confidently wrong samples dominated the
+    loss (test loss 1.90 at 46 % accuracy): STDB lowered it by raising the deep layers'
+    thresholds (fewer spikes, smaller logits) while test accuracy fell. The mean's logits are
+    ~1/20 of the ANN's, the softmax near uniform: every sample's gradient pushes its own class
+    up, and STDB learns more, earlier output evidence (0.46 -> 0.50 with weights, 0.73 with
+    thresholds too).
     """
     logits = accumulated / float(timesteps)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))

@@ -159,7 +159,7 @@ def _scan(current, constant, T, thresholds, leaks, initial, pools, leaky):
     for b in range(batch):
         v = [np.full(size, initial[k], np.float32) for k, size in enumerate(sizes)]
         fired = [np.zeros(size, np.float32) for size in sizes]
-        pooled = [np.zeros(size, np.float32) for size in sizes]
+        pooled = [np.zeros(size if k else 0, np.float32) for k, size in enumerate(sizes)]   # pools' inputs
         for t in range(T):
             for k in range(stages):
                 if k == 0:

@@ -422,8 +422,6 @@ class SpikingNetwork:
             counts += np.asarray(out["counts"])[:, :, :n].sum(axis=2).round().astype(np.int64)
             for name, total in zip(names[1:], out["totals"]):
                 total = np.asarray(total)[:n]
-                if total.dtype.kind == "f":
-                    total = total.round()   # exact counts (<= T) held in float32
                 totals[name] = totals.get(name, 0) + total.sum(axis=0, dtype=np.int64)
                 rec_totals[name].append(total[rows].astype(np.int64))
             for name, train in zip(names[1:], out.get("trains", [])):
@@ -551,7 +549,7 @@ class SpikingNetwork:
         _, state = tf.while_loop(lambda t, _: t < T, body, (tf.constant(0), state), maximum_iterations=T)
         out = {"logits": state["acc"], "readout": state["readout"].stack(), "counts": state["counts"].stack()}
         if collect:
-            out["totals"] = state["totals"]
+            out["totals"] = [tf.cast(t, tf.int32) for t in state["totals"]]   # sums of 0/1: exact integers
         if trains:
             out["trains"] = [ta.stack() for ta in state["trains"]]
         if probe:

@@ -10,8 +10,8 @@ from keras_models import escape_net
 from pipeline import UserError, snn, stdb
 
 
-@pytest.fixture(scope="module")
-def problem():
+def make_problem():
+    """A width-4 ESCAPE-NET trained on blobs, its conversion thresholds, weights and data."""
     tf.keras.utils.set_random_seed(0)
     x_train, y_train = blobs(480, 0)
     x_test, y_test = blobs(200, 1)
@@ -21,6 +21,11 @@ def problem():
     calibrate = snn.SpikingNetwork(model, settings=snn.SnnSettings(timesteps=16, batch_size=100))
     thresholds = snn.calibrate_thresholds(calibrate, x_train[:200])
     return model, thresholds, model.get_weights(), x_train, y_train, x_test, y_test
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return make_problem()
 
 
 MEMBRANES = np.array([-0.5, 0.0, 0.3, 1.0, 1.6, 2.0, 2.4], np.float32)
@@ -157,26 +162,18 @@ def test_neuron_learning_rate_is_validated():
 MIRRORED = """
 import sys
 sys.path[:0] = [{tests!r}, {root!r}]
-import numpy as np
 import pipeline
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from conftest import blobs
 from keras_models import escape_net
 from pipeline import snn, stdb
-tf.keras.utils.set_random_seed(0)
-x_train, y_train = blobs(480, 0)
-x_test, y_test = blobs(200, 1)
-trained = escape_net.build(input_shape=(8, 8, 1), width=4)
-trained.compile(tf.keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-trained.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
-thresholds = snn.calibrate_thresholds(snn.SpikingNetwork(trained, settings=snn.SnnSettings(16, batch_size=100)),
-                                      x_train[:200])
+from test_stdb import make_problem
+trained, thresholds, weights, x_train, y_train, x_test, y_test = make_problem()
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     model = escape_net.build(input_shape=(8, 8, 1), width=4)
-    model.set_weights(trained.get_weights())
+    model.set_weights(weights)
     net = snn.SpikingNetwork(model, thresholds, snn.SnnSettings(timesteps=5, batch_size=100))
     result = stdb.train(net, x_train, y_train, x_test, y_test,
                         stdb.StdbSettings(epochs=3, learning_rate=1e-3, train_thresholds=True), progress=False)

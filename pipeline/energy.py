@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import UserError, results
+from pipeline import UserError, network, results
 
 # pJ per operation, Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014,
 # 45 nm table: fp32 mult 3.7 + add 0.9; fp16 mult 1.1 + add 0.4; int8 mult 0.2 + add 0.03.
@@ -38,7 +38,6 @@ PJ = 1e-12
 DEFAULT_N = 100
 CALIBRATION_SAMPLES = 100   # training samples for THRESHOLDS=max (Rathi et al. calibrate on a few batches)
 RASTER_SAMPLE = 0           # test sample shown in Figure 4 and in Figure 5's single-sample histogram
-PASSIVE = ("InputLayer", "Flatten", "Dropout")
 
 
 # --------------------------------------------------------------------- energy per operation
@@ -64,18 +63,8 @@ def costs(preset="45nm-fp32", mac_pj=None, ac_pj=None):
 
 # --------------------------------------------------------------------- layer geometry (no TF needed)
 def _window_reach(n_in, size, stride, dilation, padding):
-    """For each input index along one axis, the set of output indices whose window covers it.
-
-    Keras/TF padding: 'same' gives ceil(n/stride) outputs and puts the smaller half of the
-    padding first; 'valid' pads nothing.
-    """
-    span = (size - 1) * dilation + 1
-    if padding == "same":
-        n_out = -(-n_in // stride)
-        before = max((n_out - 1) * stride + span - n_in, 0) // 2
-    else:
-        n_out = max((n_in - span) // stride + 1, 0)
-        before = 0
+    """For each input index along one axis, the set of output indices whose window covers it."""
+    n_out, before = network.padding_of(n_in, size, stride, dilation, padding)
     reach = [set() for _ in range(n_in)]
     for o in range(n_out):
         for m in range(size):
@@ -85,56 +74,43 @@ def _window_reach(n_in, size, stride, dilation, padding):
     return reach
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """One compute layer (conv, dense or pool) of a chain: its shapes and window."""
-    name: str
-    kind: str               # "conv", "dense" or "pool"
-    input_shape: tuple      # per sample: (H, W, C) or (features,)
-    output_shape: tuple
-    window: tuple = ()      # conv kernel or pool size (rows, cols)
-    strides: tuple = (1, 1)
-    dilation: tuple = (1, 1)
-    padding: str = "valid"
+def ann_macs(node):
+    """Multiply-accumulates of the ANN layer: conv H_out*W_out*C_out*k_h*k_w*C_in, dense in*out."""
+    if isinstance(node, network.Conv2d):
+        return node.neurons * int(np.prod(node.kernel_size)) * int(node.input_shape[-1])
+    if isinstance(node, network.Affine):
+        return int(np.prod(node.input_shape)) * int(node.output_shape[-1])
+    return 0
 
-    @property
-    def neurons(self):
-        return int(np.prod(self.output_shape))
 
-    @property
-    def ann_macs(self):
-        if self.kind == "conv":
-            return self.neurons * int(np.prod(self.window)) * int(self.input_shape[-1])
-        if self.kind == "dense":
-            return int(np.prod(self.input_shape)) * int(self.output_shape[-1])
+def ann_adds(node):
+    """Pooling: one add per pooled input element (a border input may be pooled 0 or several times)."""
+    if not isinstance(node, network.AvgPool2d):
         return 0
+    return int(spatial_fan_out(node).sum()) * int(node.input_shape[-1])
 
-    @property
-    def ann_adds(self):
-        """Pooling: one add per pooled input element (a border input may be pooled 0 or several times)."""
-        if self.kind != "pool":
-            return 0
-        return int(self.spatial_fan_out().sum()) * int(self.input_shape[-1])
 
-    def reach(self):
-        """Per spatial axis: for each input index, the output indices it reaches."""
-        return [_window_reach(int(self.input_shape[a]), int(self.window[a]), int(self.strides[a]),
-                              int(self.dilation[a]), self.padding) for a in (0, 1)]
+def reach(node):
+    """Per spatial axis: for each input index, the output indices it reaches."""
+    return [_window_reach(int(node.input_shape[a]), int(node.kernel_size[a]), int(node.stride[a]),
+                          int(node.dilation[a]), node.padding) for a in (0, 1)]
 
-    def spatial_fan_out(self):
-        rows, cols = self.reach()
-        return np.outer([len(r) for r in rows], [len(c) for c in cols])
 
-    def fan_out(self):
-        """Neurons of this layer reached by one spike at each input position, broadcastable to the input.
+def spatial_fan_out(node):
+    rows, cols = reach(node)
+    return np.outer([len(r) for r in rows], [len(c) for c in cols])
 
-        Conv: output positions the kernel reaches from the position, times C_out (every output
-        channel); pool: pool windows covering the position (its own channel only); dense: all units.
-        """
-        if self.kind == "dense":
-            return np.asarray(self.output_shape[-1], np.float64)
-        channels = self.output_shape[-1] if self.kind == "conv" else 1
-        return (self.spatial_fan_out() * channels)[:, :, None].astype(np.float64)
+
+def fan_out(node):
+    """Neurons of this layer reached by one spike at each input position, broadcastable to the input.
+
+    Conv: output positions the kernel reaches from the position, times C_out (every output
+    channel); pool: pool windows covering the position (its own channel only); dense: all units.
+    """
+    if isinstance(node, network.Affine):
+        return np.asarray(node.output_shape[-1], np.float64)
+    channels = node.output_shape[-1] if isinstance(node, network.Conv2d) else 1
+    return (spatial_fan_out(node) * channels)[:, :, None].astype(np.float64)
 
 
 def merged_fan_out(pool, layer):
@@ -143,40 +119,16 @@ def merged_fan_out(pool, layer):
     An input position reaches the union of the layer's outputs reached from every pool window
     that covers it (windows and kernels are rectangles, so the union factorises per axis).
     """
-    if pool.kind != "pool" or layer.kind not in ("conv", "dense"):
+    if not isinstance(pool, network.AvgPool2d) or not isinstance(layer, network.Weighted):
         raise UserError(f"cannot merge {pool.name!r} ({pool.kind}) into {layer.name!r} ({layer.kind})")
-    pool_reach = pool.reach()
-    if layer.kind == "dense":
+    pool_reach = reach(pool)
+    if isinstance(layer, network.Affine):
         covered = np.outer([bool(r) for r in pool_reach[0]], [bool(c) for c in pool_reach[1]])
         return (covered * layer.output_shape[-1])[:, :, None].astype(np.float64)
     sizes = []
-    for axis, layer_reach in enumerate(layer.reach()):
+    for axis, layer_reach in enumerate(reach(layer)):
         sizes.append([len(set().union(*(layer_reach[q] for q in qs))) for qs in pool_reach[axis]])
     return (np.outer(*sizes) * layer.output_shape[-1])[:, :, None].astype(np.float64)
-
-
-def geometry(model):
-    """The compute layers of a chain-shaped Keras model, in order (flatten and dropout cost nothing)."""
-    out = []
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind in PASSIVE:
-            continue
-        shapes = (tuple(layer.input_shape[1:]), tuple(layer.output_shape[1:]))
-        if kind == "Conv2D":
-            out.append(Geometry(layer.name, "conv", *shapes, tuple(layer.kernel_size), tuple(layer.strides),
-                                tuple(layer.dilation_rate), layer.padding))
-        elif kind == "Dense":
-            out.append(Geometry(layer.name, "dense", *shapes))
-        elif kind == "AveragePooling2D":
-            out.append(Geometry(layer.name, "pool", *shapes, tuple(layer.pool_size), tuple(layer.strides),
-                                (1, 1), layer.padding))
-        else:
-            raise UserError(f"layer {layer.name!r} ({kind}): the energy model counts Conv2D, Dense, "
-                            "AveragePooling2D, Flatten and Dropout only")
-    if not out or out[0].kind == "pool":
-        raise UserError(f"model {model.name!r} must start with a Conv2D or Dense layer")
-    return out
 
 
 # --------------------------------------------------------------------- SNN operation counts
@@ -195,7 +147,8 @@ class LayerCount:
 
 
 def count_operations(layers, neuron_totals, input_totals, num_samples, pooling):
-    """ANN and SNN operations per inference for every layer of `layers` (see `geometry`).
+    """ANN and SNN operations per inference for every layer of `layers` (a network's
+    ``compute_nodes``: conv, dense and pool; flatten and dropout cost nothing).
 
     ``neuron_totals``: per spiking layer, spikes per neuron summed over samples and timesteps
     (the engine's ``neuron_totals``); ``input_totals``: input spike events per input position,
@@ -208,25 +161,25 @@ def count_operations(layers, neuron_totals, input_totals, num_samples, pooling):
     for index, g in enumerate(layers):
         emitted = neuron_totals.get(g.name)
         spikes = float(np.sum(emitted)) / num_samples if emitted is not None else 0.0
-        if g.kind == "pool" and pooling == "linear":
+        if isinstance(g, network.AvgPool2d) and pooling == "linear":
             if index + 1 == len(layers):
                 raise UserError(f"linear pool {g.name!r} ends the network: nothing to fold it into")
             pending = g
-            counts.append(LayerCount(g.name, g.neurons, 0, g.ann_adds, 0.0, 0.0, 0.0, None,
+            counts.append(LayerCount(g.name, g.neurons, 0, ann_adds(g), 0.0, 0.0, 0.0, None,
                                      f"linear pool: folded into {layers[index + 1].name} (no operations of its own)"))
             continue
         macs = acs = 0.0
         if source is None and index == 0:
-            macs, how = float(g.ann_macs), "analog input current: the layer's MACs once per inference"
+            macs, how = float(ann_macs(g)), "analog input current: the layer's MACs once per inference"
         elif source is None:
             raise UserError(f"no spike counts for {source_name!r}, which feeds {g.name!r}")
         elif pending is not None:
             acs = float(np.sum(source * merged_fan_out(pending, g))) / num_samples
             how = f"{source_name} spikes x merged fan-out of {pending.name}+{g.name}"
         else:
-            acs = float(np.sum(source * g.fan_out())) / num_samples
+            acs = float(np.sum(source * fan_out(g))) / num_samples
             how = f"{source_name} spikes x fan-out into {g.name}"
-        counts.append(LayerCount(g.name, g.neurons, g.ann_macs, g.ann_adds, spikes, acs, macs,
+        counts.append(LayerCount(g.name, g.neurons, ann_macs(g), ann_adds(g), spikes, acs, macs,
                                  source_name if source is not None else None, how))
         source, source_name, pending = emitted, g.name, None
     return counts
@@ -278,8 +231,8 @@ def coding_floor(coding, first, mean_abs_x, timesteps, cost, ann_energy_j):
     """Normalised energy the input coding alone costs (issue 5): Poisson input makes the first
     layer do about T*mean|x| x its MACs as ACs; an analog input costs its MACs once."""
     if coding == "analog":
-        return first.ann_macs * cost.e_mac_pj * PJ / ann_energy_j, "first-layer MACs x E_MAC / ANN energy"
-    value = timesteps * mean_abs_x * first.ann_macs * cost.e_ac_pj * PJ / ann_energy_j
+        return ann_macs(first) * cost.e_mac_pj * PJ / ann_energy_j, "first-layer MACs x E_MAC / ANN energy"
+    value = timesteps * mean_abs_x * ann_macs(first) * cost.e_ac_pj * PJ / ann_energy_j
     return value, "T x mean|x| x first-layer MACs x E_AC / ANN energy (interior fan-out, P(spike)=|x|)"
 
 
@@ -330,22 +283,20 @@ def stdb_network(ws, timesteps, coding, seed, batch_size):
                                poisson_rule=record.get("poisson_rule", "signed"),
                                initial_membrane=float(record.get("initial_membrane", 0.0)))
     thresholds = None if folded else record["thresholds"]
-    network = snn.SpikingNetwork(model, thresholds, settings, leaks=record.get("leaks"))
-    return network, f"STDB fine-tuned ({path.name}: {record['exported_model']}, thresholds " \
+    net = snn.SpikingNetwork(model, thresholds, settings, leaks=record.get("leaks"))
+    return net, f"STDB fine-tuned ({path.name}: {record['exported_model']}, thresholds " \
                     f"{'folded into the weights' if folded else 'from the record'})"
 
 
 def converted_network(ws, timesteps, coding, thresholds, seed, batch_size, num_calibration):
     """The RUN's converted network with INI semantics (spiking pools, spike-count readout)."""
     from pipeline import snn, workspace
-    model = snn.load_keras(ws.model.path)
     settings = snn.SnnSettings.ini_compatible(timesteps, coding=coding, seed=seed, batch_size=batch_size)
-    values, source = workspace.conversion_thresholds(ws, snn.SpikingNetwork(model, None, settings), thresholds,
-                                                     num_calibration)
-    return snn.SpikingNetwork(model, values, settings), f"converted, {source}"
+    net, source = workspace.converted_network(ws, settings, thresholds, ws.dataset.x_train[:num_calibration])
+    return net, f"converted, {source}"
 
 
-def replay_input(network, x, fan_out):
+def replay_input(net, x, first_fan_out):
     """Input spike events per position (summed over samples and steps) and first-layer ACs per step.
 
     The engine counts input events per step only; its Poisson draws are stateless (a key per
@@ -354,7 +305,7 @@ def replay_input(network, x, fan_out):
     """
     import tensorflow as tf
     from pipeline import snn
-    s = network.settings
+    s = net.settings
     totals = np.zeros(x.shape[1:], np.float64)
     events = np.zeros(s.timesteps, np.int64)
     acs = np.zeros(s.timesteps, np.float64)
@@ -368,7 +319,7 @@ def replay_input(network, x, fan_out):
             per_position = fired.sum(axis=0)
             totals += per_position
             events[t] += per_position.sum()
-            acs[t] += float(np.sum(per_position * fan_out))
+            acs[t] += float(np.sum(per_position * first_fan_out))
     return totals, events, acs
 
 
@@ -380,13 +331,13 @@ class Measurement:
     input_acs_per_step: np.ndarray | None
 
 
-def measure(network, x, y, first_layer, sample=RASTER_SAMPLE):
+def measure(net, x, y, first_layer, sample=RASTER_SAMPLE):
     """One engine run: per-neuron and per-step spike counts, `sample`'s spike trains (Figure 4),
     and for Poisson input the replayed input events, checked against the engine's own count."""
-    result = network.simulate(x, y, record=[sample], trains=True, progress=True)
-    if network.settings.coding == "analog":
+    result = net.simulate(x, y, record=[sample], trains=True, progress=True)
+    if net.settings.coding == "analog":
         return Measurement(result, None, None)
-    totals, events, acs = replay_input(network, x, first_layer.fan_out())
+    totals, events, acs = replay_input(net, x, fan_out(first_layer))
     engine_events = result.spikes_per_timestep[:, result.layer_names.index("input")]
     if not np.array_equal(events, engine_events):
         raise RuntimeError("replayed Poisson input differs from the engine's input counts "
@@ -431,16 +382,16 @@ def main(settings):
     n = workspace.check_num_samples(settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test)), ws.dataset)
     T, seed, batch_size = settings.timesteps, int(ws.record["seed"]), min(n, 32)
     if settings.net == "stdb":
-        network, description = stdb_network(ws, T, settings.coding, seed, batch_size)
+        net, description = stdb_network(ws, T, settings.coding, seed, batch_size)
     else:
-        network, description = converted_network(ws, T, settings.coding, settings.thresholds, seed, batch_size,
+        net, description = converted_network(ws, T, settings.coding, settings.thresholds, seed, batch_size,
                                                  min(settings.ntrain or CALIBRATION_SAMPLES, len(ws.dataset.y_train)))
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
-    layers_geometry = geometry(network.model)
-    measured = measure(network, x, y, layers_geometry[0])
+    layers_geometry = net.graph.compute_nodes
+    measured = measure(net, x, y, layers_geometry[0])
     result = measured.result
     counts = count_operations(layers_geometry, result.neuron_totals, measured.input_totals, n,
-                              network.settings.pooling)
+                              net.settings.pooling)
     layers, total = energy_table(counts, cost)
     cumulative = cumulative_energy(counts, cost, result.spikes_per_timestep, result.layer_names,
                                    measured.input_acs_per_step)
@@ -452,7 +403,7 @@ def main(settings):
     record = {
         "stage": "energy", "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
         "timesteps": T, "input_coding": settings.coding, "net": settings.net, "network": description,
-        "pooling": network.settings.pooling, "readout": network.settings.readout, "num_samples": n,
+        "pooling": net.settings.pooling, "readout": net.settings.readout, "num_samples": n,
         "layers": layers, "total": total,
         "per_timestep": {
             "snn_cumulative_energy_j": cumulative,
@@ -461,7 +412,7 @@ def main(settings):
                       "(input: replayed exactly); exact at t = T",
         },
         "input": {
-            "coding": settings.coding, "poisson_rule": network.settings.poisson_rule, "mean_abs_x": mean_abs_x,
+            "coding": settings.coding, "poisson_rule": net.settings.poisson_rule, "mean_abs_x": mean_abs_x,
             "events_per_inference": (float(measured.input_totals.sum()) / n
                                      if measured.input_totals is not None else 0.0),
             "floor_normalized_energy": floor, "floor_formula": formula,

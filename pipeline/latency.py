@@ -50,12 +50,13 @@ def ann_accuracy(model, x, y):
     return float(np.mean(train.predict(model, x) == y))
 
 
-def measure(network, x, y, layers, cost):
+def measure(network, x, y, cost):
     """Accuracy and normalised energy of one engine run (the energy model on its own spikes)."""
     result = network.simulate(x, y)
+    layers = network.graph.compute_nodes
     input_totals = None
     if network.settings.coding != "analog":
-        input_totals, _, _ = energy.replay_input(network, x, layers[0].fan_out())
+        input_totals, _, _ = energy.replay_input(network, x, energy.fan_out(layers[0]))
     counts = energy.count_operations(layers, result.neuron_totals, input_totals, len(x), network.settings.pooling)
     _, total = energy.energy_table(counts, cost)
     return result.accuracy, total["normalized_energy"]
@@ -94,8 +95,7 @@ class Methods:
         self.seed = int(ws.record["seed"])
         base = self.engine_settings(max(timesteps))
         x_cal = ws.dataset.x_train[data.balanced_subset(ws.dataset.y_train, CALIBRATION_SAMPLES, self.seed)]
-        probe = snn.SpikingNetwork(snn.load_keras(ws.model.path), None, base)
-        self.thresholds = snn.calibrate_thresholds(probe, x_cal)
+        self.thresholds = workspace.conversion_thresholds(ws, base, "max", x_cal)[0]
         self.qcfs_readout = readout_threshold(snn.load_keras(qcfs_path), x_cal)
 
     def engine_settings(self, timesteps, **changes):
@@ -218,7 +218,6 @@ def main(settings: Settings):
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}
     anns = {m: ann_accuracy(model, x, y) for m, model in models.items()}
-    layers = energy.geometry(models["conversion"])  # QCFS has the same layers; its activations cost what ReLU does
     methods = Methods(settings, ws, qcfs_trained.path, timesteps)
     chosen_methods = [m for m in METHODS if settings.stdb or not m.endswith("+stdb")]
     train_idx = data.balanced_subset(ws.dataset.y_train, settings.ntrain or DEFAULT_NTRAIN, methods.seed)
@@ -230,7 +229,7 @@ def main(settings: Settings):
             start = time.perf_counter()
             network = methods.network(method, t)
             extra = fine_tune(network, x_train, y_train, x, y, settings) if method.endswith("+stdb") else None
-            accuracy, normalized = measure(network, x, y, layers, cost)
+            accuracy, normalized = measure(network, x, y, cost)
             ann = anns[method.removesuffix("+stdb")]
             rows.append({"method": method, "timesteps": t, "ann_accuracy": ann, "snn_accuracy": accuracy,
                          "normalized_energy": normalized})

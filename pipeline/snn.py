@@ -42,56 +42,33 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from pipeline import UserError, kernels
+from pipeline import UserError, kernels, network
+from pipeline.network import POOL_THRESHOLD, Neurons
 
-CODINGS = ("poisson", "analog")
-POISSON_RULES = ("signed", "toolbox")
-READOUTS = ("membrane", "spike_count")
-POOLINGS = ("linear", "spiking")
 NEVER_FIRED = -1000.0   # "time of last spike" before any spike (Rathi et al.'s reference code)
-POOL_THRESHOLD = 1.0    # a pool neuron fires at the mean rate of its unit-spike inputs
 FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
-
-WEIGHTED, POOL, FLATTEN, DROPOUT = "weighted", "pool", "flatten", "dropout"
-HIDDEN_ACTIVATIONS = ("relu",)
-OUTPUT_ACTIVATIONS = ("softmax", "linear", "relu")
+WEIGHTED, POOL, FLATTEN, DROPOUT = (network.Weighted.kind, network.AvgPool2d.kind, network.Flatten.kind,
+                                    network.Dropout.kind)
 
 
 @dataclass(frozen=True)
-class SnnSettings:
-    """How the spiking network is simulated (weights and thresholds live in `SpikingNetwork`).
-
-    ``coding``: ``"poisson"`` rate-codes the input; ``"analog"`` feeds it as a constant current.
-    ``poisson_rule``: ``"signed"`` spikes with probability |x| and the sign of x (Rathi et al.);
-    ``"toolbox"`` is SNN Toolbox's rule: probability |x| / max(x of the batch), amplitude
-    max(x of the batch) * sign(x) (INI's ``get_poisson_frame_batch`` with ``input_rate=1000``,
-    ``dt=1``). ``initial_membrane``: v(0) as a fraction of each threshold (0.5 for QCFS).
-    """
+class SnnSettings(Neurons):
+    """How the spiking network is simulated: the neuron choices (`network.Neurons`) plus T, the
+    seed of the input draws and the batch size (weights and thresholds live in `SpikingNetwork`)."""
     timesteps: int = 28
-    leak: float = 1.0
-    coding: str = "poisson"
-    poisson_rule: str = "signed"
-    readout: str = "membrane"
-    pooling: str = "linear"
-    initial_membrane: float = 0.0
     seed: int = 0
     batch_size: int = 64
 
     def __post_init__(self):
         if not isinstance(self.timesteps, (int, np.integer)) or self.timesteps <= 0:
             raise UserError(f"T={self.timesteps!r}: timesteps must be a positive integer")
-        if not 0.0 < self.leak <= 1.0:
-            raise UserError(f"LEAK={self.leak!r}: the leak must lie in (0, 1]")
-        for key, value, allowed in (("CODING", self.coding, CODINGS),
-                                    ("poisson_rule", self.poisson_rule, POISSON_RULES),
-                                    ("readout", self.readout, READOUTS),
-                                    ("pooling", self.pooling, POOLINGS)):
-            if value not in allowed:
-                raise UserError(f"{key}={value!r}: choose one of {', '.join(allowed)}")
-        if not 0.0 <= self.initial_membrane < 1.0:
-            raise UserError(f"initial_membrane={self.initial_membrane!r}: must lie in [0, 1)")
+        super().__post_init__()
         if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size <= 0:
             raise UserError(f"batch_size={self.batch_size!r}: must be a positive integer")
+
+    @property
+    def neurons(self):
+        return Neurons.of(self)
 
     @classmethod
     def ini_compatible(cls, timesteps, coding="analog", **changes):
@@ -134,17 +111,6 @@ heaviside = Heaviside()
 RESET = SubtractiveReset()
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One mapped Keras layer; ``shape`` is its per-sample output shape."""
-    kind: str
-    name: str
-    layer: object
-    shape: tuple
-    output: bool = False
-    activation: object = None   # a QCFS layer this weighted stage absorbs
-
-
 def load_keras(path):
     """Load a trained Keras ``.h5`` for the engine (no compile: the engine never uses Keras' loss)."""
     try:
@@ -153,101 +119,10 @@ def load_keras(path):
         raise UserError(f"{path}: cannot load the Keras model ({error})") from None
 
 
-def map_layers(model):
-    """Map a chain-shaped Keras model onto engine stages, or name the layer that cannot be mapped."""
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    weighted = [layer for layer in layers if type(layer).__name__ in ("Conv2D", "Dense")]
-    if not weighted:
-        raise UserError(f"model {model.name!r} has no Conv2D or Dense layer to convert")
-    if len(model.outputs) != 1 or len(model.inputs) != 1:
-        raise UserError(f"model {model.name!r}: the engine maps single-input, single-output chains only")
-    stages, previous = [], None
-    for index, layer in enumerate(layers):
-        _check_chain(model, layer, previous)
-        previous = layer
-        if _is_qcfs(layer):
-            if not stages or stages[-1].activation is not layer:
-                raise UserError(f"layer {layer.name!r} (QCFS) must directly follow a hidden Conv2D or Dense layer "
-                                "with a linear activation")
-            continue
-        following = layers[index + 1] if index + 1 < len(layers) else None
-        absorbed = following if following is not None and _is_qcfs(following) else None
-        kind = _stage_kind(layer, is_output=layer is weighted[-1], qcfs=absorbed is not None)
-        stages.append(Stage(kind, layer.name, layer, tuple(layer.output_shape[1:]), layer is weighted[-1],
-                            absorbed if kind == WEIGHTED else None))
-    if not stages[-1].output:
-        raise UserError(f"layer {stages[-1].name!r} ({type(stages[-1].layer).__name__}) follows the readout "
-                        f"layer {weighted[-1].name!r}; the engine reads out the last weighted layer")
-    return tuple(stages)
-
-
-def _check_chain(model, layer, previous):
-    nodes = getattr(layer, "_inbound_nodes", [])
-    if len(nodes) != 1:
-        raise UserError(f"layer {layer.name!r} of model {model.name!r} is shared or unconnected; "
-                        "the engine maps single-chain models only")
-    inbound = nodes[0].inbound_layers
-    inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
-    if len(inbound) != 1 or (previous is not None and inbound[0] is not previous):
-        raise UserError(f"layer {layer.name!r} of model {model.name!r} is not fed by the layer before it; "
-                        "the engine maps single-chain models only")
-
-
-def _is_qcfs(layer):
-    return type(layer).__name__ == "QCFS"
-
-
-def _stage_kind(layer, is_output, qcfs=False):
-    kind = type(layer).__name__
-    where = f"layer {layer.name!r} ({kind})"
-    if qcfs and (is_output or kind not in ("Conv2D", "Dense")):
-        raise UserError(f"{where} is followed by a QCFS activation; only a hidden Conv2D or Dense layer can be")
-    if kind in ("Conv2D", "Dense"):
-        activation = getattr(layer.activation, "__name__", str(layer.activation))
-        allowed = ("linear",) if qcfs else OUTPUT_ACTIVATIONS if is_output else HIDDEN_ACTIVATIONS
-        if activation not in allowed:
-            raise UserError(f"{where}: activation {activation!r} has no spiking equivalent here "
-                            f"(use {' or '.join(allowed)})")
-        if kind == "Conv2D" and (layer.data_format != "channels_last" or layer.groups != 1):
-            raise UserError(f"{where}: only channels_last, ungrouped convolutions are supported")
-        return WEIGHTED
-    if kind == "AveragePooling2D":
-        if layer.data_format != "channels_last":
-            raise UserError(f"{where}: only channels_last pooling is supported")
-        return POOL
-    if kind == "Flatten":
-        return FLATTEN
-    if kind == "Dropout":
-        return DROPOUT
-    raise UserError(f"{where} cannot be mapped to a spiking layer (supported: Conv2D and Dense with ReLU "
-                    "or followed by QCFS, AveragePooling2D, Flatten, Dropout, a softmax/linear readout)")
-
-
-def qcfs_thresholds(stages):
-    """Thresholds of the weighted stages that absorb a QCFS activation: ``lambda_k / lambda_{k-1}``.
-
-    QCFS converts with theta = lambda when a spike carries the previous layer's lambda; the
-    engine's spikes are unit events (and the input's scale is 1), so the previous lambda moves
-    into the threshold. A stage without QCFS resets the chain (its spikes stand for 1).
-    """
-    found, previous = {}, 1.0
-    for stage in stages:
-        if stage.kind != WEIGHTED:
-            continue
-        if stage.activation is None:
-            previous = 1.0
-            continue
-        value = float(stage.activation.threshold.numpy())
-        found[stage.name] = value / previous
-        previous = value
-    return found
-
-
 def _current(stage, h, kernel, bias=None):
     """Synaptic current of a weighted layer, computed with the very ops Keras (and INI) use."""
-    layer = stage.layer
-    if isinstance(layer, tf.keras.layers.Conv2D):
-        out = layer.convolution_op(h, kernel)
+    if isinstance(stage, network.Conv2d):
+        out = stage.layer.convolution_op(h, kernel)
     else:
         out = tf.matmul(h, kernel)
     if bias is not None:
@@ -255,24 +130,20 @@ def _current(stage, h, kernel, bias=None):
     return out
 
 
-def _layer_weights(layer):
-    return [layer.kernel] + ([layer.bias] if layer.use_bias else [])
+def _layer_weights(stage):
+    layer = stage.layer
+    return [layer.kernel] + ([layer.bias] if stage.use_bias else [])
 
 
 def _avg_pool(stage, h):
-    layer = stage.layer
-    return tf.nn.avg_pool2d(h, layer.pool_size, layer.strides, layer.padding.upper())
+    return tf.nn.avg_pool2d(h, stage.kernel_size, stage.stride, stage.padding.upper())
 
 
 def _pool_geometry(stage):
     """`_avg_pool` for `kernels.scan`: window, strides, TF's top/left padding, output size."""
-    layer = stage.layer
-    (ph, pw), (sh, sw), (oh, ow) = layer.pool_size, layer.strides, stage.shape[:2]
-    height, width = layer.input_shape[1:3]
-    top = max((oh - 1) * sh + ph - height, 0) // 2 if layer.padding == "same" else 0
-    left = max((ow - 1) * sw + pw - width, 0) // 2 if layer.padding == "same" else 0
+    (ph, pw), (sh, sw), (oh, ow) = stage.kernel_size, stage.stride, stage.output_shape[:2]
+    top, left = stage.pads()
     return ph, pw, sh, sw, top, left, oh, ow
-
 
 
 @dataclass
@@ -310,32 +181,21 @@ class SimulationResult:
 
 
 class SpikingNetwork:
-    """A converted network: the Keras model's weights, one threshold per weighted layer, leaks.
+    """The engine running one converted network: ``graph`` (`network.describe` of the Keras model).
 
     ``thresholds`` maps weighted-layer names to thresholds (missing ones are 1.0, or
-    `qcfs_thresholds` for a layer that feeds a QCFS activation). All thresholds
+    `network.qcfs_thresholds` for a layer that feeds a QCFS activation). All thresholds
     and per-layer leaks are `tf.Variable`s so STDB can train them; pools keep threshold 1.
     """
 
     def __init__(self, model, thresholds=None, settings=SnnSettings(), leaks=None):
         self.model = model
         self.settings = settings
-        self.stages = map_layers(model)
-        names = [s.name for s in self.stages if s.kind == WEIGHTED]
-        thresholds = dict(thresholds or {})
-        unknown = sorted(set(thresholds) - set(names))
-        if unknown:
-            raise UserError(f"thresholds given for {unknown}, which are not weighted layers of {model.name!r} "
-                            f"({', '.join(names)})")
-        for name, value in thresholds.items():
-            if not np.isfinite(value) or value <= 0:
-                raise UserError(f"threshold of layer {name!r} is {value!r}; thresholds must be positive")
-        defaults = qcfs_thresholds(self.stages)
-        self.thresholds = {n: tf.Variable(float(thresholds.get(n, defaults.get(n, 1.0))), name=f"{n}_threshold")
-                           for n in names}
-        leaks = dict(leaks or {})
-        self.leaks = {s.name: tf.Variable(float(leaks.get(s.name, settings.leak)), name=f"{s.name}_leak")
-                      for s in self.stages if s.kind == WEIGHTED and not s.output}
+        self.graph = network.describe(model, thresholds, settings.neurons, leaks)
+        self.stages = self.graph.nodes
+        self.thresholds = {n: tf.Variable(float(v), name=f"{n}_threshold")
+                           for n, v in self.graph.thresholds().items()}
+        self.leaks = {n: tf.Variable(float(v), name=f"{n}_leak") for n, v in self.graph.leaks().items()}
         self._batch_fn = tf.function(self._batch)
 
     # ----------------------------------------------------------------- views and variables
@@ -348,15 +208,19 @@ class SpikingNetwork:
     def threshold_values(self):
         return {n: float(v.numpy()) for n, v in self.thresholds.items()}
 
+    def describe(self):
+        """The network as it is now: `graph` with the current (possibly trained) thresholds and leaks."""
+        return self.graph.with_neurons(self.threshold_values(), self.leak_values())
+
     def leak_values(self):
         return {n: float(v.numpy()) for n, v in self.leaks.items()}
 
     def weight_variables(self):
         """Kernels and biases of the weighted layers (the Keras model's own variables)."""
-        return [w for stage in self.stages if stage.kind == WEIGHTED for w in _layer_weights(stage.layer)]
+        return [w for stage in self.graph.weighted for w in _layer_weights(stage)]
 
     def hidden_thresholds(self):
-        return [self.thresholds[s.name] for s in self.stages if s.kind == WEIGHTED and not s.output]
+        return [self.thresholds[s.name] for s in self.graph.weighted if not s.readout]
 
     @property
     def spiking_layer_names(self):
@@ -365,18 +229,17 @@ class SpikingNetwork:
 
     def neuron_counts(self):
         """Neurons per weighted and pooling layer (every pool, spiking or not), in order."""
-        return {s.name: int(np.prod(s.shape)) for s in self.stages if s.kind in (WEIGHTED, POOL)}
+        return {s.name: s.neurons for s in self.stages if s.kind in (WEIGHTED, POOL)}
 
     @property
     def num_classes(self):
-        return int(self.stages[-1].shape[-1])
+        return self.graph.num_classes
 
     def _stateful(self):
-        return [s for s in self.stages
-                if s.kind == WEIGHTED or (s.kind == POOL and self.settings.pooling == "spiking")]
+        return list(self.graph.stateful())
 
     def _spikes(self, stage):
-        return not stage.output or self.settings.readout == "spike_count"
+        return self.graph.spikes(stage)
 
     # ----------------------------------------------------------------- inference
     def simulate(self, x, y=None, record=(), trains=False, progress=False, input_frames=None, fast=False,
@@ -464,8 +327,7 @@ class SpikingNetwork:
         analog = s.coding == "analog" and frames is None
         # Weights, thresholds and leaks are read once, outside the loop: BPTT then keeps no
         # per-step copies of them.
-        weights = {st.name: [w.read_value() for w in _layer_weights(st.layer)]
-                   for st in self.stages if st.kind == WEIGHTED}
+        weights = {st.name: [w.read_value() for w in _layer_weights(st)] for st in self.graph.weighted}
         thresholds = {st.name: self._threshold(st, learn) for st in stateful}
         leaks = {st.name: self._leak(st, learn) for st in stateful}
 
@@ -480,7 +342,7 @@ class SpikingNetwork:
             const_current = input_current(self.stages[first], self._apply_passive(self.stages[:first], x, masks))
 
         def full(stage, value):
-            return tf.fill(tf.concat([[batch], stage.shape], 0), value)
+            return tf.fill(tf.concat([[batch], stage.output_shape], 0), value)
 
         state = {
             "v": [full(st, s.initial_membrane * thresholds[st.name]) for st in neurons],
@@ -520,7 +382,7 @@ class SpikingNetwork:
                 current = const_current if analog and i == first else input_current(stage, h)
                 if stage.kind == WEIGHTED and probe:
                     peaks.append(_per_sample(current, tf.reduce_max))
-                if stage.output:
+                if stage.readout:
                     new["acc"] = new["acc"] + current
                     if not self._spikes(stage):
                         break
@@ -535,7 +397,7 @@ class SpikingNetwork:
                 if trains:
                     new["trains"].append(old["trains"][j].write(t, tf.gather(spikes, rows) > 0))
                 layer_counts.append(_per_sample(spikes))
-                if stage.output:
+                if stage.readout:
                     new["out_count"] = new["out_count"] + spikes
                 h = spikes
                 j += 1
@@ -607,7 +469,7 @@ class SpikingNetwork:
                 current = self._frames_current(head, passive, h, sparse)
             _add_time(seconds, f"{head.name} current", tick)
             constant = h is None
-            if head.output:
+            if head.readout:
                 steps = np.broadcast_to(current, (T,) + current.shape) if constant else current
                 accumulated = np.cumsum(steps, axis=0, dtype=np.float32)  # `_batch`'s acc, added step by step
                 logits = accumulated[-1]
@@ -645,7 +507,7 @@ class SpikingNetwork:
     def _stage_current(self, stage, h):
         if stage.kind == POOL:
             return _avg_pool(stage, h)
-        return _current(stage, h, *[w.read_value() for w in _layer_weights(stage.layer)])
+        return _current(stage, h, *[w.read_value() for w in _layer_weights(stage)])
 
     def _frames_current(self, stage, passive, h, sparse):
         """Input current of ``stage`` at every step from the spikes ``h`` (T, batch, ...) below:
@@ -653,7 +515,7 @@ class SpikingNetwork:
         T, batch = h.shape[:2]
         binary = isinstance(h, np.ndarray) and h.dtype == bool and all(p.kind != POOL for p in passive)
         if sparse and binary and _event_driven(stage):
-            out = _event_current(stage.layer, h.reshape((T * batch,) + tuple(stage.layer.input_shape[1:])))
+            out = _event_current(stage, h.reshape((T * batch,) + tuple(stage.input_shape)))
             return out.reshape((T, batch) + out.shape[1:])
         frames = tf.reshape(tf.cast(h, tf.float32), [T * batch] + list(h.shape[2:]))
         out = self._stage_current(stage, self._apply_passive(passive, frames, {}))
@@ -688,10 +550,10 @@ class SpikingNetwork:
         """One inverted-dropout mask per sample and dropout layer, kept for all timesteps."""
         masks = {}
         for i, stage in enumerate(self.stages):
-            if stage.kind == DROPOUT and stage.layer.rate > 0:
-                rate = float(stage.layer.rate)
+            if stage.kind == DROPOUT and stage.rate > 0:
+                rate = stage.rate
                 seed = tf.random.experimental.stateless_fold_in(key, 2 ** 30 + i)
-                keep = tf.random.stateless_uniform(tf.concat([[batch], stage.shape], 0), seed) >= rate
+                keep = tf.random.stateless_uniform(tf.concat([[batch], stage.output_shape], 0), seed) >= rate
                 masks[stage.name] = tf.cast(keep, tf.float32) / (1.0 - rate)
         return masks
 
@@ -711,23 +573,20 @@ def _add_time(seconds, part, since):
 
 def _event_driven(stage):
     """Whether `_event_current` handles the stage: Dense, or Conv2D with unit strides and dilation."""
-    layer = stage.layer
-    if stage.kind != WEIGHTED:
-        return False
-    if isinstance(layer, tf.keras.layers.Conv2D):
-        return tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1)
-    return True
+    if isinstance(stage, network.Conv2d):
+        return tuple(stage.stride) == (1, 1) and tuple(stage.dilation) == (1, 1)
+    return isinstance(stage, network.Affine)
 
 
-def _event_current(layer, frames):
+def _event_current(stage, frames):
     """Input current of binary frames (F, ...) computed event by event (`pipeline.kernels`)."""
-    kernel = _numpy(layer.kernel.value())
-    if isinstance(layer, tf.keras.layers.Conv2D):
-        out = kernels.conv_current(frames, kernel, layer.padding)
+    kernel = _numpy(stage.layer.kernel.value())
+    if isinstance(stage, network.Conv2d):
+        out = kernels.conv_current(frames, kernel, stage.padding)
     else:
         out = kernels.dense_current(frames, kernel)
-    if layer.use_bias:
-        out += _numpy(layer.bias.value())
+    if stage.use_bias:
+        out += _numpy(stage.layer.bias.value())
     return out
 
 
@@ -876,13 +735,13 @@ def thresholds_from_scale_factors(model, scale_factors, softmax_to_relu=True):
     equivalence (the toolbox's bias is not scaled by lambda_{k-1}), so a model with non-zero
     biases is refused: simulate the toolbox's normalised model with thresholds 1 instead.
     """
-    weighted = [s for s in map_layers(model) if s.kind == WEIGHTED]
+    weighted = network.describe(model).weighted
     entries = list(scale_factors.items())
     if len(entries) != len(weighted) + 1:
         raise UserError(f"scale factors list {len(entries)} entries ({', '.join(k for k, _ in entries)}); "
                         f"expected the input plus {len(weighted)} weighted layers of {model.name!r}")
     for stage in weighted:
-        if stage.layer.use_bias and np.any(stage.layer.bias.numpy() != 0):
+        if stage.use_bias and np.any(stage.layer.bias.numpy() != 0):
             raise UserError(f"layer {stage.name!r} has a bias: toolbox thresholds need a bias-free model "
                             "(simulate the toolbox's normalised model with threshold 1 instead)")
     previous = float(entries[0][1])
@@ -903,7 +762,7 @@ def toolbox_normalised_model(model, scale_factors, softmax_to_relu=True):
     ``lambda = 1`` when it stays softmax. Simulated with every threshold 1 and the INI-compatible
     settings, this is the toolbox's own network, as `thresholds_from_scale_factors` is in theory.
     """
-    weighted = [s for s in map_layers(model) if s.kind == WEIGHTED]
+    weighted = network.describe(model).weighted
     entries = list(scale_factors.values())
     if len(entries) != len(weighted) + 1:
         raise UserError(f"scale factors list {len(entries)} entries; expected the input plus "

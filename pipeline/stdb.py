@@ -307,9 +307,7 @@ def fold_thresholds(network):
     folded = tf.keras.models.clone_model(network.model)
     folded.set_weights(network.model.get_weights())
     thresholds = network.threshold_values()
-    for stage in network.stages:
-        if stage.kind != snn.WEIGHTED:
-            continue
+    for stage in network.graph.weighted:
         layer = folded.get_layer(stage.name)
         layer.set_weights([w / thresholds[stage.name] for w in layer.get_weights()])
     return folded
@@ -415,11 +413,8 @@ def run_stdb(settings, ws, timesteps):
     engine_settings = snn.SnnSettings(timesteps=timesteps, leak=settings.leak, coding=settings.coding,
                                       seed=seed, batch_size=stdb_settings.batch_size)
     with distribution_strategy().scope():   # the network's variables live on every replica
-        model = snn.load_keras(ws.model.path)
-        base = snn.SpikingNetwork(model, None, engine_settings)
-        thresholds, source = workspace.conversion_thresholds(
-            ws, base, settings.thresholds, min(CALIBRATION_SAMPLES, len(ws.dataset.y_train)))
-        network = snn.SpikingNetwork(model, thresholds, engine_settings)
+        network, source = workspace.converted_network(ws, engine_settings, settings.thresholds,
+                                                      ws.dataset.x_train[:CALIBRATION_SAMPLES])
         print(f"STDB at T={timesteps}: {ntrain} training samples, {n} test samples, {source}")
         outcome = train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True)
         final = network.simulate(x_test, y_test)

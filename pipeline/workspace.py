@@ -67,22 +67,30 @@ def batch_size_for(num_samples, largest=50):
     return max(b for b in range(1, min(largest, num_samples) + 1) if num_samples % b == 0)
 
 
-def conversion_thresholds(ws, network, mode, num_calibration):
+def conversion_thresholds(ws, settings, mode, x_calibration):
     """Per-layer thresholds of the RUN's converted network, and a line saying where they came from.
 
-    `max`: 0.7 x the layer's maximum input current while the network runs on training
-    samples (Rathi et al. 2020). `toolbox`: SNN Toolbox's data-based normalisation of the
-    same model, read from the scale factors `make convert` cached for it.
+    `max`: 0.7 x the layer's maximum input current while the network (engine settings
+    ``settings``) runs on the training samples ``x_calibration`` (Rathi et al. 2020).
+    `toolbox`: SNN Toolbox's data-based normalisation of the same model, read from the scale
+    factors `make convert` cached for it.
     """
     from pipeline import snn
+    model = snn.load_keras(ws.model.path)
     if mode == "toolbox":
         pattern = f"log_m{ws.model_sha256[:12]}_d{ws.dataset.sha256[:12]}_p*_b*/normalization/*.json"
         found = sorted((ws.dir / "toolbox").glob(pattern))
         if not found:
             raise UserError(f"THRESHOLDS=toolbox needs the toolbox's scale factors of this model under "
                             f"{ws.dir / 'toolbox'}: run make convert first")
-        values = snn.thresholds_from_scale_factors(network.model, results.read_json(found[0]))
+        values = snn.thresholds_from_scale_factors(model, results.read_json(found[0]))
         return values, f"toolbox thresholds ({found[0].parent.parent.name}/{found[0].name})"
-    x_cal = ws.dataset.x_train[:num_calibration]
-    values = snn.calibrate_thresholds(network, x_cal, progress=True)
-    return values, f"thresholds 0.7 x max input current on {len(x_cal)} training samples"
+    values = snn.calibrate_thresholds(snn.SpikingNetwork(model, None, settings), x_calibration, progress=True)
+    return values, f"thresholds 0.7 x max input current on {len(x_calibration)} training samples"
+
+
+def converted_network(ws, settings, mode, x_calibration):
+    """The RUN's converted SNN on the engine (`conversion_thresholds`), and where its thresholds came from."""
+    from pipeline import snn
+    values, source = conversion_thresholds(ws, settings, mode, x_calibration)
+    return snn.SpikingNetwork(snn.load_keras(ws.model.path), values, settings), source

@@ -8,7 +8,7 @@ import pipeline  # noqa: F401  (legacy Keras first)
 import tensorflow as tf
 
 from keras_models import escape_net
-from pipeline import UserError, energy, snn, stdb
+from pipeline import UserError, energy, network, snn, stdb
 from pipeline.__main__ import main
 
 layers = tf.keras.layers
@@ -41,16 +41,17 @@ def conv_pool_conv():
     ((5, 6), (2, 2), (2, 2), "valid"),       # a pool that drops the last row
 ])
 def test_fan_out_equals_a_transposed_convolution_of_ones(shape, window, strides, padding):
-    g = energy.Geometry("c", "conv", (*shape, 1), (0, 0, 1), window, strides, (1, 1), padding)
+    g = network.Conv2d(name="c", input_shape=(*shape, 1), output_shape=(0, 0, 1), kernel_size=window, stride=strides,
+                       padding=padding)
     out_shape = tf.nn.conv2d(tf.zeros((1, *shape, 1)), tf.zeros((*window, 1, 1)), strides, padding.upper()).shape
     brute = tf.nn.conv2d_transpose(tf.ones(out_shape), tf.ones((*window, 1, 1)), (1, *shape, 1), strides,
                                    padding.upper())
-    np.testing.assert_array_equal(g.spatial_fan_out(), brute.numpy()[0, :, :, 0])
+    np.testing.assert_array_equal(energy.spatial_fan_out(g), brute.numpy()[0, :, :, 0])
 
 
 def test_conv_fan_out_is_smaller_at_the_border():
-    conv = energy.geometry(conv_dense())[0]
-    fan = conv.fan_out()[:, :, 0]
+    conv = network.describe(conv_dense()).compute_nodes[0]
+    fan = energy.fan_out(conv)[:, :, 0]
     assert fan[0, 0] == 2 * 2 * 2 and fan[0, 1] == 2 * 3 * 2 and fan[1, 1] == 3 * 3 * 2   # corner, edge, interior
     assert fan.sum() == 10 * 10 * 2   # 10 input rows reached per axis: 2+3+3+2
 
@@ -70,17 +71,18 @@ def _brute_merged(pool_size, conv_kernel, shape, c_out):
 
 @pytest.mark.parametrize("shape", [(6, 6), (7, 10)])
 def test_merged_fan_out_of_a_linear_pool_and_a_conv(shape):
-    pool = energy.Geometry("p", "pool", (*shape, 2), (shape[0] // 2, shape[1] // 2, 2), (2, 2), (2, 2))
-    conv = energy.Geometry("c", "conv", pool.output_shape, (*pool.output_shape[:2], 4), (3, 3), (1, 1),
-                           (1, 1), "same")
+    pool = network.AvgPool2d(name="p", input_shape=(*shape, 2), output_shape=(shape[0] // 2, shape[1] // 2, 2),
+                             kernel_size=(2, 2), stride=(2, 2))
+    conv = network.Conv2d(name="c", input_shape=pool.output_shape, output_shape=(*pool.output_shape[:2], 4),
+                          kernel_size=(3, 3), padding="same")
     merged = energy.merged_fan_out(pool, conv)[:, :, 0]
     np.testing.assert_array_equal(merged, _brute_merged((2, 2), (3, 3), shape, 4))
 
 
 # --------------------------------------------------------------------- hand-counted operations and energy
 def test_hand_counted_acs_macs_and_energy():
-    geometry = energy.geometry(conv_dense())
-    assert [(g.name, g.neurons, g.ann_macs) for g in geometry] == [("conv", 32, 4 * 4 * 2 * 9), ("dense", 3, 96)]
+    geometry = network.describe(conv_dense()).compute_nodes
+    assert [(g.name, g.neurons, energy.ann_macs(g)) for g in geometry] == [("conv", 32, 4 * 4 * 2 * 9), ("dense", 3, 96)]
     input_totals = np.zeros((4, 4, 1))
     input_totals[0, 0], input_totals[1, 1], input_totals[3, 2] = 3, 2, 1   # corner, interior, edge
     conv_totals = np.zeros((4, 4, 2))
@@ -108,8 +110,8 @@ def test_hand_counted_acs_macs_and_energy():
 
 
 def test_spiking_and_linear_pools_count_differently():
-    geometry = energy.geometry(conv_pool_conv())
-    assert [g.ann_adds for g in geometry] == [0, 6 * 6 * 2, 0]        # one add per pooled element
+    geometry = network.describe(conv_pool_conv()).compute_nodes
+    assert [energy.ann_adds(g) for g in geometry] == [0, 6 * 6 * 2, 0]        # one add per pooled element
     c1 = np.zeros((6, 6, 2))
     c1[0, 0, 0] = 4            # pool cell (0,0): a corner of the 3x3 pool map
     c1[3, 2, 1] = 2            # pool cell (1,1): the centre
@@ -125,7 +127,7 @@ def test_spiking_and_linear_pools_count_differently():
 
 
 def test_cumulative_energy_ends_at_the_total():
-    geometry = energy.geometry(conv_dense())
+    geometry = network.describe(conv_dense()).compute_nodes
     input_totals = np.ones((4, 4, 1)) * 2
     conv_totals = np.ones((4, 4, 2))
     counts = energy.count_operations(geometry, {"conv": conv_totals}, input_totals, 1, "spiking")
@@ -171,11 +173,11 @@ def test_bad_energy_input_exits_2_before_any_work(sandbox, args, message, capsys
 
 # --------------------------------------------------------------------- ESCAPE-NET
 def test_escape_net_width_64_costs_126_million_macs():
-    geometry = {g.name: g for g in energy.geometry(escape_net.build(width=64))}
-    assert geometry["conv1"].ann_macs == 56 * 100 * 64 * 8 * 8 * 1 == 22_937_600
-    assert geometry["conv2"].ann_macs == 28 * 50 * 64 * 4 * 4 * 64 == 91_750_400
-    assert sum(g.ann_macs for g in geometry.values()) == 126_157_568
-    assert geometry["pool1"].ann_adds == 56 * 100 * 64
+    geometry = {g.name: g for g in network.describe(escape_net.build(width=64)).compute_nodes}
+    assert energy.ann_macs(geometry["conv1"]) == 56 * 100 * 64 * 8 * 8 * 1 == 22_937_600
+    assert energy.ann_macs(geometry["conv2"]) == 28 * 50 * 64 * 4 * 4 * 64 == 91_750_400
+    assert sum(energy.ann_macs(g) for g in geometry.values()) == 126_157_568
+    assert energy.ann_adds(geometry["pool1"]) == 56 * 100 * 64
     assert [g.neurons for g in geometry.values()] == [358400, 89600, 89600, 22400, 22400, 256, 3]
 
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 from conftest import blobs
 
 from keras_models import escape_net
-from pipeline import UserError, snn
+from pipeline import UserError, network, snn
 
 layers = tf.keras.layers
 
@@ -369,6 +369,11 @@ def test_fast_simulation_keeps_no_spike_trains(tiny):
         net.simulate(x_test[:4], record=[0], trains=True, fast=True)
 
 
+def node_of(layer, input_shape):
+    """The network node of one Keras layer (the readout of a one-layer model)."""
+    return network.describe(tf.keras.Sequential([layers.Input(input_shape), layer])).nodes[0]
+
+
 @pytest.mark.parametrize("kernel, padding, bias", [((4, 4), "same", False), ((3, 3), "same", True),
                                                    ((2, 3), "valid", False), ((1, 1), "same", False)])
 def test_event_driven_convolution_is_the_dense_convolution(kernel, padding, bias):
@@ -379,7 +384,7 @@ def test_event_driven_convolution_is_the_dense_convolution(kernel, padding, bias
     layer.build((None, 9, 11, 6))
     layer.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()])
     dense = layer(frames.astype(np.float32)).numpy()
-    events = snn._event_current(layer, frames)
+    events = snn._event_current(node_of(layer, (9, 11, 6)), frames)
     assert events.shape == dense.shape
     np.testing.assert_allclose(events, dense, rtol=1e-5, atol=1e-5)
     assert not events[2].any() or bias
@@ -391,4 +396,4 @@ def test_event_driven_dense_layer_is_the_matrix_product():
     layer = layers.Dense(5)
     layer.build((None, 40))
     dense = layer(frames.astype(np.float32)).numpy()
-    np.testing.assert_allclose(snn._event_current(layer, frames), dense, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(snn._event_current(node_of(layer, (40,)), frames), dense, rtol=1e-5, atol=1e-5)

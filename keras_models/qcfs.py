@@ -13,7 +13,6 @@ The layer is registered with Keras (``escape_snn>QCFS``), so any ``load_model`` 
 """
 import numpy as np
 
-import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
 
 SHIFT = 0.5            # phi: rounds to the nearest level; makes the expected conversion error zero

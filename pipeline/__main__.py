@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline STAGE [--flags]` (the Makefile's targets call this).
+"""Command line: `python -m pipeline STAGE [NAME=value | --flags]` (the Makefile's targets call this).
 
 Bad input of any kind ends in one line on stderr and exit code 2.
 """
@@ -8,15 +8,15 @@ import sys
 from pipeline import UserError
 
 STAGE_MODULES = {
-    "convert": "pipeline.convert",
-    "sweep": "pipeline.sweep",
-    "compare": "pipeline.compare",
-    "stdb": "pipeline.stdb",
-    "stdb-sweep": "pipeline.stdb:sweep_main",
-    "energy": "pipeline.energy",
-    "bench": "pipeline.bench",
-    "latency": "pipeline.latency",
-    "report": "pipeline.report",
+    "convert": "pipeline.stages.convert",
+    "sweep": "pipeline.stages.sweep",
+    "compare": "pipeline.stages.compare",
+    "stdb": "pipeline.stages.stdb",
+    "stdb-sweep": "pipeline.stages.stdb:sweep_main",
+    "energy": "pipeline.stages.energy",
+    "bench": "pipeline.stages.bench",
+    "latency": "pipeline.stages.latency",
+    "report": "pipeline.stages.report",
 }
 
 
@@ -24,10 +24,7 @@ def main(argv=None):
     from pipeline import settings as settings_module
     try:
         settings = settings_module.parse(sys.argv[1:] if argv is None else argv)
-        module_name = STAGE_MODULES.get(settings.stage)
-        if module_name is None:
-            raise UserError(f"stage {settings.stage!r} is not available yet")
-        module_name, _, function = module_name.partition(":")
+        module_name, _, function = STAGE_MODULES[settings.stage].partition(":")
         getattr(importlib.import_module(module_name), function or "main")(settings)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

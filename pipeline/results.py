@@ -6,9 +6,8 @@ import platform
 import tempfile
 from pathlib import Path
 
-from pipeline import UserError
+from pipeline import ROOT, UserError
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 RECORD_KEYS = ("data", "scale", "width", "epochs", "seed")
 
@@ -81,6 +80,13 @@ def versions():
         "numpy": numpy.__version__,
         "snntoolbox": version("snntoolbox"),
     }
+
+
+def provenance(dataset_name, dataset_sha256, model_path, model_sha256, seed):
+    """What every result records about where its numbers come from."""
+    return {"dataset": {"name": dataset_name, "sha256": dataset_sha256},
+            "model": {"path": str(model_path), "sha256": model_sha256},
+            "seed": int(seed), "versions": versions()}
 
 
 def resolve_run(run, requested, defaults, force=False):

@@ -3,16 +3,20 @@
 `prepare` settles the RUN's recorded choices (results.resolve_run), loads the
 data, trains or reuses the cached model and records both in run.json.
 """
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import UserError, data, results, train
+from pipeline import ROOT, UserError, data, results
 from pipeline.settings import Settings
+from pipeline.toolbox import configs
+from pipeline.training import ann as train
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA_CACHE = ROOT / "data"
 DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0}
 NUM_NORM = 500   # training samples the toolbox normalises on
+DEFAULT_N = 100             # test samples simulated when N is not given
+CALIBRATION_SAMPLES = 100   # training samples the conversion thresholds are calibrated on (THRESHOLDS=max)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,11 @@ class Workspace:
     @property
     def model_sha256(self):
         return self.record["model"]["sha256"]
+
+    def provenance(self):
+        """Dataset, model, seed and versions of this RUN, as every result records them."""
+        return results.provenance(self.dataset.name, self.dataset.sha256, self.model.path, self.model_sha256,
+                                  self.record["seed"])
 
     def toolbox_data(self):
         """Folder with x_test/y_test/x_norm.npz for this dataset (written once)."""
@@ -62,6 +71,12 @@ def check_num_samples(num_samples, dataset):
     return num_samples
 
 
+def test_samples(settings, ws, default=DEFAULT_N):
+    """N: the test samples asked for (refused when more than the test set), else ``default`` or the
+    whole test set if it is smaller."""
+    return check_num_samples(settings.num_samples or min(default, len(ws.dataset.y_test)), ws.dataset)
+
+
 def batch_size_for(num_samples, largest=50):
     """The largest batch size <= `largest` that divides N (the toolbox drops partial batches)."""
     return max(b for b in range(1, min(largest, num_samples) + 1) if num_samples % b == 0)
@@ -75,22 +90,49 @@ def conversion_thresholds(ws, settings, mode, x_calibration):
     `toolbox`: SNN Toolbox's data-based normalisation of the same model, read from the scale
     factors `make convert` cached for it.
     """
-    from pipeline import snn
-    model = snn.load_keras(ws.model.path)
+    from pipeline import engine
+    model = engine.load_keras(ws.model.path)
     if mode == "toolbox":
         pattern = f"log_m{ws.model_sha256[:12]}_d{ws.dataset.sha256[:12]}_p*_b*/normalization/*.json"
         found = sorted((ws.dir / "toolbox").glob(pattern))
         if not found:
             raise UserError(f"THRESHOLDS=toolbox needs the toolbox's scale factors of this model under "
                             f"{ws.dir / 'toolbox'}: run make convert first")
-        values = snn.thresholds_from_scale_factors(model, results.read_json(found[0]))
+        values = engine.thresholds_from_scale_factors(model, results.read_json(found[0]))
         return values, f"toolbox thresholds ({found[0].parent.parent.name}/{found[0].name})"
-    values = snn.calibrate_thresholds(snn.SpikingNetwork(model, None, settings), x_calibration, progress=True)
+    values = engine.calibrate_thresholds(engine.SpikingNetwork(model, None, settings), x_calibration, progress=True)
     return values, f"thresholds 0.7 x max input current on {len(x_calibration)} training samples"
 
 
 def converted_network(ws, settings, mode, x_calibration):
     """The RUN's converted SNN on the engine (`conversion_thresholds`), and where its thresholds came from."""
-    from pipeline import snn
+    from pipeline import engine
     values, source = conversion_thresholds(ws, settings, mode, x_calibration)
-    return snn.SpikingNetwork(snn.load_keras(ws.model.path), values, settings), source
+    return engine.SpikingNetwork(engine.load_keras(ws.model.path), values, settings), source
+
+
+def toolbox_paths(ws, batch_size):
+    """[paths] for a run: a work dir per RUN, a log dir per model/data/percentile/batch size.
+
+    The toolbox caches scale factors in its log dir and reuses them for the next
+    model run there, so the log dir's name carries everything they depend on.
+    """
+    percentile = configs.read_ini(configs.TEMPLATE).get("normalization", "percentile", fallback="99.9")
+    work = ws.dir / "toolbox"
+    work.mkdir(parents=True, exist_ok=True)
+    link = work / ws.model.path.name
+    if not (link.is_symlink() and link.resolve() == ws.model.path.resolve()):
+        link.unlink(missing_ok=True)
+        os.symlink(ws.model.path.resolve(), link)
+    log = work / (f"log_m{ws.model_sha256[:12]}_d{ws.dataset.sha256[:12]}"
+                  f"_p{percentile}_b{batch_size}")
+    return {"path_wd": work, "dataset_path": ws.toolbox_data(), "filename_ann": link.stem,
+            "log_dir_of_current_run": log}
+
+
+def render_config(ws, timesteps, num_samples, simulator="INI", overrides=None, batch_size=None):
+    """The RUN's ini for this T and N (batch size: the largest divisor of N up to 50 unless given)."""
+    batch_size = batch_size or batch_size_for(num_samples)
+    return configs.render(ws.run, timesteps, num_samples, batch_size,
+                          toolbox_paths(ws, batch_size), simulator=simulator,
+                          seed=ws.record["seed"], overrides=overrides)

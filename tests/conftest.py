@@ -41,9 +41,11 @@ def tiny_npz(tmp_path):
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
     """Point every output folder of the pipeline into tmp_path."""
-    from pipeline import configs, results, train, workspace
+    from pipeline import results, workspace
+    from pipeline.toolbox import configs
+    from pipeline.training import ann
     monkeypatch.setattr(results, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(train, "TRAINED", tmp_path / "trained")
+    monkeypatch.setattr(ann, "TRAINED", tmp_path / "trained")
     monkeypatch.setattr(workspace, "DATA_CACHE", tmp_path / "data")
     monkeypatch.setattr(configs, "GENERATED", tmp_path / "generated")
     return tmp_path

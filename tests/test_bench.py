@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import bench, configs, convert
+from pipeline.stages import bench
+from pipeline.toolbox import configs, simulate
 from pipeline.__main__ import main
 
 BENCH_FIELDS = {"timesteps", "num_samples", "ini_seconds", "engine_seconds", "speedup", "ann_dense_seconds",
@@ -84,4 +85,4 @@ def test_sim_fast_refuses_settings_it_does_not_reproduce(sandbox, tiny_npz, monk
                  "--sim", "fast"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[cell] leak" in err[0] and "SIM=fast" in err[0]
-    assert not (sandbox / "results" / "fast" / convert.result_name(5, "fast")).exists()
+    assert not (sandbox / "results" / "fast" / simulate.result_name(5, "fast")).exists()

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import compare, toolbox_compat
+from pipeline.stages import compare
+from pipeline.toolbox import compat
 from pipeline.__main__ import main
 
 
@@ -14,7 +15,7 @@ def test_ragged_spiketrains_become_object_arrays():
     trains = [np.array([1.0, 5.0]), np.array([]), np.array([3.0])]
     with pytest.raises(ValueError):
         np.array(trains)
-    toolbox_compat.apply()
+    compat.apply()
     flat = brian2_target_sim.np.array(trains)
     assert flat.dtype == object and [len(t) for t in flat] == [2, 0, 1]
     assert brian2_target_sim.np.array([[1, 2], [3, 4]]).shape == (2, 2)   # regular input unchanged

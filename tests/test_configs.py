@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from pipeline import UserError, configs
+from pipeline import UserError
+from pipeline.toolbox import configs
 
 
 @pytest.fixture
@@ -25,7 +26,10 @@ def render(paths, **kwargs):
 
 def test_render_fills_run_values_and_keeps_safe_defaults(sandbox, paths):
     path = render(paths, seed=7)
-    assert path == sandbox / "generated" / "r_T50.ini"
+    assert path.parent == sandbox / "generated" and path.name.startswith("r_T50_") and path.suffix == ".ini"
+    assert render(paths, seed=7) == path                        # same content, same file
+    other = render(paths, seed=7, num_samples=20)                # another N: its own file, the first one kept
+    assert other != path and path.exists() and configs.validate(other).num_to_test == 20
     config = configs.validate(path)
     assert (config.duration, config.num_to_test, config.batch_size, config.seed) == (50, 40, 20, 7)
     assert config.simulator == "INI" and config.softmax_to_relu and not config.poisson_input

@@ -261,7 +261,7 @@ def test_toolbox_files(tmp_path):
 
 @pytest.fixture
 def fake_synthetic(monkeypatch):
-    module = types.ModuleType("pipeline.synthetic")
+    module = types.ModuleType("pipeline.data.synthetic")
     module.VERSION = "7"
     module.calls = 0
 
@@ -272,8 +272,8 @@ def fake_synthetic(monkeypatch):
                 rng.uniform(-0.5, 0.5, (6, CHANNELS, SAMPLES, 1)).astype(np.float32), np.arange(6) % 3)
 
     module.default_split = default_split
-    monkeypatch.setitem(sys.modules, "pipeline.synthetic", module)
-    monkeypatch.setattr(pipeline, "synthetic", module, raising=False)
+    monkeypatch.setitem(sys.modules, "pipeline.data.synthetic", module)
+    monkeypatch.setattr(pipeline.data, "synthetic", module, raising=False)
     return module
 
 

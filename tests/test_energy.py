@@ -8,7 +8,8 @@ import pipeline  # noqa: F401  (legacy Keras first)
 import tensorflow as tf
 
 from keras_models import escape_net
-from pipeline import UserError, energy, network, snn, stdb
+from pipeline import UserError, energy, engine, network
+from pipeline.training import stdb
 from pipeline.__main__ import main
 
 layers = tf.keras.layers
@@ -162,7 +163,7 @@ def test_bad_presets_are_refused(kwargs, message):
     (["--timesteps", "5", "--preset", "7nm"], "PRESET='7nm'"),
     (["--timesteps", "5", "--mac-pj", "-1", "--ac-pj", "0.5"], "must be finite and >= 0"),
     (["--preset", "int8"], "T is required"),
-    (["--timesteps", "5", "--net", "qcfs"], "NET=qcfs"),
+    (["--timesteps", "5", "--net", "qcfs"], "NET='qcfs'"),
 ])
 def test_bad_energy_input_exits_2_before_any_work(sandbox, args, message, capsys):
     assert main(["energy", "--run", "bad", *args]) == 2
@@ -228,9 +229,9 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
 
     # ... and counts it with linear pools folded into the next conv and a membrane readout.
     model_path = json.loads((run / "run.json").read_text())["model"]["path"]
-    network = snn.SpikingNetwork(snn.load_keras(model_path), None, snn.SnnSettings(timesteps=12))
+    network = engine.SpikingNetwork(engine.load_keras(model_path), None, engine.SnnSettings(timesteps=12))
     x = np.load(tiny_npz)["x_train"][:50, :, :, None]
-    network = snn.SpikingNetwork(network.model, snn.calibrate_thresholds(network, x), network.settings)
+    network = engine.SpikingNetwork(network.model, engine.calibrate_thresholds(network, x), network.settings)
     exported = stdb.export_h5(network, sandbox / "stdb_T12.h5")
     (run / "stdb_T12.json").write_text(json.dumps({"timesteps": 12, "exported_model": str(exported),
                                                    "thresholds": network.threshold_values(), "leak": 1.0}))

@@ -1,12 +1,12 @@
 """The fast path's membrane scan against the same dynamics in TF ops, step by step (the event-driven
-currents are tested through the engine's layers in test_snn.py)."""
+currents are tested through the engine's layers in test_engine.py)."""
 import numpy as np
 import pytest
 
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
 
-from pipeline import kernels
+from pipeline.engine import kernels
 
 
 def reference_scan(current, constant, T, thresholds, leaks, initial, pools):

@@ -4,7 +4,8 @@ import json
 import pytest
 
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
-from pipeline import UserError, latency, settings as settings_module
+from pipeline import UserError, settings as settings_module
+from pipeline.stages import latency
 
 FIELDS = {"method", "timesteps", "ann_accuracy", "snn_accuracy", "normalized_energy"}
 

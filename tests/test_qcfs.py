@@ -7,7 +7,8 @@ import tensorflow as tf
 from conftest import blobs
 
 from keras_models import escape_net, qcfs
-from pipeline import UserError, snn, train
+from pipeline import UserError, engine
+from pipeline.training import ann
 
 layers = tf.keras.layers
 Z = np.array([-1.0, -0.2, 0.2, 0.3, 0.7, 1.0, 1.9, 2.5], np.float32)
@@ -106,7 +107,7 @@ def test_h5_round_trip(tmp_path):
     path = tmp_path / "qcfs.h5"
     model.save(path, save_format="h5")
     x, _ = blobs(20, 0)
-    for loaded in (train.load(path), snn.load_keras(path)):
+    for loaded in (ann.load(path), engine.load_keras(path)):
         assert qcfs.threshold_values(loaded) == qcfs.threshold_values(model)
         assert [layer.levels for layer in qcfs.layers_of(loaded)] == [3] * 4
         np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
@@ -115,7 +116,7 @@ def test_h5_round_trip(tmp_path):
 # ------------------------------------------------------------------ conversion on the engine
 def test_engine_thresholds_are_lambda_in_units_of_the_previous_lambda(tiny):
     model = tiny[0]
-    net = snn.SpikingNetwork(model, None, snn.SnnSettings(timesteps=4, initial_membrane=0.5))
+    net = engine.SpikingNetwork(model, None, engine.SnnSettings(timesteps=4, initial_membrane=0.5))
     lam = qcfs.threshold_values(model)
     want = {"conv1": lam["qcfs1"], "conv2": lam["qcfs2"] / lam["qcfs1"], "conv3": lam["qcfs3"] / lam["qcfs2"],
             "dense1": lam["qcfs_dense1"] / lam["qcfs3"], "dense2": 1.0}
@@ -130,7 +131,7 @@ def test_first_layer_spike_rates_reproduce_the_activation_at_T_equal_L(tiny):
     z = tf.keras.Model(model.inputs, model.get_layer("qcfs1").output).predict(x[:40], verbose=0)
     lam = qcfs.threshold_values(model)["qcfs1"]
     for membrane, matches in ((0.5, True), (0.0, False)):
-        net = snn.SpikingNetwork(model, None, snn.SnnSettings(timesteps=levels, coding="analog",
+        net = engine.SpikingNetwork(model, None, engine.SnnSettings(timesteps=levels, coding="analog",
                                                               initial_membrane=membrane, batch_size=40))
         rates = net.simulate(x[:40], record=range(40)).recorded["conv1"] * lam / levels
         assert np.allclose(rates, z, atol=1e-5) is matches
@@ -139,7 +140,7 @@ def test_first_layer_spike_rates_reproduce_the_activation_at_T_equal_L(tiny):
 def test_converted_tiny_model_matches_its_quantised_ann_at_T4(tiny):
     model, x, y = tiny
     ann = float(np.mean(model.predict(x, verbose=0).argmax(1) == y))
-    net = snn.SpikingNetwork(model, None, snn.SnnSettings(timesteps=4, coding="analog", initial_membrane=0.5,
+    net = engine.SpikingNetwork(model, None, engine.SnnSettings(timesteps=4, coding="analog", initial_membrane=0.5,
                                                           batch_size=100))
     result = net.simulate(x, y)
     assert ann > 0.8
@@ -152,7 +153,7 @@ def test_engine_refuses_misplaced_qcfs():
     h = qcfs.QCFS(4, name="q")(h)
     out = layers.Dense(2, use_bias=False, name="out")(h)
     with pytest.raises(UserError, match="'hidden'.*'relu'"):
-        snn.SpikingNetwork(tf.keras.Model(inputs, out))
+        engine.SpikingNetwork(tf.keras.Model(inputs, out))
     inputs = layers.Input((4, 4, 1))
     h = layers.Conv2D(2, 2, use_bias=False, name="conv")(inputs)
     h = qcfs.QCFS(4, name="q1")(h)
@@ -160,4 +161,4 @@ def test_engine_refuses_misplaced_qcfs():
     h = qcfs.QCFS(4, name="q2")(h)
     out = layers.Dense(2, use_bias=False, name="out")(layers.Flatten()(h))
     with pytest.raises(UserError, match="'pool'.*followed by a QCFS"):
-        snn.SpikingNetwork(tf.keras.Model(inputs, out))
+        engine.SpikingNetwork(tf.keras.Model(inputs, out))

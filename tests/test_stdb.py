@@ -7,7 +7,9 @@ import tensorflow as tf
 from conftest import blobs
 
 from keras_models import escape_net
-from pipeline import UserError, snn, stdb
+from pipeline import UserError, engine
+from pipeline.engine.neurons import NEVER_FIRED
+from pipeline.training import stdb
 
 
 def make_problem():
@@ -18,8 +20,8 @@ def make_problem():
     model = escape_net.build(input_shape=(8, 8, 1), width=4)
     model.compile(tf.keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
     model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
-    calibrate = snn.SpikingNetwork(model, settings=snn.SnnSettings(timesteps=16, batch_size=100))
-    thresholds = snn.calibrate_thresholds(calibrate, x_train[:200])
+    calibrate = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=16, batch_size=100))
+    thresholds = engine.calibrate_thresholds(calibrate, x_train[:200])
     return model, thresholds, model.get_weights(), x_train, y_train, x_test, y_test
 
 
@@ -44,7 +46,7 @@ def test_stdb_surrogate_matches_its_formula_and_vanishes_for_silent_neurons():
     since = np.array([1.0, 5.0, 40.0], np.float32)
     got = stdb.StdbSurrogate(0.3, 0.01)(None, 1.0, tf.constant(since)).numpy()
     np.testing.assert_allclose(got, 0.3 * np.exp(-0.01 * since), rtol=1e-6)
-    never = stdb.StdbSurrogate()(None, 1.0, tf.constant(7.0 - snn.NEVER_FIRED)).numpy()
+    never = stdb.StdbSurrogate()(None, 1.0, tf.constant(7.0 - NEVER_FIRED)).numpy()
     assert never < 1e-4 * 0.3
 
 
@@ -92,10 +94,10 @@ def test_engine_backpropagates_through_time_with_the_time_since_last_spike():
     model = tf.keras.Model(inputs, layers.Dense(2, activation="softmax", use_bias=False, name="out")(hidden))
     model.get_layer("hidden").set_weights([np.ones((1, 1), np.float32)])
     model.get_layer("out").set_weights([np.array([[1.0, 0.0]], np.float32)])
-    net = snn.SpikingNetwork(model, {"hidden": 1.0}, snn.SnnSettings(timesteps=4, coding="analog", batch_size=1))
+    net = engine.SpikingNetwork(model, {"hidden": 1.0}, engine.SnnSettings(timesteps=4, coding="analog", batch_size=1))
     kernel = model.get_layer("hidden").kernel
     with tf.GradientTape() as tape:
-        out = net._batch_fn(tf.constant([[0.5]]), snn.batch_key(0, 0), training=False,
+        out = net._batch_fn(tf.constant([[0.5]]), engine.batch_key(0, 0), training=False,
                             spike_fn=stdb.SpikeFunction(SinceProbe()))
         loss = out["logits"][0, 0]
     # v = 0.5, 1.0 (spike), 0.5, 1.0 (spike): since = 1000, 1001 (never fired before), 1, 2.
@@ -116,7 +118,7 @@ def test_settings_are_validated():
 def test_stdb_raises_the_accuracy_of_a_short_simulation(problem):
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     model.set_weights(weights)
-    net = snn.SpikingNetwork(model, thresholds, snn.SnnSettings(timesteps=5, batch_size=100))
+    net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=100))
     result = stdb.train(net, x_train, y_train, x_test, y_test,
                         stdb.StdbSettings(epochs=3, learning_rate=1e-3), progress=False)
     assert result.acc_after >= result.acc_before + 0.2
@@ -130,7 +132,7 @@ def test_stdb_raises_the_accuracy_of_a_short_simulation(problem):
 def test_trainable_thresholds_and_leak_receive_updates(problem):
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     model.set_weights(weights)
-    net = snn.SpikingNetwork(model, thresholds, snn.SnnSettings(timesteps=5, batch_size=100, leak=0.95))
+    net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=100, leak=0.95))
     result = stdb.train(net, x_train[:96], y_train[:96], x_test[:100], y_test[:100],
                         stdb.StdbSettings(epochs=1, learning_rate=1e-2, train_thresholds=True, train_leak=True),
                         progress=False)
@@ -146,7 +148,7 @@ def test_thresholds_take_relative_steps_of_the_neuron_learning_rate(problem):
     # fraction, whatever its threshold's scale.
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     model.set_weights(weights)
-    net = snn.SpikingNetwork(model, thresholds, snn.SnnSettings(timesteps=5, batch_size=100))
+    net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=100))
     result = stdb.train(net, x_train[:32], y_train[:32], x_test[:100], y_test[:100],
                         stdb.StdbSettings(epochs=1, train_thresholds=True, neuron_lr=0.05), progress=False)
     for name in thresholds:
@@ -167,14 +169,15 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from keras_models import escape_net
-from pipeline import snn, stdb
+from pipeline import engine
+from pipeline.training import stdb
 from test_stdb import make_problem
 trained, thresholds, weights, x_train, y_train, x_test, y_test = make_problem()
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     model = escape_net.build(input_shape=(8, 8, 1), width=4)
     model.set_weights(weights)
-    net = snn.SpikingNetwork(model, thresholds, snn.SnnSettings(timesteps=5, batch_size=100))
+    net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=100))
     result = stdb.train(net, x_train, y_train, x_test, y_test,
                         stdb.StdbSettings(epochs=3, learning_rate=1e-3, train_thresholds=True), progress=False)
 print("REPLICAS", strategy.num_replicas_in_sync, "BEFORE", result.acc_before, "AFTER", result.acc_after)
@@ -200,10 +203,10 @@ def test_stdb_trains_under_a_mirrored_strategy():
 def test_folded_export_spikes_like_the_thresholded_network(problem, tmp_path):
     model, thresholds, weights, *_, x_test, y_test = problem
     model.set_weights(weights)
-    settings = snn.SnnSettings.ini_compatible(timesteps=20, batch_size=100)
-    net = snn.SpikingNetwork(model, thresholds, settings)
+    settings = engine.SnnSettings.ini_compatible(timesteps=20, batch_size=100)
+    net = engine.SpikingNetwork(model, thresholds, settings)
     path = stdb.export_h5(net, tmp_path / "stdb.h5")
-    folded = snn.SpikingNetwork(snn.load_keras(path), settings=settings)  # every threshold 1
+    folded = engine.SpikingNetwork(engine.load_keras(path), settings=settings)  # every threshold 1
     assert folded.threshold_values() == {name: 1.0 for name in thresholds}
     a, b = net.simulate(x_test[:100], y_test[:100]), folded.simulate(x_test[:100], y_test[:100])
     total = a.spikes_per_timestep.sum()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline import stdb
+from pipeline.stages import stdb
 from pipeline.__main__ import main
 
 COMMON = ["--width", "4", "--epochs", "3", "--run", "st", "--num-samples", "20", "--ntrain", "64",
@@ -42,7 +42,7 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch):
     (["--timesteps", "0"], "T=0 must be a positive integer"),
     (["--timesteps", "28", "--leak", "1.5"], "LEAK=1.5"),
     (["--timesteps", "28", "--leak", "0"], "LEAK=0.0"),
-    (["--timesteps", "28", "--surrogate", "sigmoid"], "invalid choice: 'sigmoid'"),
+    (["--timesteps", "28", "--surrogate", "sigmoid"], "SURROGATE='sigmoid': choose one of linear, stdb"),
     (["--timesteps", "28", "--lr", "-1"], "LR=-1.0"),
     (["--timesteps", "28", "--train-thresholds", "--neuron-lr", "0"], "NEURON_LR=0.0"),
 ])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline import configs, convert
+from pipeline.toolbox import configs, simulate
 from pipeline.__main__ import main
 
 COMMON = ["--width", "4", "--epochs", "3", "--run", "sw", "--num-samples", "20"]
@@ -31,7 +31,7 @@ def test_poisson_sweep_resumes_after_interruption(sandbox, tiny_npz, monkeypatch
     template = sandbox / "poisson.ini"
     template.write_text(configs.TEMPLATE.read_text().replace("poisson_input = False", "poisson_input = True"))
     monkeypatch.setattr(configs, "TEMPLATE", template)
-    real_run = convert.run_config
+    real_run = simulate.run_config
     calls = []
 
     def interrupted_after_first(config_path, out, *args, **kwargs):
@@ -40,7 +40,7 @@ def test_poisson_sweep_resumes_after_interruption(sandbox, tiny_npz, monkeypatch
             raise KeyboardInterrupt
         return real_run(config_path, out, *args, **kwargs)
 
-    monkeypatch.setattr(convert, "run_config", interrupted_after_first)
+    monkeypatch.setattr(simulate, "run_config", interrupted_after_first)
     args = ["sweep", "--data", str(tiny_npz), "--timesteps-list", "10 20", *COMMON]
     assert main(args) == 130
     run = sandbox / "results" / "sw"
@@ -48,9 +48,9 @@ def test_poisson_sweep_resumes_after_interruption(sandbox, tiny_npz, monkeypatch
     assert not (run / "table2.csv").exists()
 
     calls.clear()
-    monkeypatch.setattr(convert, "run_config", real_run)
+    monkeypatch.setattr(simulate, "run_config", real_run)
     counted = []
-    monkeypatch.setattr(convert, "run_config", lambda p, out, *a, **k: counted.append(out.name) or real_run(p, out, *a, **k))
+    monkeypatch.setattr(simulate, "run_config", lambda p, out, *a, **k: counted.append(out.name) or real_run(p, out, *a, **k))
     assert main(args) == 0
     assert counted == ["convert_T20.json"]          # T=10 reused, only T=20 simulated
     assert "Poisson-input run per T" in (run / "table2.md").read_text()

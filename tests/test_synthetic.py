@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import pipeline
-from pipeline import synthetic as syn
+from pipeline.data import synthetic as syn
 
 
 def _angle_energy(x, window=slice(None)):

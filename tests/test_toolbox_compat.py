@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import toolbox_compat
+from pipeline.toolbox import compat
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def fresh_toolbox():
     from snntoolbox.simulation import utils as sim_utils
 
     def reload():
-        toolbox_compat.APPLIED.clear()
+        compat.APPLIED.clear()
         return importlib.reload(conversion_utils), importlib.reload(sim_utils)
 
     yield reload
@@ -27,7 +27,7 @@ def test_convert_kernel_flips_spatial_axes(fresh_toolbox):
     kernel = np.arange(2 * 3 * 4 * 5, dtype=float).reshape(2, 3, 4, 5)
     with pytest.raises((IndexError, TypeError)):
         sim_utils.convert_kernel(kernel)
-    toolbox_compat.patch_convert_kernel()
+    compat.patch_convert_kernel()
     flipped = sim_utils.convert_kernel(kernel)
     np.testing.assert_array_equal(flipped, kernel[::-1, ::-1, :, :])
 
@@ -38,7 +38,7 @@ def test_bool_alias_in_init_log_vars(fresh_toolbox):
         pytest.skip("np.bool exists on this NumPy (only 1.24-1.26 lack it)")
     with pytest.raises(AttributeError):
         sim_utils.np.bool
-    toolbox_compat.patch_simulation_numpy()
+    compat.patch_simulation_numpy()
     assert sim_utils.np.bool is np.bool_
     assert sim_utils.np.prod is np.prod      # everything else is NumPy itself
 
@@ -49,7 +49,7 @@ def test_product_alias(fresh_toolbox):
         pytest.skip("np.product exists on this NumPy (removed in NumPy 2)")
     with pytest.raises(AttributeError):
         sim_utils.np.product
-    toolbox_compat.patch_simulation_numpy()
+    compat.patch_simulation_numpy()
     assert sim_utils.np.product([2, 3]) == 6
 
 
@@ -60,7 +60,7 @@ def test_ragged_log_vars_are_saved(fresh_toolbox, tmp_path):
                 "top1err_b_t": np.zeros((2, 3), bool)}
     with pytest.raises(ValueError):
         sim_utils.np.savez_compressed(tmp_path / "a", **log_vars)
-    toolbox_compat.patch_simulation_numpy()
+    compat.patch_simulation_numpy()
     sim_utils.np.savez_compressed(tmp_path / "b", **log_vars)
     with np.load(tmp_path / "b.npz", allow_pickle=True) as saved:
         trains = saved["spiketrains_n_b_l_t"]
@@ -74,7 +74,7 @@ def test_float32_scale_factors_written_as_json(fresh_toolbox, tmp_path):
     with pytest.raises(TypeError):
         with open(tmp_path / "a.json", "w") as f:
             conversion_utils.json.dump(scale_facs, f)
-    toolbox_compat.patch_scale_factor_json()
+    compat.patch_scale_factor_json()
     with open(tmp_path / "b.json", "w") as f:
         conversion_utils.json.dump(scale_facs, f)
     assert json.loads((tmp_path / "b.json").read_text()) == {"input": 1, "conv1": 2.5}
@@ -83,9 +83,9 @@ def test_float32_scale_factors_written_as_json(fresh_toolbox, tmp_path):
 
 def test_apply_is_idempotent(fresh_toolbox):
     fresh_toolbox()
-    toolbox_compat.apply()
-    toolbox_compat.apply()
-    assert toolbox_compat.APPLIED == [p.__name__ for p in toolbox_compat.PATCHES]
+    compat.apply()
+    compat.apply()
+    assert compat.APPLIED == [p.__name__ for p in compat.PATCHES]
 
 
 def _keras_layer(layer, input_shape, seed=0):
@@ -130,14 +130,14 @@ def test_convolution_connections_compute_the_keras_layer(fresh_toolbox, kernel, 
     """brian2/pyNN wire Conv2D from build_convolution; ESCAPE-NET's kernels are 8x8, 4x4, 2x2 'same'."""
     import tensorflow as tf
     _, sim_utils = fresh_toolbox()
-    toolbox_compat.patch_convert_kernel()
+    compat.patch_convert_kernel()
     layer = _keras_layer(tf.keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding), shape)
     x = np.random.default_rng(1).random(shape)
     expected = _keras_output(layer, x)
     original, _ = sim_utils.build_convolution(layer, 0, transpose_kernel=True)
     unpatched_right = np.allclose(_through_connections(original, layer, x), expected, atol=1e-5)
     assert unpatched_right == (kernel % 2 == 1 and strides == 1)   # even kernels: a tap lost, one pixel off
-    toolbox_compat.patch_even_kernel_convolution()
+    compat.patch_even_kernel_convolution()
     connections, biases = sim_utils.build_convolution(layer, 0, transpose_kernel=True)
     np.testing.assert_allclose(_through_connections(connections, layer, x), expected, atol=1e-5)
     assert biases.shape == (np.prod(layer.output_shape[1:]),) and not biases.any()
@@ -150,9 +150,9 @@ def test_brian2_uses_the_patched_builders(fresh_toolbox):
     pytest.importorskip("brian2")
     from snntoolbox.simulation.target_simulators import brian2_target_sim
     fresh_toolbox()
-    toolbox_compat.apply()
-    assert brian2_target_sim.build_convolution is toolbox_compat._build_convolution
-    assert brian2_target_sim.build_pooling is toolbox_compat._build_pooling
+    compat.apply()
+    assert brian2_target_sim.build_convolution is compat._build_convolution
+    assert brian2_target_sim.build_pooling is compat._build_pooling
 
 
 @pytest.mark.parametrize("shape", [(28, 50, 3), (14, 25, 3), (7, 5, 2)])
@@ -169,6 +169,6 @@ def test_pooling_connections_compute_the_keras_layer(fresh_toolbox, shape):
     unpatched_right = original[:, 1].max() < n_out and np.allclose(
         _through_connections(original, layer, x), expected, atol=1e-6)
     assert unpatched_right == divisible
-    toolbox_compat.patch_pooling_odd_sizes()
+    compat.patch_pooling_odd_sizes()
     connections = sim_utils.build_pooling(layer, 0)
     np.testing.assert_allclose(_through_connections(connections, layer, x), expected, atol=1e-6)

@@ -6,13 +6,14 @@ and file named, so a typo never silently falls back to a toolbox default.
 """
 import ast
 import configparser
-import os
+import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import UserError
+from pipeline import ROOT, UserError
+from pipeline.results import write_atomic
 
-ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "snn_configs" / "base.ini"
 GENERATED = ROOT / "snn_configs" / "generated"
 OUR_SECTION = "escape_snn"
@@ -73,7 +74,11 @@ def read_ini(path):
 
 def render(run, timesteps, num_samples, batch_size, paths, simulator="INI", seed=0,
            template=None, overrides=None):
-    """Fill the template for one run and write snn_configs/generated/<run>_T<T>.ini.
+    """Fill the template for one run and write snn_configs/generated/<run>_T<T>_<sha>.ini.
+
+    The name ends in the first 10 hex digits of the content's sha256, so two configs that differ
+    (N, batch size, simulator, overrides) never overwrite each other and a result's ``config``
+    path always names what ran.
 
     `paths` maps the toolbox's [paths] keys (path_wd, dataset_path, filename_ann,
     log_dir_of_current_run) to values; `overrides` maps (section, key) to values.
@@ -93,13 +98,12 @@ def render(run, timesteps, num_samples, batch_size, paths, simulator="INI", seed
         if not parser.has_section(section):
             parser.add_section(section)
         parser.set(section, key, str(value))
-    GENERATED.mkdir(parents=True, exist_ok=True)
-    out = GENERATED / f"{run}_T{timesteps}.ini"
-    tmp = out.with_suffix(".ini.tmp")
-    with open(tmp, "w") as f:
-        f.write(f"# Rendered from {Path(template).name} for RUN={run}, T={timesteps}; edit the template, not this file.\n")
-        parser.write(f)
-    os.replace(tmp, out)
+    text = io.StringIO()
+    text.write(f"# Rendered from {Path(template).name} for RUN={run}, T={timesteps}; edit the template, not this file.\n")
+    parser.write(text)
+    text = text.getvalue()
+    out = GENERATED / f"{run}_T{timesteps}_{hashlib.sha256(text.encode()).hexdigest()[:10]}.ini"
+    write_atomic(out, text)
     validate(out)
     return out
 

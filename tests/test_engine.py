@@ -7,7 +7,8 @@ import tensorflow as tf
 from conftest import blobs
 
 from keras_models import escape_net
-from pipeline import UserError, network, snn
+from pipeline import UserError, engine, network
+from pipeline.engine import simulator
 
 layers = tf.keras.layers
 
@@ -27,7 +28,7 @@ def chain(hidden_kernel, out_kernel, dropout=0.0, hidden_bias=None):
 
 def identity_net(n, thresholds=None, **settings):
     model = chain(np.eye(n, dtype=np.float32), np.ones((n, 2), np.float32))
-    return snn.SpikingNetwork(model, thresholds, snn.SnnSettings(**settings))
+    return engine.SpikingNetwork(model, thresholds, engine.SnnSettings(**settings))
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,8 @@ def test_reset_by_subtraction_on_a_hand_trace():
     v, trace, spikes = tf.constant(0.0), [], []
     for current in (0.6, 0.6, 0.6, 1.5, 0.0):
         v = v + current
-        s = snn.heaviside(v, 1.0)
-        v = snn.RESET(v, s, 1.0)
+        s = engine.heaviside(v, 1.0)
+        v = engine.RESET(v, s, 1.0)
         trace.append(float(v))
         spikes.append(float(s))
     assert spikes == [0, 1, 0, 1, 1]
@@ -58,7 +59,7 @@ def test_reset_by_subtraction_on_a_hand_trace():
 
 def test_heaviside_fires_at_threshold():
     v = tf.constant([0.999, 1.0, 1.5])
-    np.testing.assert_array_equal(snn.heaviside(v, 1.0).numpy(), [0, 1, 1])
+    np.testing.assert_array_equal(engine.heaviside(v, 1.0).numpy(), [0, 1, 1])
 
 
 def test_if_spike_counts_on_constant_input_are_floor_counts():
@@ -96,27 +97,27 @@ def test_initial_membrane_fraction_starts_at_half_threshold():
 def test_dropout_mask_is_drawn_once_per_sample_and_kept_over_time():
     n, T = 64, 16
     model = chain(np.eye(n, dtype=np.float32), np.ones((n, 2), np.float32), dropout=0.5)
-    net = snn.SpikingNetwork(model, settings=snn.SnnSettings(timesteps=T, coding="analog"))
+    net = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=T, coding="analog"))
     x = tf.fill([4, n], 0.25)  # kept: 0.25 / 0.5 = 0.5 per step -> T/2 spikes; dropped: none
-    out = net._batch_fn(x, snn.batch_key(0, 0), training=True, spike_fn=snn.heaviside, collect=True)
+    out = net._batch_fn(x, engine.batch_key(0, 0), training=True, spike_fn=engine.heaviside, collect=True)
     totals = out["totals"][0].numpy()
     assert set(np.unique(totals)) == {0.0, T / 2}
     assert not np.array_equal(totals[0], totals[1])  # one mask per sample
-    again = net._batch_fn(x, snn.batch_key(0, 0), training=True, spike_fn=snn.heaviside, collect=True)
+    again = net._batch_fn(x, engine.batch_key(0, 0), training=True, spike_fn=engine.heaviside, collect=True)
     np.testing.assert_array_equal(again["totals"][0].numpy(), totals)
-    plain = net._batch_fn(x, snn.batch_key(0, 0), training=False, spike_fn=snn.heaviside, collect=True)
+    plain = net._batch_fn(x, engine.batch_key(0, 0), training=False, spike_fn=engine.heaviside, collect=True)
     assert np.all(plain["totals"][0].numpy() == T / 4)  # no dropout at inference
 
 
 # ------------------------------------------------------------------ input coding
 @tf.function
 def poisson_frames(x, key, steps, rule):
-    return tf.map_fn(lambda t: snn.poisson_spikes(x, key, t, rule), tf.range(steps), fn_output_signature=tf.float32)
+    return tf.map_fn(lambda t: engine.poisson_spikes(x, key, t, rule), tf.range(steps), fn_output_signature=tf.float32)
 
 
 def test_signed_poisson_rate_and_sign():
     x = tf.constant([[-0.8, -0.2, 0.0, 0.3, 0.9]])
-    key = snn.batch_key(7, 0)
+    key = engine.batch_key(7, 0)
     frames = poisson_frames(x, key, 4000, "signed").numpy()[:, 0]
     assert set(np.unique(frames)) <= {-1.0, 0.0, 1.0}
     np.testing.assert_array_equal(np.sign(frames.sum(axis=0)), [-1, -1, 0, 1, 1])
@@ -126,7 +127,7 @@ def test_signed_poisson_rate_and_sign():
 
 def test_toolbox_poisson_rule_scales_by_the_batch_maximum():
     x = tf.constant([[0.1, -0.2, 0.4], [0.05, 0.0, -0.3]])  # batch max 0.4
-    key = snn.batch_key(3, 0)
+    key = engine.batch_key(3, 0)
     frames = poisson_frames(x, key, 4000, "toolbox").numpy()
     assert np.isin(frames, np.float32([-0.4, 0.0, 0.4])).all()
     rate = (frames != 0).mean(axis=0)
@@ -135,7 +136,7 @@ def test_toolbox_poisson_rule_scales_by_the_batch_maximum():
 
 def test_poisson_runs_are_determined_by_the_seed(tiny):
     model, *_, x_test, y_test, _ = tiny
-    net = snn.SpikingNetwork(model, settings=snn.SnnSettings(timesteps=8, seed=5, batch_size=50))
+    net = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=8, seed=5, batch_size=50))
     first, second = net.simulate(x_test[:100]), net.simulate(x_test[:100])
     np.testing.assert_array_equal(first.spikes_per_timestep, second.spikes_per_timestep)
     np.testing.assert_array_equal(first.logits, second.logits)
@@ -156,12 +157,12 @@ def test_unmappable_layers_are_refused_by_name(bad, name):
     x = layers.Flatten()(x)
     model = tf.keras.Model(inputs, layers.Dense(3, activation="softmax")(x))
     with pytest.raises(UserError, match=name):
-        snn.SpikingNetwork(model)
+        engine.SpikingNetwork(model)
 
 
 def test_escape_net_maps_onto_shared_weights():
     model = escape_net.build(input_shape=(8, 8, 1), width=4)
-    net = snn.SpikingNetwork(model)
+    net = engine.SpikingNetwork(model)
     assert [s.name for s in net.stages] == ["conv1", "pool1", "drop1", "conv2", "pool2", "drop2", "conv3",
                                             "flatten", "dense1", "drop_dense", "dense2"]
     assert net.weight_variables()[0] is model.get_layer("conv1").kernel
@@ -169,12 +170,12 @@ def test_escape_net_maps_onto_shared_weights():
     spiking = net.with_settings(pooling="spiking", readout="spike_count")
     assert spiking.spiking_layer_names == ("conv1", "pool1", "conv2", "pool2", "conv3", "dense1", "dense2")
     with pytest.raises(UserError, match="conv9"):
-        snn.SpikingNetwork(model, {"conv9": 1.0})
+        engine.SpikingNetwork(model, {"conv9": 1.0})
 
 
 def test_biases_are_added_every_step():
     model = chain(np.eye(2, dtype=np.float32), np.ones((2, 2), np.float32), hidden_bias=np.array([0.25, 0.0]))
-    net = snn.SpikingNetwork(model, settings=snn.SnnSettings(timesteps=8, coding="analog", batch_size=1))
+    net = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=8, coding="analog", batch_size=1))
     totals = net.simulate(np.array([[0.25, 0.25]], np.float32)).neuron_totals["hidden"]
     np.testing.assert_array_equal(totals, [4, 2])
 
@@ -183,20 +184,20 @@ def test_biases_are_added_every_step():
                                           ("readout", "votes"), ("pooling", "max")])
 def test_bad_settings_are_user_errors(field, value):
     with pytest.raises(UserError):
-        snn.SnnSettings(**{field: value})
+        engine.SnnSettings(**{field: value})
 
 
 # ------------------------------------------------------------------ readout, records, thresholds
 def test_decisions_follow_the_toolbox_rule():
     counts = np.array([[[0, 0, 0], [2, 2, 0], [1, 3, 0]]], np.float32)  # one sample, T=3
-    np.testing.assert_array_equal(snn.decide(counts, "spike_count"), [[-1, 0, 1]])
+    np.testing.assert_array_equal(engine.decide(counts, "spike_count"), [[-1, 0, 1]])
     membrane = np.array([[[0, 0, 0], [-1.0, 0.5, 0.2]]], np.float32)
-    np.testing.assert_array_equal(snn.decide(membrane, "membrane"), [[-1, 1]])
+    np.testing.assert_array_equal(engine.decide(membrane, "membrane"), [[-1, 1]])
 
 
 def test_counts_totals_and_trains_agree_and_padding_is_invisible(tiny):
     model, *_, x_test, y_test, _ = tiny
-    net = snn.SpikingNetwork(model, settings=snn.SnnSettings(timesteps=10, coding="analog", batch_size=4,
+    net = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=10, coding="analog", batch_size=4,
                                                              pooling="spiking", readout="spike_count"))
     result = net.simulate(x_test[:10], y_test[:10], record=[1, 9], trains=True)
     assert result.spikes_per_timestep.shape == (10, len(result.layer_names))
@@ -213,32 +214,32 @@ def test_counts_totals_and_trains_agree_and_padding_is_invisible(tiny):
 def test_calibration_takes_the_running_maximum_current_times_scale():
     x = np.array([[0.2, 0.8], [0.6, 0.4]], np.float32)
     model = chain(np.eye(2, dtype=np.float32), np.array([[1.0, 0.0], [1.0, 0.5]], np.float32))
-    net = snn.SpikingNetwork(model, settings=snn.SnnSettings(timesteps=4, coding="analog", batch_size=2))
-    thresholds = snn.calibrate_thresholds(net, x, scale=0.7)
+    net = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=4, coding="analog", batch_size=2))
+    thresholds = engine.calibrate_thresholds(net, x, scale=0.7)
     # hidden: the largest input current is 0.8. With that (unscaled) threshold, both hidden neurons
     # of sample 2 (inputs 0.6 and 0.4) fire at step 2, driving readout unit 0 with 1 + 1.
     assert thresholds["hidden"] == pytest.approx(0.7 * 0.8)
     assert thresholds["out"] == pytest.approx(0.7 * 2.0)
     assert net.threshold_values() == {"hidden": 1.0, "out": 1.0}  # the network is not changed
-    median = snn.calibrate_thresholds(net, x, percentile=50, scale=1.0)  # of per-sample, per-step maxima
+    median = engine.calibrate_thresholds(net, x, percentile=50, scale=1.0)  # of per-sample, per-step maxima
     assert median["hidden"] == pytest.approx(0.7)  # maxima are 0.8 (sample 1) and 0.6 (sample 2)
 
 
 def test_toolbox_scale_factors_become_layer_ratios():
     model = escape_net.build(input_shape=(8, 8, 1), width=4)
     facs = {"input": 1.0, "00Conv2D": 4.0, "02Conv2D": 2.0, "04Conv2D": 3.0, "06Dense": 6.0, "07Dense": 5.0}
-    got = snn.thresholds_from_scale_factors(model, facs)
+    got = engine.thresholds_from_scale_factors(model, facs)
     assert got == pytest.approx({"conv1": 4.0, "conv2": 0.5, "conv3": 1.5, "dense1": 2.0, "dense2": 5 / 6})
-    assert snn.thresholds_from_scale_factors(model, facs, softmax_to_relu=False)["dense2"] == pytest.approx(1 / 6)
+    assert engine.thresholds_from_scale_factors(model, facs, softmax_to_relu=False)["dense2"] == pytest.approx(1 / 6)
     with pytest.raises(UserError, match="expected"):
-        snn.thresholds_from_scale_factors(model, {"input": 1.0})
+        engine.thresholds_from_scale_factors(model, {"input": 1.0})
 
 
 def test_membrane_accuracy_rises_toward_the_ann_with_T(tiny):
     model, x_train, _, x_test, y_test, ann = tiny
-    base = snn.SpikingNetwork(model, settings=snn.SnnSettings(timesteps=16, coding="analog", batch_size=100))
-    thresholds = snn.calibrate_thresholds(base, x_train[:200], scale=1.0)
-    net = snn.SpikingNetwork(model, thresholds, snn.SnnSettings(timesteps=64, coding="analog", batch_size=100))
+    base = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=16, coding="analog", batch_size=100))
+    thresholds = engine.calibrate_thresholds(base, x_train[:200], scale=1.0)
+    net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=64, coding="analog", batch_size=100))
     per_step = net.simulate(x_test, y_test).accuracy_per_timestep
     assert ann > 0.9
     assert per_step[1] < 0.5 * ann               # T=2: spikes have barely reached the readout
@@ -249,7 +250,7 @@ def test_membrane_accuracy_rises_toward_the_ann_with_T(tiny):
 # ------------------------------------------------------------------ against SNN Toolbox INI
 def toolbox_run(tmp_path, model, x_test, y_test, x_norm, timesteps, poisson, batch_size=25):
     """SNN Toolbox 0.6.0's INI simulator on ``model`` (spike counts logged), via the spine's runner."""
-    from pipeline import configs, toolbox
+    from pipeline.toolbox import configs, runner
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])  # the toolbox's loader needs a loss
@@ -269,7 +270,7 @@ def toolbox_run(tmp_path, model, x_test, y_test, x_norm, timesteps, poisson, bat
     with open(path, "w") as f:
         ini.write(f)
     config = configs.validate(path)
-    return config, toolbox.run(config, progress=False, log_spikes=True)
+    return config, runner.run(config, progress=False, log_spikes=True)
 
 
 @pytest.mark.slow
@@ -279,9 +280,9 @@ def test_ini_mode_matches_the_toolbox_spike_for_spike(tiny, tmp_path, poisson):
     model, x_train, _, x_test, y_test, _ = tiny
     x_test, y_test = x_test[:50], y_test[:50]
     config, run = toolbox_run(tmp_path, model, x_test, y_test, x_train[:100], timesteps=30, poisson=poisson)
-    settings = snn.SnnSettings.ini_compatible(30, coding="poisson" if poisson else "analog", batch_size=25)
-    replay = snn.toolbox_poisson_replay(config.seed) if poisson else None
-    exact = snn.SpikingNetwork(snn.toolbox_normalised_model(model, run.scale_factors), settings=settings)
+    settings = engine.SnnSettings.ini_compatible(30, coding="poisson" if poisson else "analog", batch_size=25)
+    replay = engine.toolbox_poisson_replay(config.seed) if poisson else None
+    exact = engine.SpikingNetwork(engine.toolbox_normalised_model(model, run.scale_factors), settings=settings)
     result = exact.simulate(x_test, y_test, record=range(len(x_test)), input_frames=replay)
     np.testing.assert_array_equal(np.transpose(result.outputs, (0, 2, 1)), run.output_counts)
     np.testing.assert_array_equal(result.accuracy_per_timestep, run.accuracy_per_timestep)
@@ -290,11 +291,11 @@ def test_ini_mode_matches_the_toolbox_spike_for_spike(tiny, tmp_path, poisson):
         ours = result.recorded[name].reshape(len(x_test), -1)
         np.testing.assert_array_equal(ours, run.spike_counts[toolbox_name], err_msg=f"{toolbox_name} vs {name}")
     if not poisson:  # the engine's own form: original weights, thresholds lambda_k / lambda_{k-1}
-        ratio = snn.SpikingNetwork(model, snn.thresholds_from_scale_factors(model, run.scale_factors), settings)
+        ratio = engine.SpikingNetwork(model, engine.thresholds_from_scale_factors(model, run.scale_factors), settings)
         assert np.abs(ratio.simulate(x_test, y_test).accuracy_per_timestep - run.accuracy_per_timestep).max() <= 0.02
     # The fast simulation, event-driven currents included: INI's decisions at every step, and its
     # per-neuron counts up to float rounding (the sums run in another order).
-    replay = snn.toolbox_poisson_replay(config.seed) if poisson else None
+    replay = engine.toolbox_poisson_replay(config.seed) if poisson else None
     fast = exact.simulate(x_test, y_test, record=range(len(x_test)), input_frames=replay, fast=True)
     np.testing.assert_array_equal(np.transpose(fast.outputs, (0, 2, 1)), run.output_counts)
     np.testing.assert_array_equal(fast.accuracy_per_timestep, run.accuracy_per_timestep)
@@ -325,8 +326,8 @@ TINY_FACTORS = {"input": 1.0, "c1": 2.0, "c2": 1.5, "c3": 1.5, "d1": 3.0, "d2": 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_fast_simulation_is_the_step_engine_in_ini_mode(tiny, sparse):
     model, *_, x_test, y_test, _ = tiny
-    settings = snn.SnnSettings.ini_compatible(25, batch_size=20)
-    net = snn.SpikingNetwork(snn.toolbox_normalised_model(model, TINY_FACTORS), settings=settings)
+    settings = engine.SnnSettings.ini_compatible(25, batch_size=20)
+    net = engine.SpikingNetwork(engine.toolbox_normalised_model(model, TINY_FACTORS), settings=settings)
     record = range(40)
     step = net.simulate(x_test[:40], y_test[:40], record=record)
     fast = net.simulate(x_test[:40], y_test[:40], record=record, fast=True, sparse=sparse)
@@ -339,9 +340,9 @@ def test_fast_simulation_is_the_step_engine_in_ini_mode(tiny, sparse):
 @pytest.mark.parametrize("replayed", [False, True])
 def test_fast_simulation_draws_the_same_poisson_input(tiny, replayed):
     model, *_, x_test, y_test, _ = tiny
-    settings = snn.SnnSettings.ini_compatible(12, coding="poisson", batch_size=10, seed=3)
-    net = snn.SpikingNetwork(model, settings=settings)
-    frames = (lambda: snn.toolbox_poisson_replay(7)) if replayed else (lambda: None)
+    settings = engine.SnnSettings.ini_compatible(12, coding="poisson", batch_size=10, seed=3)
+    net = engine.SpikingNetwork(model, settings=settings)
+    frames = (lambda: engine.toolbox_poisson_replay(7)) if replayed else (lambda: None)
     step = net.simulate(x_test[:20], y_test[:20], record=range(20), input_frames=frames())
     fast = net.simulate(x_test[:20], y_test[:20], record=range(20), input_frames=frames(), fast=True, sparse=False)
     assert step.spikes_per_timestep[:, 0].sum() > 0
@@ -351,8 +352,8 @@ def test_fast_simulation_draws_the_same_poisson_input(tiny, replayed):
 @pytest.mark.parametrize("leak", [0.9, 1.0])   # without leak the totals come from the final membranes
 def test_fast_simulation_keeps_leak_initial_membrane_and_membrane_readout(tiny, leak):
     model, *_, x_test, y_test, _ = tiny
-    settings = snn.SnnSettings(timesteps=15, coding="analog", leak=leak, initial_membrane=0.5, batch_size=16)
-    net = snn.SpikingNetwork(model, {"conv1": 0.6, "conv2": 0.8}, settings)
+    settings = engine.SnnSettings(timesteps=15, coding="analog", leak=leak, initial_membrane=0.5, batch_size=16)
+    net = engine.SpikingNetwork(model, {"conv1": 0.6, "conv2": 0.8}, settings)
     step = net.simulate(x_test[:16], y_test[:16], record=range(16))
     fast = net.simulate(x_test[:16], y_test[:16], record=range(16), fast=True, sparse=False)
     assert "pool1" not in fast.layer_names and step.spikes_per_timestep[:, 1:].sum() > 0  # linear pools
@@ -364,7 +365,7 @@ def test_fast_simulation_keeps_leak_initial_membrane_and_membrane_readout(tiny, 
 
 def test_fast_simulation_keeps_no_spike_trains(tiny):
     model, *_, x_test, _, _ = tiny
-    net = snn.SpikingNetwork(model, settings=snn.SnnSettings.ini_compatible(5, batch_size=4))
+    net = engine.SpikingNetwork(model, settings=engine.SnnSettings.ini_compatible(5, batch_size=4))
     with pytest.raises(UserError, match="spike trains"):
         net.simulate(x_test[:4], record=[0], trains=True, fast=True)
 
@@ -384,7 +385,7 @@ def test_event_driven_convolution_is_the_dense_convolution(kernel, padding, bias
     layer.build((None, 9, 11, 6))
     layer.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()])
     dense = layer(frames.astype(np.float32)).numpy()
-    events = snn._event_current(node_of(layer, (9, 11, 6)), frames)
+    events = simulator._event_current(node_of(layer, (9, 11, 6)), frames)
     assert events.shape == dense.shape
     np.testing.assert_allclose(events, dense, rtol=1e-5, atol=1e-5)
     assert not events[2].any() or bias
@@ -396,4 +397,4 @@ def test_event_driven_dense_layer_is_the_matrix_product():
     layer = layers.Dense(5)
     layer.build((None, 40))
     dense = layer(frames.astype(np.float32)).numpy()
-    np.testing.assert_allclose(snn._event_current(node_of(layer, (40,)), frames), dense, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(simulator._event_current(node_of(layer, (40,)), frames), dense, rtol=1e-5, atol=1e-5)

@@ -13,7 +13,8 @@ import types
 
 import numpy as np
 
-import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
+from pipeline.network import same_padding
+
 
 APPLIED = []
 
@@ -132,11 +133,6 @@ def patch_brian2_spiketrains():
     brian2_target_sim.np = _numpy_view(array=_array_ragged_ok)
 
 
-def _same_padding(size, kernel, stride, out):
-    """Leading zero-padding of TF's 'same': the odd pixel goes after, not before."""
-    return max((out - 1) * stride + kernel - size, 0) // 2
-
-
 def _connection_array(sources, targets, weights, delay):
     """(n, 4) rows of (source, target, weight, delay), what the toolbox's list of tuples holds.
 
@@ -164,8 +160,8 @@ def _build_convolution(layer, delay, transpose_kernel=False):
     my, mx, n_out = layer.output_shape[1:]
     ky, kx = layer.kernel_size
     sy, sx = layer.strides
-    pad_y = _same_padding(ny, ky, sy, my) if layer.padding == "same" else 0
-    pad_x = _same_padding(nx, kx, sx, mx) if layer.padding == "same" else 0
+    pad_y = same_padding(ny, ky, sy)[1] if layer.padding == "same" else 0   # TF: the odd pixel goes after
+    pad_x = same_padding(nx, kx, sx)[1] if layer.padding == "same" else 0
     fin, fout = np.meshgrid(np.arange(kernel.shape[2], dtype=np.int32), np.arange(n_out, dtype=np.int32),
                             indexing="ij")
     sources, targets, values = [], [], []

@@ -27,7 +27,9 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, configs, convert, processes, results, toolbox, workspace
+from pipeline import UserError, processes, results, workspace
+from pipeline.engine import decide
+from pipeline.toolbox import configs, runner
 from pipeline.settings import Settings
 
 PACKAGES = {"INI": None, "brian2": "brian2"}
@@ -56,7 +58,7 @@ def _simulate(config_path):
     """Child process: run one simulator; counts, timing and peak memory."""
     config = configs.validate(config_path)
     start = time.perf_counter()
-    run = toolbox.run(config, progress=True, log_spikes=True)
+    run = runner.run(config, progress=True, log_spikes=True)
     return {"labels": run.labels, "output_counts": run.output_counts, "spike_counts": run.spike_counts,
             "wall_seconds": time.perf_counter() - start, "toolbox_seconds": run.seconds,
             "peak_memory_mb": processes.peak_memory_mb()}
@@ -67,8 +69,8 @@ def simulate(config_path, simulator):
 
 
 def accuracy_curve(outcome):
-    counts = outcome["output_counts"]
-    guesses = np.where(counts.sum(axis=1) == 0, -1, np.argmax(counts, axis=1))
+    """Decisions (N, T) by the toolbox's spike-count rule, and the accuracy after each step."""
+    guesses = decide(np.transpose(outcome["output_counts"], (0, 2, 1)), "spike_count")
     return guesses, (guesses == outcome["labels"][:, None]).mean(axis=0)
 
 
@@ -118,7 +120,7 @@ def main(settings: Settings):
     outcomes = {}
     for simulator in settings.sims:
         overrides = {("simulation", "batch_size"): 1} if simulator != "INI" else None
-        config_path = convert.render_config(ws, timesteps, n, simulator=simulator, overrides=overrides)
+        config_path = workspace.render_config(ws, timesteps, n, simulator=simulator, overrides=overrides)
         print(f"\n{simulator}: {n} samples, T={timesteps}")
         outcomes[simulator] = simulate(config_path, simulator)
 
@@ -129,9 +131,7 @@ def main(settings: Settings):
         "timesteps": timesteps, "num_samples": n, "scale": ws.record["scale"],
         "negative_input_fraction": float((ws.dataset.x_test[:n] < 0).mean()),
         "simulators": {}, "class_agreement": {}, "rate_correlation": {}, "rate_mean_abs_diff": {},
-        "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
-        "model": {"path": str(ws.model.path), "sha256": ws.model_sha256},
-        "seed": ws.record["seed"], "versions": results.versions(),
+        **ws.provenance(),
     }
     ref_first = first_output_spike_steps(outcomes[reference])
     for name in names:

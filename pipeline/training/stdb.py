@@ -10,8 +10,6 @@ The spike is ``H(z)`` with ``z = v / theta - 1`` (as in the reference code), so 
 trainable threshold, ``-surrogate * v / theta**2``).
 """
 import dataclasses
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipeline import UserError, processes, results, snn
+from pipeline import UserError, engine, processes, results
 
 SURROGATES = ("linear", "stdb")
 
@@ -41,7 +39,7 @@ class LinearSurrogate:
 class StdbSurrogate:
     """Spike-time-dependent surrogate ``alpha * exp(-beta * dt)``, ``dt`` = timesteps since the
     neuron's last spike (Rathi et al. 2020, eq. 10). A neuron that never fired has its last
-    spike at `snn.NEVER_FIRED` (-1000), so its gradient is ~alpha * exp(-10) ~ 0."""
+    spike at `pipeline.engine.neurons.NEVER_FIRED` (-1000), so its gradient is ~alpha * exp(-10) ~ 0."""
     alpha: float = 0.3
     beta: float = 0.01
     uses_history = True
@@ -73,7 +71,7 @@ class SpikeFunction:
                 dz = upstream * surrogate(v, threshold, since)
                 d_threshold = tf.reduce_sum(-dz * v / tf.square(threshold))
                 return dz / threshold, tf.reshape(d_threshold, tf.shape(threshold))
-            return snn.heaviside(v, threshold), grad
+            return engine.heaviside(v, threshold), grad
 
         return spike(v, threshold)
 
@@ -86,8 +84,8 @@ class StdbSettings:
     applied to kernels and biases only. ``amsgrad`` as in the reference optimiser.
     Trained thresholds and leaks (DIET-SNN, Rathi & Roy 2021) take their own Adam steps of size
     ``neuron_lr`` on their logarithms: a step then changes every layer by the same fraction
-    whatever its threshold's scale (0.8 in conv3, 3.1 in conv2 here), where the weights' 1e-4
-    would move a threshold of ~3 by 0.003 % per step.
+    whatever its threshold's scale, where the weights' learning rate would barely move a
+    threshold of order 1.
     """
     epochs: int = 10
     learning_rate: float = 1e-4
@@ -159,13 +157,10 @@ def cross_entropy(accumulated, labels, timesteps):
     """Mean cross-entropy of the readout's membrane averaged over the T steps.
 
     The mean is the reference's sum over T at temperature T, so the loss does not sharpen as T
-    grows; the decision (argmax) is the same. Measured at T=28 on the default data: the summed
-    logits spread 1.5x as wide as the ANN's, and a few confidently wrong samples dominated the
-    loss (test loss 1.90 at 46 % accuracy): STDB lowered it by raising the deep layers'
-    thresholds (fewer spikes, smaller logits) while test accuracy fell. The mean's logits are
-    ~1/20 of the ANN's, the softmax near uniform: every sample's gradient pushes its own class
-    up, and STDB learns more, earlier output evidence (0.46 -> 0.50 with weights, 0.73 with
-    thresholds too).
+    grows; the decision (argmax) is the same. With the sum, a few confidently wrong samples
+    dominated the loss and STDB lowered it by raising the deep layers' thresholds (fewer spikes,
+    smaller logits) while accuracy fell; the mean's near-uniform softmax lets every sample push
+    its own class up (the README has the measurements).
     """
     logits = accumulated / float(timesteps)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
@@ -174,7 +169,7 @@ def cross_entropy(accumulated, labels, timesteps):
 def evaluate(network, x, y):
     """Test accuracy (the network's readout rule) and loss (membrane logits) at its T."""
     result = network.simulate(x, y)
-    labels = snn.as_labels(y)
+    labels = engine.as_labels(y)
     return result.accuracy, float(cross_entropy(tf.constant(result.logits), tf.constant(labels),
                                           network.settings.timesteps).numpy())
 
@@ -187,7 +182,7 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
     with the network's fixed seed every epoch, so epochs are compared on the same input spikes.
     """
     x_train = np.asarray(x_train, np.float32)
-    y_train = snn.as_labels(y_train)
+    y_train = engine.as_labels(y_train)
     if len(x_train) == 0 or len(x_train) != len(y_train):
         raise UserError(f"STDB needs training samples with one label each (got {len(x_train)} samples, "
                         f"{len(y_train)} labels)")
@@ -315,21 +310,12 @@ def fold_thresholds(network):
 
 def export_h5(network, path):
     """Write `fold_thresholds` (network) to ``path`` as Keras ``.h5`` (atomically); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(suffix=".h5", dir=path.parent)
-    os.close(handle)
-    try:
-        with warnings.catch_warnings():  # the toolbox reads Keras .h5, the "legacy" format is the point
-            warnings.filterwarnings("ignore", message=".*HDF5 file.*")
-            folded = fold_thresholds(network)
-            folded.compile("sgd", "categorical_crossentropy")   # the toolbox re-compiles with the saved loss
-            folded.save(temp, save_format="h5")
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-    return path
+    folded = fold_thresholds(network)
+    folded.compile("sgd", "categorical_crossentropy")   # the toolbox re-compiles with the saved loss
+    with warnings.catch_warnings():  # the toolbox reads Keras .h5, the "legacy" format is the point
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*")
+        results.write_atomic_with(path, lambda temp: folded.save(temp, save_format="h5"))
+    return Path(path)
 
 
 def distribution_strategy():
@@ -343,9 +329,8 @@ def distribution_strategy():
 def default_batch_size(network, budget_gb=8.0, floats_per_neuron_step=1.5, largest=32):
     """Largest power-of-two batch (<= ``largest``) whose BPTT activations fit ``budget_gb``.
 
-    The engine keeps about 1.5 float32 values per neuron per sample and step for the backward
-    pass (measured on the width-64 ESCAPE-NET, ~582 k neurons: ~3.4 MB per sample-step, so
-    batch 32 at T=28 peaks near 4 GB and at T=100 near 11 GB).
+    ``floats_per_neuron_step``: float32 values the engine keeps per neuron, sample and step for the
+    backward pass (the README's STDB peak memory).
     """
     neurons = sum(network.neuron_counts().values())
     per_sample_gb = network.settings.timesteps * neurons * floats_per_neuron_step * 4 / 1e9
@@ -355,13 +340,6 @@ def default_batch_size(network, budget_gb=8.0, floats_per_neuron_step=1.5, large
     return batch
 
 
-# --------------------------------------------------------------------- the stdb / stdb-sweep stages
-DEFAULT_NTRAIN = 256      # sized so `make stdb T=28` fits ~20 min on a 2-core CPU (README)
-DEFAULT_N = 100
-CALIBRATION_SAMPLES = 100
-TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch")
-
-
 def stage_settings(settings, seed=0, **changes):
     """StdbSettings from the CLI settings (STDB_EPOCHS, LR, SURROGATE, TRAIN_THRESHOLDS, TRAIN_LEAK,
     NEURON_LR), ``changes`` overriding them; refuses bad ones."""
@@ -369,151 +347,3 @@ def stage_settings(settings, seed=0, **changes):
                   train_thresholds=settings.train_thresholds, train_leak=settings.train_leak,
                   neuron_lr=settings.neuron_lr, seed=seed)
     return StdbSettings(**{**chosen, **changes})
-
-
-def _signature(ws, settings, n, ntrain):
-    """What a finished stdb_T<T>.json must match to be reused by a sweep."""
-    return {"model_sha256": ws.model_sha256, "num_samples": n, "ntrain": ntrain, "leak": settings.leak,
-            "surrogate": settings.surrogate, "lr": settings.lr, "stdb_epochs": settings.stdb_epochs,
-            "thresholds_mode": settings.thresholds, "coding": settings.coding,
-            "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
-            "neuron_lr": settings.neuron_lr}
-
-
-def _toolbox_check(ws, export_path, timesteps, n, coding):
-    """Run the exported (threshold-folded) network on SNN Toolbox INI with normalize = False."""
-    from pipeline import configs, convert, toolbox, workspace
-    batch = workspace.batch_size_for(n)
-    paths = convert.toolbox_paths(ws, batch)
-    link = paths["path_wd"] / export_path.name
-    link.unlink(missing_ok=True)
-    os.symlink(export_path.resolve(), link)
-    sha = results.file_sha256(export_path)
-    paths.update(filename_ann=link.stem, log_dir_of_current_run=paths["path_wd"] / f"log_stdb_m{sha[:12]}_b{batch}")
-    config = configs.render(f"{ws.run}_stdb", timesteps, n, batch, paths, seed=ws.record["seed"],
-                            overrides={("tools", "normalize"): False,
-                                       ("input", "poisson_input"): coding == "poisson"})
-    run = toolbox.run(configs.validate(config), progress=True)
-    return run.accuracy, str(config)
-
-
-def run_stdb(settings, ws, timesteps):
-    """Convert, fine-tune with STDB at `timesteps`, export, check on the toolbox; write stdb_T<T>.json."""
-    from pipeline import convert, data, plots, workspace
-    start = time.perf_counter()
-    n = workspace.check_num_samples(settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test)), ws.dataset)
-    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
-    seed = int(ws.record["seed"])
-    train_idx = data.balanced_subset(ws.dataset.y_train, ntrain, seed)
-    x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
-    x_test, y_test = ws.dataset.x_test[:n], ws.dataset.y_test[:n]
-    stdb_settings = stage_settings(settings, seed)
-
-    ann_same, ann_test = convert.ann_accuracies(ws.model.path, ws.dataset.x_test, ws.dataset.y_test, n)
-    engine_settings = snn.SnnSettings(timesteps=timesteps, leak=settings.leak, coding=settings.coding,
-                                      seed=seed, batch_size=stdb_settings.batch_size)
-    with distribution_strategy().scope():   # the network's variables live on every replica
-        network, source = workspace.converted_network(ws, engine_settings, settings.thresholds,
-                                                      ws.dataset.x_train[:CALIBRATION_SAMPLES])
-        print(f"STDB at T={timesteps}: {ntrain} training samples, {n} test samples, {source}")
-        outcome = train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True)
-        final = network.simulate(x_test, y_test)
-
-    export_path = ws.dir / f"stdb_T{timesteps}.h5"
-    export_h5(network, export_path)
-    toolbox_accuracy, toolbox_config = _toolbox_check(ws, export_path, timesteps, n, settings.coding)
-    per_epoch = [record.seconds for record in outcome.history]
-    record = {
-        "stage": "stdb", "simulator": "engine", "timesteps": timesteps, "num_samples": n,
-        "ann_accuracy": ann_same, "ann_accuracy_test": ann_test,
-        "snn_accuracy_before": outcome.acc_before, "snn_accuracy": outcome.acc_after,
-        "improvement": outcome.acc_after - outcome.acc_before,
-        "accuracy_per_timestep": [float(a) for a in final.accuracy_per_timestep],
-        "best_epoch": outcome.best_epoch, "leak": settings.leak, "surrogate": settings.surrogate,
-        "learning_rate": settings.lr, "stdb_epochs": settings.stdb_epochs, "ntrain": ntrain,
-        "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
-        "neuron_lr": settings.neuron_lr,
-        "thresholds_mode": settings.thresholds, "threshold_source": source,
-        "coding": settings.coding, "poisson_rule": engine_settings.poisson_rule,
-        "pooling": engine_settings.pooling, "readout": engine_settings.readout,
-        "initial_membrane": engine_settings.initial_membrane,
-        "history": outcome.history_dicts(), "seconds_per_epoch": float(np.mean(per_epoch)),
-        "peak_memory_mb": outcome.peak_memory_mb, "wall_seconds": time.perf_counter() - start,
-        "thresholds": outcome.thresholds, "leaks": outcome.leaks,
-        "exported_model": str(export_path), "exported_folded": True,
-        "toolbox_export_accuracy": toolbox_accuracy,
-        "toolbox_export_note": "SNN Toolbox INI on the exported .h5 (thresholds folded, normalize = False): "
-                               "its pools spike, it counts output spikes and uses its own Poisson rule, "
-                               "so it differs from the engine's linear pools and membrane readout",
-        "config": toolbox_config, "signature": _signature(ws, settings, n, ntrain),
-        "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
-        "model": {"path": str(ws.model.path), "sha256": ws.model_sha256},
-        "seed": seed, "versions": results.versions(),
-    }
-    results.write_json(ws.dir / f"stdb_T{timesteps}.json", record)
-    plots.stdb_curves(ws.dir / f"stdb_T{timesteps}_curves.png", record)
-    return record
-
-
-def print_rows(records):
-    print(f"\n  {'T':>5} {'ANN':>7} {'SNN before':>11} {'STDB':>7} {'best epoch':>11} {'toolbox(export)':>16}"
-          f" {'s/epoch':>8} {'peak MB':>8}")
-    for r in records:
-        print(f"  {r['timesteps']:>5} {r['ann_accuracy']:>7.4f} {r['snn_accuracy_before']:>11.4f} "
-              f"{r['snn_accuracy']:>7.4f} {r['best_epoch']:>11} {r['toolbox_export_accuracy']:>16.4f} "
-              f"{r['seconds_per_epoch']:>8.0f} {r['peak_memory_mb']:>8.0f}")
-
-
-def main(settings):
-    """`make stdb T=28`: one fine-tuning run."""
-    from pipeline import workspace
-    if settings.timesteps is None:
-        raise UserError("T is required: make stdb T=28")
-    stage_settings(settings)          # refuse bad settings before any work
-    snn.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, coding=settings.coding)
-    ws = workspace.prepare(settings)
-    record = run_stdb(settings, ws, settings.timesteps)
-    print_rows([record])
-    print(f"  STDB changed accuracy by {record['improvement']:+.4f} (before {record['snn_accuracy_before']:.4f}, "
-          f"after {record['snn_accuracy']:.4f}); -> {ws.dir / f'stdb_T{settings.timesteps}.json'}")
-    return record
-
-
-def sweep_main(settings):
-    """`make stdb-sweep TS="..."`: Table 3, one STDB run per T; finished runs are reused."""
-    import csv
-    import io
-    from pipeline import workspace
-    if not settings.timesteps_list:
-        raise UserError("TS is required: make stdb-sweep TS=\"5 10 15 20 25 28 35 50 75 100\"")
-    stage_settings(settings)
-    snn.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, coding=settings.coding)
-    ws = workspace.prepare(settings)
-    n = settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test))
-    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
-    records = []
-    for t in sorted(set(settings.timesteps_list)):
-        path = ws.dir / f"stdb_T{t}.json"
-        old = results.read_json(path) if path.exists() and not settings.force else None
-        if old is not None and old.get("signature") == _signature(ws, settings, n, ntrain):
-            records.append(old)
-        else:
-            records.append(run_stdb(settings, ws, t))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(TABLE3_COLUMNS)
-    writer.writerows([[r[c] for c in TABLE3_COLUMNS] for r in records])
-    results.write_atomic(ws.dir / "table3.csv", buffer.getvalue())
-    trained = ["weights"] + ["thresholds"] * settings.train_thresholds + ["leaks"] * settings.train_leak
-    lines = [f"**Table 3. ANN to SNN + STDB** ({n} test samples, {ntrain} training samples, "
-             f"{settings.stdb_epochs} epochs, {settings.surrogate} surrogate, {settings.coding} input, "
-             f"{', '.join(trained)} trained, "
-             "engine with linear pools and membrane readout)", "",
-             "| ANN Accuracy | Timesteps | Leak | SNN only Accuracy | SNN STDB Accuracy | Best Epoch |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['ann_accuracy']:.4f} | {r['timesteps']} | {r['leak']} | {r['snn_accuracy_before']:.4f} | "
-              f"{r['snn_accuracy']:.4f} | {r['best_epoch']} |" for r in records]
-    results.write_atomic(ws.dir / "table3.md", "\n".join(lines) + "\n")
-    print_rows(records)
-    print(f"  -> {ws.dir / 'table3.md'}")
-    return records

@@ -15,18 +15,16 @@ initialisation that lambda/(2L) rounds almost all of them to zero: at width 64 t
 network never left chance (loss log 3 for 8 epochs).
 """
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-import pipeline  # noqa: F401
 from keras_models import escape_net, qcfs
-from pipeline import results
+from pipeline import ROOT, results
 
-TRAINED = Path(__file__).resolve().parent.parent / "keras_models" / "trained"
+TRAINED = ROOT / "keras_models" / "trained"
 BATCH_SIZE = 64
 LEARNING_RATE = 1e-3
 VALIDATION_FRACTION = 0.1
@@ -113,10 +111,7 @@ def train(dataset, settings: TrainSettings, force=False, verbose=1):
     model.set_weights(keep_best.weights)
     test_accuracy = float(np.mean(predict(model, dataset.x_test) == dataset.y_test))
 
-    TRAINED.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.h5")
-    model.save(tmp, save_format="h5")
-    os.replace(tmp, path)
+    results.write_atomic_with(path, lambda tmp: model.save(tmp, save_format="h5"))
     info = {
         "variant": settings.variant, "width": settings.width, "epochs": settings.epochs,
         "seed": settings.seed, "dataset": {"name": dataset.name, "sha256": dataset.sha256},
@@ -143,3 +138,11 @@ def predict(model, x, batch_size=256):
 def load(path):
     import tensorflow as tf
     return tf.keras.models.load_model(path, custom_objects=qcfs.CUSTOM_OBJECTS, compile=False)
+
+
+def accuracies(model_path, x_test, y_test, num_samples):
+    """ANN accuracy on the simulated samples and on the whole test set."""
+    model = load(model_path)
+    predictions = predict(model, x_test)
+    correct = predictions == y_test
+    return float(correct[:num_samples].mean()), float(correct.mean())

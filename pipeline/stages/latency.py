@@ -4,11 +4,11 @@
 ANN?" with one row per method and T, each against its own ANN on the same test samples:
 
 - ``conversion``: the RUN's modified ESCAPE-NET on the TF engine, thresholds 0.7 x the maximum
-  input current (`snn.calibrate_thresholds`, calibrated once at max(TS) on training samples).
+  input current (`engine.calibrate_thresholds`, calibrated once at max(TS) on training samples).
 - ``qcfs``: that model fine-tuned with QCFS activations (`keras_models.qcfs`, L = ``L`` levels;
-  `pipeline.train`), converted as Bu et al. (ICLR 2022) do: theta = lambda per layer, v(0) = theta/2.
+  `pipeline.training.ann`), converted as Bu et al. (ICLR 2022) do: theta = lambda per layer, v(0) = theta/2.
 - ``conversion+stdb`` / ``qcfs+stdb`` (``STDB=1`` only): the same networks fine-tuned with STDB
-  at that T (`pipeline.stdb`, a fresh copy per T), best epoch by test accuracy.
+  at that T (`pipeline.training.stdb`, a fresh copy per T), best epoch by test accuracy.
 
 Every row uses the engine with reset by subtraction, linear average pooling and the membrane
 readout (the accumulated output current), and the RUN's input coding (``CODING``). Energy is
@@ -23,12 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_models import qcfs  # also registers the QCFS layer, so .h5 models with it load
-from pipeline import UserError, data, energy, results, snn, stdb, train, workspace
+from pipeline import UserError, data, energy, engine, results, workspace
 from pipeline.settings import Settings
+from pipeline.training import ann as train, stdb
 
 METHODS = ("conversion", "conversion+stdb", "qcfs", "qcfs+stdb")
-DEFAULT_N = 100
-CALIBRATION_SAMPLES = 100    # training samples the conversion thresholds are calibrated on
 DEFAULT_NTRAIN = 256         # STDB training samples per T unless NTRAIN says otherwise
 WITHIN_PP = 1.0              # "as good as the ANN": within this many percentage points
 SIM_BATCH = 50
@@ -56,7 +55,7 @@ def measure(network, x, y, cost):
     layers = network.graph.compute_nodes
     input_totals = None
     if network.settings.coding != "analog":
-        input_totals, _, _ = energy.replay_input(network, x, energy.fan_out(layers[0]))
+        input_totals, _, _ = engine.replay_input(network, x, energy.fan_out(layers[0]))
     counts = energy.count_operations(layers, result.neuron_totals, input_totals, len(x), network.settings.pooling)
     _, total = energy.energy_table(counts, cost)
     return result.accuracy, total["normalized_energy"]
@@ -68,13 +67,12 @@ def poisson_ceiling(models, x, y, timesteps, seed):
     rate read from T frames is that noisy, however well the network converts."""
     averages = {t: np.empty_like(x) for t in timesteps}
     for batch, start in enumerate(range(0, len(x), SIM_BATCH)):
-        xb = x[start:start + SIM_BATCH]
-        padded = tf.constant(np.concatenate([xb, np.zeros((SIM_BATCH - len(xb),) + xb.shape[1:], xb.dtype)]))
-        key, total = snn.batch_key(seed, batch), 0.0
+        xb, n = engine.padded_batch(x[start:start + SIM_BATCH], SIM_BATCH)
+        padded, key, total = tf.constant(xb), engine.batch_key(seed, batch), 0.0
         for step in range(max(timesteps)):
-            total = total + snn.poisson_spikes(padded, key, step).numpy()[:len(xb)]
+            total = total + engine.poisson_spikes(padded, key, step).numpy()[:n]
             if step + 1 in averages:
-                averages[step + 1][start:start + len(xb)] = total / (step + 1)
+                averages[step + 1][start:start + n] = total / (step + 1)
     return [{"timesteps": t, **{f"{m}_ann_accuracy": ann_accuracy(model, averages[t], y)
                                 for m, model in models.items()}} for t in timesteps]
 
@@ -94,25 +92,25 @@ class Methods:
         self.ws, self.qcfs_path, self.settings = ws, qcfs_path, settings
         self.seed = int(ws.record["seed"])
         base = self.engine_settings(max(timesteps))
-        x_cal = ws.dataset.x_train[data.balanced_subset(ws.dataset.y_train, CALIBRATION_SAMPLES, self.seed)]
+        x_cal = ws.dataset.x_train[data.balanced_subset(ws.dataset.y_train, workspace.CALIBRATION_SAMPLES, self.seed)]
         self.thresholds = workspace.conversion_thresholds(ws, base, "max", x_cal)[0]
-        self.qcfs_readout = readout_threshold(snn.load_keras(qcfs_path), x_cal)
+        self.qcfs_readout = readout_threshold(engine.load_keras(qcfs_path), x_cal)
 
     def engine_settings(self, timesteps, **changes):
-        return snn.SnnSettings(timesteps=timesteps, leak=self.settings.leak, coding=self.settings.coding,
+        return engine.SnnSettings(timesteps=timesteps, leak=self.settings.leak, coding=self.settings.coding,
                                readout="membrane", pooling="linear", seed=self.seed, batch_size=SIM_BATCH,
                                **changes)
 
     def network(self, method, timesteps):
         if method.startswith("qcfs"):   # theta = lambda (per unit spike: lambda_k / lambda_k-1), the engine default
-            return snn.SpikingNetwork(snn.load_keras(self.qcfs_path), None,
+            return engine.SpikingNetwork(engine.load_keras(self.qcfs_path), None,
                                       self.engine_settings(timesteps, initial_membrane=0.5))
-        return snn.SpikingNetwork(snn.load_keras(self.ws.model.path), self.thresholds,
+        return engine.SpikingNetwork(engine.load_keras(self.ws.model.path), self.thresholds,
                                   self.engine_settings(timesteps))
 
     def toolbox_semantics(self, timesteps):
         """The QCFS network as SNN Toolbox's INI simulator runs it (v(0) = 0, spiking pools, spike counts)."""
-        return snn.SpikingNetwork(snn.load_keras(self.qcfs_path), self.qcfs_readout, snn.SnnSettings.ini_compatible(
+        return engine.SpikingNetwork(engine.load_keras(self.qcfs_path), self.qcfs_readout, engine.SnnSettings.ini_compatible(
             timesteps, coding=self.settings.coding, seed=self.seed, batch_size=SIM_BATCH))
 
 
@@ -210,7 +208,7 @@ def main(settings: Settings):
                         "engine (THRESHOLDS=max)")
     cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
     ws = workspace.prepare(settings)
-    n = workspace.check_num_samples(settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test)), ws.dataset)
+    n = workspace.test_samples(settings, ws)
     chosen = ws.record
     qcfs_trained = train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),
                                                                int(chosen["seed"]), settings.levels),
@@ -254,14 +252,13 @@ def main(settings: Settings):
                          "lambda": qcfs.threshold_values(models["qcfs"])}},
         "conversion_thresholds": {"values": methods.thresholds,
                                   "how": f"0.7 x max input current, calibrated at T={max(timesteps)} on "
-                                         f"{CALIBRATION_SAMPLES} training samples"},
+                                         f"{workspace.CALIBRATION_SAMPLES} training samples"},
         "qcfs_toolbox_semantics": toolbox_rows,
         "poisson_input_ceiling": (poisson_ceiling(models, x, y, timesteps, methods.seed)
                                   if settings.coding == "poisson" else None),
         "stdb": ({"epochs": settings.stdb_epochs, "train_samples": len(train_idx), "lr": settings.lr,
                   "surrogate": settings.surrogate, "runs": stdb_runs} if settings.stdb else None),
-        "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
-        "seed": methods.seed, "versions": results.versions(),
+        **ws.provenance(),
     }
     stem = ws.dir / result_stem(settings.coding)
     results.write_json(stem.with_suffix(".json"), record)

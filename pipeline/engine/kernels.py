@@ -1,16 +1,17 @@
 """The fast simulation's compiled kernels (Numba, ``nogil``: the engine's threads run them in parallel).
 
 Event-driven synaptic currents: a spike adds the weights of its synapses to the currents of
-the neurons it reaches, so the cost follows the spikes, not the inputs: ESCAPE-NET's deep
-layers see ~1-4 % of their inputs spike per step, where a dense op multiplies every input
-(Rueckauer et al. 2017 count synaptic operations the same way). The sums are the dense op's
+the neurons it reaches, so the cost follows the spikes, not the inputs: few of a deep layer's
+inputs spike in a step, where a dense op multiplies every input (Rueckauer et al. 2017 count synaptic operations the same way). The sums are the dense op's
 in another order: equal up to float rounding.
 
 The membrane scan (`scan`): a layer's neurons and the spiking pools they feed, stepped
-through T one sample at a time, so its membranes stay in cache (~3x XLA's loop here).
+through T one sample at a time, so its membranes stay in cache (the README's bench compares it).
 """
 import numba
 import numpy as np
+
+from pipeline.network import same_padding
 
 
 def dense_current(frames, kernel):
@@ -29,7 +30,7 @@ def conv_current(frames, kernel, padding):
     """
     kh, kw = kernel.shape[:2]
     height, width = frames.shape[1:3]
-    top, left = ((kh - 1) // 2, (kw - 1) // 2) if padding == "same" else (0, 0)
+    top, left = (same_padding(height, kh)[1], same_padding(width, kw)[1]) if padding == "same" else (0, 0)
     if padding != "same":
         height, width = height - kh + 1, width - kw + 1
     by_channel = np.ascontiguousarray(np.transpose(kernel, (2, 0, 1, 3)), dtype=np.float32)  # one spike's taps together

@@ -1,37 +1,22 @@
-"""The one TensorFlow spiking engine: converted ESCAPE-NET simulation and STDB training share it.
+"""The engine's simulator: a `pipeline.network` description run on TensorFlow, step by step or fast.
 
-A trained Keras model is mapped, layer by layer, onto spiking stages that use the Keras layers'
+`SpikingNetwork` describes a trained Keras model (`network.describe`) and uses the Keras layers'
 own weight variables (nothing is copied, so training the engine trains the Keras model):
 
-- ``Conv2D`` / ``Dense`` with ReLU: integrate-and-fire neurons, ``v = leak * v + I``, a spike
-  when ``v >= theta`` and reset by subtraction (Rueckauer et al. 2017; Rathi et al. 2020). Spikes
-  are unit events; the layer's threshold ``theta`` carries the scale of the ANN activation.
-- the last weighted layer (softmax, linear or ReLU) is the readout: it accumulates its input
-  current without spiking (``readout="membrane"``, the logit STDB trains on, Rathi et al. 2020),
-  or its IF neurons spike and the class is the argmax of their spike counts
-  (``readout="spike_count"``, SNN Toolbox's rule; no output spike = undecided = wrong).
-- a linear ``Conv2D`` / ``Dense`` followed by a ``QCFS`` activation layer (`keras_models.qcfs`,
-  Bu et al., ICLR 2022): the same IF neurons. QCFS converts with theta = lambda; here spikes are
-  unit events standing for the previous layer's lambda, so the default threshold is
-  ``lambda_k / lambda_{k-1}`` (lambda_0 = 1: the input). Simulate with ``initial_membrane=0.5``
-  for QCFS's v(0) = theta/2. One spike per step at most is the activation's clip at lambda.
-- ``AveragePooling2D`` is linear (the average of the spikes passes on) unless
-  ``pooling="spiking"``: then pool neurons integrate it with threshold 1 and spike, as the
-  toolbox's INI simulator does.
-- ``Flatten`` reshapes; ``Dropout`` multiplies by a mask drawn once per sample and kept for all
-  timesteps (training only).
+- weighted layers: integrate-and-fire neurons, ``v = leak * v + I``, a spike when
+  ``v >= theta``, reset by subtraction (Rueckauer et al. 2017; Rathi et al. 2020). Spikes are
+  unit events; the layer's threshold carries the scale of the ANN activation (for a layer that
+  absorbs a QCFS activation, ``lambda_k / lambda_{k-1}``; simulate QCFS with
+  ``initial_membrane=0.5`` for its v(0) = theta/2).
+- the readout accumulates its input current without spiking (``readout="membrane"``, the logit
+  STDB trains on) or spikes and is read by spike counts (``"spike_count"``, SNN Toolbox's rule;
+  no output spike = undecided = wrong).
+- average pools are linear unless ``pooling="spiking"`` (INI's pool neurons, threshold 1);
+  dropout multiplies by a mask drawn once per sample and kept for all timesteps (training only).
 
 Each timestep runs the whole network, layer after layer, so a spike reaches the readout in the
-step it is made (INI's order; Rathi's reference code instead delays every layer by one step).
-Anything else in the model (max pooling, batch normalisation, another activation) is refused
-with a `pipeline.UserError` naming the layer. For inference, ``simulate(fast=True)`` computes
-the same run layer by layer instead of step by step (`SpikingNetwork._fast_batch`, with the
-compiled kernels of `pipeline.kernels`).
-
-Thresholds come from `calibrate_thresholds` (Rathi et al.'s layer-wise maximum of the input
-current while the spiking network runs, times 0.7) or `thresholds_from_scale_factors` (the SNN
-Toolbox's data-based normalisation of the same model). Running the toolbox's own normalised
-(parsed) model with all thresholds 1 reproduces its weights bit for bit.
+step it is made (INI's order). ``simulate(fast=True)`` computes the same run layer by layer
+instead (`SpikingNetwork._fast_batch`, with the compiled kernels of `pipeline.engine.kernels`).
 """
 import dataclasses
 import os
@@ -42,10 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from pipeline import UserError, kernels, network
+from pipeline import UserError, network
+from pipeline.engine import kernels
+from pipeline.engine.coding import batch_key, padded_batch, poisson_spikes
+from pipeline.engine.neurons import NEVER_FIRED, RESET, _scale, heaviside
 from pipeline.network import POOL_THRESHOLD, Neurons
 
-NEVER_FIRED = -1000.0   # "time of last spike" before any spike (Rathi et al.'s reference code)
 FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
 WEIGHTED, POOL, FLATTEN, DROPOUT = (network.Weighted.kind, network.AvgPool2d.kind, network.Flatten.kind,
                                     network.Dropout.kind)
@@ -75,40 +62,6 @@ class SnnSettings(Neurons):
         """The INI simulator's semantics: no leak, spiking pools, toolbox Poisson rule, spike-count readout."""
         return cls(timesteps=timesteps, coding=coding, poisson_rule="toolbox", readout="spike_count",
                    pooling="spiking", leak=1.0, initial_membrane=0.0, **changes)
-
-
-@dataclass(frozen=True)
-class SubtractiveReset:
-    """Reset by subtraction: the residual above threshold is kept, so no input charge is lost
-    (Rueckauer et al. 2017, Front. Neurosci. 11:682). The spike is a constant in the reset, as in
-    Rathi et al.'s reference code; a learned threshold still gets its gradient through it, a
-    fixed one makes the whole reset term constant (nothing kept for backpropagation)."""
-
-    def __call__(self, v, spikes, threshold, learn_threshold=False):
-        if learn_threshold:
-            return v - tf.stop_gradient(spikes) * threshold
-        return v - tf.stop_gradient(spikes * threshold)
-
-
-@tf.custom_gradient
-def _scale(x, factor):
-    """``factor * x`` for a constant factor (a fixed leak, a dropout mask): the backward pass needs
-    only the factor, so BPTT does not keep every step's ``x`` for a gradient nobody asked for."""
-    return factor * x, lambda upstream: (upstream * factor, None)
-
-
-@dataclass(frozen=True)
-class Heaviside:
-    """Spike when the membrane reaches the threshold: ``v >= theta`` (INI: ``mem >= v_thresh``).
-    No gradient of its own; STDB wraps it with a surrogate (`pipeline.stdb.SpikeFunction`)."""
-    uses_history = False   # needs no "time since the last spike"
-
-    def __call__(self, v, threshold, since=None):
-        return tf.cast(v >= threshold, v.dtype)
-
-
-heaviside = Heaviside()
-RESET = SubtractiveReset()
 
 
 def load_keras(path):
@@ -271,7 +224,7 @@ class SpikingNetwork:
         stage_seconds = {} if fast else None
         starts = range(0, len(x), s.batch_size)
         for batch, start in enumerate(_progress(starts, progress, "simulate")):
-            xb, n = _padded(x[start:start + s.batch_size], s.batch_size)
+            xb, n = padded_batch(x[start:start + s.batch_size], s.batch_size)
             rows = [i - start for i in record if start <= i < start + n]
             frames = None if input_frames is None else tf.constant(input_frames(xb, s.timesteps), tf.float32)
             if fast:
@@ -428,7 +381,7 @@ class SpikingNetwork:
         (T x batch) frames (`_frames_current`; with constant input the first layer's current is
         computed once), and only the membranes step through time, in one compiled loop per chain
         of stages (`kernels.scan`: `_batch`'s update, `heaviside` and `RESET` in the same float32
-        operations; Numba, ~3x XLA's loop here, measured). Samples are independent,
+        operations; Numba, faster than XLA's loop). Samples are independent,
         so the batch runs in chunks of at most `FAST_FRAMES` frames (bounded memory), one thread
         per CPU core; Poisson input is drawn for the whole batch first, exactly as `_batch` draws it.
         Returns `_batch`'s outputs as NumPy arrays and adds wall time per part (summed over the
@@ -579,7 +532,7 @@ def _event_driven(stage):
 
 
 def _event_current(stage, frames):
-    """Input current of binary frames (F, ...) computed event by event (`pipeline.kernels`)."""
+    """Input current of binary frames (F, ...) computed event by event (`pipeline.engine.kernels`)."""
     kernel = _numpy(stage.layer.kernel.value())
     if isinstance(stage, network.Conv2d):
         out = kernels.conv_current(frames, kernel, stage.padding)
@@ -595,61 +548,9 @@ def _numpy(tensor):
     return np.from_dlpack(tensor)
 
 
-def poisson_spikes(x, key, t, rule="signed"):
-    """Poisson input spikes for step ``t``; stateless, so a key and a step always give the same draw.
-
-    ``"signed"``: a spike with probability |x| and the sign of x (Rathi et al.'s
-    ``PoissonGenerator``). ``"toolbox"``: SNN Toolbox INI's ``get_poisson_frame_batch`` with
-    ``input_rate = 1000`` and ``dt = 1``: a spike where ``u * max(x) <= |x|`` (max over the whole
-    batch), of amplitude ``max(x) * sign(x)``; the toolbox draws ``u`` from NumPy's global
-    generator, so the two agree in distribution, not draw by draw.
-    """
-    u = tf.random.stateless_uniform(tf.shape(x), tf.random.experimental.stateless_fold_in(key, t))
-    if rule == "signed":
-        return tf.cast(u <= tf.abs(x), tf.float32) * tf.sign(x)
-    peak = tf.reduce_max(x)
-    return tf.cast(u * peak <= tf.abs(x), tf.float32) * (peak * tf.sign(x))
-
-
-def toolbox_poisson_replay(seed):
-    """Input frames drawn exactly as SNN Toolbox INI draws them after ``np.random.seed(seed)``.
-
-    The toolbox (``get_poisson_frame_batch``, ``input_rate = 1000``, ``dt = 1``) takes one
-    ``np.random.random_sample(batch shape)`` per batch and step from NumPy's global generator:
-    a spike where ``u * max(x) <= |x|``, of amplitude ``max(x) * sign(x)``. Replaying the same
-    sequence (one replay object per toolbox run, batches in the same order) makes Poisson runs
-    agree spike for spike.
-    """
-    rng = np.random.RandomState(seed)
-
-    def frames(xb, timesteps):
-        peak = np.max(xb)
-        out = np.empty((timesteps,) + xb.shape, np.float32)
-        for t in range(timesteps):
-            spikes = (rng.random_sample(xb.shape) * peak <= np.abs(xb)).astype("float32")
-            spikes *= peak * np.sign(xb)
-            out[t] = spikes
-        return out
-
-    return frames
-
-
 def _per_sample(values, reduce=tf.reduce_sum):
     """Reduce every axis but the batch axis (spike counts per sample are exact in float32)."""
     return reduce(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
-
-
-def _padded(x, size):
-    """Pad a last partial batch with zero samples so every batch has one shape (one trace)."""
-    n = len(x)
-    if n == size:
-        return x, n
-    return np.concatenate([x, np.zeros((size - n,) + x.shape[1:], x.dtype)]), n
-
-
-def batch_key(seed, batch):
-    """The stateless RNG key of one batch: Poisson draws and dropout masks derive from it."""
-    return tf.constant([int(seed), int(batch)], tf.int64)
 
 
 def _progress(iterable, enabled, label):
@@ -677,107 +578,3 @@ def decide(outputs, readout):
     else:
         undecided = outputs.max(axis=-1) == outputs.min(axis=-1)
     return np.where(undecided, -1, guesses)
-
-
-# --------------------------------------------------------------------- thresholds
-def calibrate_thresholds(network, x, percentile=100.0, scale=0.7, timesteps=None, progress=False):
-    """Rathi et al.'s conversion thresholds (ICLR 2020, hybrid conversion, ``find_threshold``).
-
-    Layer by layer, the spiking network runs on ``x`` (training data) with the thresholds found
-    so far; the new layer's threshold is the maximum of its input current over samples, neurons
-    and timesteps. Only after all layers are found is every threshold multiplied by ``scale``
-    (0.7 in the reference code, which lets a short simulation fire more). ``percentile`` < 100
-    takes that percentile of the per-sample, per-step maxima instead of the overall maximum.
-    The run uses the network's coding and pooling with leak 1, as the reference does; the
-    readout layer gets a threshold too (used only by the spike-count readout).
-    Returns ``{layer name: threshold}``; the network itself is not changed.
-    """
-    if not 0.0 < percentile <= 100.0:
-        raise UserError(f"percentile={percentile!r}: must lie in (0, 100]")
-    if scale <= 0:
-        raise UserError(f"threshold scale={scale!r}: must be positive")
-    changes = {"leak": 1.0, "initial_membrane": 0.0}
-    if timesteps is not None:
-        changes["timesteps"] = timesteps
-    probe_net = network.with_settings(**changes)
-    x = np.asarray(x, np.float32)
-    found = {}
-    weighted = [i for i, s in enumerate(probe_net.stages) if s.kind == WEIGHTED]
-    size = probe_net.settings.batch_size
-    for k, i in enumerate(_progress(weighted, progress, "thresholds")):
-        name = probe_net.stages[i].name
-        peaks = []
-        for batch, start in enumerate(range(0, len(x), size)):
-            xb, n = _padded(x[start:start + size], size)
-            out = probe_net._batch_fn(tf.constant(xb), batch_key(probe_net.settings.seed, batch), training=False,
-                                      spike_fn=heaviside, probe=True)
-            peaks.append(out["probe"].numpy()[:, k, :n].ravel())
-        peak = float(np.percentile(np.concatenate(peaks), percentile))
-        if not peak > 0:
-            raise UserError(f"layer {name!r} received no positive input current on the calibration data; "
-                            "cannot set its threshold (more samples or timesteps?)")
-        found[name] = peak
-        probe_net.thresholds[name].assign(peak)
-    return {name: value * scale for name, value in found.items()}
-
-
-def thresholds_from_scale_factors(model, scale_factors, softmax_to_relu=True):
-    """Thresholds equivalent to SNN Toolbox's data-based normalisation (Rueckauer et al. 2017).
-
-    The toolbox (``conversion/utils.py: normalize_parameters``) scales each weighted layer k to
-    ``W_k * lambda_{k-1} / lambda_k`` (bias ``b_k / lambda_k``) and fires at threshold 1, where
-    ``lambda_k`` is the 99.9th percentile (config ``percentile``) of the layer's non-zero ANN
-    activations and ``lambda_0`` the input's entry (1). With unit spikes and the original weights
-    that is threshold ``lambda_k / lambda_{k-1}``; the softmax readout keeps scale 1 unless
-    ``softmax_to_relu``. Pools stay at threshold 1 in both. ``scale_factors`` is the toolbox's
-    ``<log dir>/normalization/<percentile>.json``: input first, then the weighted layers in order
-    (parsed names like ``01Conv2D_56x100x64``), matched here by position. Biases break the
-    equivalence (the toolbox's bias is not scaled by lambda_{k-1}), so a model with non-zero
-    biases is refused: simulate the toolbox's normalised model with thresholds 1 instead.
-    """
-    weighted = network.describe(model).weighted
-    entries = list(scale_factors.items())
-    if len(entries) != len(weighted) + 1:
-        raise UserError(f"scale factors list {len(entries)} entries ({', '.join(k for k, _ in entries)}); "
-                        f"expected the input plus {len(weighted)} weighted layers of {model.name!r}")
-    for stage in weighted:
-        if stage.use_bias and np.any(stage.layer.bias.numpy() != 0):
-            raise UserError(f"layer {stage.name!r} has a bias: toolbox thresholds need a bias-free model "
-                            "(simulate the toolbox's normalised model with threshold 1 instead)")
-    previous = float(entries[0][1])
-    thresholds = {}
-    for stage, (_, value) in zip(weighted, entries[1:]):
-        activation = getattr(stage.layer.activation, "__name__", "")
-        value = 1.0 if activation == "softmax" and not softmax_to_relu else float(value)
-        thresholds[stage.name] = value / previous
-        previous = value
-    return thresholds
-
-
-def toolbox_normalised_model(model, scale_factors, softmax_to_relu=True):
-    """A copy of ``model`` with SNN Toolbox's normalised weights, bit for bit (NumPy 1.x arithmetic).
-
-    ``normalize_parameters`` computes ``W * lambda_in / lambda`` and ``b / lambda`` in float32
-    (NumPy 1.x casts the Python-float factors to the array's float32); the readout keeps
-    ``lambda = 1`` when it stays softmax. Simulated with every threshold 1 and the INI-compatible
-    settings, this is the toolbox's own network, as `thresholds_from_scale_factors` is in theory.
-    """
-    weighted = network.describe(model).weighted
-    entries = list(scale_factors.values())
-    if len(entries) != len(weighted) + 1:
-        raise UserError(f"scale factors list {len(entries)} entries; expected the input plus "
-                        f"{len(weighted)} weighted layers of {model.name!r}")
-    normalised = tf.keras.models.clone_model(model)
-    normalised.set_weights(model.get_weights())
-    previous = np.float32(entries[0])
-    for stage, value in zip(weighted, entries[1:]):
-        softmax = getattr(stage.layer.activation, "__name__", "") == "softmax"
-        scale = np.float32(1.0 if softmax and not softmax_to_relu else value)
-        layer = normalised.get_layer(stage.name)
-        params = layer.get_weights()
-        params[0] = params[0] * previous / scale
-        if len(params) > 1:
-            params[1] = params[1] / scale
-        layer.set_weights(params)
-        previous = np.float32(value)
-    return normalised

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import h5py
 import numpy as np
 import scipy.io
 
-from pipeline import UserError
+from pipeline import UserError, results
 
 SCALES = ("signed", "unsigned")
 
@@ -56,7 +54,7 @@ class Dataset:
 def load_raw(source: str):
     """Unscaled `(x_train, y_train, x_test, y_test)` from `synthetic`, a `.mat` or a `.npz`."""
     if source == "synthetic":
-        from pipeline import synthetic
+        from pipeline.data import synthetic
 
         x_train, y_train, x_test, y_test = synthetic.default_split(seed=0)
         return (np.asarray(x_train, np.float32), np.asarray(y_train, np.int64),
@@ -96,7 +94,7 @@ def load_dataset(source: str, scale: str = "signed", cache_dir: str | Path = "da
 
 def _cached_synthetic(cache_dir: Path):
     """The synthetic default split, generated once per generator version."""
-    from pipeline import synthetic
+    from pipeline.data import synthetic
 
     version = getattr(synthetic, "VERSION", None)
     if version is None:  # no explicit version: any edit of the generator invalidates the cache
@@ -370,15 +368,12 @@ def write_toolbox_files(dataset: Dataset, folder, num_norm, seed=0) -> None:
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Call `write(file)` on a temp file beside `path`, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """`results.write_atomic_with`, for a writer that takes an open binary file (``np.savez`` appends
+    ``.npz`` to a file name that lacks it)."""
+    def to_file(tmp):
+        with open(tmp, "wb") as f:
             write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    results.write_atomic_with(path, to_file)
 
 
 def _digest(arrays) -> str:

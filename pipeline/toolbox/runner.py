@@ -11,13 +11,14 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from pipeline import UserError, configs, toolbox_compat
+from pipeline import UserError
+from pipeline.engine import decide
 from pipeline.results import file_sha256
-from pipeline.configs import ToolboxConfig
+from pipeline.toolbox import compat, configs
+from pipeline.toolbox.configs import ToolboxConfig
 
 
 @dataclass
@@ -35,8 +36,7 @@ class ToolboxRun:
     @property
     def predictions_per_timestep(self):
         """(N, T) predicted class per step; -1 where no output neuron has spiked yet."""
-        guesses = np.argmax(self.output_counts, axis=1)
-        return np.where(self.output_counts.sum(axis=1) == 0, -1, guesses)
+        return decide(np.transpose(self.output_counts, (0, 2, 1)), "spike_count")
 
     @property
     def accuracy_per_timestep(self):
@@ -117,7 +117,7 @@ def scale_factors(config: ToolboxConfig):
     Parse and normalise exactly as `run` does (no simulation), unless its cache already holds
     them for this model, data and batch size (`_guard_scale_factor_cache`).
     """
-    toolbox_compat.apply()
+    compat.apply()
     from snntoolbox.datasets.utils import get_dataset
     _guard_scale_factor_cache(config)
     path = _scale_factor_path(config)
@@ -131,7 +131,7 @@ def scale_factors(config: ToolboxConfig):
 
 def run(config: ToolboxConfig, progress=True, log_spikes=False):
     """Parse, normalise, build and simulate `config`; return a ToolboxRun."""
-    toolbox_compat.apply()
+    compat.apply()
     import tensorflow as tf
     from snntoolbox.bin.utils import import_target_sim
     from snntoolbox.datasets.utils import get_dataset

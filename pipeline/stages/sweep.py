@@ -10,8 +10,10 @@ SIM=fast simulates with the engine instead of the toolbox (convert_T<T>_fast.jso
 import csv
 import io
 
-from pipeline import UserError, configs, convert, results, train, workspace
+from pipeline import UserError, results, workspace
 from pipeline.settings import Settings
+from pipeline.toolbox import configs, simulate
+from pipeline.training import ann
 
 
 def reusable(path, model_sha, num_samples, config_path, simulator="INI"):
@@ -26,27 +28,27 @@ def reusable(path, model_sha, num_samples, config_path, simulator="INI"):
     return record if same else None
 
 
-def simulate(ws, timesteps, num_samples, force=False, simulator="INI"):
+def run_or_reuse(ws, timesteps, num_samples, force=False, simulator="INI"):
     """convert_T<T>[_fast].json for this RUN, reused when it matches, run otherwise."""
-    config_path = convert.render_config(ws, timesteps, num_samples)
-    out = ws.dir / convert.result_name(timesteps, simulator)
+    config_path = workspace.render_config(ws, timesteps, num_samples)
+    out = ws.dir / simulate.result_name(timesteps, simulator)
     record = None if force else reusable(out, ws.model_sha256, num_samples, config_path, simulator)
     if record is None:
-        record = convert.run_config(config_path, out, ws.dataset.name, ws.dataset.sha256, simulator=simulator)
+        record = simulate.run_config(config_path, out, ws.dataset.name, ws.dataset.sha256, simulator=simulator)
     return record
 
 
 def table_rows(settings, ws, num_samples):
     timesteps = sorted(set(settings.timesteps_list))
-    probe = configs.validate(convert.render_config(ws, max(timesteps), num_samples))
+    probe = configs.validate(workspace.render_config(ws, max(timesteps), num_samples))
     if not probe.poisson_input:
-        record = simulate(ws, max(timesteps), num_samples, settings.force, settings.sim)
+        record = run_or_reuse(ws, max(timesteps), num_samples, settings.force, settings.sim)
         curve = record["accuracy_per_timestep"]
-        source = f"one constant-input run at T={max(timesteps)} ({convert.result_name(max(timesteps), settings.sim)})"
+        source = f"one constant-input run at T={max(timesteps)} ({simulate.result_name(max(timesteps), settings.sim)})"
         return [(t, record["ann_accuracy"], curve[t - 1]) for t in timesteps], curve, source
     rows = []
     for t in timesteps:
-        record = simulate(ws, t, num_samples, settings.force, settings.sim)
+        record = run_or_reuse(ws, t, num_samples, settings.force, settings.sim)
         rows.append((t, record["ann_accuracy"], record["snn_accuracy"]))
     return rows, record["accuracy_per_timestep"], "one Poisson-input run per T"
 
@@ -54,8 +56,8 @@ def table_rows(settings, ws, num_samples):
 def original_ann(settings, ws):
     """Train the published ESCAPE-NET (max pooling, biases, batch norm) on the RUN's data."""
     trained = workspace.prepare(settings, variant="original").model
-    model = train.load(trained.path)
-    accuracy = float((train.predict(model, ws.dataset.x_test) == ws.dataset.y_test).mean())
+    model = ann.load(trained.path)
+    accuracy = float((ann.predict(model, ws.dataset.x_test) == ws.dataset.y_test).mean())
     record = {"variant": "original", "ann_accuracy_test": accuracy,
               "modified_ann_accuracy_test": ws.model.info["test_accuracy"],
               "model": {"path": str(trained.path), "sha256": results.file_sha256(trained.path)},
@@ -73,7 +75,7 @@ def write_table(ws, rows, curve, source, num_samples, simulator):
     results.write_atomic(ws.dir / "table2.csv", buffer.getvalue())
     lines = [f"**Table 2. ANN to SNN only ({simulator}, {num_samples} test samples; {source})**", "",
              "| Timesteps | ANN Accuracy | ANN to SNN only |", "|---|---|---|"]
-    lines += [f"| {t} | {ann:.4f} | {snn:.4f} |" for t, ann, snn in rows]
+    lines += [f"| {t} | {ann_acc:.4f} | {snn_acc:.4f} |" for t, ann_acc, snn_acc in rows]
     results.write_atomic(ws.dir / "table2.md", "\n".join(lines) + "\n")
     from pipeline import plots
     plots.accuracy_vs_timesteps(ws.dir / "table2.png", rows, curve, simulator)
@@ -83,15 +85,14 @@ def main(settings: Settings):
     if not settings.timesteps_list:
         raise UserError("TS is required: make sweep TS=\"50 75 100 200 300\"")
     ws = workspace.prepare(settings)
-    n = workspace.check_num_samples(settings.num_samples or min(convert.DEFAULT_N, len(ws.dataset.y_test)),
-                                    ws.dataset)
+    n = workspace.test_samples(settings, ws)
     rows, curve, source = table_rows(settings, ws, n)
     write_table(ws, rows, curve, source, n, settings.sim)
     original = original_ann(settings, ws)
     print(f"\nTable 2 ({source}):")
     print(f"  {'T':>6} {'ANN':>8} {'SNN':>8}")
-    for t, ann, snn in rows:
-        print(f"  {t:>6} {ann:>8.4f} {snn:>8.4f}")
+    for t, ann_acc, snn_acc in rows:
+        print(f"  {t:>6} {ann_acc:>8.4f} {snn_acc:>8.4f}")
     print(f"  original ESCAPE-NET (max pool, bias, BN): {original['ann_accuracy_test']:.4f} on the test set; "
           f"modified: {original['modified_ann_accuracy_test']:.4f}")
     print(f"  -> {ws.dir / 'table2.md'}")

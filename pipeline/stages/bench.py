@@ -6,7 +6,7 @@ constant input (the rendered ini's settings):
 - INI at each batch size in `INI_BATCH_SIZES` that divides N (else the convert stage's own
   choice), spike logging off; the fastest counts. Its simulation time is the toolbox's own
   ``simulate`` stage; parse, normalise and build are reported apart.
-- The engine (`pipeline.convert.fast_network`: INI semantics on the toolbox's normalised weights),
+- The engine (`pipeline.toolbox.simulate.fast_network`: INI semantics on the toolbox's normalised weights),
   after one warm-up batch that compiles its loops (reported apart).
 - T dense ANN forward passes over the same samples: the dense bound.
 - Spike agreement: a separate, small INI run with spike logging (its per-neuron counts need
@@ -21,10 +21,11 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, configs, convert, processes, results, snn, toolbox, workspace
+from pipeline import UserError, engine, processes, results, workspace
+from pipeline.toolbox import configs, runner, simulate
 from pipeline.settings import Settings
 
-DEFAULT_T, DEFAULT_N = 100, 50
+DEFAULT_T, DEFAULT_N = 100, 50   # the README's bench: T=100 on 50 samples
 INI_BATCH_SIZES = (25, 50)
 AGREEMENT_SAMPLES = 5
 DENSE_REPEATS = 5   # the dense pass is timed this often; the fastest counts
@@ -32,7 +33,7 @@ DENSE_REPEATS = 5   # the dense pass is timed this often; the fastest counts
 
 # --------------------------------------------------------------------- child processes
 def _ini(config_path, log_spikes):
-    run = toolbox.run(configs.validate(config_path), progress=True, log_spikes=log_spikes)
+    run = runner.run(configs.validate(config_path), progress=True, log_spikes=log_spikes)
     return {"seconds": run.seconds, "accuracy_per_timestep": run.accuracy_per_timestep,
             "scale_factors": run.scale_factors, "spike_counts": run.spike_counts,
             "peak_memory_mb": processes.peak_memory_mb()}
@@ -42,7 +43,7 @@ def _engine(config_path, agreement):
     """The timed fast run after a compiling warm-up batch, then (untimed) the per-neuron counts
     of the first ``agreement`` samples."""
     config = configs.validate(config_path)
-    network, x, labels, _ = convert.fast_network(config)
+    network, x, labels, _ = simulate.fast_network(config)
     start = time.perf_counter()
     network.simulate(x[:config.batch_size], labels[:config.batch_size], fast=True)
     warmup = time.perf_counter() - start
@@ -59,7 +60,7 @@ def _dense(config_path):
     """One dense ANN forward pass over the samples (the INI batch size), fastest of a few, times T."""
     import tensorflow as tf
     config = configs.validate(config_path)
-    model = snn.load_keras(config.path_wd / f"{config.filename_ann}.h5")
+    model = engine.load_keras(config.path_wd / f"{config.filename_ann}.h5")
     x = np.load(config.dataset_path / "x_test.npz")["arr_0"][:config.num_to_test]
     forward = tf.function(lambda xb: model(xb, training=False))
     batches = [tf.constant(x[i:i + config.batch_size]) for i in range(0, len(x), config.batch_size)]
@@ -95,8 +96,7 @@ def spike_agreement(ini_counts, engine_counts, samples):
 
 def render(ws, timesteps, num_samples, batch_size):
     """The RUN's ini for this T, N and batch size (the toolbox's log dir follows the batch size)."""
-    config_path = configs.render(ws.run, timesteps, num_samples, batch_size, convert.toolbox_paths(ws, batch_size),
-                                 seed=ws.record["seed"])
+    config_path = workspace.render_config(ws, timesteps, num_samples, batch_size=batch_size)
     config = configs.validate(config_path)
     if config.poisson_input:
         raise UserError(f"{config_path}: the bench compares constant input; set [input] poisson_input = False "
@@ -107,7 +107,7 @@ def render(ws, timesteps, num_samples, batch_size):
 def main(settings: Settings):
     load_before = os.getloadavg()
     timesteps, ws = settings.timesteps or DEFAULT_T, workspace.prepare(settings)
-    n = workspace.check_num_samples(settings.num_samples or min(DEFAULT_N, len(ws.dataset.y_test)), ws.dataset)
+    n = workspace.test_samples(settings, ws, DEFAULT_N)
     agreement = min(AGREEMENT_SAMPLES, n)
     ini_runs = {}
     for batch_size in ini_batch_sizes(n):
@@ -144,9 +144,7 @@ def main(settings: Settings):
         "spike_agreement_samples": agreement, "spike_agreement_per_layer": per_layer,
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "cpu_count": os.cpu_count(),
-        "model": {"path": str(ws.model.path), "sha256": ws.model_sha256},
-        "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
-        "seed": ws.record["seed"], "versions": results.versions(),
+        **ws.provenance(),
     }
     out = ws.dir / "bench.json"
     results.write_json(out, record)

@@ -1,0 +1,41 @@
+"""The convert stage: trained .h5 -> rendered ini -> SNN Toolbox simulation -> convert_T<T>.json.
+
+`make convert T=300` reads top to bottom here: prepare the RUN (data, model), render the ini for
+this T, run it (`toolbox.simulate.run_config`: the toolbox's INI, or with ``SIM=fast`` the
+engine's fast path on the same ini), compare with the ANN on the same samples, write the result
+atomically and print a summary.
+"""
+from pathlib import Path
+
+from pipeline import UserError, results, workspace
+from pipeline.settings import Settings
+from pipeline.toolbox import configs, simulate
+
+
+def print_summary(record):
+    acc = record["accuracy_per_timestep"]
+    steps = sorted({max(1, len(acc) * k // 10) for k in (1, 2, 5)} | {len(acc)})
+    print(f"\n{record['simulator']} simulation of {record['num_samples']} test samples "
+          f"({record['wall_seconds']:.0f} s)")
+    print(f"  {'':14}{'accuracy':>10}")
+    print(f"  {'ANN':14}{record['ann_accuracy']:>10.4f}   (whole test set: {record['ann_accuracy_test']:.4f})")
+    for t in steps:
+        print(f"  {'SNN T=' + str(t):14}{acc[t - 1]:>10.4f}")
+
+
+def main(settings: Settings):
+    if settings.config:
+        config = configs.validate(settings.config)
+        out = results.run_dir(settings.run) / simulate.result_name(config.duration, settings.sim)
+        record = simulate.run_config(Path(settings.config).resolve(), out, simulator=settings.sim)
+    else:
+        if settings.timesteps is None:
+            raise UserError("T is required: make convert T=300")
+        ws = workspace.prepare(settings)
+        n = workspace.test_samples(settings, ws)
+        config_path = workspace.render_config(ws, settings.timesteps, n)
+        out = ws.dir / simulate.result_name(settings.timesteps, settings.sim)
+        record = simulate.run_config(config_path, out, ws.dataset.name, ws.dataset.sha256, simulator=settings.sim)
+    print_summary(record)
+    print(f"  -> {out}")
+    return record

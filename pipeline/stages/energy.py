@@ -1,0 +1,168 @@
+"""The energy stage: ANN operations vs SNN accumulates per inference (seed Table 1, Figures 4-8).
+
+`make energy T=28 NET=stdb` runs the RUN's converted (INI semantics) or STDB-fine-tuned network on
+the engine, counts its operations per layer with `pipeline.energy`, and writes energy.json (Poisson
+input) or energy_analog.json (constant current) with Figures 4-8.
+"""
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline import UserError, engine, plots, results, workspace
+from pipeline.energy import (coding_floor, costs, count_operations, cumulative_energy, energy_table, fan_out,
+                             silent_fractions, summary_lines)
+from pipeline.training import ann
+
+RASTER_SAMPLE = 0           # test sample shown in Figure 4 and in Figure 5's single-sample histogram
+
+
+def result_name(coding):
+    """One coding per file: energy.json is Poisson (the study's), energy_analog.json constant current."""
+    return "energy.json" if coding == "poisson" else "energy_analog.json"
+
+
+def stdb_network(ws, timesteps, coding, seed, batch_size):
+    """The STDB-fine-tuned network of this RUN and T, from the model stdb_T<T>.json exported.
+
+    `stdb.export_h5` folds the thresholds into the weights (threshold 1); a record that says
+    ``"exported_folded": false`` has its ``thresholds`` applied to the exported weights instead.
+    The engine settings the network was trained with are read from the record where it has them.
+    """
+    path = ws.dir / f"stdb_T{timesteps}.json"
+    if not path.exists():
+        raise UserError(f"NET=stdb: {path} not found; run make stdb T={timesteps} first")
+    record = results.read_json(path)
+    if not record.get("exported_model") or "thresholds" not in record:
+        raise UserError(f"NET=stdb: {path} names no exported_model and thresholds (re-run make stdb T={timesteps})")
+    folded = record.get("exported_folded", True)
+    model = engine.load_keras(record["exported_model"])
+    settings = engine.SnnSettings(timesteps=timesteps, coding=coding, seed=seed, batch_size=batch_size,
+                               leak=float(record.get("leak", 1.0)),
+                               pooling=record.get("pooling", "linear"), readout=record.get("readout", "membrane"),
+                               poisson_rule=record.get("poisson_rule", "signed"),
+                               initial_membrane=float(record.get("initial_membrane", 0.0)))
+    thresholds = None if folded else record["thresholds"]
+    net = engine.SpikingNetwork(model, thresholds, settings, leaks=record.get("leaks"))
+    return net, f"STDB fine-tuned ({path.name}: {record['exported_model']}, thresholds " \
+                    f"{'folded into the weights' if folded else 'from the record'})"
+
+
+def converted_network(ws, timesteps, coding, thresholds, seed, batch_size, num_calibration):
+    """The RUN's converted network with INI semantics (spiking pools, spike-count readout)."""
+    settings = engine.SnnSettings.ini_compatible(timesteps, coding=coding, seed=seed, batch_size=batch_size)
+    net, source = workspace.converted_network(ws, settings, thresholds, ws.dataset.x_train[:num_calibration])
+    return net, f"converted, {source}"
+
+
+@dataclass
+class Measurement:
+    """What one engine run gave the energy model."""
+    result: object              # engine.SimulationResult (with the raster sample's trains)
+    input_totals: np.ndarray | None
+    input_acs_per_step: np.ndarray | None
+
+
+def measure(net, x, y, first_layer, sample=RASTER_SAMPLE):
+    """One engine run: per-neuron and per-step spike counts, `sample`'s spike trains (Figure 4),
+    and for Poisson input the replayed input events, checked against the engine's own count."""
+    result = net.simulate(x, y, record=[sample], trains=True, progress=True)
+    if net.settings.coding == "analog":
+        return Measurement(result, None, None)
+    totals, events, acs = engine.replay_input(net, x, fan_out(first_layer))
+    engine_events = result.spikes_per_timestep[:, result.layer_names.index("input")]
+    if not np.array_equal(events, engine_events):
+        raise RuntimeError("replayed Poisson input differs from the engine's input counts "
+                           f"({events.sum()} vs {engine_events.sum()} events): engine.py changed its input keys")
+    return Measurement(result, totals, acs / len(x))
+
+
+def ann_seconds_per_sample(model_path, x):
+    """Wall time per sample of the Keras ANN on these samples (after a warm-up batch)."""
+    model = ann.load(model_path)
+    model.predict(x[:8], verbose=0)
+    start = time.perf_counter()
+    predictions = ann.predict(model, x)
+    return (time.perf_counter() - start) / len(x), predictions
+
+
+def figures(ws, stem, result, sample, layers, total, cumulative_j, num_samples, names):
+    """Figures 4-8 of the seed, one PNG each, named after the result file (energy_fig4_raster.png, ...)."""
+    paths = {k: ws.dir / f"{stem}_{k}.png" for k in ("fig4_raster", "fig5_spike_histogram", "fig6_operations",
+                                                     "fig7_normalized_energy", "fig8_cumulative_energy")}
+    trains = {n: result.trains[n][0] for n in names if n in result.trains}
+    plots.spike_raster(paths["fig4_raster"], trains, sample)
+    per_inference = {n: np.asarray(result.neuron_totals[n]) / num_samples for n in names}
+    sample_totals = {n: result.recorded[n][0] for n in names}
+    plots.spike_histograms(paths["fig5_spike_histogram"], sample_totals, per_inference, sample, num_samples)
+    plots.operations_per_layer(paths["fig6_operations"], layers)
+    plots.normalized_energy(paths["fig7_normalized_energy"], layers, total)
+    plots.cumulative_energy(paths["fig8_cumulative_energy"], cumulative_j, total["ann_energy_j"])
+    return {k: p.name for k, p in paths.items()}
+
+
+def main(settings):
+    if settings.timesteps is None:
+        raise UserError("T is required: make energy T=28")
+    if settings.net not in ("converted", "stdb"):
+        raise UserError(f"NET={settings.net}: the energy stage measures NET=converted or NET=stdb")
+    cost = costs(settings.preset, settings.mac_pj, settings.ac_pj)
+    ws = workspace.prepare(settings)
+    n = workspace.test_samples(settings, ws)
+    T, seed, batch_size = settings.timesteps, int(ws.record["seed"]), min(n, 32)
+    if settings.net == "stdb":
+        net, description = stdb_network(ws, T, settings.coding, seed, batch_size)
+    else:
+        net, description = converted_network(ws, T, settings.coding, settings.thresholds, seed, batch_size,
+                                                 min(settings.ntrain or workspace.CALIBRATION_SAMPLES, len(ws.dataset.y_train)))
+    x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
+    layers_geometry = net.graph.compute_nodes
+    measured = measure(net, x, y, layers_geometry[0])
+    result = measured.result
+    counts = count_operations(layers_geometry, result.neuron_totals, measured.input_totals, n,
+                              net.settings.pooling)
+    layers, total = energy_table(counts, cost)
+    cumulative = cumulative_energy(counts, cost, result.spikes_per_timestep, result.layer_names,
+                                   measured.input_acs_per_step)
+    mean_abs_x = float(np.mean(np.abs(x)))
+    floor, formula = coding_floor(settings.coding, layers_geometry[0], mean_abs_x, T, cost, total["ann_energy_j"])
+    ann_seconds, ann_predictions = ann_seconds_per_sample(ws.model.path, x)
+    names = result.layer_names[1:]
+    stem = result_name(settings.coding).removesuffix(".json")
+    record = {
+        "stage": "energy", "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
+        "timesteps": T, "input_coding": settings.coding, "net": settings.net, "network": description,
+        "pooling": net.settings.pooling, "readout": net.settings.readout, "num_samples": n,
+        "layers": layers, "total": total,
+        "per_timestep": {
+            "snn_cumulative_energy_j": cumulative,
+            "snn_cumulative_normalized": cumulative / total["ann_energy_j"],
+            "method": "ACs at step t = source spikes at t x its spike-weighted mean fan-out "
+                      "(input: replayed exactly); exact at t = T",
+        },
+        "input": {
+            "coding": settings.coding, "poisson_rule": net.settings.poisson_rule, "mean_abs_x": mean_abs_x,
+            "events_per_inference": (float(measured.input_totals.sum()) / n
+                                     if measured.input_totals is not None else 0.0),
+            "floor_normalized_energy": floor, "floor_formula": formula,
+            "first_layer_normalized_energy": layers[0]["snn_energy_j"] / total["ann_energy_j"],
+        },
+        "silent_fraction": {"sample": silent_fractions({k: result.recorded[k][0] for k in names}),
+                            "all_samples": silent_fractions({k: result.neuron_totals[k] for k in names})},
+        "raster_sample": RASTER_SAMPLE,
+        "snn_accuracy": result.accuracy,
+        "ann_accuracy": float(np.mean(ann_predictions == y)),
+        "snn_seconds_per_sample": result.seconds / n,
+        "ann_seconds_per_sample": ann_seconds,
+        **ws.provenance(),
+    }
+    record["figures"] = figures(ws, stem, result, RASTER_SAMPLE, layers, total, cumulative, n, names)
+    out = ws.dir / result_name(settings.coding)
+    results.write_json(out, record)
+    print(f"\nEnergy per inference, {description}; T={T}, {settings.coding} input, {n} test samples, "
+          f"{cost.preset} (MAC {cost.e_mac_pj} pJ, AC {cost.e_ac_pj} pJ):")
+    print("\n".join(summary_lines(layers, total)))
+    print(f"  input-coding floor: {floor:.4f} ({formula}); SNN accuracy {result.accuracy:.4f}, "
+          f"ANN {record['ann_accuracy']:.4f} on the same samples")
+    print(f"  -> {out}")
+    return record

@@ -1,0 +1,156 @@
+"""The stdb and stdb-sweep stages: convert, fine-tune with STDB (`pipeline.training.stdb`), export,
+check the export on SNN Toolbox; Table 3 over several T."""
+import os
+import time
+
+import numpy as np
+
+from pipeline import UserError, data, engine, plots, results, workspace
+from pipeline.toolbox import configs, runner
+from pipeline.training import ann, stdb
+from pipeline.training.stdb import stage_settings
+
+DEFAULT_NTRAIN = 256      # sized so `make stdb T=28` fits a short session on a 2-core CPU (README)
+TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch")
+
+
+def _signature(ws, settings, n, ntrain):
+    """What a finished stdb_T<T>.json must match to be reused by a sweep."""
+    return {"model_sha256": ws.model_sha256, "num_samples": n, "ntrain": ntrain, "leak": settings.leak,
+            "surrogate": settings.surrogate, "lr": settings.lr, "stdb_epochs": settings.stdb_epochs,
+            "thresholds_mode": settings.thresholds, "coding": settings.coding,
+            "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
+            "neuron_lr": settings.neuron_lr}
+
+
+def _toolbox_check(ws, export_path, timesteps, n, coding):
+    """Run the exported (threshold-folded) network on SNN Toolbox INI with normalize = False."""
+    batch = workspace.batch_size_for(n)
+    paths = workspace.toolbox_paths(ws, batch)
+    link = paths["path_wd"] / export_path.name
+    link.unlink(missing_ok=True)
+    os.symlink(export_path.resolve(), link)
+    sha = results.file_sha256(export_path)
+    paths.update(filename_ann=link.stem, log_dir_of_current_run=paths["path_wd"] / f"log_stdb_m{sha[:12]}_b{batch}")
+    config = configs.render(f"{ws.run}_stdb", timesteps, n, batch, paths, seed=ws.record["seed"],
+                            overrides={("tools", "normalize"): False,
+                                       ("input", "poisson_input"): coding == "poisson"})
+    run = runner.run(configs.validate(config), progress=True)
+    return run.accuracy, str(config)
+
+
+def run_stdb(settings, ws, timesteps):
+    """Convert, fine-tune with STDB at `timesteps`, export, check on the toolbox; write stdb_T<T>.json."""
+    start = time.perf_counter()
+    n = workspace.test_samples(settings, ws)
+    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
+    seed = int(ws.record["seed"])
+    train_idx = data.balanced_subset(ws.dataset.y_train, ntrain, seed)
+    x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
+    x_test, y_test = ws.dataset.x_test[:n], ws.dataset.y_test[:n]
+    stdb_settings = stage_settings(settings, seed)
+
+    ann_same, ann_test = ann.accuracies(ws.model.path, ws.dataset.x_test, ws.dataset.y_test, n)
+    engine_settings = engine.SnnSettings(timesteps=timesteps, leak=settings.leak, coding=settings.coding,
+                                      seed=seed, batch_size=stdb_settings.batch_size)
+    with stdb.distribution_strategy().scope():   # the network's variables live on every replica
+        network, source = workspace.converted_network(ws, engine_settings, settings.thresholds,
+                                                      ws.dataset.x_train[:workspace.CALIBRATION_SAMPLES])
+        print(f"STDB at T={timesteps}: {ntrain} training samples, {n} test samples, {source}")
+        outcome = stdb.train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True)
+        final = network.simulate(x_test, y_test)
+
+    export_path = ws.dir / f"stdb_T{timesteps}.h5"
+    stdb.export_h5(network, export_path)
+    toolbox_accuracy, toolbox_config = _toolbox_check(ws, export_path, timesteps, n, settings.coding)
+    per_epoch = [record.seconds for record in outcome.history]
+    record = {
+        "stage": "stdb", "simulator": "engine", "timesteps": timesteps, "num_samples": n,
+        "ann_accuracy": ann_same, "ann_accuracy_test": ann_test,
+        "snn_accuracy_before": outcome.acc_before, "snn_accuracy": outcome.acc_after,
+        "improvement": outcome.acc_after - outcome.acc_before,
+        "accuracy_per_timestep": [float(a) for a in final.accuracy_per_timestep],
+        "best_epoch": outcome.best_epoch, "leak": settings.leak, "surrogate": settings.surrogate,
+        "learning_rate": settings.lr, "stdb_epochs": settings.stdb_epochs, "ntrain": ntrain,
+        "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
+        "neuron_lr": settings.neuron_lr,
+        "thresholds_mode": settings.thresholds, "threshold_source": source,
+        "coding": settings.coding, "poisson_rule": engine_settings.poisson_rule,
+        "pooling": engine_settings.pooling, "readout": engine_settings.readout,
+        "initial_membrane": engine_settings.initial_membrane,
+        "history": outcome.history_dicts(), "seconds_per_epoch": float(np.mean(per_epoch)),
+        "peak_memory_mb": outcome.peak_memory_mb, "wall_seconds": time.perf_counter() - start,
+        "thresholds": outcome.thresholds, "leaks": outcome.leaks,
+        "exported_model": str(export_path), "exported_folded": True,
+        "toolbox_export_accuracy": toolbox_accuracy,
+        "toolbox_export_note": "SNN Toolbox INI on the exported .h5 (thresholds folded, normalize = False): "
+                               "its pools spike, it counts output spikes and uses its own Poisson rule, "
+                               "so it differs from the engine's linear pools and membrane readout",
+        "config": toolbox_config, "signature": _signature(ws, settings, n, ntrain),
+        **ws.provenance(),
+    }
+    results.write_json(ws.dir / f"stdb_T{timesteps}.json", record)
+    plots.stdb_curves(ws.dir / f"stdb_T{timesteps}_curves.png", record)
+    return record
+
+
+def print_rows(records):
+    print(f"\n  {'T':>5} {'ANN':>7} {'SNN before':>11} {'STDB':>7} {'best epoch':>11} {'toolbox(export)':>16}"
+          f" {'s/epoch':>8} {'peak MB':>8}")
+    for r in records:
+        print(f"  {r['timesteps']:>5} {r['ann_accuracy']:>7.4f} {r['snn_accuracy_before']:>11.4f} "
+              f"{r['snn_accuracy']:>7.4f} {r['best_epoch']:>11} {r['toolbox_export_accuracy']:>16.4f} "
+              f"{r['seconds_per_epoch']:>8.0f} {r['peak_memory_mb']:>8.0f}")
+
+
+def main(settings):
+    """`make stdb T=28`: one fine-tuning run."""
+    if settings.timesteps is None:
+        raise UserError("T is required: make stdb T=28")
+    stage_settings(settings)          # refuse bad settings before any work
+    engine.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, coding=settings.coding)
+    ws = workspace.prepare(settings)
+    record = run_stdb(settings, ws, settings.timesteps)
+    print_rows([record])
+    print(f"  STDB changed accuracy by {record['improvement']:+.4f} (before {record['snn_accuracy_before']:.4f}, "
+          f"after {record['snn_accuracy']:.4f}); -> {ws.dir / f'stdb_T{settings.timesteps}.json'}")
+    return record
+
+
+def sweep_main(settings):
+    """`make stdb-sweep TS="..."`: Table 3, one STDB run per T; finished runs are reused."""
+    import csv
+    import io
+    if not settings.timesteps_list:
+        raise UserError("TS is required: make stdb-sweep TS=\"5 10 15 20 25 28 35 50 75 100\"")
+    stage_settings(settings)
+    engine.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, coding=settings.coding)
+    ws = workspace.prepare(settings)
+    n = workspace.test_samples(settings, ws)
+    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
+    records = []
+    for t in sorted(set(settings.timesteps_list)):
+        path = ws.dir / f"stdb_T{t}.json"
+        old = results.read_json(path) if path.exists() and not settings.force else None
+        if old is not None and old.get("signature") == _signature(ws, settings, n, ntrain):
+            records.append(old)
+        else:
+            records.append(run_stdb(settings, ws, t))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TABLE3_COLUMNS)
+    writer.writerows([[r[c] for c in TABLE3_COLUMNS] for r in records])
+    results.write_atomic(ws.dir / "table3.csv", buffer.getvalue())
+    trained = ["weights"] + ["thresholds"] * settings.train_thresholds + ["leaks"] * settings.train_leak
+    lines = [f"**Table 3. ANN to SNN + STDB** ({n} test samples, {ntrain} training samples, "
+             f"{settings.stdb_epochs} epochs, {settings.surrogate} surrogate, {settings.coding} input, "
+             f"{', '.join(trained)} trained, "
+             "engine with linear pools and membrane readout)", "",
+             "| ANN Accuracy | Timesteps | Leak | SNN only Accuracy | SNN STDB Accuracy | Best Epoch |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['ann_accuracy']:.4f} | {r['timesteps']} | {r['leak']} | {r['snn_accuracy_before']:.4f} | "
+              f"{r['snn_accuracy']:.4f} | {r['best_epoch']} |" for r in records]
+    results.write_atomic(ws.dir / "table3.md", "\n".join(lines) + "\n")
+    print_rows(records)
+    print(f"  -> {ws.dir / 'table3.md'}")
+    return records

@@ -1,0 +1,1 @@
+"""SNN Toolbox, used from PyPI as is: ini configs (`configs`), the in-process runner (`runner`), its breakages patched (`compat`), and one ini run on INI or on the engine in its place (`simulate`)."""

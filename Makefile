@@ -1,6 +1,5 @@
 # escape-snn: every target bootstraps .venv from constraints.txt when it is missing or stale.
-# Variables (see README): RUN DATA EPOCHS WIDTH SCALE SEED T TS N NTRAIN STDB_EPOCHS LEAK SURROGATE LR
-# TRAIN_THRESHOLDS TRAIN_LEAK NEURON_LR THRESHOLDS CODING NET PRESET MAC_PJ AC_PJ L SIM SIMS CONFIG STDB FORCE
+# Settings are Make variables (make help lists them, from their one declaration in pipeline/settings.py).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,22 +7,17 @@ PY := $(VENV)/bin/python
 BASE_STAMP := $(VENV)/.installed
 SIMS_STAMP := $(VENV)/.installed-sims
 
-opt = $(if $($(1)),--$(2) "$($(1))")
-flag = $(if $(filter 1 yes true,$($(1))),--$(2))
-ARGS = $(call opt,RUN,run) $(call opt,DATA,data) $(call opt,EPOCHS,epochs) $(call opt,WIDTH,width) \
-       $(call opt,SCALE,scale) $(call opt,SEED,seed) $(call opt,T,timesteps) $(call opt,TS,timesteps-list) \
-       $(call opt,N,num-samples) $(call opt,NTRAIN,ntrain) $(call opt,STDB_EPOCHS,stdb-epochs) \
-       $(call opt,LEAK,leak) $(call opt,SURROGATE,surrogate) $(call opt,LR,lr) \
-       $(call flag,TRAIN_THRESHOLDS,train-thresholds) $(call flag,TRAIN_LEAK,train-leak) \
-       $(call opt,NEURON_LR,neuron-lr) \
-       $(call opt,THRESHOLDS,thresholds) $(call opt,CODING,coding) $(call opt,NET,net) \
-       $(call opt,PRESET,preset) $(call opt,MAC_PJ,mac-pj) $(call opt,AC_PJ,ac-pj) $(call opt,L,levels) \
-       $(call opt,SIM,sim) $(call opt,SIMS,sims) $(call opt,CONFIG,config) $(call flag,STDB,stdb) \
-       $(call flag,FORCE,force)
+# The names come from pipeline/settings.py (standard library only: no .venv needed); each one set
+# goes to the pipeline as NAME=value, which parses and checks it.
+SETTING_NAMES := $(shell $(PYTHON) -m pipeline.settings names)
+ARGS = $(strip $(foreach v,$(SETTING_NAMES),$(if $($(v)),'$(v)=$($(v))')))
 
 STAGES := convert sweep stdb stdb-sweep energy bench latency report
 
-.PHONY: $(STAGES) compare all test venv clean-venv
+.PHONY: $(STAGES) compare all test venv clean-venv help
+
+help:
+	@$(PYTHON) -m pipeline.settings help
 
 venv: $(BASE_STAMP)
 

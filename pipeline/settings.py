@@ -1,121 +1,214 @@
-"""Typed settings, parsed once from the command line (the Make variables map 1:1 to these flags)."""
+"""Every setting, declared once: its Make name, default, choices and meaning.
+
+The `Settings` dataclass is the declaration. From it come the CLI's ``--flags`` (`parser`), the
+``NAME=value`` arguments the Makefile passes (`parse`), the Makefile's list of variable names and
+`make help` (``python -m pipeline.settings names|help``) and the README's variable table
+(``python -m pipeline.settings markdown``; a test keeps the README equal to it).
+"""
 import argparse
-from dataclasses import dataclass, fields
+import re
+import sys
+from dataclasses import dataclass, field, fields
 
 from pipeline import UserError
 
-STAGES = ("data", "train", "convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench",
-          "latency", "report")
+STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "report")
+TRUE = ("1", "yes", "true")
+
+
+def _positive_int(name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not an integer") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{name}={value} must be a positive integer")
+        return value
+    return parse
+
+
+def _int(name):
+    def parse(text):
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not an integer") from None
+    return parse
+
+
+def _int_list(name):
+    item = _positive_int(name)
+
+    def parse(text):
+        values = tuple(item(part) for part in text.replace(",", " ").split())
+        if not values:
+            raise argparse.ArgumentTypeError(f"{name} is empty: give timesteps like \"50 100 300\"")
+        return values
+    return parse
+
+
+def _float(name):
+    def parse(text):
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not a number") from None
+    return parse
+
+
+def _choice(name, choices):
+    def parse(text):
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"{name}={text!r}: choose one of {', '.join(choices)}")
+        return text
+    return parse
+
+
+def _words(name):
+    return lambda text: tuple(text.split())
+
+
+def option(make, meaning, default=None, parse=None, choices=None, flag=False, shown=None):
+    """A setting: Make variable ``make``, its meaning, default (``shown`` in help when the real
+    default is decided later, e.g. by the RUN's record) and how its text is parsed."""
+    return field(default=default, metadata={"make": make, "meaning": meaning, "parse": parse, "choices": choices,
+                                            "flag": flag, "shown": shown})
 
 
 @dataclass(frozen=True)
 class Settings:
     stage: str
-    run: str = "default"
-    data: str | None = None          # None: what the RUN recorded, else "synthetic"
-    epochs: int | None = None
-    width: int | None = None
-    scale: str | None = None
-    seed: int | None = None
-    timesteps: int | None = None     # T
-    timesteps_list: tuple = ()       # TS
-    num_samples: int | None = None   # N
-    ntrain: int | None = None
-    stdb_epochs: int = 10
-    leak: float = 1.0
-    surrogate: str = "linear"
-    lr: float = 1e-4
-    train_thresholds: bool = False
-    train_leak: bool = False
-    neuron_lr: float = 1e-2
-    thresholds: str = "max"
-    coding: str = "poisson"
-    net: str = "converted"
-    preset: str = "45nm-fp32"
-    mac_pj: float | None = None
-    ac_pj: float | None = None
-    levels: int = 8                  # L
-    sim: str = "INI"
-    sims: tuple = ("INI",)
-    config: str | None = None
-    stdb: bool = False
-    force: bool = False
+    run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, epochs, "
+                             "seed and model in `run.json`, later stages reuse them; asking for others is refused "
+                             "(use another RUN or `FORCE=1`)", "default")
+    data: str | None = option("DATA", "`synthetic`, or a RAT `.mat` / generic `.npz` path",
+                              shown="recorded, else `synthetic`")
+    epochs: int | None = option("EPOCHS", "ANN training epochs", parse=_positive_int, shown="recorded, else 8")
+    width: int | None = option("WIDTH", "filters per conv layer", parse=_positive_int, shown="recorded, else 64")
+    scale: str | None = option("SCALE", "`signed` (÷ the training set's peak \\|x\\|, to [-1, 1]) or `unsigned` "
+                                        "(min-max to [0, 1]); the test set uses the training set's factors and is "
+                                        "clipped", choices=("signed", "unsigned"), shown="recorded, else `signed`")
+    seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
+                              shown="recorded, else 0")
+    timesteps: int | None = option("T", "simulation timesteps", parse=_positive_int, shown="—")
+    timesteps_list: tuple = option("TS", "a list of timesteps (sweeps, latency)", (), parse=_int_list, shown="—")
+    num_samples: int | None = option("N", "test samples simulated; the toolbox's batch size is the largest divisor "
+                                          "of N up to 50", parse=_positive_int, shown="100 (bench 50, compare 5)")
+    ntrain: int | None = option("NTRAIN", "training samples for STDB (energy: for threshold calibration)",
+                                parse=_positive_int, shown="256 (energy 100)")
+    stdb_epochs: int = option("STDB_EPOCHS", "STDB training epochs", 10, parse=_positive_int)
+    leak: float = option("LEAK", "multiplicative leak of the STDB / latency neurons, in (0, 1]", 1.0,
+                         parse=_float)
+    surrogate: str = option("SURROGATE", "STDB's surrogate gradient: `linear` γ·max(0, 1 − \\|u/θ − 1\\|), γ = 0.3, or "
+                                         "`stdb` α·exp(−β·Δt), α = 0.3, β = 0.01", "linear",
+                            choices=("linear", "stdb"))
+    lr: float = option("LR", "STDB learning rate (Adam with coupled L2 5e-4, batch 32)", 1e-4, parse=_float)
+    train_thresholds: bool = option("TRAIN_THRESHOLDS", "`1`: STDB also trains the hidden thresholds (DIET-SNN)",
+                                    False, flag=True)
+    train_leak: bool = option("TRAIN_LEAK", "`1`: STDB also trains the hidden leaks", False, flag=True)
+    neuron_lr: float = option("NEURON_LR", "STDB's learning rate of the log thresholds and log leaks", 1e-2,
+                              parse=_float)
+    thresholds: str = option("THRESHOLDS", "conversion thresholds: `max` (0.7 × max input current, Rathi et al.) "
+                                           "or `toolbox` (the toolbox's scale factors)", "max",
+                             choices=("max", "toolbox"))
+    coding: str = option("CODING", "input coding of the engine: `poisson` or `analog` (constant current)", "poisson",
+                         choices=("poisson", "analog"))
+    net: str = option("NET", "the network `make energy` measures: `converted` or `stdb`", "converted",
+                      choices=("converted", "stdb"))
+    preset: str = option("PRESET", "energy per operation: `45nm-fp32`, `fp16` or `int8`", "45nm-fp32",
+                         choices=("45nm-fp32", "fp16", "int8"))
+    mac_pj: float | None = option("MAC_PJ", "energy of a MAC in pJ (with `AC_PJ`, overrides `PRESET`)",
+                                  parse=_float, shown="—")
+    ac_pj: float | None = option("AC_PJ", "energy of an AC in pJ (with `MAC_PJ`)", parse=_float, shown="—")
+    levels: int = option("L", "quantisation levels of the QCFS network (`make latency`)", 8, parse=_positive_int)
+    sim: str = option("SIM", "`INI` (SNN Toolbox) or `fast` (the engine in INI's place) for convert/sweep", "INI",
+                      choices=("INI", "fast"))
+    sims: tuple = option("SIMS", "toolbox simulators `make compare` runs, e.g. \"INI brian2\"", ("INI",),
+                         parse=_words, shown="INI")
+    config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
+    stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows", False, flag=True)
+    force: bool = option("FORCE", "`1`: recompute what is cached", False, flag=True)
 
 
-def _positive_int(flag):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag}={text!r} is not an integer") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{flag}={value} must be a positive integer")
-        return value
-    return parse
+OPTIONS = tuple(f for f in fields(Settings) if f.metadata)
+BY_MAKE_NAME = {f.metadata["make"]: f for f in OPTIONS}
 
 
-def _int_list(flag):
-    item = _positive_int(flag)
-
-    def parse(text):
-        values = tuple(item(part) for part in text.replace(",", " ").split())
-        if not values:
-            raise argparse.ArgumentTypeError(f"{flag} is empty: give timesteps like \"50 100 300\"")
-        return values
-    return parse
+def flag_of(f):
+    return "--" + f.name.replace("_", "-")
 
 
-def _float(flag):
-    def parse(text):
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag}={text!r} is not a number") from None
-    return parse
+def default_text(f):
+    meta = f.metadata
+    if meta["shown"] is not None:
+        return meta["shown"]
+    if meta["flag"]:
+        return "off"
+    return f"`{f.default}`" if isinstance(f.default, str) else str(f.default)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UserError(message)
+        # "argument --flag: NAME=value ..." -> "NAME=value ...": the message already names the setting
+        raise UserError(re.sub(r"^argument --[a-z-]+: (?=[A-Z_]+=)", "", message))
 
 
 def parser():
-    p = _Parser(prog="python -m pipeline", description="escape-snn pipeline stages")
+    p = _Parser(prog="python -m pipeline", description="escape-snn pipeline stages; settings as --flags or "
+                                                       "NAME=value (the Make variables, see make help)")
     p.add_argument("stage", choices=STAGES)
-    p.add_argument("--run", default="default", help="results folder name (RUN)")
-    p.add_argument("--data", help="synthetic, or a RAT .mat / generic .npz path (DATA)")
-    p.add_argument("--epochs", type=_positive_int("EPOCHS"), help="ANN training epochs")
-    p.add_argument("--width", type=_positive_int("WIDTH"), help="filters per conv layer")
-    p.add_argument("--scale", choices=("signed", "unsigned"), help="input scaling (SCALE)")
-    p.add_argument("--seed", type=int, help="seed of training and simulation")
-    p.add_argument("--timesteps", type=_positive_int("T"), help="simulation timesteps (T)")
-    p.add_argument("--timesteps-list", type=_int_list("TS"), default=(), help="list of T (TS)")
-    p.add_argument("--num-samples", type=_positive_int("N"), help="test samples simulated (N)")
-    p.add_argument("--ntrain", type=_positive_int("NTRAIN"), help="training samples for STDB")
-    p.add_argument("--stdb-epochs", type=_positive_int("STDB_EPOCHS"), default=10)
-    p.add_argument("--leak", type=_float("LEAK"), default=1.0)
-    p.add_argument("--surrogate", choices=("linear", "stdb"), default="linear")
-    p.add_argument("--lr", type=_float("LR"), default=1e-4)
-    p.add_argument("--train-thresholds", action="store_true", help="STDB also trains the thresholds")
-    p.add_argument("--train-leak", action="store_true", help="STDB also trains the leaks")
-    p.add_argument("--neuron-lr", type=_float("NEURON_LR"), default=1e-2,
-                   help="STDB's learning rate of the log thresholds and log leaks")
-    p.add_argument("--thresholds", choices=("max", "toolbox"), default="max")
-    p.add_argument("--coding", choices=("poisson", "analog"), default="poisson")
-    p.add_argument("--net", choices=("converted", "stdb", "qcfs", "qcfs+stdb"), default="converted")
-    p.add_argument("--preset", default="45nm-fp32")
-    p.add_argument("--mac-pj", type=_float("MAC_PJ"))
-    p.add_argument("--ac-pj", type=_float("AC_PJ"))
-    p.add_argument("--levels", type=_positive_int("L"), default=8)
-    p.add_argument("--sim", choices=("INI", "fast"), default="INI")
-    p.add_argument("--sims", type=lambda s: tuple(s.split()), default=("INI",))
-    p.add_argument("--config", help="an existing ini to run as is (CONFIG)")
-    p.add_argument("--stdb", action="store_true", help="add STDB rows (latency)")
-    p.add_argument("--force", action="store_true", help="recompute what is cached (FORCE=1)")
+    for f in OPTIONS:
+        meta = f.metadata
+        help_text = f"{meta['make']}: {meta['meaning']}"
+        if meta["flag"]:
+            p.add_argument(flag_of(f), action="store_true", help=help_text)
+            continue
+        parse = (lambda name: _choice(name, meta["choices"])) if meta["choices"] else meta["parse"]
+        p.add_argument(flag_of(f), type=parse(meta["make"]) if parse else None, default=f.default, help=help_text)
     return p
 
 
+def _as_flags(argv):
+    """``NAME=value`` arguments (how the Makefile passes its variables) as ``--flag value``."""
+    out = []
+    for arg in argv:
+        name, equals, value = arg.partition("=")
+        if not equals or arg.startswith("-"):
+            out.append(arg)
+            continue
+        f = BY_MAKE_NAME.get(name)
+        if f is None:
+            raise UserError(f"{name}: unknown setting (make help lists them all)")
+        if not f.metadata["flag"]:
+            out += [flag_of(f), value]
+        elif value.lower() in TRUE:
+            out.append(flag_of(f))
+        elif value.lower() not in ("", "0", "no", "false"):
+            raise UserError(f"{name}={value!r}: use {name}=1 to switch it on")
+    return out
+
+
 def parse(argv):
-    args = parser().parse_args(argv)
-    values = vars(args)
+    values = vars(parser().parse_args(_as_flags(argv)))
     return Settings(**{f.name: values[f.name] for f in fields(Settings)})
+
+
+def help_text():
+    width = max(len(f.metadata["make"]) for f in OPTIONS)
+    lines = ["Make variables (make STAGE NAME=value ...; stages: " + ", ".join(STAGES) + "):"]
+    for f in OPTIONS:
+        meaning = f.metadata["meaning"].replace("`", "").replace("\\|", "|")
+        lines.append(f"  {f.metadata['make']:<{width}}  {meaning} [default: {default_text(f).replace('`', '')}]")
+    return "\n".join(lines)
+
+
+def markdown_table():
+    lines = ["| variable | meaning | default |", "|---|---|---|"]
+    lines += [f"| `{f.metadata['make']}` | {f.metadata['meaning']} | {default_text(f)} |" for f in OPTIONS]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "names"
+    print({"names": lambda: " ".join(BY_MAKE_NAME), "help": help_text, "markdown": markdown_table}[what]())

@@ -16,24 +16,30 @@ STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench"
 TRUE = ("1", "yes", "true")
 
 
+def _number(kind, word):
+    """A parser factory: ``kind(text)``, or one line naming the setting (``word``: what it must be)."""
+    def for_setting(name):
+        def parse(text):
+            try:
+                return kind(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{name}={text!r} is not {word}") from None
+        return parse
+    return for_setting
+
+
+_int = _number(int, "an integer")
+_float = _number(float, "a number")
+
+
 def _positive_int(name):
+    as_int = _int(name)
+
     def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}={text!r} is not an integer") from None
+        value = as_int(text)
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{name}={value} must be a positive integer")
         return value
-    return parse
-
-
-def _int(name):
-    def parse(text):
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}={text!r} is not an integer") from None
     return parse
 
 
@@ -45,15 +51,6 @@ def _int_list(name):
         if not values:
             raise argparse.ArgumentTypeError(f"{name} is empty: give timesteps like \"50 100 300\"")
         return values
-    return parse
-
-
-def _float(name):
-    def parse(text):
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}={text!r} is not a number") from None
     return parse
 
 

@@ -30,6 +30,19 @@ def blobs(n, seed, noise=0.5):
     return np.clip(x, -1, 1).astype(np.float32), y
 
 
+def trained_blobs_net(n_train, n_test):
+    """A width-4 ESCAPE-NET on 8x8 `blobs`, trained for a few seconds (seeded): model and data."""
+    import tensorflow as tf
+    from keras_models import escape_net
+    tf.keras.utils.set_random_seed(0)
+    x_train, y_train = blobs(n_train, 0)
+    x_test, y_test = blobs(n_test, 1)
+    model = escape_net.build(input_shape=(8, 8, 1), width=4)
+    model.compile(tf.keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
+    return model, x_train, y_train, x_test, y_test
+
+
 @pytest.fixture
 def tiny_npz(tmp_path):
     x_train, y_train, x_test, y_test = tiny_arrays()

@@ -4,7 +4,7 @@ import pytest
 
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
-from conftest import blobs
+from conftest import trained_blobs_net
 
 from keras_models import escape_net
 from pipeline import UserError, engine, network
@@ -34,12 +34,7 @@ def identity_net(n, thresholds=None, **settings):
 @pytest.fixture(scope="module")
 def tiny():
     """A width-4 ESCAPE-NET on 8x8 inputs, trained for a few seconds."""
-    tf.keras.utils.set_random_seed(0)
-    x_train, y_train = blobs(600, 0)
-    x_test, y_test = blobs(300, 1)
-    model = escape_net.build(input_shape=(8, 8, 1), width=4)
-    model.compile(tf.keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
-    model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
+    model, x_train, y_train, x_test, y_test = trained_blobs_net(600, 300)
     ann = model.evaluate(x_test, y_test, verbose=0)[1]
     return model, x_train, y_train, x_test, y_test, ann
 

@@ -4,9 +4,8 @@ import pytest
 
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
-from conftest import blobs
+from conftest import trained_blobs_net
 
-from keras_models import escape_net
 from pipeline import UserError, engine
 from pipeline.engine.neurons import NEVER_FIRED
 from pipeline.training import stdb
@@ -14,12 +13,7 @@ from pipeline.training import stdb
 
 def make_problem():
     """A width-4 ESCAPE-NET trained on blobs, its conversion thresholds, weights and data."""
-    tf.keras.utils.set_random_seed(0)
-    x_train, y_train = blobs(480, 0)
-    x_test, y_test = blobs(200, 1)
-    model = escape_net.build(input_shape=(8, 8, 1), width=4)
-    model.compile(tf.keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
-    model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
+    model, x_train, y_train, x_test, y_test = trained_blobs_net(480, 200)
     calibrate = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=16, batch_size=100))
     thresholds = engine.calibrate_thresholds(calibrate, x_train[:200])
     return model, thresholds, model.get_weights(), x_train, y_train, x_test, y_test

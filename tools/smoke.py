@@ -29,7 +29,6 @@ Stdlib only, no TensorFlow: it only shells out to `make` in the checkout it live
 """
 import argparse
 import csv
-import hashlib
 import json
 import math
 import os
@@ -42,6 +41,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from pipeline.results import file_sha256 as sha256  # noqa: E402  (stdlib-only at import: no TensorFlow)
 RESULTS = ROOT / "results"
 RUN_DIR, STEPS_DIR, LOGS_DIR = RESULTS / "smoke", RESULTS / "smoke_steps", RESULTS / "smoke_logs"
 TRAINED = ROOT / "keras_models" / "trained"
@@ -69,14 +70,6 @@ EXCLUDE_PARTS = ("seconds", "wall", "load_average", "peak_memory", "warmup", "ve
                  "dense_bound_ratio", "cpu_count", "ini_batch_size", "figures")
 # ... or is one of these.
 EXCLUDE_NAMES = {"config", "path", "exported_model", "config_sha256"}
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------- run

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 
 from pipeline import UserError
 
-STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "report")
+STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "export", "report")
 TRUE = ("1", "yes", "true")
 
 
@@ -111,7 +111,8 @@ class Settings:
                              choices=("max", "toolbox"))
     coding: str = option("CODING", "input coding of the engine: `poisson` or `analog` (constant current)", "poisson",
                          choices=("poisson", "analog"))
-    net: str = option("NET", "the network `make energy` measures: `converted` or `stdb`", "converted",
+    net: str = option("NET", "the network `make energy` measures and `make export` writes: `converted` (INI "
+                             "semantics) or `stdb`", "converted",
                       choices=("converted", "stdb"))
     preset: str = option("PRESET", "energy per operation: `45nm-fp32`, `fp16` or `int8`", "45nm-fp32",
                          choices=("45nm-fp32", "fp16", "int8"))

@@ -136,3 +136,38 @@ def render_config(ws, timesteps, num_samples, simulator="INI", overrides=None, b
     return configs.render(ws.run, timesteps, num_samples, batch_size,
                           toolbox_paths(ws, batch_size), simulator=simulator,
                           seed=ws.record["seed"], overrides=overrides)
+
+
+def stdb_network(ws, timesteps, coding, seed, batch_size):
+    """The STDB-fine-tuned network of this RUN and T, from the model stdb_T<T>.json exported.
+
+    `stdb.export_h5` folds the thresholds into the weights (threshold 1); a record that says
+    ``"exported_folded": false`` has its ``thresholds`` applied to the exported weights instead.
+    The engine settings the network was trained with are read from the record where it has them.
+    """
+    from pipeline import engine
+    path = ws.dir / f"stdb_T{timesteps}.json"
+    if not path.exists():
+        raise UserError(f"NET=stdb: {path} not found; run make stdb T={timesteps} first")
+    record = results.read_json(path)
+    if not record.get("exported_model") or "thresholds" not in record:
+        raise UserError(f"NET=stdb: {path} names no exported_model and thresholds (re-run make stdb T={timesteps})")
+    folded = record.get("exported_folded", True)
+    model = engine.load_keras(record["exported_model"])
+    settings = engine.SnnSettings(timesteps=timesteps, coding=coding, seed=seed, batch_size=batch_size,
+                               leak=float(record.get("leak", 1.0)),
+                               pooling=record.get("pooling", "linear"), readout=record.get("readout", "membrane"),
+                               poisson_rule=record.get("poisson_rule", "signed"),
+                               initial_membrane=float(record.get("initial_membrane", 0.0)))
+    thresholds = None if folded else record["thresholds"]
+    net = engine.SpikingNetwork(model, thresholds, settings, leaks=record.get("leaks"))
+    return net, f"STDB fine-tuned ({path.name}: {record['exported_model']}, thresholds " \
+                    f"{'folded into the weights' if folded else 'from the record'})"
+
+
+def ini_converted_network(ws, timesteps, coding, thresholds, seed, batch_size, num_calibration):
+    """The RUN's converted network with INI semantics (spiking pools, spike-count readout)."""
+    from pipeline import engine
+    settings = engine.SnnSettings.ini_compatible(timesteps, coding=coding, seed=seed, batch_size=batch_size)
+    net, source = converted_network(ws, settings, thresholds, ws.dataset.x_train[:num_calibration])
+    return net, f"converted, {source}"

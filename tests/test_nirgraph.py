@@ -1,0 +1,177 @@
+"""NIR export: the round trip gives the same spikes, and a NumPy reading of the NIR graph in NIR's own
+channels-first terms (written from NIR's definitions, not from our engine) spikes as the engine does."""
+import json
+
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
+import tensorflow as tf
+
+from pipeline import UserError, engine, network, nirgraph
+
+layers = tf.keras.layers
+T = 12
+THRESHOLDS = {"c1": 0.55, "c2": 0.8, "d1": 1.3, "d2": 0.9}
+
+
+def asymmetric_net():
+    """Catches symmetric bugs: even kernels ('same' pads unevenly), H != W, two pools, two channels
+    before Flatten (channel order matters), a distinct threshold per layer."""
+    tf.keras.utils.set_random_seed(3)
+    inputs = layers.Input((6, 10, 1))
+    x = layers.Conv2D(3, (4, 2), padding="same", activation="relu", use_bias=False, name="c1")(inputs)
+    x = layers.AveragePooling2D(2, name="p1")(x)
+    x = layers.Conv2D(2, (2, 4), padding="same", activation="relu", use_bias=True, name="c2")(x)
+    x = layers.AveragePooling2D((1, 2), name="p2")(x)
+    x = layers.Flatten(name="f")(x)
+    x = layers.Dense(7, activation="relu", use_bias=False, name="d1")(x)
+    out = layers.Dense(3, activation="softmax", use_bias=False, name="d2")(x)
+    model = tf.keras.Model(inputs, out)
+    model.set_weights([np.abs(w) + 0.05 if w.ndim > 1 else w + 0.1 for w in model.get_weights()])
+    return model
+
+
+def settings(pooling, readout):
+    return engine.SnnSettings(timesteps=T, coding="analog", pooling=pooling, readout=readout, batch_size=4)
+
+
+def corner_inputs():
+    x = np.zeros((4, 6, 10, 1), np.float32)
+    x[0, 0, 0, 0] = 1.0                                                # one-hot corner: 'same' padding side
+    x[1, -1, -1, 0] = 1.0                                              # the other corner
+    x[2:] = np.random.default_rng(0).uniform(0, 1, (2, 6, 10, 1))
+    return x
+
+
+def numpy_reference(graph, x):
+    """Spike counts per IF node and the output of a NIR graph on constant input ``x`` (C, H, W), T steps.
+
+    NIR's semantics only: Conv2d is PyTorch's cross-correlation, 'same' padding total k-1 with the
+    smaller half first; AvgPool2d averages each window; Flatten orders (C, H, W); IF integrates,
+    fires where v > v_threshold and subtracts it; I integrates.
+    """
+    import nir
+    order, name, following = [], "input", dict(graph.edges)
+    while following.get(name) != "output":
+        name = following[name]
+        order.append(name)
+    state, counts = {}, {}
+    out = None
+    for _ in range(T):
+        h = x
+        for name in order:
+            node = graph.nodes[name]
+            if isinstance(node, nir.Conv2d):
+                w = node.weight
+                kh, kw = w.shape[2:]
+                pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (kh, kw)] if node.padding == "same" else [(0, 0)] * 2
+                padded = np.pad(h, [(0, 0)] + pads)
+                rows, cols = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
+                h = np.stack([[[np.sum(padded[:, i:i + kh, j:j + kw] * w[o]) for j in range(cols)] for i in range(rows)]
+                              for o in range(w.shape[0])]) + node.bias[:, None, None]
+            elif isinstance(node, nir.AvgPool2d):
+                (kh, kw), (sh, sw) = node.kernel_size, node.stride
+                rows, cols = (h.shape[1] - kh) // sh + 1, (h.shape[2] - kw) // sw + 1
+                h = np.stack([[[h[c, i * sh:i * sh + kh, j * sw:j * sw + kw].mean() for j in range(cols)]
+                               for i in range(rows)] for c in range(h.shape[0])])
+            elif isinstance(node, nir.Flatten):
+                h = h.reshape(-1)
+            elif isinstance(node, (nir.Linear, nir.Affine)):
+                h = node.weight @ h + (node.bias if isinstance(node, nir.Affine) else 0)
+            elif isinstance(node, nir.IF):
+                v = state.get(name, np.zeros(h.shape)) + h
+                spikes = (v > node.v_threshold).astype(np.float64)
+                state[name] = v - spikes * node.v_threshold
+                counts[name] = counts.get(name, 0) + spikes
+                h = spikes
+            elif isinstance(node, nir.I):
+                state[name] = state.get(name, np.zeros(h.shape)) + h
+                h = state[name]
+        out = h
+    return counts, out
+
+
+@pytest.mark.parametrize("pooling, readout", [("linear", "membrane"), ("spiking", "spike_count")])
+def test_round_trip_gives_the_same_spikes(tmp_path, pooling, readout):
+    model = asymmetric_net()
+    net = engine.SpikingNetwork(model, THRESHOLDS, settings(pooling, readout))
+    side = nirgraph.write(tmp_path / "net.nir", net.describe())
+    assert side["nir_version"] == "1.0.5" and side["readout"] == readout
+    back, thresholds, neurons = nirgraph.read(tmp_path / "net.nir")
+    assert thresholds == pytest.approx(THRESHOLDS, rel=1e-7) and neurons.pooling == pooling
+    again = engine.SpikingNetwork(back, thresholds, settings(neurons.pooling, neurons.readout))
+    x = corner_inputs()
+    a, b = net.simulate(x, record=range(4)), again.simulate(x, record=range(4))
+    np.testing.assert_array_equal(a.predictions, b.predictions)
+    np.testing.assert_array_equal(a.spikes_per_timestep, b.spikes_per_timestep)
+    for name, counts in a.recorded.items():
+        np.testing.assert_array_equal(counts, b.recorded[name.replace(".", "_")])
+
+
+@pytest.mark.parametrize("pooling, readout", [("linear", "membrane"), ("spiking", "spike_count")])
+def test_a_numpy_reading_of_the_nir_graph_spikes_as_the_engine(pooling, readout):
+    model = asymmetric_net()
+    net = engine.SpikingNetwork(model, THRESHOLDS, settings(pooling, readout))
+    graph = nirgraph.to_nir(net.describe())
+    x = corner_inputs()
+    result = net.simulate(x, record=range(4))
+    for sample in range(4):
+        counts, out = numpy_reference(graph, x[sample].transpose(2, 0, 1).astype(np.float64))
+        for name, total in result.recorded.items():
+            reference = counts[f"{name}.if"]
+            reference = reference.transpose(1, 2, 0) if reference.ndim == 3 else reference
+            np.testing.assert_array_equal(total[sample], reference, err_msg=name)
+        if readout == "membrane":
+            np.testing.assert_allclose(result.logits[sample], out, rtol=1e-4, atol=1e-4)
+
+
+def test_same_padding_is_asymmetric_in_the_file():
+    net = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, settings("linear", "membrane"))
+    graph = nirgraph.to_nir(net.describe())
+    assert graph.nodes["c1"].padding == "same" and graph.nodes["c1"].weight.shape == (3, 1, 4, 2)
+    theta = np.float32(THRESHOLDS["c1"])
+    assert graph.nodes["c1.if"].v_threshold.flat[0] < theta and \
+        np.nextafter(graph.nodes["c1.if"].v_threshold.flat[0], np.float32(np.inf)) == theta
+
+
+def test_what_nir_cannot_hold_is_refused(tmp_path):
+    leaky = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, engine.SnnSettings(timesteps=T, leak=0.9))
+    with pytest.raises(UserError, match="leak below 1"):
+        nirgraph.to_nir(leaky.describe())
+    bad = tmp_path / "bad.nir"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(UserError, match="not a readable NIR file"):
+        nirgraph.read(bad)
+    with pytest.raises(UserError, match="not found"):
+        nirgraph.read(tmp_path / "missing.nir")
+
+
+def test_a_graph_that_does_not_chain_is_refused():
+    import nir
+    graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "a": nir.Linear(np.ones((2, 2))),
+                                "b": nir.Linear(np.ones((2, 2))), "output": nir.Output(np.array([2]))},
+                         edges=[("input", "a"), ("input", "b"), ("a", "output")], type_check=False)
+    with pytest.raises(UserError, match="feeds more than one node"):
+        nirgraph.from_nir(graph)
+
+
+def test_the_description_names_match_nir():
+    graph = network.describe(asymmetric_net())
+    assert [type(n).__name__ for n in graph.compute_nodes] == ["Conv2d", "AvgPool2d", "Conv2d", "AvgPool2d",
+                                                              "Affine", "Affine"]
+
+
+@pytest.mark.slow
+def test_export_stage_writes_a_file_the_engine_reads_back(sandbox, tiny_npz, capsys):
+    from pipeline.__main__ import main
+    args = ["export", "--data", str(tiny_npz), "--run", "ex", "--epochs", "2", "--width", "4", "--timesteps", "8"]
+    assert main(args) == 0
+    run = sandbox / "results" / "ex"
+    side = json.loads((run / "converted_T8.json").read_text())
+    assert side["round_trip"]["spikes_equal"] and side["round_trip"]["num_samples"] == 10
+    assert side["readout"] == "spike_count" and side["pooling"] == "spiking" and side["nir_version"] == "1.0.5"
+    model, thresholds, neurons = nirgraph.read(run / "converted_T8.nir")
+    assert set(thresholds) == {"conv1", "conv2", "conv3", "dense1", "dense2"} and neurons.pooling == "spiking"
+    assert main(["export", "--run", "ex", "--timesteps", "8", "--net", "stdb"]) == 2
+    assert "make stdb T=8" in capsys.readouterr().err

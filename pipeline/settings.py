@@ -112,8 +112,8 @@ class Settings:
     coding: str = option("CODING", "input coding of the engine: `poisson` or `analog` (constant current)", "poisson",
                          choices=("poisson", "analog"))
     net: str = option("NET", "the network `make energy` measures and `make export` writes: `converted` (INI "
-                             "semantics) or `stdb`", "converted",
-                      choices=("converted", "stdb"))
+                             "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "
+                             "levels, v(0) = θ/2)", "converted", choices=("converted", "stdb", "qcfs"))
     preset: str = option("PRESET", "energy per operation: `45nm-fp32`, `fp16` or `int8`", "45nm-fp32",
                          choices=("45nm-fp32", "fp16", "int8"))
     mac_pj: float | None = option("MAC_PJ", "energy of a MAC in pJ (with `AC_PJ`, overrides `PRESET`)",

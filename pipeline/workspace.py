@@ -171,3 +171,35 @@ def ini_converted_network(ws, timesteps, coding, thresholds, seed, batch_size, n
     settings = engine.SnnSettings.ini_compatible(timesteps, coding=coding, seed=seed, batch_size=batch_size)
     net, source = converted_network(ws, settings, thresholds, ws.dataset.x_train[:num_calibration])
     return net, f"converted, {source}"
+
+
+def qcfs_model(ws, levels, force=False):
+    """The RUN's QCFS ESCAPE-NET (`keras_models.qcfs`, L = ``levels``): the trained model fine-tuned with
+    quantised, clipped activations, cached like every trained model."""
+    chosen = ws.record
+    return train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),
+                                                       int(chosen["seed"]), levels), force=force)
+
+
+def qcfs_network(ws, timesteps, coding, seed, batch_size, levels):
+    """The RUN's QCFS network converted as Bu et al. do: theta = lambda per layer, v(0) = theta/2, linear
+    pools, membrane readout; and a line saying what it is."""
+    from pipeline import engine
+    trained = qcfs_model(ws, levels)
+    settings = engine.SnnSettings(timesteps=timesteps, coding=coding, seed=seed, batch_size=batch_size,
+                                  initial_membrane=0.5)
+    return (engine.SpikingNetwork(train.load(trained.path), None, settings),
+            f"QCFS (L={levels}, {trained.path.name}), theta = lambda, v(0) = theta/2")
+
+
+def network_of(settings, ws, batch_size):
+    """The RUN's network that ``settings.net`` names (NET=converted: INI semantics; stdb; qcfs) at T, and a
+    line saying what it is: what `make energy` measures and `make export` writes."""
+    seed, T = int(ws.record["seed"]), settings.timesteps
+    if settings.net == "stdb":
+        return stdb_network(ws, T, settings.coding, seed, batch_size)
+    if settings.net == "qcfs":
+        return qcfs_network(ws, T, settings.coding, seed, batch_size, settings.levels)
+    return ini_converted_network(ws, T, settings.coding, settings.thresholds, seed, batch_size,
+                                           min(settings.ntrain or CALIBRATION_SAMPLES,
+                                               len(ws.dataset.y_train)))

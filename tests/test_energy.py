@@ -163,7 +163,7 @@ def test_bad_presets_are_refused(kwargs, message):
     (["--timesteps", "5", "--preset", "7nm"], "PRESET='7nm'"),
     (["--timesteps", "5", "--mac-pj", "-1", "--ac-pj", "0.5"], "must be finite and >= 0"),
     (["--preset", "int8"], "T is required"),
-    (["--timesteps", "5", "--net", "qcfs"], "NET='qcfs'"),
+    (["--timesteps", "5", "--net", "qcfs+stdb"], "NET='qcfs+stdb'"),
 ])
 def test_bad_energy_input_exits_2_before_any_work(sandbox, args, message, capsys):
     assert main(["energy", "--run", "bad", *args]) == 2
@@ -212,6 +212,11 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
     assert 0 <= record["input"]["floor_normalized_energy"] and record["input"]["mean_abs_x"] > 0
     for name in record["figures"].values():
         assert (run / name).stat().st_size > 0
+    assert main(["energy", "--data", str(tiny_npz), *COMMON, "--net", "qcfs", "--coding", "analog"]) == 0
+    qcfs = json.loads((run / "energy_analog.json").read_text())
+    assert qcfs["net"] == "qcfs" and qcfs["pooling"] == "linear" and qcfs["readout"] == "membrane"
+    assert "v(0) = theta/2" in qcfs["network"] and 0 <= qcfs["own_ann_accuracy"] <= 1
+    assert qcfs["layers"][0]["snn_macs"] == qcfs["layers"][0]["ann_macs"]      # analog input: conv1's MACs once
     assert "normalised" in capsys.readouterr().out
 
     # Constant input: its own file; the first conv pays its MACs once.

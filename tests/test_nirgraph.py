@@ -173,5 +173,9 @@ def test_export_stage_writes_a_file_the_engine_reads_back(sandbox, tiny_npz, cap
     assert side["readout"] == "spike_count" and side["pooling"] == "spiking" and side["nir_version"] == "1.0.5"
     model, thresholds, neurons = nirgraph.read(run / "converted_T8.nir")
     assert set(thresholds) == {"conv1", "conv2", "conv3", "dense1", "dense2"} and neurons.pooling == "spiking"
+    assert main(["export", "--run", "ex", "--timesteps", "8", "--net", "qcfs"]) == 0
+    qcfs = json.loads((run / "qcfs_T8.json").read_text())
+    assert qcfs["initial_membrane_fraction_of_threshold"] == 0.5 and qcfs["round_trip"]["spikes_equal"]
+    assert qcfs["readout"] == "membrane" and qcfs["pooling"] == "linear"
     assert main(["export", "--run", "ex", "--timesteps", "8", "--net", "stdb"]) == 2
     assert "make stdb T=8" in capsys.readouterr().err

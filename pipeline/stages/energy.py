@@ -71,17 +71,11 @@ def figures(ws, stem, result, sample, layers, total, cumulative_j, num_samples, 
 def main(settings):
     if settings.timesteps is None:
         raise UserError("T is required: make energy T=28")
-    if settings.net not in ("converted", "stdb"):
-        raise UserError(f"NET={settings.net}: the energy stage measures NET=converted or NET=stdb")
     cost = costs(settings.preset, settings.mac_pj, settings.ac_pj)
     ws = workspace.prepare(settings)
     n = workspace.test_samples(settings, ws)
-    T, seed, batch_size = settings.timesteps, int(ws.record["seed"]), min(n, 32)
-    if settings.net == "stdb":
-        net, description = workspace.stdb_network(ws, T, settings.coding, seed, batch_size)
-    else:
-        net, description = workspace.ini_converted_network(ws, T, settings.coding, settings.thresholds, seed, batch_size,
-                                                 min(settings.ntrain or workspace.CALIBRATION_SAMPLES, len(ws.dataset.y_train)))
+    T, batch_size = settings.timesteps, min(n, 32)
+    net, description = workspace.network_of(settings, ws, batch_size)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     layers_geometry = net.graph.compute_nodes
     measured = measure(net, x, y, layers_geometry[0])
@@ -94,6 +88,7 @@ def main(settings):
     mean_abs_x = float(np.mean(np.abs(x)))
     floor, formula = coding_floor(settings.coding, layers_geometry[0], mean_abs_x, T, cost, total["ann_energy_j"])
     ann_seconds, ann_predictions = ann_seconds_per_sample(ws.model.path, x)
+    own_ann = net.model if settings.net == "qcfs" else None   # the QCFS ANN is the network's own ANN
     names = result.layer_names[1:]
     stem = result_name(settings.coding).removesuffix(".json")
     record = {
@@ -119,6 +114,8 @@ def main(settings):
         "raster_sample": RASTER_SAMPLE,
         "snn_accuracy": result.accuracy,
         "ann_accuracy": float(np.mean(ann_predictions == y)),
+        "own_ann_accuracy": (float(np.mean(ann.predict(own_ann, x) == y)) if own_ann is not None
+                             else float(np.mean(ann_predictions == y))),
         "snn_seconds_per_sample": result.seconds / n,
         "ann_seconds_per_sample": ann_seconds,
         **ws.provenance(),

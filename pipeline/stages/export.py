@@ -12,22 +12,12 @@ from pipeline import UserError, engine, nirgraph, results, workspace
 CHECK_SAMPLES = 10   # test samples the read-back network must spike identically on
 
 
-def network_of(settings, ws, batch_size):
-    """The RUN's network that NET names, as energy measures it, and a line saying what it is."""
-    seed, T = int(ws.record["seed"]), settings.timesteps
-    if settings.net == "stdb":
-        return workspace.stdb_network(ws, T, settings.coding, seed, batch_size)
-    return workspace.ini_converted_network(ws, T, settings.coding, settings.thresholds, seed, batch_size,
-                                           min(settings.ntrain or workspace.CALIBRATION_SAMPLES,
-                                               len(ws.dataset.y_train)))
-
-
 def main(settings):
     if settings.timesteps is None:
         raise UserError("T is required: make export NET=converted T=100")
     ws = workspace.prepare(settings)
     n = min(CHECK_SAMPLES, len(ws.dataset.y_test))
-    net, description = network_of(settings, ws, n)
+    net, description = workspace.network_of(settings, ws, n)
     path = ws.dir / f"{settings.net}_T{settings.timesteps}.nir"
     side = nirgraph.write(path, net.describe())
     model, thresholds, neurons = nirgraph.read(path)

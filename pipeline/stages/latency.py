@@ -209,10 +209,7 @@ def main(settings: Settings):
     cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
     ws = workspace.prepare(settings)
     n = workspace.test_samples(settings, ws)
-    chosen = ws.record
-    qcfs_trained = train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),
-                                                               int(chosen["seed"]), settings.levels),
-                               force=settings.force)
+    qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}
     anns = {m: ann_accuracy(model, x, y) for m, model in models.items()}

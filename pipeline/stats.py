@@ -48,10 +48,28 @@ def scored(name, predictions, labels):
     return {name: accuracy, f"{name}_interval": interval(accuracy, len(labels))}
 
 
+def ann_scores(predictions, labels, num_samples):
+    """The ANN's accuracy on the first ``num_samples`` test samples (those an SNN simulated) and on
+    the whole test set, each with its interval: ``ann_accuracy``, ``ann_accuracy_test``,
+    ``num_test_samples``."""
+    predictions, labels = _pair(predictions, labels)
+    return {**scored("ann_accuracy", predictions[:num_samples], labels[:num_samples]),
+            **scored("ann_accuracy_test", predictions, labels), "num_test_samples": len(labels)}
+
+
 def with_intervals(record, names, n):
     """``record`` with ``name_interval`` beside each accuracy ``name`` it holds (measured on n samples)."""
     return {**record, **{f"{name}_interval": interval(record[name], n) for name in names
                          if record.get(name) is not None}}
+
+
+def bounds(record, names, n):
+    """``{name_lo, name_hi}`` for CSV columns: each accuracy's stored interval, else computed from it and n."""
+    found = {}
+    for name in names:
+        lo, hi = record.get(f"{name}_interval") or interval(record[name], n)
+        found.update({f"{name}_lo": lo, f"{name}_hi": hi})
+    return found
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,13 @@ def format_accuracy(accuracy, n, interval_=None):
         return f"{accuracy:.3f} (N unknown)"
     lo, hi = interval_ if interval_ is not None else interval(accuracy, n)
     return f"{accuracy:.3f} [{lo:.2f}, {hi:.2f}] (N={int(n)})"
+
+
+def format_recorded(record, name, n=None):
+    """`format_accuracy` of ``record[name]`` with its stored interval, on ``n`` samples
+    (default: the record's ``num_samples``)."""
+    n = record.get("num_samples") if n is None else n
+    return format_accuracy(record.get(name), n, record.get(f"{name}_interval"))
 
 
 def format_mcnemar(test):

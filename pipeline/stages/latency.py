@@ -285,8 +285,10 @@ def main(settings: Settings):
     write_markdown(stem.with_suffix(".md"), record)
     plot(stem.with_suffix(".png"), record)
     best = record["cheapest_within_1pp"]["overall"]
-    print(f"\nQCFS ANN {record['ann']['qcfs']['test_accuracy']:.4f} vs modified ANN "
-          f"{record['ann']['modified']['test_accuracy']:.4f} on the test set; cheapest within {WITHIN_PP:g} pp: "
+    test_n = record["num_test_samples"]
+    print(f"\nQCFS ANN {stats.format_recorded(record['ann']['qcfs'], 'test_accuracy', test_n)} vs modified ANN "
+          f"{stats.format_recorded(record['ann']['modified'], 'test_accuracy', test_n)} on the test set; "
+          f"cheapest within {WITHIN_PP:g} pp: "
           + ("none" if best is None else f"{best['method']} at T={best['timesteps']} "
                                          f"(normalised energy {best['normalized_energy']:.4f})"))
     print(f"  -> {stem.with_suffix('.md')}")

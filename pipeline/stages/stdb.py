@@ -103,12 +103,13 @@ def run_stdb(settings, ws, timesteps):
 
 
 def print_rows(records):
-    print(f"\n  {'T':>5} {'ANN':>7} {'SNN before':>11} {'STDB':>7} {'best epoch':>11} {'toolbox(export)':>16}"
-          f" {'s/epoch':>8} {'peak MB':>8}")
+    """Per T: the accuracies (with interval and N), the best epoch, the cost."""
+    print()
     for r in records:
-        print(f"  {r['timesteps']:>5} {r['ann_accuracy']:>7.4f} {r['snn_accuracy_before']:>11.4f} "
-              f"{r['snn_accuracy']:>7.4f} {r['best_epoch']:>11} {r['toolbox_export_accuracy']:>16.4f} "
-              f"{r['seconds_per_epoch']:>8.0f} {r['peak_memory_mb']:>8.0f}")
+        print(f"  T={r['timesteps']}: ANN {stats.format_recorded(r, 'ann_accuracy')}, SNN before "
+              f"{stats.format_recorded(r, 'snn_accuracy_before')}, STDB {stats.format_recorded(r, 'snn_accuracy')} "
+              f"(best epoch {r['best_epoch']}), toolbox (export) {stats.format_recorded(r, 'toolbox_export_accuracy')}; "
+              f"{r['seconds_per_epoch']:.0f} s/epoch, peak {r['peak_memory_mb']:.0f} MB")
 
 
 def main(settings):

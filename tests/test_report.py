@@ -101,6 +101,15 @@ def test_report_prints_stored_intervals_and_paired_tests(run):
             "SNN vs ANN (exact McNemar): snn_only 1, ann_only 11, p = 0.0063.") in text
 
 
+def test_report_reads_a_bench_older_than_intervals(run):
+    write(run, "bench.json", {"timesteps": 100, "num_samples": 50, "ini_seconds": 42.2, "engine_seconds": 3.7,
+                              "speedup": 11.4, "accuracy_ini": 0.76, "accuracy_engine": 0.76})
+    assert main(["report", "--run", "r"]) == 0
+    text = (run / "REPORT.md").read_text()
+    assert "Accuracy: INI 0.760 [0.63, 0.86] (N=50), engine 0.760 [0.63, 0.86] (N=50); engine vs INI on the " \
+           "same samples (exact McNemar): —." in text
+
+
 def test_report_shows_both_codings_and_converted_energy(run):
     (run / "energy_analog.json").write_text(json.dumps(energy_record("stdb", "analog", 28, 0.18)))
     (run / "energy_converted.json").write_text(json.dumps(energy_record("converted", "poisson", 100, 0.5)))

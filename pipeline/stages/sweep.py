@@ -92,7 +92,7 @@ def write_table(ws, rows, curve, source, num_samples, simulator, longest):
                   f"{stats.format_mcnemar(longest.get('snn_vs_ann_mcnemar'))}."]
     results.write_atomic(ws.dir / "table2.md", "\n".join(lines) + "\n")
     from pipeline import plots
-    plots.accuracy_vs_timesteps(ws.dir / "table2.png", rows, curve, simulator)
+    plots.accuracy_vs_timesteps(ws.dir / "table2.png", rows, curve, simulator, num_samples)
 
 
 def main(settings: Settings):

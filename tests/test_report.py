@@ -64,6 +64,8 @@ def test_report_collects_tables_figures_and_missing_stages(run, capsys):
     assert "McNemar" not in table1                                     # no per-sample predictions stored
     assert "5.00 ms (Keras)" in table1
     assert "| 50 | 0.7270 | 0.4220 |" in text                          # Table 2 verbatim
+    assert ('_Written before accuracies carried their interval; `make sweep TS="50 75 100 200 300" RUN=r` '
+            '(with the TS') in text                                    # an old table2.md: how to rewrite it
     assert "51.5x saving" in text                                      # energy section
     # Figures linked by relative path, with captions, in the seed's order.
     assert "](stdb_T28_curves.png)" in text and "](table2.png)" in text

@@ -237,9 +237,13 @@ def figure_list(found):
     return figures
 
 
+def for_run(command, run):
+    """The make command for this RUN (the default RUN needs no RUN=)."""
+    return command if run == "default" else f"{command} RUN={run}"
+
+
 def missing(found, run):
     """Stages without results, each with the command that produces them."""
-    suffix = "" if run == "default" else f" RUN={run}"
     wanted = [
         (found.convert, "conversion-only runs (`convert_T*.json`)", "make convert T=300"),
         ("table2.md" in found.texts, "Table 2 (`table2.md`)", f'make sweep TS="{STUDY_TS}"'),
@@ -256,14 +260,19 @@ def missing(found, run):
         ("latency_analog.md" in found.texts, "low-latency conversion with constant input (`latency_analog.md`)",
          'make latency TS="1 2 4 8 16 32" CODING=analog'),
     ]
-    return [f"- {what}: `{command}{suffix}`" for present, what, command in wanted if not present]
+    return [f"- {what}: `{for_run(command, run)}`" for present, what, command in wanted if not present]
 
 
 def render(found, run):
     lines = [f"# escape-snn report: RUN={run}", ""]
     lines += table1(found) + [""]
-    for title, name in (("Table 2. ANN to SNN only", "table2.md"), ("Table 3. ANN to SNN + STDB", "table3.md")):
-        lines += [f"## {title}", "", found.texts[name].strip() if name in found.texts else "_not run yet_", ""]
+    for title, name, command in (("Table 2. ANN to SNN only", "table2.md", f'make sweep TS="{STUDY_TS}"'),
+                                 ("Table 3. ANN to SNN + STDB", "table3.md", f'make stdb-sweep TS="{STDB_TS}"')):
+        text = found.texts.get(name)
+        lines += [f"## {title}", "", text.strip() if text else "_not run yet_", ""]
+        if text and "(N=" not in text:
+            lines += [f"_Written before accuracies carried their interval; `{for_run(command, run)}` (with the TS it "
+                      "was made with) rewrites it from the finished runs without simulating again._", ""]
     if found.energy:
         lines += ["## Energy per inference", ""]
         for name, record in found.energy:

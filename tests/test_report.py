@@ -87,7 +87,9 @@ def test_report_prints_stored_intervals_and_paired_tests(run):
     record.update(snn_accuracy_interval=[0.6, 0.8], snn_vs_ann_mcnemar={"snn_only": 2, "ann_only": 3, "p_value": 1.0})
     write(run, "convert_T300.json", record)
     write(run, "ann_original.json", {"ann_accuracy_test": 0.738, "ann_accuracy_test_interval": [0.71, 0.76],
-                                     "modified_ann_accuracy_test": 0.727, "num_test_samples": 1000})
+                                     "modified_ann_accuracy_test": 0.727, "num_test_samples": 1000,
+                                     "original_vs_modified_mcnemar": {"original_only": 60, "modified_only": 49,
+                                                                      "p_value": 0.34}})
     energy = json.loads((run / "energy.json").read_text())
     energy.update(snn_accuracy=0.5, ann_accuracy=0.7, snn_vs_ann_mcnemar={"snn_only": 1, "ann_only": 11,
                                                                          "p_value": 0.0063})
@@ -98,7 +100,8 @@ def test_report_prints_stored_intervals_and_paired_tests(run):
     assert "| Original ANN | 0.738 [0.71, 0.76] (N=1000) |" in table1             # the stored interval
     assert "| Modified ANN | 0.727 [0.70, 0.75] (N=1000) |" in table1             # computed from it and N
     assert "| ANN to SNN only | 0.713 [0.60, 0.80] (N=100) (best T) |" in table1
-    assert "ANN to SNN only at T=300: snn_only 2, ann_only 3, p = 1" in table1
+    assert "ANN to SNN only at T=300: snn_only 2, ann_only 3, p = 1; original vs modified ANN on the whole test " \
+           "set: original_only 60, modified_only 49, p = 0.34." in table1
     assert ("Accuracy on these samples: SNN 0.500 [0.37, 0.63] (N=50), ANN 0.700 [0.56, 0.81] (N=50); "
             "SNN vs ANN (exact McNemar): snn_only 1, ann_only 11, p = 0.0063.") in text
 

@@ -169,8 +169,11 @@ def table1(found):
     paired = [f"{name} at T={r['timesteps']}: {stats.format_mcnemar(r.get('snn_vs_ann_mcnemar'))}"
               for name, r in (("ANN to SNN only", best_convert), ("ANN to SNN + STDB", best_stdb))
               if r and r.get("snn_vs_ann_mcnemar")]
+    if original.get("original_vs_modified_mcnemar"):
+        paired.append(f"original vs modified ANN on the whole test set: "
+                      f"{stats.format_mcnemar(original['original_vs_modified_mcnemar'])}")
     if paired:
-        lines += ["", "SNN vs ANN on the same samples (exact McNemar test: samples only one of them gets right, "
+        lines += ["", "Paired on the same samples (exact McNemar test: samples only one of the two gets right, "
                       "p): " + "; ".join(paired) + "."]
     return lines
 

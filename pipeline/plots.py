@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
+from pipeline import stats  # noqa: E402
 from pipeline.results import write_atomic_with  # noqa: E402
 
 
@@ -14,13 +15,17 @@ def _save(fig, path):
     plt.close(fig)
 
 
-def accuracy_vs_timesteps(path, rows, curve, simulator):
-    """Table 2 as a figure: SNN accuracy per T (points), the per-timestep curve under them, the ANN line."""
+def accuracy_vs_timesteps(path, rows, curve, simulator, num_samples):
+    """Table 2 as a figure: SNN accuracy per T (points with their 95 % intervals on ``num_samples``),
+    the per-timestep curve under them, the ANN line and its interval as a band."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(range(1, len(curve) + 1), curve, color="0.7", lw=1, label="SNN accuracy at every timestep")
     ts, anns, snns = zip(*rows)
-    ax.plot(ts, snns, "o-", color="C0", label=f"SNN ({simulator})")
+    lo, hi = np.transpose([stats.interval(a, num_samples) for a in snns])
+    ax.errorbar(ts, snns, yerr=[np.subtract(snns, lo), np.subtract(hi, snns)], fmt="o-", color="C0", capsize=3,
+                label=f"SNN ({simulator}), 95 % interval, N={num_samples}")
     ax.axhline(anns[0], color="C3", ls="--", label=f"ANN ({anns[0]:.3f})")
+    ax.axhspan(*stats.interval(anns[0], num_samples), color="C3", alpha=0.1)
     ax.set_xlabel("simulation timesteps T")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)

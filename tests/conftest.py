@@ -62,3 +62,18 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(workspace, "DATA_CACHE", tmp_path / "data")
     monkeypatch.setattr(configs, "GENERATED", tmp_path / "generated")
     return tmp_path
+
+
+def check_uncertainty(record, accuracies=(("snn", "snn_accuracy"), ("ann", "ann_accuracy")), pairs=(("snn", "ann"),)):
+    """A result's stored per-sample predictions give back its accuracies, their intervals and its
+    paired tests: ``accuracies`` pairs a predictions name with the accuracy field it scores."""
+    from pipeline import stats
+    stored = record["predictions"]
+    labels = stats.decode_predictions(stored["labels"])
+    assert len(labels) == record.get("num_samples", len(labels))
+    for name, field in accuracies:
+        assert record[field] == pytest.approx(np.mean(stats.decode_predictions(stored[name]) == labels))
+        assert record[f"{field}_interval"] == pytest.approx(stats.interval(record[field], len(labels)))
+    for a, b in pairs:
+        assert record[f"{a}_vs_{b}_mcnemar"] == stats.paired(a, stats.decode_predictions(stored[a]), b,
+                                                             stats.decode_predictions(stored[b]), labels)

@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.stages import bench
 from pipeline.toolbox import configs, simulate
+from conftest import check_uncertainty
 from pipeline.__main__ import main
 
 BENCH_FIELDS = {"timesteps", "num_samples", "ini_seconds", "engine_seconds", "speedup", "ann_dense_seconds",
@@ -45,6 +46,8 @@ def test_bench_writes_the_side_by_side_record(sandbox, tiny_npz, monkeypatch, ca
     assert record["dense_bound_ratio"] == pytest.approx(record["engine_seconds"] / record["ann_dense_seconds"])
     assert record["accuracy_per_timestep_equal"] and record["accuracy_engine"] == record["accuracy_ini"]
     assert record["spike_agreement"] >= 0.999 and record["spike_agreement_samples"] == 3
+    check_uncertainty(record, (("ini", "accuracy_ini"), ("engine", "accuracy_engine")), (("engine", "ini"),))
+    assert record["engine_vs_ini_mcnemar"] == {"engine_only": 0, "ini_only": 0, "p_value": 1.0}
     assert set(record["spike_agreement_per_layer"]) == {"conv1", "pool1", "conv2", "pool2", "conv3", "dense1", "dense2"}
     assert record["peak_memory_mb"] > 0 and "conv2 current" in record["engine_stage_seconds"]
     out = capsys.readouterr().out

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from conftest import check_uncertainty
 from pipeline.__main__ import main
 
 FIELDS = {"stage", "simulator", "timesteps", "num_samples", "ann_accuracy", "ann_accuracy_test",
@@ -26,6 +27,8 @@ def test_convert_end_to_end(sandbox, tiny_npz, capsys):
     assert record["accuracy_per_timestep"][-1] == record["snn_accuracy"]
     assert record["accuracy_per_timestep"][0] == 0.0          # no output spike at step 1: undecided = wrong
     assert abs(record["snn_accuracy"] - record["ann_accuracy"]) <= 0.1
+    check_uncertainty(record)                     # per-sample predictions, intervals, SNN-vs-ANN McNemar
+    assert record["num_test_samples"] == 60 and len(record["ann_accuracy_test_interval"]) == 2
     assert set(record["versions"]) == {"python", "tensorflow", "numpy", "snntoolbox"}
     assert "ANN" in capsys.readouterr().out
 

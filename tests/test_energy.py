@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras_models import escape_net
 from pipeline import UserError, energy, engine, network
 from pipeline.training import stdb
+from conftest import check_uncertainty
 from pipeline.__main__ import main
 
 layers = tf.keras.layers
@@ -210,6 +211,7 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
     assert len(curve) == 12 and curve[-1] == pytest.approx(total["snn_energy_j"])
     assert all(b >= a for a, b in zip(curve, curve[1:]))
     assert 0 <= record["input"]["floor_normalized_energy"] and record["input"]["mean_abs_x"] > 0
+    check_uncertainty(record)
     for name in record["figures"].values():
         assert (run / name).stat().st_size > 0
     assert main(["energy", "--data", str(tiny_npz), *COMMON, "--net", "qcfs", "--coding", "analog"]) == 0

@@ -6,8 +6,10 @@ import pytest
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 from pipeline import UserError, settings as settings_module
 from pipeline.stages import latency
+from conftest import check_uncertainty
 
-FIELDS = {"method", "timesteps", "ann_accuracy", "snn_accuracy", "normalized_energy"}
+FIELDS = {"method", "timesteps", "ann_accuracy", "snn_accuracy", "normalized_energy", "ann_accuracy_interval",
+          "snn_accuracy_interval", "predictions", "snn_vs_ann_mcnemar"}
 
 
 def run(tiny_npz, *extra):
@@ -27,6 +29,7 @@ def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
         assert set(row) == FIELDS
         assert 0.0 <= row["snn_accuracy"] <= 1.0 and 0.0 <= row["ann_accuracy"] <= 1.0
         assert row["normalized_energy"] > 0
+        check_uncertainty(row)
     assert rows[0]["ann_accuracy"] == record["ann"]["modified"]["accuracy_on_samples"]
     assert rows[2]["ann_accuracy"] == record["ann"]["qcfs"]["accuracy_on_samples"]
     assert record["readout"] == "membrane" and record["levels"] == 8

@@ -56,12 +56,16 @@ def test_report_collects_tables_figures_and_missing_stages(run, capsys):
     assert main(["report", "--run", "r"]) == 0
     text = (run / "REPORT.md").read_text()
     table1 = text.split("## Table 1")[1].split("## Table 2")[0]
-    assert "| Original ANN | 0.7380 |" in table1 and "| Modified ANN | 0.7270 |" in table1
-    assert "| ANN to SNN only | 0.7130 (best; 100 samples) | — | 300 | 300.00 ms (INI) |" in table1
-    assert "| ANN to SNN + STDB | 0.6990 (best; 100 samples) | 0.01942 (poisson) | 28 | 12.00 ms (TF engine) |" \
-        in table1
+    # results written before intervals existed: computed from accuracy and N, or N said to be unknown
+    assert "| Original ANN | 0.738 (N unknown) |" in table1 and "| Modified ANN | 0.727 (N unknown) |" in table1
+    assert "| ANN to SNN only | 0.713 [0.61, 0.79] (N=100) (best T) | — | 300 | 300.00 ms (INI) |" in table1
+    assert "| ANN to SNN + STDB | 0.699 [0.60, 0.78] (N=100) (best T) | 0.01942 (poisson) | 28 | " \
+           "12.00 ms (TF engine) |" in table1
+    assert "McNemar" not in table1                                     # no per-sample predictions stored
     assert "5.00 ms (Keras)" in table1
     assert "| 50 | 0.7270 | 0.4220 |" in text                          # Table 2 verbatim
+    assert ('_Written before accuracies carried their interval; `make sweep TS="50 75 100 200 300" RUN=r` '
+            '(with the TS') in text                                    # an old table2.md: how to rewrite it
     assert "51.5x saving" in text                                      # energy section
     # Figures linked by relative path, with captions, in the seed's order.
     assert "](stdb_T28_curves.png)" in text and "](table2.png)" in text
@@ -76,6 +80,39 @@ def test_report_collects_tables_figures_and_missing_stages(run, capsys):
     assert "make bench T=100 N=50 RUN=r" in missing and "make latency" in missing and "make compare" in missing
     assert "make sweep" not in missing and "make stdb T=28" not in missing
     assert "stages not run yet" in capsys.readouterr().out
+
+
+def test_report_prints_stored_intervals_and_paired_tests(run):
+    record = json.loads((run / "convert_T300.json").read_text())
+    record.update(snn_accuracy_interval=[0.6, 0.8], snn_vs_ann_mcnemar={"snn_only": 2, "ann_only": 3, "p_value": 1.0})
+    write(run, "convert_T300.json", record)
+    write(run, "ann_original.json", {"ann_accuracy_test": 0.738, "ann_accuracy_test_interval": [0.71, 0.76],
+                                     "modified_ann_accuracy_test": 0.727, "num_test_samples": 1000,
+                                     "original_vs_modified_mcnemar": {"original_only": 60, "modified_only": 49,
+                                                                      "p_value": 0.34}})
+    energy = json.loads((run / "energy.json").read_text())
+    energy.update(snn_accuracy=0.5, ann_accuracy=0.7, snn_vs_ann_mcnemar={"snn_only": 1, "ann_only": 11,
+                                                                         "p_value": 0.0063})
+    write(run, "energy.json", energy)
+    assert main(["report", "--run", "r"]) == 0
+    text = (run / "REPORT.md").read_text()
+    table1 = text.split("## Table 1")[1].split("## Table 2")[0]
+    assert "| Original ANN | 0.738 [0.71, 0.76] (N=1000) |" in table1             # the stored interval
+    assert "| Modified ANN | 0.727 [0.70, 0.75] (N=1000) |" in table1             # computed from it and N
+    assert "| ANN to SNN only | 0.713 [0.60, 0.80] (N=100) (best T) |" in table1
+    assert "ANN to SNN only at T=300: snn_only 2, ann_only 3, p = 1; original vs modified ANN on the whole test " \
+           "set: original_only 60, modified_only 49, p = 0.34." in table1
+    assert ("Accuracy on these samples: SNN 0.500 [0.37, 0.63] (N=50), ANN 0.700 [0.56, 0.81] (N=50); "
+            "SNN vs ANN (exact McNemar): snn_only 1, ann_only 11, p = 0.0063.") in text
+
+
+def test_report_reads_a_bench_older_than_intervals(run):
+    write(run, "bench.json", {"timesteps": 100, "num_samples": 50, "ini_seconds": 42.2, "engine_seconds": 3.7,
+                              "speedup": 11.4, "accuracy_ini": 0.76, "accuracy_engine": 0.76})
+    assert main(["report", "--run", "r"]) == 0
+    text = (run / "REPORT.md").read_text()
+    assert "Accuracy: INI 0.760 [0.63, 0.86] (N=50), engine 0.760 [0.63, 0.86] (N=50); engine vs INI on the " \
+           "same samples (exact McNemar): —." in text
 
 
 def test_report_shows_both_codings_and_converted_energy(run):

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from pipeline.stages import stdb
+from conftest import check_uncertainty
 from pipeline.__main__ import main
 
 COMMON = ["--width", "4", "--epochs", "3", "--run", "st", "--num-samples", "20", "--ntrain", "64",
@@ -26,6 +27,8 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch):
     assert record["snn_accuracy"] == max(h["test_accuracy"] for h in record["history"])
     assert (run / "stdb_T6_curves.png").stat().st_size > 0 and (run / "stdb_T6.h5").exists()
     assert 0 <= record["toolbox_export_accuracy"] <= 1
+    check_uncertainty(record, (("snn", "snn_accuracy"), ("ann", "ann_accuracy"), ("snn_before", "snn_accuracy_before"),
+                               ("toolbox_export", "toolbox_export_accuracy")), (("snn", "ann"), ("snn", "snn_before")))
 
     ran = []
     real = stdb.run_stdb
@@ -35,7 +38,8 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch):
     with open(run / "table3.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == list(stdb.TABLE3_COLUMNS) and [r["timesteps"] for r in rows] == ["4", "6"]
-    assert "| 6 |" in (run / "table3.md").read_text()
+    assert "| 6 |" in (run / "table3.md").read_text() and "(N=20)" in (run / "table3.md").read_text()
+    assert float(rows[1]["snn_accuracy_lo"]) <= float(rows[1]["snn_accuracy"]) <= float(rows[1]["snn_accuracy_hi"])
 
 
 @pytest.mark.parametrize("args,message", [

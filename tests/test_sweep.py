@@ -5,6 +5,7 @@ import json
 import pytest
 
 from pipeline.toolbox import configs, simulate
+from conftest import check_uncertainty
 from pipeline.__main__ import main
 
 COMMON = ["--width", "4", "--epochs", "3", "--run", "sw", "--num-samples", "20"]
@@ -18,7 +19,13 @@ def test_sweep_rows_equal_separate_runs(sandbox, tiny_npz):
         rows = {int(r["timesteps"]): r for r in csv.DictReader(f)}
     assert sorted(rows) == [10, 25, 40]
     assert (run / "table2.png").stat().st_size > 0 and "| 25 |" in (run / "table2.md").read_text()
-    assert json.loads((run / "ann_original.json").read_text())["variant"] == "original"
+    original = json.loads((run / "ann_original.json").read_text())
+    assert original["variant"] == "original" and original["num_test_samples"] == 60
+    check_uncertainty(original, (("original", "ann_accuracy_test"), ("modified", "modified_ann_accuracy_test")),
+                      (("original", "modified"),))
+    table = (run / "table2.md").read_text()
+    assert "(N=20) |" in table and "SNN vs ANN at T=40 on the same samples (exact McNemar test): snn_only" in table
+    assert float(rows[25]["snn_accuracy_lo"]) <= float(rows[25]["snn_accuracy"]) <= float(rows[25]["snn_accuracy_hi"])
     # A separate short run gives exactly the long run's accuracy at that T.
     assert main(["convert", "--data", str(tiny_npz), "--timesteps", "25", *COMMON]) == 0
     separate = json.loads((run / "convert_T25.json").read_text())

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, engine, processes, results, workspace
+from pipeline import UserError, engine, processes, results, stats, workspace
 from pipeline.toolbox import configs, runner, simulate
 from pipeline.settings import Settings
 
@@ -35,6 +35,7 @@ DENSE_REPEATS = 5   # the dense pass is timed this often; the fastest counts
 def _ini(config_path, log_spikes):
     run = runner.run(configs.validate(config_path), progress=True, log_spikes=log_spikes)
     return {"seconds": run.seconds, "accuracy_per_timestep": run.accuracy_per_timestep,
+            "predictions": run.predictions_per_timestep[:, -1], "labels": run.labels,
             "scale_factors": run.scale_factors, "spike_counts": run.spike_counts,
             "peak_memory_mb": processes.peak_memory_mb()}
 
@@ -52,7 +53,8 @@ def _engine(config_path, agreement):
     seconds = time.perf_counter() - start
     counts = network.simulate(x[:agreement], labels[:agreement], record=range(agreement), fast=True).recorded
     return {"seconds": seconds, "warmup_seconds": warmup, "stage_seconds": result.stage_seconds,
-            "accuracy_per_timestep": result.accuracy_per_timestep, "spike_counts": counts,
+            "accuracy_per_timestep": result.accuracy_per_timestep, "predictions": result.predictions[:, -1],
+            "spike_counts": counts,
             "peak_memory_mb": processes.peak_memory_mb()}
 
 
@@ -130,10 +132,14 @@ def main(settings: Settings):
         "ini_seconds": ini["seconds"]["simulate"], "engine_seconds": engine["seconds"],
         "speedup": ini["seconds"]["simulate"] / engine["seconds"],
         "ann_dense_seconds": dense["seconds"], "dense_bound_ratio": engine["seconds"] / dense["seconds"],
-        "spike_agreement": overall, "accuracy_ini": float(curve_ini[-1]), "accuracy_engine": float(curve_engine[-1]),
+        "spike_agreement": overall,
+        **stats.scored("accuracy_ini", ini["predictions"], ini["labels"]),
+        **stats.scored("accuracy_engine", engine["predictions"], ini["labels"]),
+        **stats.comparison(ini["labels"], {"engine": engine["predictions"], "ini": ini["predictions"]},
+                           pairs=(("engine", "ini"),)),
         "peak_memory_mb": engine["peak_memory_mb"],
         "ini_batch_size": best,
-        "ini_runs": {str(b): {"seconds": r["seconds"], "accuracy": float(r["accuracy_per_timestep"][-1]),
+        "ini_runs": {str(b): {"seconds": r["seconds"], **stats.scored("accuracy", r["predictions"], r["labels"]),
                               "peak_memory_mb": r["peak_memory_mb"]} for b, r in ini_runs.items()},
         "ini_peak_memory_mb": ini["peak_memory_mb"],
         "engine_warmup_seconds": engine["warmup_seconds"],
@@ -172,7 +178,10 @@ def table(record):
                  f"   (warm-up and compile {record['engine_warmup_seconds']:.1f} s)")
     lines.append(f"  {'T dense ANN passes':24}{record['ann_dense_seconds']:>10.1f}"
                  f"{record['ann_dense_seconds'] / steps * 1e3:>16.2f}")
-    lines += [f"  speedup {record['speedup']:.1f}x, engine / dense bound {record['dense_bound_ratio']:.2f}, "
+    lines += [f"  accuracy: INI {stats.format_recorded(record, 'accuracy_ini')}, engine "
+              f"{stats.format_recorded(record, 'accuracy_engine')}; engine vs INI on the same samples "
+              f"(exact McNemar): {stats.format_mcnemar(record.get('engine_vs_ini_mcnemar'))}",
+              f"  speedup {record['speedup']:.1f}x, engine / dense bound {record['dense_bound_ratio']:.2f}, "
               f"accuracy equal at every step: {record['accuracy_per_timestep_equal']} "
               f"(max difference {record['accuracy_max_abs_difference']:.4f})",
               f"  spike agreement {record['spike_agreement']:.5f} on {record['spike_agreement_samples']} samples: "

@@ -7,20 +7,25 @@ atomically and print a summary.
 """
 from pathlib import Path
 
-from pipeline import UserError, results, workspace
+from pipeline import UserError, results, stats, workspace
 from pipeline.settings import Settings
 from pipeline.toolbox import configs, simulate
 
 
 def print_summary(record):
-    acc = record["accuracy_per_timestep"]
-    steps = sorted({max(1, len(acc) * k // 10) for k in (1, 2, 5)} | {len(acc)})
-    print(f"\n{record['simulator']} simulation of {record['num_samples']} test samples "
-          f"({record['wall_seconds']:.0f} s)")
-    print(f"  {'':14}{'accuracy':>10}")
-    print(f"  {'ANN':14}{record['ann_accuracy']:>10.4f}   (whole test set: {record['ann_accuracy_test']:.4f})")
+    """ANN and final SNN accuracy with N and 95 % interval, the SNN at a few earlier steps (bare),
+    and the paired test of SNN vs ANN on the same samples."""
+    acc, n = record["accuracy_per_timestep"], record["num_samples"]
+    steps = sorted({max(1, len(acc) * k // 10) for k in (1, 2, 5)})
+    print(f"\n{record['simulator']} simulation of {n} test samples ({record['wall_seconds']:.0f} s)")
+    print(f"  {'':14}accuracy [95 % interval]")
+    print(f"  {'ANN':14}{stats.format_recorded(record, 'ann_accuracy')}   "
+          f"(whole test set: {stats.format_recorded(record, 'ann_accuracy_test', record.get('num_test_samples'))})")
     for t in steps:
-        print(f"  {'SNN T=' + str(t):14}{acc[t - 1]:>10.4f}")
+        if t < len(acc):
+            print(f"  {'SNN T=' + str(t):14}{acc[t - 1]:.3f}")
+    print(f"  {'SNN T=' + str(len(acc)):14}{stats.format_recorded(record, 'snn_accuracy')}")
+    print(f"  SNN vs ANN on the same samples (exact McNemar): {stats.format_mcnemar(record.get('snn_vs_ann_mcnemar'))}")
 
 
 def main(settings: Settings):

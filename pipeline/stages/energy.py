@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import UserError, engine, plots, results, workspace
+from pipeline import UserError, engine, plots, results, stats, workspace
 from pipeline.energy import (coding_floor, costs, count_operations, cumulative_energy, energy_table, fan_out,
                              silent_fractions, summary_lines)
 from pipeline.training import ann
@@ -112,10 +112,10 @@ def main(settings):
         "silent_fraction": {"sample": silent_fractions({k: result.recorded[k][0] for k in names}),
                             "all_samples": silent_fractions({k: result.neuron_totals[k] for k in names})},
         "raster_sample": RASTER_SAMPLE,
-        "snn_accuracy": result.accuracy,
-        "ann_accuracy": float(np.mean(ann_predictions == y)),
-        "own_ann_accuracy": (float(np.mean(ann.predict(own_ann, x) == y)) if own_ann is not None
-                             else float(np.mean(ann_predictions == y))),
+        **stats.scored("snn_accuracy", result.predictions[:, -1], y),
+        **stats.scored("ann_accuracy", ann_predictions, y),
+        **stats.scored("own_ann_accuracy", ann.predict(own_ann, x) if own_ann is not None else ann_predictions, y),
+        **stats.comparison(y, {"snn": result.predictions[:, -1], "ann": ann_predictions}),
         "snn_seconds_per_sample": result.seconds / n,
         "ann_seconds_per_sample": ann_seconds,
         **ws.provenance(),
@@ -126,7 +126,8 @@ def main(settings):
     print(f"\nEnergy per inference, {description}; T={T}, {settings.coding} input, {n} test samples, "
           f"{cost.preset} (MAC {cost.e_mac_pj} pJ, AC {cost.e_ac_pj} pJ):")
     print("\n".join(summary_lines(layers, total)))
-    print(f"  input-coding floor: {floor:.4f} ({formula}); SNN accuracy {result.accuracy:.4f}, "
-          f"ANN {record['ann_accuracy']:.4f} on the same samples")
+    print(f"  input-coding floor: {floor:.4f} ({formula}); SNN accuracy {stats.format_recorded(record, 'snn_accuracy')}, "
+          f"ANN {stats.format_recorded(record, 'ann_accuracy')} on the same samples "
+          f"(paired: {stats.format_mcnemar(record['snn_vs_ann_mcnemar'])})")
     print(f"  -> {out}")
     return record

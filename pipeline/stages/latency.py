@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_models import qcfs  # also registers the QCFS layer, so .h5 models with it load
-from pipeline import UserError, data, energy, engine, results, workspace
+from pipeline import UserError, data, energy, engine, results, stats, workspace
 from pipeline.settings import Settings
 from pipeline.training import ann as train, stdb
 
@@ -45,12 +45,8 @@ def timesteps_of(settings):
     return tuple(sorted(set(values)))
 
 
-def ann_accuracy(model, x, y):
-    return float(np.mean(train.predict(model, x) == y))
-
-
 def measure(network, x, y, cost):
-    """Accuracy and normalised energy of one engine run (the energy model on its own spikes)."""
+    """Final per-sample predictions and normalised energy of one engine run (the energy model on its own spikes)."""
     result = network.simulate(x, y)
     layers = network.graph.compute_nodes
     input_totals = None
@@ -58,7 +54,7 @@ def measure(network, x, y, cost):
         input_totals, _, _ = engine.replay_input(network, x, energy.fan_out(layers[0]))
     counts = energy.count_operations(layers, result.neuron_totals, input_totals, len(x), network.settings.pooling)
     _, total = energy.energy_table(counts, cost)
-    return result.accuracy, total["normalized_energy"]
+    return result.predictions[:, -1], total["normalized_energy"]
 
 
 def poisson_ceiling(models, x, y, timesteps, seed):
@@ -73,8 +69,13 @@ def poisson_ceiling(models, x, y, timesteps, seed):
             total = total + engine.poisson_spikes(padded, key, step).numpy()[:n]
             if step + 1 in averages:
                 averages[step + 1][start:start + n] = total / (step + 1)
-    return [{"timesteps": t, **{f"{m}_ann_accuracy": ann_accuracy(model, averages[t], y)
-                                for m, model in models.items()}} for t in timesteps]
+    rows = []
+    for t in timesteps:
+        row = {"timesteps": t}
+        for m, model in models.items():
+            row.update(stats.scored(f"{m}_ann_accuracy", train.predict(model, averages[t]), y))
+        rows.append(row)
+    return rows
 
 
 def fine_tune(network, x_train, y_train, x, y, settings):
@@ -138,38 +139,49 @@ def cheapest_within(rows, pp=WITHIN_PP):
 
 
 def write_markdown(path, record):
-    rows, ann = record["rows"], record["ann"]
+    rows, ann, n = record["rows"], record["ann"], record["num_samples"]
+    test_n = record.get("num_test_samples")
     lines = [f"**Low-latency conversion: accuracy and energy vs timesteps** ({record['num_samples']} test samples, "
              f"{record['input_coding']} input, QCFS L={record['levels']})", "",
              "All rows use the TF engine's **membrane readout** (the accumulated input current of the output "
              "layer; no output spikes), reset by subtraction and linear average pooling. Each SNN is compared "
              "with its own ANN on the same samples; energy is normalised by that ANN's energy "
-             f"({record['preset']}).", "",
-             "| Method | T | ANN accuracy | SNN accuracy | SNN - ANN (pp) | Normalised energy |",
-             "|---|---|---|---|---|---|"]
+             f"({record['preset']}). Accuracy [95 % Wilson interval] (N samples); SNN vs ANN: the exact McNemar "
+             "test on the same samples (samples only one of them gets right, p).", "",
+             "| Method | T | ANN accuracy | SNN accuracy | SNN - ANN (pp) | SNN vs ANN | Normalised energy |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['timesteps']} | {r['ann_accuracy']:.4f} | {r['snn_accuracy']:.4f} | "
-                     f"{100 * (r['snn_accuracy'] - r['ann_accuracy']):+.1f} | {r['normalized_energy']:.4f} |")
-    lines += ["", f"Cheapest network within {WITHIN_PP:g} pp of its ANN:"]
+        lines.append(f"| {r['method']} | {r['timesteps']} | {stats.format_recorded(r, 'ann_accuracy', n)} | "
+                     f"{stats.format_recorded(r, 'snn_accuracy', n)} | "
+                     f"{100 * (r['snn_accuracy'] - r['ann_accuracy']):+.1f} | "
+                     f"{stats.format_mcnemar(r.get('snn_vs_ann_mcnemar'))} | {r['normalized_energy']:.4f} |")
+    lines += ["", f"Cheapest network within {WITHIN_PP:g} pp of its ANN (on these {n} samples; a difference "
+                  "the paired test cannot tell from 0 is not a measured loss either):"]
     for method, r in record["cheapest_within_1pp"].items():
         lines.append(f"- {method}: " + ("none" if r is None else
-                                         f"{r['method']} at T={r['timesteps']} (SNN {r['snn_accuracy']:.4f}, ANN "
-                                         f"{r['ann_accuracy']:.4f}, normalised energy {r['normalized_energy']:.4f})"))
-    lines += ["", f"ANNs on the whole test set: modified ESCAPE-NET {ann['modified']['test_accuracy']:.4f}, "
-                  f"QCFS ESCAPE-NET (L={record['levels']}) {ann['qcfs']['test_accuracy']:.4f} "
-                  f"({100 * (ann['qcfs']['test_accuracy'] - ann['modified']['test_accuracy']):+.1f} pp).",
+                                         f"{r['method']} at T={r['timesteps']} (SNN "
+                                         f"{stats.format_recorded(r, 'snn_accuracy', n)}, ANN "
+                                         f"{stats.format_recorded(r, 'ann_accuracy', n)}, normalised energy "
+                                         f"{r['normalized_energy']:.4f})"))
+    lines += ["", f"ANNs on the whole test set: modified ESCAPE-NET "
+                  f"{stats.format_recorded(ann['modified'], 'test_accuracy', test_n)}, "
+                  f"QCFS ESCAPE-NET (L={record['levels']}) {stats.format_recorded(ann['qcfs'], 'test_accuracy', test_n)} "
+                  f"({100 * (ann['qcfs']['test_accuracy'] - ann['modified']['test_accuracy']):+.1f} pp; paired: "
+                  f"{stats.format_mcnemar(ann.get('qcfs_vs_modified_mcnemar'))}).",
               "", f"Conversion thresholds: {record['conversion_thresholds']['how']}. QCFS thresholds: "
                   "theta = lambda of each layer, v(0) = theta/2.",
               "", "SNN Toolbox cannot express v(0) = theta/2 or linear pooling (its membranes start at 0 and its "
                   "pools spike); the engine's INI-compatible mode, which matches the toolbox spike for spike, "
                   "gives for the QCFS network (spike-count readout): "
-                  + ", ".join(f"T={p['timesteps']}: {p['snn_accuracy']:.4f}" for p in record["qcfs_toolbox_semantics"])
+                  + ", ".join(f"T={p['timesteps']}: {stats.format_recorded(p, 'snn_accuracy', n)}"
+                              for p in record["qcfs_toolbox_semantics"])
                   + "."]
     if record["poisson_input_ceiling"]:
         lines += ["", "Ceiling set by the Poisson input: each ANN on the mean of the same first T input frames "
                       "(a rate read from T frames is this noisy): "
-                  + ", ".join(f"T={p['timesteps']}: modified {p['conversion_ann_accuracy']:.4f}, "
-                              f"QCFS {p['qcfs_ann_accuracy']:.4f}" for p in record["poisson_input_ceiling"]) + "."]
+                  + ", ".join(f"T={p['timesteps']}: modified {stats.format_recorded(p, 'conversion_ann_accuracy', n)}, "
+                              f"QCFS {stats.format_recorded(p, 'qcfs_ann_accuracy', n)}"
+                              for p in record["poisson_input_ceiling"]) + "."]
     if record["stdb"]:
         lines += ["", f"STDB: {record['stdb']['epochs']} epochs on {record['stdb']['train_samples']} training "
                       "samples per T, best epoch chosen on these test samples (optimistic, as in Rathi et al.)."]
@@ -212,7 +224,8 @@ def main(settings: Settings):
     qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}
-    anns = {m: ann_accuracy(model, x, y) for m, model in models.items()}
+    whole = {m: train.predict(model, ws.dataset.x_test) for m, model in models.items()}   # the whole test set
+    anns = {m: predictions[:n] for m, predictions in whole.items()}                        # the simulated samples
     methods = Methods(settings, ws, qcfs_trained.path, timesteps)
     chosen_methods = [m for m in METHODS if settings.stdb or not m.endswith("+stdb")]
     train_idx = data.balanced_subset(ws.dataset.y_train, settings.ntrain or DEFAULT_NTRAIN, methods.seed)
@@ -224,29 +237,36 @@ def main(settings: Settings):
             start = time.perf_counter()
             network = methods.network(method, t)
             extra = fine_tune(network, x_train, y_train, x, y, settings) if method.endswith("+stdb") else None
-            accuracy, normalized = measure(network, x, y, cost)
+            predictions, normalized = measure(network, x, y, cost)
             ann = anns[method.removesuffix("+stdb")]
-            rows.append({"method": method, "timesteps": t, "ann_accuracy": ann, "snn_accuracy": accuracy,
-                         "normalized_energy": normalized})
+            row = {"method": method, "timesteps": t, **stats.scored("ann_accuracy", ann, y),
+                   **stats.scored("snn_accuracy", predictions, y), "normalized_energy": normalized,
+                   **stats.comparison(y, {"snn": predictions, "ann": ann})}
+            rows.append(row)
             if extra is not None:
                 stdb_runs.append({"method": method, "timesteps": t, **extra})
-            print(f"  {method:<16} T={t:<4} ANN {ann:.4f}  SNN {accuracy:.4f}  energy {normalized:.4f}  "
+            print(f"  {method:<16} T={t:<4} ANN {stats.format_recorded(row, 'ann_accuracy', n)}  "
+                  f"SNN {stats.format_recorded(row, 'snn_accuracy', n)}  energy {normalized:.4f}  "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     for t in timesteps:
-        toolbox_rows.append({"timesteps": t, "snn_accuracy": methods.toolbox_semantics(t).simulate(x, y).accuracy})
+        toolbox_rows.append({"timesteps": t, **stats.scored(
+            "snn_accuracy", methods.toolbox_semantics(t).simulate(x, y).predictions[:, -1], y)})
 
     record = {
         "stage": "latency", "rows": rows, "readout": "membrane", "pooling": "linear", "reset": "subtraction",
         "input_coding": settings.coding, "leak": settings.leak, "levels": settings.levels, "num_samples": n,
+        "num_test_samples": len(ws.dataset.y_test),
         "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
         "cheapest_within_1pp": cheapest_within(rows),
-        "ann": {"modified": {"accuracy_on_samples": anns["conversion"],
-                             "test_accuracy": ws.model.info["test_accuracy"],
+        "ann": {"modified": {**stats.scored("accuracy_on_samples", anns["conversion"], y),
+                             **stats.scored("test_accuracy", whole["conversion"], ws.dataset.y_test),
                              "path": str(ws.model.path), "sha256": ws.model_sha256},
-                "qcfs": {"accuracy_on_samples": anns["qcfs"],
-                         "test_accuracy": qcfs_trained.info["test_accuracy"],
+                "qcfs": {**stats.scored("accuracy_on_samples", anns["qcfs"], y),
+                         **stats.scored("test_accuracy", whole["qcfs"], ws.dataset.y_test),
                          "path": str(qcfs_trained.path), "sha256": results.file_sha256(qcfs_trained.path),
-                         "lambda": qcfs.threshold_values(models["qcfs"])}},
+                         "lambda": qcfs.threshold_values(models["qcfs"])},
+                "qcfs_vs_modified_mcnemar": stats.paired("qcfs", whole["qcfs"], "modified", whole["conversion"],
+                                                         ws.dataset.y_test)},
         "conversion_thresholds": {"values": methods.thresholds,
                                   "how": f"0.7 x max input current, calibrated at T={max(timesteps)} on "
                                          f"{workspace.CALIBRATION_SAMPLES} training samples"},
@@ -262,8 +282,10 @@ def main(settings: Settings):
     write_markdown(stem.with_suffix(".md"), record)
     plot(stem.with_suffix(".png"), record)
     best = record["cheapest_within_1pp"]["overall"]
-    print(f"\nQCFS ANN {record['ann']['qcfs']['test_accuracy']:.4f} vs modified ANN "
-          f"{record['ann']['modified']['test_accuracy']:.4f} on the test set; cheapest within {WITHIN_PP:g} pp: "
+    test_n = record["num_test_samples"]
+    print(f"\nQCFS ANN {stats.format_recorded(record['ann']['qcfs'], 'test_accuracy', test_n)} vs modified ANN "
+          f"{stats.format_recorded(record['ann']['modified'], 'test_accuracy', test_n)} on the test set; "
+          f"cheapest within {WITHIN_PP:g} pp: "
           + ("none" if best is None else f"{best['method']} at T={best['timesteps']} "
                                          f"(normalised energy {best['normalized_energy']:.4f})"))
     print(f"  -> {stem.with_suffix('.md')}")

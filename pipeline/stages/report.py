@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import UserError, results
+from pipeline import UserError, results, stats
 
 STUDY_TS = "50 75 100 200 300"
 STDB_TS = "5 10 15 20 25 28 35 50 75 100"
@@ -119,32 +119,40 @@ def _per_sample(record):
 
 
 # --------------------------------------------------------------------- sections
+def _modified_ann(found):
+    """The modified ANN's test accuracy with N and interval: from ann_original.json, else a
+    conversion record, else its training record."""
+    original = found.original or {}
+    if original.get("modified_ann_accuracy_test") is not None:
+        return stats.format_recorded(original, "modified_ann_accuracy_test", original.get("num_test_samples"))
+    convert = found.convert[-1] if found.convert else {}
+    if convert.get("ann_accuracy_test") is not None:
+        return stats.format_recorded(convert, "ann_accuracy_test", convert.get("num_test_samples"))
+    return stats.format_accuracy(found.trained.get("test_accuracy"), None)
+
+
 def table1(found):
     original = found.original or {}
     best_convert, best_stdb = _best(found.convert), _best(found.stdb)
-    modified_acc = original.get("modified_ann_accuracy_test")
-    if modified_acc is None and found.convert:
-        modified_acc = found.convert[-1].get("ann_accuracy_test")
-    if modified_acc is None:
-        modified_acc = found.trained.get("test_accuracy")
     ann_latency = next((r.get("ann_seconds_per_sample") for _, r in found.energy
                         if r.get("ann_seconds_per_sample") is not None), None)
     rows = [
-        ("Original ANN", _fmt(original.get("ann_accuracy_test")), "1 (≈, see note)", "—", "—"),
-        ("Modified ANN", _fmt(modified_acc), "1 (reference)", "—",
+        ("Original ANN", stats.format_recorded(original, "ann_accuracy_test", original.get("num_test_samples")),
+         "1 (≈, see note)", "—", "—"),
+        ("Modified ANN", _modified_ann(found), "1 (reference)", "—",
          f"{_seconds(ann_latency)} (Keras)" if ann_latency is not None else "—"),
     ]
     if best_convert:
         t = best_convert["timesteps"]
-        rows.append(("ANN to SNN only", f"{_fmt(best_convert['snn_accuracy'])} (best; "
-                     f"{best_convert.get('num_samples', '?')} samples)", _energy_of(found, "converted", t),
+        rows.append(("ANN to SNN only", f"{stats.format_recorded(best_convert, 'snn_accuracy')} (best T)",
+                     _energy_of(found, "converted", t),
                      str(t), _per_sample(best_convert)))
     else:
         rows.append(("ANN to SNN only", "—", _energy_of(found, "converted", None), "—", "—"))
     if best_stdb:
         t = best_stdb["timesteps"]
-        rows.append(("ANN to SNN + STDB", f"{_fmt(best_stdb['snn_accuracy'])} (best; "
-                     f"{best_stdb.get('num_samples', '?')} samples)", _energy_of(found, "stdb", t), str(t),
+        rows.append(("ANN to SNN + STDB", f"{stats.format_recorded(best_stdb, 'snn_accuracy')} (best T)",
+                     _energy_of(found, "stdb", t), str(t),
                      _engine_latency(found, "stdb", t)))
     else:
         rows.append(("ANN to SNN + STDB", "—", _energy_of(found, "stdb", None), "—", "—"))
@@ -154,8 +162,19 @@ def table1(found):
     lines += [f"| {' | '.join(row)} |" for row in rows]
     lines += ["", "Energy is relative to the modified ESCAPE-NET as an ANN (its MACs x E_MAC plus pooling adds "
               "x E_AC, from `energy*.json`); the original's batch norm and biases add under 1 % to that. "
-              "Accuracies are on the test set (ANNs) or on the simulated test samples (SNNs). Latency is "
-              "wall time per sample on this machine, by the simulator named in brackets."]
+              "Accuracies are on the test set (ANNs) or on the simulated test samples (SNNs), each with its 95 % "
+              "Wilson interval and sample count N; the best of several T is picked on the same samples, so it "
+              "is optimistic. Latency is wall time per sample on this machine, by the simulator named in "
+              "brackets."]
+    paired = [f"{name} at T={r['timesteps']}: {stats.format_mcnemar(r.get('snn_vs_ann_mcnemar'))}"
+              for name, r in (("ANN to SNN only", best_convert), ("ANN to SNN + STDB", best_stdb))
+              if r and r.get("snn_vs_ann_mcnemar")]
+    if original.get("original_vs_modified_mcnemar"):
+        paired.append(f"original vs modified ANN on the whole test set: "
+                      f"{stats.format_mcnemar(original['original_vs_modified_mcnemar'])}")
+    if paired:
+        lines += ["", "Paired on the same samples (exact McNemar test: samples only one of the two gets right, "
+                      "p): " + "; ".join(paired) + "."]
     return lines
 
 
@@ -167,6 +186,10 @@ def energy_section(name, record):
              f"Normalised energy **{total['normalized_energy']:.4g}** ({total['saving']:.1f}x saving); "
              f"ANN {total['ann_energy_j'] * 1e6:.3g} uJ, SNN {total['snn_energy_j'] * 1e6:.3g} uJ per inference.",
              ""]
+    if record.get("snn_accuracy") is not None:
+        lines += [f"Accuracy on these samples: SNN {stats.format_recorded(record, 'snn_accuracy')}, ANN "
+                  f"{stats.format_recorded(record, 'ann_accuracy')}; SNN vs ANN (exact McNemar): "
+                  f"{stats.format_mcnemar(record.get('snn_vs_ann_mcnemar'))}.", ""]
     if inp:
         lines += [f"Input coding floor ≈ {inp['floor_normalized_energy']:.4g} ({inp['floor_formula']}; "
                   f"mean|x| = {inp['mean_abs_x']:.4f}); the first layer measured "
@@ -183,9 +206,12 @@ def energy_section(name, record):
 
 def bench_section(bench):
     keys = ("timesteps", "num_samples", "ini_seconds", "engine_seconds", "speedup", "dense_bound_ratio",
-            "spike_agreement", "accuracy_ini", "accuracy_engine", "peak_memory_mb")
+            "spike_agreement", "peak_memory_mb")
     return ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),
-            "| " + " | ".join(_fmt(bench.get(k), 3) for k in keys) + " |", ""]
+            "| " + " | ".join(_fmt(bench.get(k), 3) for k in keys) + " |", "",
+            f"Accuracy: INI {stats.format_recorded(bench, 'accuracy_ini')}, engine "
+            f"{stats.format_recorded(bench, 'accuracy_engine')}; engine vs INI on the same samples (exact McNemar): "
+            f"{stats.format_mcnemar(bench.get('engine_vs_ini_mcnemar'))}.", ""]
 
 
 def figure_list(found):
@@ -214,9 +240,13 @@ def figure_list(found):
     return figures
 
 
+def for_run(command, run):
+    """The make command for this RUN (the default RUN needs no RUN=)."""
+    return command if run == "default" else f"{command} RUN={run}"
+
+
 def missing(found, run):
     """Stages without results, each with the command that produces them."""
-    suffix = "" if run == "default" else f" RUN={run}"
     wanted = [
         (found.convert, "conversion-only runs (`convert_T*.json`)", "make convert T=300"),
         ("table2.md" in found.texts, "Table 2 (`table2.md`)", f'make sweep TS="{STUDY_TS}"'),
@@ -233,14 +263,19 @@ def missing(found, run):
         ("latency_analog.md" in found.texts, "low-latency conversion with constant input (`latency_analog.md`)",
          'make latency TS="1 2 4 8 16 32" CODING=analog'),
     ]
-    return [f"- {what}: `{command}{suffix}`" for present, what, command in wanted if not present]
+    return [f"- {what}: `{for_run(command, run)}`" for present, what, command in wanted if not present]
 
 
 def render(found, run):
     lines = [f"# escape-snn report: RUN={run}", ""]
     lines += table1(found) + [""]
-    for title, name in (("Table 2. ANN to SNN only", "table2.md"), ("Table 3. ANN to SNN + STDB", "table3.md")):
-        lines += [f"## {title}", "", found.texts[name].strip() if name in found.texts else "_not run yet_", ""]
+    for title, name, command in (("Table 2. ANN to SNN only", "table2.md", f'make sweep TS="{STUDY_TS}"'),
+                                 ("Table 3. ANN to SNN + STDB", "table3.md", f'make stdb-sweep TS="{STDB_TS}"')):
+        text = found.texts.get(name)
+        lines += [f"## {title}", "", text.strip() if text else "_not run yet_", ""]
+        if text and "(N=" not in text:
+            lines += [f"_Written before accuracies carried their interval; `{for_run(command, run)}` (with the TS it "
+                      "was made with) rewrites it from the finished runs without simulating again._", ""]
     if found.energy:
         lines += ["## Energy per inference", ""]
         for name, record in found.energy:

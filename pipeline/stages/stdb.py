@@ -5,13 +5,15 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, data, engine, plots, results, workspace
+from pipeline import UserError, data, engine, plots, results, stats, workspace
 from pipeline.toolbox import configs, runner
 from pipeline.training import ann, stdb
 from pipeline.training.stdb import stage_settings
 
 DEFAULT_NTRAIN = 256      # sized so `make stdb T=28` fits a short session on a 2-core CPU (README)
-TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch")
+TABLE3_ACCURACIES = ("ann_accuracy", "snn_accuracy_before", "snn_accuracy")
+TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch",
+                  "num_samples") + tuple(f"{name}_{end}" for name in TABLE3_ACCURACIES for end in ("lo", "hi"))
 
 
 def _signature(ws, settings, n, ntrain):
@@ -24,7 +26,8 @@ def _signature(ws, settings, n, ntrain):
 
 
 def _toolbox_check(ws, export_path, timesteps, n, coding):
-    """Run the exported (threshold-folded) network on SNN Toolbox INI with normalize = False."""
+    """Run the exported (threshold-folded) network on SNN Toolbox INI with normalize = False: its
+    final prediction per test sample, and the ini."""
     batch = workspace.batch_size_for(n)
     paths = workspace.toolbox_paths(ws, batch)
     link = paths["path_wd"] / export_path.name
@@ -36,7 +39,7 @@ def _toolbox_check(ws, export_path, timesteps, n, coding):
                             overrides={("tools", "normalize"): False,
                                        ("input", "poisson_input"): coding == "poisson"})
     run = runner.run(configs.validate(config), progress=True)
-    return run.accuracy, str(config)
+    return run.predictions_per_timestep[:, -1], str(config)
 
 
 def run_stdb(settings, ws, timesteps):
@@ -50,26 +53,31 @@ def run_stdb(settings, ws, timesteps):
     x_test, y_test = ws.dataset.x_test[:n], ws.dataset.y_test[:n]
     stdb_settings = stage_settings(settings, seed)
 
-    ann_same, ann_test = ann.accuracies(ws.model.path, ws.dataset.x_test, ws.dataset.y_test, n)
+    ann_predictions = ann.test_predictions(ws.model.path, ws.dataset.x_test)
     engine_settings = engine.SnnSettings(timesteps=timesteps, leak=settings.leak, coding=settings.coding,
                                       seed=seed, batch_size=stdb_settings.batch_size)
     with stdb.distribution_strategy().scope():   # the network's variables live on every replica
         network, source = workspace.converted_network(ws, engine_settings, settings.thresholds,
                                                       ws.dataset.x_train[:workspace.CALIBRATION_SAMPLES])
         print(f"STDB at T={timesteps}: {ntrain} training samples, {n} test samples, {source}")
+        before = network.simulate(x_test, y_test)    # per-sample predictions for the paired test
         outcome = stdb.train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True)
         final = network.simulate(x_test, y_test)
 
     export_path = ws.dir / f"stdb_T{timesteps}.h5"
     stdb.export_h5(network, export_path)
-    toolbox_accuracy, toolbox_config = _toolbox_check(ws, export_path, timesteps, n, settings.coding)
+    toolbox_predictions, toolbox_config = _toolbox_check(ws, export_path, timesteps, n, settings.coding)
     per_epoch = [record.seconds for record in outcome.history]
     record = {
         "stage": "stdb", "simulator": "engine", "timesteps": timesteps, "num_samples": n,
-        "ann_accuracy": ann_same, "ann_accuracy_test": ann_test,
-        "snn_accuracy_before": outcome.acc_before, "snn_accuracy": outcome.acc_after,
+        **stats.ann_scores(ann_predictions, ws.dataset.y_test, n),
+        **stats.with_intervals({"snn_accuracy_before": outcome.acc_before, "snn_accuracy": outcome.acc_after},
+                               ("snn_accuracy_before", "snn_accuracy"), n),
         "improvement": outcome.acc_after - outcome.acc_before,
         "accuracy_per_timestep": [float(a) for a in final.accuracy_per_timestep],
+        **stats.comparison(y_test, {"snn": final.predictions[:, -1], "ann": ann_predictions[:n],
+                                    "snn_before": before.predictions[:, -1], "toolbox_export": toolbox_predictions},
+                           pairs=(("snn", "ann"), ("snn", "snn_before"))),
         "best_epoch": outcome.best_epoch, "leak": settings.leak, "surrogate": settings.surrogate,
         "learning_rate": settings.lr, "stdb_epochs": settings.stdb_epochs, "ntrain": ntrain,
         "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
@@ -82,7 +90,7 @@ def run_stdb(settings, ws, timesteps):
         "peak_memory_mb": outcome.peak_memory_mb, "wall_seconds": time.perf_counter() - start,
         "thresholds": outcome.thresholds, "leaks": outcome.leaks,
         "exported_model": str(export_path), "exported_folded": True,
-        "toolbox_export_accuracy": toolbox_accuracy,
+        **stats.scored("toolbox_export_accuracy", toolbox_predictions, y_test),
         "toolbox_export_note": "SNN Toolbox INI on the exported .h5 (thresholds folded, normalize = False): "
                                "its pools spike, it counts output spikes and uses its own Poisson rule, "
                                "so it differs from the engine's linear pools and membrane readout",
@@ -95,12 +103,13 @@ def run_stdb(settings, ws, timesteps):
 
 
 def print_rows(records):
-    print(f"\n  {'T':>5} {'ANN':>7} {'SNN before':>11} {'STDB':>7} {'best epoch':>11} {'toolbox(export)':>16}"
-          f" {'s/epoch':>8} {'peak MB':>8}")
+    """Per T: the accuracies (with interval and N), the best epoch, the cost."""
+    print()
     for r in records:
-        print(f"  {r['timesteps']:>5} {r['ann_accuracy']:>7.4f} {r['snn_accuracy_before']:>11.4f} "
-              f"{r['snn_accuracy']:>7.4f} {r['best_epoch']:>11} {r['toolbox_export_accuracy']:>16.4f} "
-              f"{r['seconds_per_epoch']:>8.0f} {r['peak_memory_mb']:>8.0f}")
+        print(f"  T={r['timesteps']}: ANN {stats.format_recorded(r, 'ann_accuracy')}, SNN before "
+              f"{stats.format_recorded(r, 'snn_accuracy_before')}, STDB {stats.format_recorded(r, 'snn_accuracy')} "
+              f"(best epoch {r['best_epoch']}), toolbox (export) {stats.format_recorded(r, 'toolbox_export_accuracy')}; "
+              f"{r['seconds_per_epoch']:.0f} s/epoch, peak {r['peak_memory_mb']:.0f} MB")
 
 
 def main(settings):
@@ -112,8 +121,10 @@ def main(settings):
     ws = workspace.prepare(settings)
     record = run_stdb(settings, ws, settings.timesteps)
     print_rows([record])
-    print(f"  STDB changed accuracy by {record['improvement']:+.4f} (before {record['snn_accuracy_before']:.4f}, "
-          f"after {record['snn_accuracy']:.4f}); -> {ws.dir / f'stdb_T{settings.timesteps}.json'}")
+    print(f"  STDB changed accuracy by {record['improvement']:+.4f} (before "
+          f"{stats.format_recorded(record, 'snn_accuracy_before')}, after {stats.format_recorded(record, 'snn_accuracy')}"
+          f"; paired: {stats.format_mcnemar(record['snn_vs_snn_before_mcnemar'])}); "
+          f"ANN {stats.format_recorded(record, 'ann_accuracy')}; -> {ws.dir / f'stdb_T{settings.timesteps}.json'}")
     return record
 
 
@@ -139,17 +150,21 @@ def sweep_main(settings):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TABLE3_COLUMNS)
-    writer.writerows([[r[c] for c in TABLE3_COLUMNS] for r in records])
+    writer.writerows([[row[c] for c in TABLE3_COLUMNS] for row in
+                      ({**r, **stats.bounds(r, TABLE3_ACCURACIES, r["num_samples"])} for r in records)])
     results.write_atomic(ws.dir / "table3.csv", buffer.getvalue())
     trained = ["weights"] + ["thresholds"] * settings.train_thresholds + ["leaks"] * settings.train_leak
     lines = [f"**Table 3. ANN to SNN + STDB** ({n} test samples, {ntrain} training samples, "
              f"{settings.stdb_epochs} epochs, {settings.surrogate} surrogate, {settings.coding} input, "
              f"{', '.join(trained)} trained, "
              "engine with linear pools and membrane readout)", "",
-             "| ANN Accuracy | Timesteps | Leak | SNN only Accuracy | SNN STDB Accuracy | Best Epoch |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['ann_accuracy']:.4f} | {r['timesteps']} | {r['leak']} | {r['snn_accuracy_before']:.4f} | "
-              f"{r['snn_accuracy']:.4f} | {r['best_epoch']} |" for r in records]
+             "Accuracy [95 % Wilson interval] (N samples); STDB vs SNN only: the exact McNemar test on the same "
+             "samples (samples only one of them gets right, p).", "",
+             "| ANN Accuracy | Timesteps | Leak | SNN only Accuracy | SNN STDB Accuracy | Best Epoch "
+             "| STDB vs SNN only |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {stats.format_recorded(r, 'ann_accuracy')} | {r['timesteps']} | {r['leak']} | "
+              f"{stats.format_recorded(r, 'snn_accuracy_before')} | {stats.format_recorded(r, 'snn_accuracy')} | "
+              f"{r['best_epoch']} | {stats.format_mcnemar(r.get('snn_vs_snn_before_mcnemar'))} |" for r in records]
     results.write_atomic(ws.dir / "table3.md", "\n".join(lines) + "\n")
     print_rows(records)
     print(f"  -> {ws.dir / 'table3.md'}")

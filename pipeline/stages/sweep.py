@@ -10,7 +10,7 @@ SIM=fast simulates with the engine instead of the toolbox (convert_T<T>_fast.jso
 import csv
 import io
 
-from pipeline import UserError, results, workspace
+from pipeline import UserError, results, stats, workspace
 from pipeline.settings import Settings
 from pipeline.toolbox import configs, simulate
 from pipeline.training import ann
@@ -39,27 +39,32 @@ def run_or_reuse(ws, timesteps, num_samples, force=False, simulator="INI"):
 
 
 def table_rows(settings, ws, num_samples):
+    """Table 2's (T, ANN, SNN) rows, the per-step curve of the longest run, where the rows come
+    from, and the record of the longest T (its paired SNN-vs-ANN test)."""
     timesteps = sorted(set(settings.timesteps_list))
     probe = configs.validate(workspace.render_config(ws, max(timesteps), num_samples))
     if not probe.poisson_input:
         record = run_or_reuse(ws, max(timesteps), num_samples, settings.force, settings.sim)
         curve = record["accuracy_per_timestep"]
         source = f"one constant-input run at T={max(timesteps)} ({simulate.result_name(max(timesteps), settings.sim)})"
-        return [(t, record["ann_accuracy"], curve[t - 1]) for t in timesteps], curve, source
+        return [(t, record["ann_accuracy"], curve[t - 1]) for t in timesteps], curve, source, record
     rows = []
     for t in timesteps:
         record = run_or_reuse(ws, t, num_samples, settings.force, settings.sim)
         rows.append((t, record["ann_accuracy"], record["snn_accuracy"]))
-    return rows, record["accuracy_per_timestep"], "one Poisson-input run per T"
+    return rows, record["accuracy_per_timestep"], "one Poisson-input run per T", record
 
 
 def original_ann(settings, ws):
     """Train the published ESCAPE-NET (max pooling, biases, batch norm) on the RUN's data."""
     trained = workspace.prepare(settings, variant="original").model
-    model = ann.load(trained.path)
-    accuracy = float((ann.predict(model, ws.dataset.x_test) == ws.dataset.y_test).mean())
-    record = {"variant": "original", "ann_accuracy_test": accuracy,
-              "modified_ann_accuracy_test": ws.model.info["test_accuracy"],
+    y_test = ws.dataset.y_test
+    original = ann.test_predictions(trained.path, ws.dataset.x_test)
+    modified = ann.test_predictions(ws.model.path, ws.dataset.x_test)
+    record = {"variant": "original", **stats.scored("ann_accuracy_test", original, y_test),
+              **stats.scored("modified_ann_accuracy_test", modified, y_test), "num_test_samples": len(y_test),
+              **stats.comparison(y_test, {"original": original, "modified": modified},
+                                 pairs=(("original", "modified"),)),
               "model": {"path": str(trained.path), "sha256": results.file_sha256(trained.path)},
               "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
               "train_seconds": trained.info["train_seconds"], "epochs": trained.info["epochs"]}
@@ -67,18 +72,27 @@ def original_ann(settings, ws):
     return record
 
 
-def write_table(ws, rows, curve, source, num_samples, simulator):
+def write_table(ws, rows, curve, source, num_samples, simulator, longest):
+    """table2.csv (accuracies, N and interval bounds), table2.md (accuracies with N and interval,
+    the paired test at the longest T) and table2.png."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["timesteps", "ann_accuracy", "snn_accuracy"])
-    writer.writerows(rows)
+    names = ("ann_accuracy", "snn_accuracy")
+    writer.writerow(["timesteps", *names, "num_samples", *(f"{name}_{end}" for name in names for end in ("lo", "hi"))])
+    for t, ann_acc, snn_acc in rows:
+        writer.writerow([t, ann_acc, snn_acc, num_samples,
+                         *stats.bounds(dict(zip(names, (ann_acc, snn_acc))), names, num_samples).values()])
     results.write_atomic(ws.dir / "table2.csv", buffer.getvalue())
     lines = [f"**Table 2. ANN to SNN only ({simulator}, {num_samples} test samples; {source})**", "",
+             "Accuracy [95 % Wilson interval] (N samples).", "",
              "| Timesteps | ANN Accuracy | ANN to SNN only |", "|---|---|---|"]
-    lines += [f"| {t} | {ann_acc:.4f} | {snn_acc:.4f} |" for t, ann_acc, snn_acc in rows]
+    lines += [f"| {t} | {stats.format_accuracy(ann_acc, num_samples)} | {stats.format_accuracy(snn_acc, num_samples)} |"
+              for t, ann_acc, snn_acc in rows]
+    lines += ["", f"SNN vs ANN at T={longest['timesteps']} on the same samples (exact McNemar test): "
+                  f"{stats.format_mcnemar(longest.get('snn_vs_ann_mcnemar'))}."]
     results.write_atomic(ws.dir / "table2.md", "\n".join(lines) + "\n")
     from pipeline import plots
-    plots.accuracy_vs_timesteps(ws.dir / "table2.png", rows, curve, simulator)
+    plots.accuracy_vs_timesteps(ws.dir / "table2.png", rows, curve, simulator, num_samples)
 
 
 def main(settings: Settings):
@@ -86,13 +100,16 @@ def main(settings: Settings):
         raise UserError("TS is required: make sweep TS=\"50 75 100 200 300\"")
     ws = workspace.prepare(settings)
     n = workspace.test_samples(settings, ws)
-    rows, curve, source = table_rows(settings, ws, n)
-    write_table(ws, rows, curve, source, n, settings.sim)
+    rows, curve, source, longest = table_rows(settings, ws, n)
+    write_table(ws, rows, curve, source, n, settings.sim, longest)
     original = original_ann(settings, ws)
     print(f"\nTable 2 ({source}):")
-    print(f"  {'T':>6} {'ANN':>8} {'SNN':>8}")
+    print(f"  {'T':>6}  {'ANN':<28}  SNN")
     for t, ann_acc, snn_acc in rows:
-        print(f"  {t:>6} {ann_acc:>8.4f} {snn_acc:>8.4f}")
-    print(f"  original ESCAPE-NET (max pool, bias, BN): {original['ann_accuracy_test']:.4f} on the test set; "
-          f"modified: {original['modified_ann_accuracy_test']:.4f}")
+        print(f"  {t:>6}  {stats.format_accuracy(ann_acc, n):<28}  {stats.format_accuracy(snn_acc, n)}")
+    print(f"  SNN vs ANN at T={longest['timesteps']} (exact McNemar): {stats.format_mcnemar(longest.get('snn_vs_ann_mcnemar'))}")
+    test_n = original["num_test_samples"]
+    print(f"  original ESCAPE-NET (max pool, bias, BN): {stats.format_recorded(original, 'ann_accuracy_test', test_n)}"
+          f" on the test set; modified: {stats.format_recorded(original, 'modified_ann_accuracy_test', test_n)}; "
+          f"paired: {stats.format_mcnemar(original['original_vs_modified_mcnemar'])}")
     print(f"  -> {ws.dir / 'table2.md'}")

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, engine, results
+from pipeline import UserError, engine, results, stats
 from pipeline.toolbox import configs, runner
 from pipeline.training import ann
 
@@ -40,16 +40,20 @@ def provenance(config_path, dataset_name, dataset_sha, model_path, seed):
             **results.provenance(dataset_name, dataset_sha, model_path, results.file_sha256(model_path), seed)}
 
 
-def result_record(stage, run: runner.ToolboxRun, ann_same, ann_test, wall_seconds, provenance_fields):
+def result_record(stage, run: runner.ToolboxRun, ann_predictions, y_test, wall_seconds, provenance_fields):
+    """convert_T<T>.json: the SNN and the ANN (``ann_predictions``: its class for every test sample,
+    ``y_test`` their labels) on the same simulated samples, each accuracy with its interval, their
+    final per-sample predictions and the paired test."""
+    snn = run.predictions_per_timestep[:, -1]
     return {
         "stage": stage,
         "simulator": run.simulator,
         "timesteps": run.timesteps,
         "num_samples": run.num_samples,
-        "ann_accuracy": ann_same,
-        "ann_accuracy_test": ann_test,
-        "snn_accuracy": run.accuracy,
+        **stats.ann_scores(ann_predictions, y_test, run.num_samples),
+        **stats.scored("snn_accuracy", snn, run.labels),
         "accuracy_per_timestep": [float(a) for a in run.accuracy_per_timestep],
+        **stats.comparison(run.labels, {"snn": snn, "ann": ann_predictions[:run.num_samples]}),
         "wall_seconds": wall_seconds,
         "toolbox_seconds": run.seconds,
         **provenance_fields,
@@ -118,8 +122,7 @@ def run_config(config_path, out_path, dataset_name=None, dataset_sha=None, stage
     x_test = np.load(config.dataset_path / "x_test.npz")["arr_0"]
     y_test = np.argmax(np.load(config.dataset_path / "y_test.npz")["arr_0"], axis=1)
     model_path = config.path_wd / f"{config.filename_ann}.h5"
-    ann_same, ann_test = ann.accuracies(model_path, x_test, y_test, sim.num_samples)
-    record = result_record(stage, sim, ann_same, ann_test, time.perf_counter() - start,
+    record = result_record(stage, sim, ann.test_predictions(model_path, x_test), y_test, time.perf_counter() - start,
                            provenance(config.path, dataset_name or config.dataset_path.name,
                                       dataset_sha or results.file_sha256(config.dataset_path / "x_test.npz"),
                                       model_path.resolve(), config.seed))

@@ -140,9 +140,7 @@ def load(path):
     return tf.keras.models.load_model(path, custom_objects=qcfs.CUSTOM_OBJECTS, compile=False)
 
 
-def accuracies(model_path, x_test, y_test, num_samples):
-    """ANN accuracy on the simulated samples and on the whole test set."""
-    model = load(model_path)
-    predictions = predict(model, x_test)
-    correct = predictions == y_test
-    return float(correct[:num_samples].mean()), float(correct.mean())
+def test_predictions(model_path, x_test):
+    """The ANN's class for every test sample: its accuracies (`stats.ann_scores`) and its paired
+    test against an SNN on the same samples come from these."""
+    return predict(load(model_path), x_test)

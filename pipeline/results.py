@@ -95,21 +95,25 @@ def resolve_run(run, requested, defaults, force=False):
     `requested` holds what the user asked for (None = not asked). The first
     stage of a RUN records its choice in results/<RUN>/run.json; later stages
     reuse it. Asking an existing RUN for something else is refused unless
-    `force`, which re-records.
+    `force`: FORCE recomputes what the RUN recorded, so a value not given comes from run.json
+    (not the default) and a value given replaces it; one line says what changed.
     """
     record_path = run_dir(run) / "run.json"
     recorded = read_json(record_path) if record_path.exists() else None
-    if recorded is not None and not force:
-        conflicts = [f"{key.upper()}={requested[key]} (recorded: {recorded[key]})"
-                     for key in RECORD_KEYS
-                     if requested.get(key) is not None and str(requested[key]) != str(recorded[key])]
-        if conflicts:
-            raise UserError(f"RUN={run} was made with other settings: {', '.join(conflicts)}; "
+    if recorded is None:
+        return {key: requested[key] if requested.get(key) is not None else defaults[key] for key in RECORD_KEYS}
+    changed = [f"{key.upper()}={requested[key]} (recorded: {recorded.get(key)})"
+               for key in RECORD_KEYS
+               if requested.get(key) is not None and str(requested[key]) != str(recorded.get(key))]
+    if not force:
+        if changed:
+            raise UserError(f"RUN={run} was made with other settings: {', '.join(changed)}; "
                             f"use another RUN or FORCE=1")
         return recorded
-    chosen = {key: requested[key] if requested.get(key) is not None else defaults[key]
-              for key in RECORD_KEYS}
-    return chosen
+    print(f"FORCE: recomputing RUN={run} with its recorded settings"
+          + (f"; changed: {', '.join(changed)}" if changed else "; nothing changed"), flush=True)
+    return {key: requested[key] if requested.get(key) is not None else recorded.get(key, defaults[key])
+            for key in RECORD_KEYS}
 
 
 def record_run(run, chosen, dataset, model_path, model_sha256):

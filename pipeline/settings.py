@@ -78,7 +78,7 @@ class Settings:
     stage: str
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, epochs, "
                              "seed and model in `run.json`, later stages reuse them; asking for others is refused "
-                             "(use another RUN or `FORCE=1`)", "default")
+                             "(use another RUN, or `FORCE=1` with the new value)", "default")
     data: str | None = option("DATA", "`synthetic`, or a RAT `.mat` / generic `.npz` path",
                               shown="recorded, else `synthetic`")
     epochs: int | None = option("EPOCHS", "ANN training epochs", parse=_positive_int, shown="recorded, else 8")
@@ -125,7 +125,9 @@ class Settings:
                          parse=_words, shown="INI")
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows", False, flag=True)
-    force: bool = option("FORCE", "`1`: recompute what is cached", False, flag=True)
+    force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "
+                                   "`run.json` (not the defaults), a value given replaces the recorded one and "
+                                   "the summary prints what changed", False, flag=True)
 
 
 OPTIONS = tuple(f for f in fields(Settings) if f.metadata)

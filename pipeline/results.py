@@ -1,8 +1,12 @@
-"""Result files: atomic writes, provenance, and the RUN record that later stages reuse."""
+"""Result files: atomic writes, provenance, the RUN record that later stages reuse, the sha256
+stamps that let a cache be trusted, and the locks of a RUN and of a cache."""
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 
@@ -67,6 +71,94 @@ def file_sha256(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def stamp_path(path):
+    """Where the sha256 of a cache file is recorded when it is written: ``<name>.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def write_stamp(path):
+    """Record the sha256 of the cache file just written at `path` (after it, so a crash in between
+    leaves a file without a stamp: rebuilt, never trusted)."""
+    write_atomic(stamp_path(path), file_sha256(path) + "\n")
+
+
+def cache_problem(path, recorded_sha256):
+    """Why the cache file at `path` cannot be trusted, or None when its sha256 is the one recorded
+    when it was written (a file cut short by a full disk or an interrupted copy, or edited, is not)."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    if not recorded_sha256:
+        return "no sha256 was recorded when it was written"
+    actual = file_sha256(path)
+    if actual != recorded_sha256:
+        return f"sha256 {actual[:12]} is not the {recorded_sha256[:12]} recorded when it was written (truncated or edited)"
+    return None
+
+
+def stamped_problem(path):
+    """`cache_problem` against the sha256 in the file's stamp (`write_stamp`)."""
+    stamp = stamp_path(path)
+    return cache_problem(path, stamp.read_text().strip() if stamp.is_file() else None)
+
+
+def report_rebuild(path, problem):
+    """The one line a stage prints before it rebuilds a cache file it cannot trust."""
+    print(f"{path}: {problem}; rebuilding it", flush=True)
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive lock on ``<path>.lock`` while a cache at `path` is checked and (re)built.
+
+    Another process building the same cache waits here, then finds it built: two processes never
+    write one cache at once. Not re-entrant for one path (flock locks an open file).
+    """
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_HELD_RUNS = {}
+
+
+def hold_run(run):
+    """Lock results/<RUN>/ for the rest of this process (`workspace.prepare` calls it).
+
+    A second stage on the same RUN is refused at once in one line naming the holder, rather than
+    made to wait: a stage can run for hours, and two stages on one RUN would interleave their writes
+    to run.json, the toolbox's work dir and the result files. The lock is an ``flock`` on
+    ``results/.<RUN>.lock`` (beside the folder, so a refused stage creates no RUN folder), released by
+    the kernel when the process ends (also when it is killed).
+    """
+    lock = run_dir(run).with_name(f".{run}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    key = str(lock.resolve())
+    if key in _HELD_RUNS:
+        return
+    handle = open(lock, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"RUN={run} is in use by another stage ({holder}); wait for it to finish "
+                        f"or use another RUN") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}: {' '.join(sys.argv[1:]) or 'python'}\n")
+    handle.flush()
+    _HELD_RUNS[key] = handle
 
 
 def versions():

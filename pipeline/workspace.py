@@ -40,14 +40,24 @@ class Workspace:
                                   self.record["seed"])
 
     def toolbox_data(self):
-        """Folder with x_test/y_test/x_norm.npz for this dataset (written once)."""
+        """Folder with x_test/y_test/x_norm.npz for this dataset (written once; rewritten when a file is
+        missing or its sha256 is not the one recorded when it was written)."""
         folder = DATA_CACHE / "toolbox" / f"{self.dataset.sha256[:16]}_norm{NUM_NORM}"
-        if not all((folder / name).exists() for name in ("x_test.npz", "y_test.npz", "x_norm.npz")):
-            data.write_toolbox_files(self.dataset, folder, NUM_NORM, seed=self.record["seed"])
+        with results.locked(folder):
+            problems = [(folder / name, results.stamped_problem(folder / name))
+                        for name in ("x_test.npz", "y_test.npz", "x_norm.npz")]
+            damaged = [(path, problem) for path, problem in problems if problem not in (None, "missing")]
+            if damaged:
+                results.report_rebuild(*damaged[0])
+            if any(problem is not None for _, problem in problems):
+                data.write_toolbox_files(self.dataset, folder, NUM_NORM, seed=self.record["seed"])
         return folder
 
 
 def prepare(settings: Settings, variant="modified", verbose=1) -> Workspace:
+    """Lock the RUN for this process (`results.hold_run`: a second stage on it is refused), settle its
+    recorded choices, load the data, train or reuse the model and record both in run.json."""
+    results.hold_run(settings.run)
     requested = {"data": settings.data, "scale": settings.scale, "width": settings.width,
                  "epochs": settings.epochs, "seed": settings.seed}
     if requested["data"] not in (None, "synthetic"):

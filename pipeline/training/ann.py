@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_models import escape_net, qcfs
-from pipeline import ROOT, results
+from pipeline import ROOT, UserError, results
 
 TRAINED = ROOT / "keras_models" / "trained"
 BATCH_SIZE = 64
@@ -81,13 +81,40 @@ class _KeepBest:
 
 
 def train(dataset, settings: TrainSettings, force=False, verbose=1):
-    """Return the cached model for these settings, training it first if needed."""
-    from pipeline.data import balanced_subset, validation_split
-    path = TRAINED / f"{model_name(dataset, settings)}.h5"
-    info_path = path.with_suffix(".json")
-    if path.exists() and info_path.exists() and not force:
-        return TrainedModel(path, results.read_json(info_path))
+    """Return the cached model for these settings, training it first if needed.
 
+    A cached ``.h5`` is used only when its sha256 is the one its JSON recorded when it was written;
+    otherwise (cut short, edited, JSON missing or damaged) one line says so and it is retrained.
+    The cache is locked while it is checked and built, so two processes train it once.
+    """
+    path = TRAINED / f"{model_name(dataset, settings)}.h5"
+    with results.locked(path):
+        if not force:
+            cached = _verified(path)
+            if cached is not None:
+                return cached
+        return _train(dataset, settings, path, verbose)
+
+
+def _verified(path):
+    """The cached model at `path` if its sha256 matches its record, else None (after one line saying why)."""
+    info_path = path.with_suffix(".json")
+    if not path.exists() and not info_path.exists():
+        return None
+    try:
+        info = results.read_json(info_path)
+        problem = results.cache_problem(path, info.get("sha256") if isinstance(info, dict) else None)
+    except UserError as exc:
+        problem = str(exc)
+    if problem is None:
+        return TrainedModel(path, info)
+    results.report_rebuild(path, problem)
+    return None
+
+
+def _train(dataset, settings, path, verbose):
+    from pipeline.data import balanced_subset, validation_split
+    info_path = path.with_suffix(".json")
     quantised = settings.variant == "qcfs"
     origin = train(dataset, dataclasses.replace(settings, variant="modified"), verbose=verbose) if quantised else None
     import tensorflow as tf
@@ -118,7 +145,7 @@ def train(dataset, settings: TrainSettings, force=False, verbose=1):
         "train_samples": len(train_idx), "validation_samples": len(val_idx),
         "test_samples": len(dataset.y_test), "best_epoch": keep_best.best_epoch,
         "validation_accuracy": float(keep_best.best), "test_accuracy": test_accuracy,
-        "train_seconds": seconds, "parameters": int(model.count_params()),
+        "train_seconds": seconds, "parameters": int(model.count_params()), "sha256": results.file_sha256(path),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
     }
     if quantised:

@@ -95,7 +95,8 @@ def cache_problem(path, recorded_sha256):
         return "no sha256 was recorded when it was written"
     actual = file_sha256(path)
     if actual != recorded_sha256:
-        return f"sha256 {actual[:12]} is not the {recorded_sha256[:12]} recorded when it was written (truncated or edited)"
+        return (f"sha256 {actual[:12]} is not the {recorded_sha256[:12]} recorded when it was written "
+                "(truncated or edited)")
     return None
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from pipeline import ROOT, UserError
 
 RESULTS = ROOT / "results"
-RECORD_KEYS = ("data", "scale", "width", "epochs", "seed")
+RECORD_KEYS = ("data", "scale", "width", "epochs", "seed", "model_file")
+MAKE_NAMES = {"model_file": "MODEL"}   # the setting of a record key, where its name differs
 
 
 def run_dir(run):
@@ -183,7 +184,7 @@ def provenance(dataset_name, dataset_sha256, model_path, model_sha256, seed):
 
 
 def resolve_run(run, requested, defaults, force=False):
-    """Settle a RUN's data/scale/width/epochs/seed: recorded values win, conflicts are refused.
+    """Settle a RUN's data/scale/width/epochs/seed/MODEL: recorded values win, conflicts are refused.
 
     `requested` holds what the user asked for (None = not asked). The first
     stage of a RUN records its choice in results/<RUN>/run.json; later stages
@@ -195,7 +196,7 @@ def resolve_run(run, requested, defaults, force=False):
     recorded = read_json(record_path) if record_path.exists() else None
     if recorded is None:
         return {key: requested[key] if requested.get(key) is not None else defaults[key] for key in RECORD_KEYS}
-    changed = [f"{key.upper()}={requested[key]} (recorded: {recorded.get(key)})"
+    changed = [f"{MAKE_NAMES.get(key, key.upper())}={requested[key]} (recorded: {recorded.get(key)})"
                for key in RECORD_KEYS
                if requested.get(key) is not None and str(requested[key]) != str(recorded.get(key))]
     if not force:
@@ -209,8 +210,10 @@ def resolve_run(run, requested, defaults, force=False):
             for key in RECORD_KEYS}
 
 
-def record_run(run, chosen, dataset, model_path, model_sha256):
+def record_run(run, chosen, dataset, model_path, model_sha256, model_file_sha256=None):
+    """results/<RUN>/run.json: the choices, the dataset and model they gave, and the sha256 of a MODEL= file."""
     write_json(run_dir(run) / "run.json", {
         **chosen, "dataset": {"name": dataset.name, "sha256": dataset.sha256},
         "model": {"path": str(model_path), "sha256": model_sha256},
+        **({"model_file_sha256": model_file_sha256} if model_file_sha256 else {}),
     })

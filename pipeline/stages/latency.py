@@ -208,6 +208,9 @@ def main(settings: Settings):
                         "engine (THRESHOLDS=max)")
     cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
     ws = workspace.prepare(settings)
+    if workspace.user_model(ws):
+        raise UserError(f"make latency rebuilds ESCAPE-NET as a QCFS network and fine-tunes it; RUN={ws.run} "
+                        f"runs on MODEL={workspace.user_model(ws)} (use a RUN without MODEL)")
     n = workspace.test_samples(settings, ws)
     chosen = ws.record
     qcfs_trained = train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),

@@ -157,6 +157,71 @@ def _train(dataset, settings, path, verbose):
     return TrainedModel(path, info)
 
 
+def bring(source, dataset, force=False):
+    """A trained Keras model the user brings (``MODEL=path``), checked and made ready for the toolbox.
+
+    Checked before anything runs: every layer convertible (`network.describe` refuses one by index
+    and name; a QCFS layer too, since SNN Toolbox cannot parse it), the input shape against the
+    data's and the output size against its number of classes. The model is then saved compiled
+    (categorical cross-entropy, as SNN Toolbox evaluates it) to ``keras_models/trained/user_<model
+    sha>_d<data sha>.h5``, a verified cache like a trained one, with its test accuracy beside it.
+    A ``.keras`` file is read if tf-keras can (its own format); a Keras-3 one is refused with the reason.
+    """
+    path = Path(source).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"MODEL={source}: no such file")
+    if path.suffix.lower() not in (".h5", ".hdf5", ".keras"):
+        raise UserError(f"MODEL={source}: a Keras .h5 file is expected (or a .keras file tf-keras can read)")
+    sha = results.file_sha256(path)
+    copy = TRAINED / f"user_{sha[:12]}_d{dataset.sha256[:12]}.h5"
+    with results.locked(copy):
+        cached = None if force else _verified(copy)
+        if cached is not None:
+            return cached
+        import tensorflow as tf
+        model = _read_user_model(path)
+        check_user_model(model, dataset, path)
+        model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
+        results.write_atomic_with(copy, lambda tmp: model.save(tmp, save_format="h5"))
+        info = {"variant": "user", "source": {"path": str(path), "sha256": sha},
+                "dataset": {"name": dataset.name, "sha256": dataset.sha256}, "test_samples": len(dataset.y_test),
+                "test_accuracy": float(np.mean(predict(model, dataset.x_test) == dataset.y_test)),
+                "parameters": int(model.count_params()), "sha256": results.file_sha256(copy)}
+        results.write_json(copy.with_suffix(".json"), info)
+    return TrainedModel(copy, info)
+
+
+def _read_user_model(path):
+    import tf_keras
+    try:
+        return load(path)
+    except Exception as exc:   # h5py, JSON or Keras errors: all mean "not a model we can read"
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200]
+        if path.suffix.lower() == ".keras":
+            raise UserError(f"MODEL={path}: tf-keras {tf_keras.__version__} (the Keras-2 API SNN Toolbox needs) "
+                            f"cannot read this .keras file ({reason}); save the model as .h5") from None
+        raise UserError(f"MODEL={path}: not a readable Keras .h5 model ({reason})") from None
+
+
+def check_user_model(model, dataset, path):
+    """Refuse, in one line, a model that the engine or the toolbox cannot run on this dataset."""
+    from pipeline import network
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, qcfs.QCFS):
+            raise UserError(f"MODEL={path}: layer {index} {layer.name!r} (QCFS): SNN Toolbox cannot parse it")
+    try:
+        network.describe(model)
+    except UserError as exc:
+        raise UserError(f"MODEL={path}: {exc}") from None
+    shape = tuple(model.input_shape[1:])
+    if shape != dataset.input_shape:
+        raise UserError(f"MODEL={path}: takes inputs of shape {shape}, the data {dataset.name} has "
+                        f"{dataset.input_shape}")
+    if model.output_shape[-1] != dataset.num_classes:
+        raise UserError(f"MODEL={path}: has {model.output_shape[-1]} outputs, the data {dataset.name} has "
+                        f"{dataset.num_classes} classes")
+
+
 def predict(model, x, batch_size=256):
     """Class predictions of a Keras model (argmax of its output)."""
     return np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1)

@@ -1,7 +1,8 @@
 """What every stage of a RUN stands on: its dataset, its trained model, the toolbox's data files.
 
-`prepare` settles the RUN's recorded choices (results.resolve_run), loads the
-data, trains or reuses the cached model and records both in run.json.
+`prepare` locks the RUN, settles its recorded choices (results.resolve_run), loads the
+data, trains or reuses the cached model (or checks a MODEL= the user brings) and records both in
+run.json.
 """
 import os
 from dataclasses import dataclass

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from pipeline import UserError, results, workspace
+from pipeline import UserError, results, settings, workspace
 
 
 def _record(sandbox, run, **chosen):
@@ -38,3 +38,15 @@ def test_without_force_a_different_choice_is_refused_and_a_new_run_takes_the_def
         results.resolve_run("r", _asked(epochs=3), workspace.DEFAULTS)
     assert results.resolve_run("fresh", _asked(width=4), workspace.DEFAULTS, force=True) == {
         **workspace.DEFAULTS, "width": 4}
+
+
+@pytest.mark.slow
+def test_force_on_a_run_retrains_with_its_recorded_epochs_not_the_default(sandbox, tiny_npz):
+    def prepare(*argv):
+        return workspace.prepare(settings.parse(["convert", "RUN=r", *argv]), verbose=0)
+    made = prepare(f"DATA={tiny_npz}", "WIDTH=4", "EPOCHS=1")
+    mtime = made.model.path.stat().st_mtime_ns
+    again = prepare("FORCE=1")                                   # the case: it used to train 8 epochs
+    assert (again.record["epochs"], again.record["width"], again.record["data"]) == (1, 4, str(tiny_npz))
+    assert again.model.path == made.model.path and again.model.path.stat().st_mtime_ns != mtime   # recomputed
+    assert again.model_sha256 == results.file_sha256(again.model.path)

@@ -77,8 +77,8 @@ def option(make, meaning, default=None, parse=None, choices=None, flag=False, sh
 class Settings:
     stage: str
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, epochs, "
-                             "seed, `MODEL` and model in `run.json`, later stages reuse them; asking for others is refused "
-                             "(use another RUN, or `FORCE=1` with the new value)", "default")
+                             "seed, `MODEL` and model in `run.json`, later stages reuse them; asking for others is "
+                             "refused (use another RUN, or `FORCE=1` with the new value)", "default")
     data: str | None = option("DATA", "`synthetic`, or a RAT `.mat` / generic `.npz` path",
                               shown="recorded, else `synthetic`")
     epochs: int | None = option("EPOCHS", "ANN training epochs", parse=_positive_int, shown="recorded, else 8")

@@ -73,6 +73,10 @@ def prepare(settings: Settings, variant="modified", verbose=1) -> Workspace:
     dataset = data.load_dataset(chosen["data"], chosen["scale"], cache_dir=DATA_CACHE)
     if user_model:
         trained = train.bring(user_model, dataset, force=settings.force)
+        was, now = chosen.get("model_file_sha256"), trained.info["source"]["sha256"]
+        if was and was != now and not settings.force:   # the file at that path is not the RUN's model any more
+            raise UserError(f"MODEL={user_model} changed since RUN={settings.run} recorded it (sha256 {was[:12]}, "
+                            f"now {now[:12]}): use FORCE=1 to recompute with it, or another RUN")
     else:
         trained = train.train(dataset, train.TrainSettings(variant, int(chosen["width"]), int(chosen["epochs"]),
                                                            int(chosen["seed"])),

@@ -50,6 +50,16 @@ def test_convert_runs_on_a_model_the_user_brings(sandbox, tiny_npz, capsys):
     assert main(["latency", "RUN=u", "TS=2 4"]) == 2                  # needs ESCAPE-NET itself
     one_line_error(capsys, "QCFS", "MODEL=")
 
+    import tensorflow as tf                                             # the file changes under the RUN
+    model = tf.keras.models.load_model(path)
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    model.save(path, save_format="h5")
+    assert main(argv) == 2
+    one_line_error(capsys, f"MODEL={path} changed since RUN=u recorded it", "FORCE=1")
+    assert main([*argv, "FORCE=1"]) == 0
+    assert json.loads((sandbox / "results" / "u" / "run.json").read_text())["model_file_sha256"] == \
+        results.file_sha256(path)
+
 
 @pytest.mark.parametrize("kind, parts", [
     ("lstm", ["layer 0 'lstm' (LSTM) cannot be mapped"]),

@@ -259,9 +259,9 @@ def describe(model, thresholds=None, neurons=Neurons(), leaks=None):
 
     ``thresholds``: per weighted layer (missing ones are 1.0, or ``lambda_k / lambda_{k-1}`` for a
     layer that feeds a QCFS activation, see `qcfs_thresholds`); ``leaks``: per hidden weighted
-    layer (default ``neurons.leak``). A layer the engine cannot run is refused by name: supported
-    are Conv2D and Dense with ReLU (or linear and followed by QCFS), AveragePooling2D, Flatten,
-    Dropout, and a softmax/linear/ReLU readout.
+    layer (default ``neurons.leak``). A layer the engine cannot run is refused by its index (in
+    ``model.layers``) and name: supported are Conv2D and Dense with ReLU (or linear and followed by
+    QCFS), AveragePooling2D, Flatten, Dropout, and a softmax/linear/ReLU readout.
     """
     import tensorflow as tf
     from keras_models.qcfs import QCFS
@@ -274,21 +274,22 @@ def describe(model, thresholds=None, neurons=Neurons(), leaks=None):
     if not weighted:
         raise UserError(f"model {model.name!r} has no Conv2D or Dense layer to convert")
     previous, specs = None, []
+    position = {id(layer): k for k, layer in enumerate(model.layers)}   # the index Keras shows (model.layers)
     for index, layer in enumerate(layers):
-        _check_chain(model, layer, previous)
+        where = f"layer {position[id(layer)]} {layer.name!r} ({type(layer).__name__})"
+        _check_chain(model, layer, previous, where)
         previous = layer
         if isinstance(layer, QCFS):
             if not specs or specs[-1][1] is not layer:
-                raise UserError(f"layer {layer.name!r} (QCFS) must directly follow a hidden Conv2D or Dense layer "
-                                "with a linear activation")
+                raise UserError(f"{where} must directly follow a hidden Conv2D or Dense layer with a linear activation")
             continue
         following = layers[index + 1] if index + 1 < len(layers) else None
         absorbed = following if isinstance(following, QCFS) else None
-        _check_layer(layer, is_readout=layer is weighted[-1], qcfs=absorbed is not None)
+        _check_layer(layer, where, is_readout=layer is weighted[-1], qcfs=absorbed is not None)
         specs.append((layer, absorbed))
     if specs[-1][0] is not weighted[-1]:
         last = specs[-1][0]
-        raise UserError(f"layer {last.name!r} ({type(last).__name__}) follows the readout "
+        raise UserError(f"layer {position[id(last)]} {last.name!r} ({type(last).__name__}) follows the readout "
                         f"layer {weighted[-1].name!r}; the engine reads out the last weighted layer")
 
     names = [layer.name for layer in weighted]
@@ -352,24 +353,23 @@ def _node(layer, qcfs_layer, is_readout, neurons, threshold, leak):
     return Dropout(**shapes, rate=float(layer.rate))
 
 
-def _check_chain(model, layer, previous):
+def _check_chain(model, layer, previous, where):
     nodes = getattr(layer, "_inbound_nodes", [])
     if len(nodes) != 1:
-        raise UserError(f"layer {layer.name!r} of model {model.name!r} is shared or unconnected; "
+        raise UserError(f"{where} of model {model.name!r} is shared or unconnected; "
                         "the engine maps single-chain models only")
     inbound = nodes[0].inbound_layers
     inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
     if len(inbound) != 1 or (previous is not None and inbound[0] is not previous):
-        raise UserError(f"layer {layer.name!r} of model {model.name!r} is not fed by the layer before it; "
+        raise UserError(f"{where} of model {model.name!r} is not fed by the layer before it; "
                         "the engine maps single-chain models only")
 
 
-def _check_layer(layer, is_readout, qcfs=False):
-    """Refuse, by name, a layer the engine cannot run (exact Keras classes: a subclass such as
-    SpatialDropout2D or DepthwiseConv2D computes something else)."""
+def _check_layer(layer, where, is_readout, qcfs=False):
+    """Refuse, by index and name (``where``), a layer the engine cannot run (exact Keras classes: a
+    subclass such as SpatialDropout2D or DepthwiseConv2D computes something else)."""
     import tensorflow as tf
     keras = tf.keras.layers
-    where = f"layer {layer.name!r} ({type(layer).__name__})"
     weighted = type(layer) in (keras.Conv2D, keras.Dense)
     if qcfs and (is_readout or not weighted):
         raise UserError(f"{where} is followed by a QCFS activation; only a hidden Conv2D or Dense layer can be")

@@ -1,15 +1,20 @@
-"""Result files: atomic writes, provenance, and the RUN record that later stages reuse."""
+"""Result files: atomic writes, provenance, the RUN record that later stages reuse, the sha256
+stamps that let a cache be trusted, and the locks of a RUN and of a cache."""
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 
 from pipeline import ROOT, UserError
 
 RESULTS = ROOT / "results"
-RECORD_KEYS = ("data", "scale", "width", "epochs", "seed")
+RECORD_KEYS = ("data", "scale", "width", "epochs", "seed", "model_file")
+MAKE_NAMES = {"model_file": "MODEL"}   # the setting of a record key, where its name differs
 
 
 def run_dir(run):
@@ -69,6 +74,95 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
+def stamp_path(path):
+    """Where the sha256 of a cache file is recorded when it is written: ``<name>.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def write_stamp(path):
+    """Record the sha256 of the cache file just written at `path` (after it, so a crash in between
+    leaves a file without a stamp: rebuilt, never trusted)."""
+    write_atomic(stamp_path(path), file_sha256(path) + "\n")
+
+
+def cache_problem(path, recorded_sha256):
+    """Why the cache file at `path` cannot be trusted, or None when its sha256 is the one recorded
+    when it was written (a file cut short by a full disk or an interrupted copy, or edited, is not)."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    if not recorded_sha256:
+        return "no sha256 was recorded when it was written"
+    actual = file_sha256(path)
+    if actual != recorded_sha256:
+        return (f"sha256 {actual[:12]} is not the {recorded_sha256[:12]} recorded when it was written "
+                "(truncated or edited)")
+    return None
+
+
+def stamped_problem(path):
+    """`cache_problem` against the sha256 in the file's stamp (`write_stamp`)."""
+    stamp = stamp_path(path)
+    return cache_problem(path, stamp.read_text().strip() if stamp.is_file() else None)
+
+
+def report_rebuild(path, problem):
+    """The one line a stage prints before it rebuilds a cache file it cannot trust."""
+    print(f"{path}: {problem}; rebuilding it", flush=True)
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive lock on ``<path>.lock`` while a cache at `path` is checked and (re)built.
+
+    Another process building the same cache waits here, then finds it built: two processes never
+    write one cache at once. Not re-entrant for one path (flock locks an open file).
+    """
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_HELD_RUNS = {}
+
+
+def hold_run(run):
+    """Lock results/<RUN>/ for the rest of this process (`workspace.prepare` calls it).
+
+    A second stage on the same RUN is refused at once in one line naming the holder, rather than
+    made to wait: a stage can run for hours, and two stages on one RUN would interleave their writes
+    to run.json, the toolbox's work dir and the result files. The lock is an ``flock`` on
+    ``results/.<RUN>.lock`` (beside the folder, so a refused stage creates no RUN folder), released by
+    the kernel when the process ends (also when it is killed).
+    """
+    lock = run_dir(run).with_name(f".{run}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    key = str(lock.resolve())
+    if key in _HELD_RUNS:
+        return
+    handle = open(lock, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"RUN={run} is in use by another stage ({holder}); wait for it to finish "
+                        f"or use another RUN") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}: {' '.join(sys.argv[1:]) or 'python'}\n")
+    handle.flush()
+    _HELD_RUNS[key] = handle
+
+
 def versions():
     import numpy
     import snntoolbox  # noqa: F401
@@ -90,30 +184,36 @@ def provenance(dataset_name, dataset_sha256, model_path, model_sha256, seed):
 
 
 def resolve_run(run, requested, defaults, force=False):
-    """Settle a RUN's data/scale/width/epochs/seed: recorded values win, conflicts are refused.
+    """Settle a RUN's data/scale/width/epochs/seed/MODEL: recorded values win, conflicts are refused.
 
     `requested` holds what the user asked for (None = not asked). The first
     stage of a RUN records its choice in results/<RUN>/run.json; later stages
     reuse it. Asking an existing RUN for something else is refused unless
-    `force`, which re-records.
+    `force`: FORCE recomputes what the RUN recorded, so a value not given comes from run.json
+    (not the default) and a value given replaces it; one line says what changed.
     """
     record_path = run_dir(run) / "run.json"
     recorded = read_json(record_path) if record_path.exists() else None
-    if recorded is not None and not force:
-        conflicts = [f"{key.upper()}={requested[key]} (recorded: {recorded[key]})"
-                     for key in RECORD_KEYS
-                     if requested.get(key) is not None and str(requested[key]) != str(recorded[key])]
-        if conflicts:
-            raise UserError(f"RUN={run} was made with other settings: {', '.join(conflicts)}; "
+    if recorded is None:
+        return {key: requested[key] if requested.get(key) is not None else defaults[key] for key in RECORD_KEYS}
+    changed = [f"{MAKE_NAMES.get(key, key.upper())}={requested[key]} (recorded: {recorded.get(key)})"
+               for key in RECORD_KEYS
+               if requested.get(key) is not None and str(requested[key]) != str(recorded.get(key))]
+    if not force:
+        if changed:
+            raise UserError(f"RUN={run} was made with other settings: {', '.join(changed)}; "
                             f"use another RUN or FORCE=1")
         return recorded
-    chosen = {key: requested[key] if requested.get(key) is not None else defaults[key]
-              for key in RECORD_KEYS}
-    return chosen
+    print(f"FORCE: recomputing RUN={run} with its recorded settings"
+          + (f"; changed: {', '.join(changed)}" if changed else "; nothing changed"), flush=True)
+    return {key: requested[key] if requested.get(key) is not None else recorded.get(key, defaults[key])
+            for key in RECORD_KEYS}
 
 
-def record_run(run, chosen, dataset, model_path, model_sha256):
+def record_run(run, chosen, dataset, model_path, model_sha256, model_file_sha256=None):
+    """results/<RUN>/run.json: the choices, the dataset and model they gave, and the sha256 of a MODEL= file."""
     write_json(run_dir(run) / "run.json", {
         **chosen, "dataset": {"name": dataset.name, "sha256": dataset.sha256},
         "model": {"path": str(model_path), "sha256": model_sha256},
+        **({"model_file_sha256": model_file_sha256} if model_file_sha256 else {}),
     })

@@ -77,8 +77,8 @@ def option(make, meaning, default=None, parse=None, choices=None, flag=False, sh
 class Settings:
     stage: str
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, epochs, "
-                             "seed and model in `run.json`, later stages reuse them; asking for others is refused "
-                             "(use another RUN or `FORCE=1`)", "default")
+                             "seed, `MODEL` and model in `run.json`, later stages reuse them; asking for others is "
+                             "refused (use another RUN, or `FORCE=1` with the new value)", "default")
     data: str | None = option("DATA", "`synthetic`, or a RAT `.mat` / generic `.npz` path",
                               shown="recorded, else `synthetic`")
     epochs: int | None = option("EPOCHS", "ANN training epochs", parse=_positive_int, shown="recorded, else 8")
@@ -88,6 +88,10 @@ class Settings:
                                         "clipped", choices=("signed", "unsigned"), shown="recorded, else `signed`")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
+    model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "
+                                        "sweep without the `original` row, compare, stdb, energy, bench; not latency); "
+                                        "checked first: every layer convertible, input shape, output size; recorded "
+                                        "in `run.json` with its sha256", shown="recorded, else —")
     timesteps: int | None = option("T", "simulation timesteps", parse=_positive_int, shown="—")
     timesteps_list: tuple = option("TS", "a list of timesteps (sweeps, latency)", (), parse=_int_list, shown="—")
     num_samples: int | None = option("N", "test samples simulated; the toolbox's batch size is the largest divisor "
@@ -126,7 +130,9 @@ class Settings:
                          parse=_words, shown="INI")
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows", False, flag=True)
-    force: bool = option("FORCE", "`1`: recompute what is cached", False, flag=True)
+    force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "
+                                   "`run.json` (not the defaults), a value given replaces the recorded one and "
+                                   "the summary prints what changed", False, flag=True)
 
 
 OPTIONS = tuple(f for f in fields(Settings) if f.metadata)

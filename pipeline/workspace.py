@@ -1,7 +1,8 @@
 """What every stage of a RUN stands on: its dataset, its trained model, the toolbox's data files.
 
-`prepare` settles the RUN's recorded choices (results.resolve_run), loads the
-data, trains or reuses the cached model and records both in run.json.
+`prepare` locks the RUN, settles its recorded choices (results.resolve_run), loads the
+data, trains or reuses the cached model (or checks a MODEL= the user brings) and records both in
+run.json.
 """
 import os
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pipeline.toolbox import configs
 from pipeline.training import ann as train
 
 DATA_CACHE = ROOT / "data"
-DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0}
+DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0, "model_file": None}
 NUM_NORM = 500   # training samples the toolbox normalises on
 DEFAULT_N = 100             # test samples simulated when N is not given
 CALIBRATION_SAMPLES = 100   # training samples the conversion thresholds are calibrated on (THRESHOLDS=max)
@@ -40,28 +41,57 @@ class Workspace:
                                   self.record["seed"])
 
     def toolbox_data(self):
-        """Folder with x_test/y_test/x_norm.npz for this dataset (written once)."""
+        """Folder with x_test/y_test/x_norm.npz for this dataset (written once; rewritten when a file is
+        missing or its sha256 is not the one recorded when it was written)."""
         folder = DATA_CACHE / "toolbox" / f"{self.dataset.sha256[:16]}_norm{NUM_NORM}"
-        if not all((folder / name).exists() for name in ("x_test.npz", "y_test.npz", "x_norm.npz")):
-            data.write_toolbox_files(self.dataset, folder, NUM_NORM, seed=self.record["seed"])
+        with results.locked(folder):
+            problems = [(folder / name, results.stamped_problem(folder / name))
+                        for name in ("x_test.npz", "y_test.npz", "x_norm.npz")]
+            damaged = [(path, problem) for path, problem in problems if problem not in (None, "missing")]
+            if damaged:
+                results.report_rebuild(*damaged[0])
+            if any(problem is not None for _, problem in problems):
+                data.write_toolbox_files(self.dataset, folder, NUM_NORM, seed=self.record["seed"])
         return folder
 
 
 def prepare(settings: Settings, variant="modified", verbose=1) -> Workspace:
+    """Lock the RUN for this process (`results.hold_run`: a second stage on it is refused), settle its
+    recorded choices, load the data, train or reuse the model (or check and take the user's MODEL=)
+    and record both in run.json."""
+    results.hold_run(settings.run)
     requested = {"data": settings.data, "scale": settings.scale, "width": settings.width,
-                 "epochs": settings.epochs, "seed": settings.seed}
-    if requested["data"] not in (None, "synthetic"):
-        requested["data"] = str(Path(requested["data"]).resolve())
+                 "epochs": settings.epochs, "seed": settings.seed, "model_file": settings.model}
+    for key in ("data", "model_file"):
+        if requested[key] not in (None, "synthetic"):
+            requested[key] = str(Path(requested[key]).expanduser().resolve())
     chosen = results.resolve_run(settings.run, requested, DEFAULTS, settings.force)
+    user_model = chosen.get("model_file")
+    if user_model and variant != "modified":
+        raise UserError(f"the {variant} ESCAPE-NET is trained by the pipeline; RUN={settings.run} runs on "
+                        f"MODEL={user_model}")
     dataset = data.load_dataset(chosen["data"], chosen["scale"], cache_dir=DATA_CACHE)
-    trained = train.train(dataset, train.TrainSettings(variant, int(chosen["width"]), int(chosen["epochs"]),
-                                                       int(chosen["seed"])),
-                          force=settings.force and variant == "modified", verbose=verbose)
+    if user_model:
+        trained = train.bring(user_model, dataset, force=settings.force)
+        was, now = chosen.get("model_file_sha256"), trained.info["source"]["sha256"]
+        if was and was != now and not settings.force:   # the file at that path is not the RUN's model any more
+            raise UserError(f"MODEL={user_model} changed since RUN={settings.run} recorded it (sha256 {was[:12]}, "
+                            f"now {now[:12]}): use FORCE=1 to recompute with it, or another RUN")
+    else:
+        trained = train.train(dataset, train.TrainSettings(variant, int(chosen["width"]), int(chosen["epochs"]),
+                                                           int(chosen["seed"])),
+                              force=settings.force and variant == "modified", verbose=verbose)
     if variant == "modified":
         model_sha = results.file_sha256(trained.path)
-        results.record_run(settings.run, chosen, dataset, trained.path, model_sha)
+        results.record_run(settings.run, chosen, dataset, trained.path, model_sha,
+                           trained.info["source"]["sha256"] if user_model else None)
         chosen = results.read_json(results.run_dir(settings.run) / "run.json")
     return Workspace(settings.run, chosen, dataset, trained)
+
+
+def user_model(ws):
+    """The MODEL= file a RUN runs on, or None when it trains ESCAPE-NET itself."""
+    return ws.record.get("model_file")
 
 
 def check_num_samples(num_samples, dataset):

@@ -237,7 +237,8 @@ def test_toolbox_files(tmp_path):
     folder = tmp_path / "toolbox"
     data.write_toolbox_files(ds, folder, num_norm=15, seed=0)
 
-    assert sorted(os.listdir(folder)) == ["x_norm.npz", "x_test.npz", "y_test.npz"]  # no temp files
+    names = ["x_norm.npz", "x_test.npz", "y_test.npz"]
+    assert sorted(os.listdir(folder)) == sorted(names + [n + ".sha256" for n in names])  # no temp files
     for name in ("x_test.npz", "y_test.npz", "x_norm.npz"):
         with np.load(folder / name) as f:
             assert f.files == ["arr_0"]
@@ -281,7 +282,7 @@ def test_synthetic_default_is_cached_by_version(tmp_path, fake_synthetic):
     first = data.load_dataset("synthetic", cache_dir=tmp_path)
     second = data.load_dataset("synthetic", cache_dir=tmp_path)
     assert fake_synthetic.calls == 1
-    assert os.listdir(tmp_path) == ["synthetic_v7.npz"]
+    assert sorted(os.listdir(tmp_path)) == ["synthetic_v7.npz", "synthetic_v7.npz.lock", "synthetic_v7.npz.sha256"]
     assert first.sha256 == second.sha256 and first.name == first.source == "synthetic"
     np.testing.assert_array_equal(first.x_train, second.x_train)
     assert first.num_classes == 3 and np.abs(first.x_train).max() == 1.0
@@ -295,6 +296,26 @@ def test_damaged_synthetic_cache_is_regenerated(tmp_path, fake_synthetic):
     (tmp_path / "synthetic_v7.npz").write_bytes(b"truncated")
     ds = data.load_dataset("synthetic", cache_dir=tmp_path)
     assert fake_synthetic.calls == 1 and ds.x_train.shape == (12, CHANNELS, SAMPLES, 1)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "edit"])
+def test_a_cache_that_is_not_what_was_written_is_reported_in_one_line_and_rebuilt(tmp_path, fake_synthetic,
+                                                                                  capsys, damage):
+    first = data.load_dataset("synthetic", cache_dir=tmp_path)
+    cache = tmp_path / "synthetic_v7.npz"
+    blob = cache.read_bytes()
+    if damage == "truncate":   # cut short, as by a full disk
+        cache.write_bytes(blob[:len(blob) // 2])
+    else:                      # still a valid .npz, other numbers: only the recorded sha256 tells
+        x_train, y_train, x_test, y_test = fake_synthetic.default_split()
+        np.savez(cache, x_train=x_train * 0, y_train=y_train, x_test=x_test, y_test=y_test)
+    capsys.readouterr()
+    calls = fake_synthetic.calls
+    again = data.load_dataset("synthetic", cache_dir=tmp_path)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith(f"{cache}: ") and out[0].endswith("; rebuilding it")
+    assert fake_synthetic.calls == calls + 1 and again.sha256 == first.sha256
+    assert cache.read_bytes() == blob
 
 
 # ---------------------------------------------------------------- bad input: one line, file and key named

@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.stages import stdb
 from conftest import check_uncertainty
+from pipeline.training import stdb as training_stdb
 from pipeline.__main__ import main
 
 COMMON = ["--width", "4", "--epochs", "3", "--run", "st", "--num-samples", "20", "--ntrain", "64",
@@ -17,7 +18,7 @@ FIELDS = {"stage", "simulator", "timesteps", "num_samples", "ann_accuracy", "ann
 
 
 @pytest.mark.slow
-def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch):
+def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch, capsys):
     assert main(["stdb", "--data", str(tiny_npz), "--timesteps", "6", *COMMON]) == 0
     run = sandbox / "results" / "st"
     record = json.loads((run / "stdb_T6.json").read_text())
@@ -30,11 +31,25 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch):
     check_uncertainty(record, (("snn", "snn_accuracy"), ("ann", "ann_accuracy"), ("snn_before", "snn_accuracy_before"),
                                ("toolbox_export", "toolbox_export_accuracy")), (("snn", "ann"), ("snn", "snn_before")))
 
+    assert not list(run.glob("*.ckpt.npz"))     # the checkpoint goes once the result is written
+
     ran = []
     real = stdb.run_stdb
     monkeypatch.setattr(stdb, "run_stdb", lambda s, ws, t: ran.append(t) or real(s, ws, t))
+    save = training_stdb.Checkpoint.save
+
+    def killed(self, settings, state):
+        save(self, settings, state)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training_stdb.Checkpoint, "save", killed)   # killed after T=4's first epoch
+    assert main(["stdb-sweep", "--data", str(tiny_npz), "--timesteps-list", "4 6", *COMMON]) == 130
+    assert [p.name for p in run.glob("*.ckpt.npz")] == ["stdb_T4.ckpt.npz"] and not (run / "stdb_T4.json").exists()
+    monkeypatch.setattr(training_stdb.Checkpoint, "save", save)
+    capsys.readouterr()
     assert main(["stdb-sweep", "--data", str(tiny_npz), "--timesteps-list", "4 6", *COMMON]) == 0
-    assert ran == [4]                     # T=6 reused from the stdb stage
+    assert "STDB: resuming from" in capsys.readouterr().out
+    assert ran == [4, 4]                  # T=6 reused from the stdb stage
+    assert not list(run.glob("*.ckpt.npz")) and len(json.loads((run / "stdb_T4.json").read_text())["history"]) == 2
     with open(run / "table3.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == list(stdb.TABLE3_COLUMNS) and [r["timesteps"] for r in rows] == ["4", "6"]

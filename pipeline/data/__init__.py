@@ -100,14 +100,19 @@ def _cached_synthetic(cache_dir: Path):
     if version is None:  # no explicit version: any edit of the generator invalidates the cache
         version = hashlib.sha256(inspect.getsource(synthetic).encode()).hexdigest()[:12]
     path = cache_dir / f"synthetic_v{version}.npz"
-    if path.is_file():
-        try:
-            return load_npz(path)
-        except UserError:  # damaged cache: regenerate below
-            pass
-    split = load_raw("synthetic")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda f: np.savez(f, **dict(zip(NPZ_KEYS, split))))
+    with results.locked(path):
+        if path.is_file():
+            problem = results.stamped_problem(path)
+            if problem is None:
+                try:
+                    return load_npz(path)
+                except UserError as exc:
+                    problem = str(exc)
+            results.report_rebuild(path, problem)
+        split = load_raw("synthetic")
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, lambda f: np.savez(f, **dict(zip(NPZ_KEYS, split))))
+        results.write_stamp(path)
     return split
 
 
@@ -353,7 +358,8 @@ def write_toolbox_files(dataset: Dataset, folder, num_norm, seed=0) -> None:
     """Write `x_test.npz`, `y_test.npz` (one-hot) and `x_norm.npz` for SNN Toolbox 0.6.0.
 
     The toolbox reads each as `np.load(os.path.join(dataset_path, name))['arr_0']`
-    (`snntoolbox/datasets/utils.py: load_npz`), so each file holds one unnamed array.
+    (`snntoolbox/datasets/utils.py: load_npz`), so each file holds one unnamed array; its sha256 is
+    recorded beside it (`results.write_stamp`), so a damaged file is noticed and rewritten.
     `x_norm` is a class-balanced subset of the training set (never test data) of `num_norm`
     samples; the toolbox trims it to a multiple of its batch size.
     """
@@ -365,6 +371,7 @@ def write_toolbox_files(dataset: Dataset, folder, num_norm, seed=0) -> None:
     x_norm = dataset.x_train[balanced_subset(dataset.y_train, num_norm, seed)]
     for name, array in (("x_test", dataset.x_test), ("y_test", one_hot), ("x_norm", x_norm)):
         _atomic_write(folder / f"{name}.npz", lambda f, a=array: np.savez_compressed(f, a))
+        results.write_stamp(folder / f"{name}.npz")
 
 
 def _atomic_write(path: Path, write) -> None:

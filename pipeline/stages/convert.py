@@ -31,6 +31,7 @@ def print_summary(record):
 def main(settings: Settings):
     if settings.config:
         config = configs.validate(settings.config)
+        results.hold_run(settings.run)   # the RUN's lock, as workspace.prepare takes it
         out = results.run_dir(settings.run) / simulate.result_name(config.duration, settings.sim)
         record = simulate.run_config(Path(settings.config).resolve(), out, simulator=settings.sim)
     else:

@@ -220,6 +220,9 @@ def main(settings: Settings):
                         "engine (THRESHOLDS=max)")
     cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
     ws = workspace.prepare(settings)
+    if workspace.user_model(ws):
+        raise UserError(f"make latency rebuilds ESCAPE-NET as a QCFS network and fine-tunes it; RUN={ws.run} "
+                        f"runs on MODEL={workspace.user_model(ws)} (use a RUN without MODEL)")
     n = workspace.test_samples(settings, ws)
     qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]

@@ -25,6 +25,17 @@ def _signature(ws, settings, n, ntrain):
             "neuron_lr": settings.neuron_lr}
 
 
+def _checkpoint(ws, settings, timesteps, n, ntrain):
+    """results/<RUN>/stdb_T<T>.ckpt.npz, resumed only by a run with the same signature (model, data,
+    T, samples, every STDB setting); FORCE=1 starts again from epoch 1."""
+    checkpoint = stdb.Checkpoint(ws.dir / f"stdb_T{timesteps}.ckpt.npz",
+                                 {**_signature(ws, settings, n, ntrain), "timesteps": timesteps,
+                                  "dataset_sha256": ws.dataset.sha256, "seed": int(ws.record["seed"])})
+    if settings.force:
+        checkpoint.remove()
+    return checkpoint
+
+
 def _toolbox_check(ws, export_path, timesteps, n, coding):
     """Run the exported (threshold-folded) network on SNN Toolbox INI with normalize = False: its
     final prediction per test sample, and the ini."""
@@ -61,7 +72,9 @@ def run_stdb(settings, ws, timesteps):
                                                       ws.dataset.x_train[:workspace.CALIBRATION_SAMPLES])
         print(f"STDB at T={timesteps}: {ntrain} training samples, {n} test samples, {source}")
         before = network.simulate(x_test, y_test)    # per-sample predictions for the paired test
-        outcome = stdb.train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True)
+        checkpoint = _checkpoint(ws, settings, timesteps, n, ntrain)
+        outcome = stdb.train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True,
+                             checkpoint=checkpoint)
         final = network.simulate(x_test, y_test)
 
     export_path = ws.dir / f"stdb_T{timesteps}.h5"
@@ -98,6 +111,7 @@ def run_stdb(settings, ws, timesteps):
         **ws.provenance(),
     }
     results.write_json(ws.dir / f"stdb_T{timesteps}.json", record)
+    checkpoint.remove()   # the result is written: a rerun trains again (or a sweep reuses the result)
     plots.stdb_curves(ws.dir / f"stdb_T{timesteps}_curves.png", record)
     return record
 

@@ -102,14 +102,17 @@ def main(settings: Settings):
     n = workspace.test_samples(settings, ws)
     rows, curve, source, longest = table_rows(settings, ws, n)
     write_table(ws, rows, curve, source, n, settings.sim, longest)
-    original = original_ann(settings, ws)
     print(f"\nTable 2 ({source}):")
     print(f"  {'T':>6}  {'ANN':<28}  SNN")
     for t, ann_acc, snn_acc in rows:
         print(f"  {t:>6}  {stats.format_accuracy(ann_acc, n):<28}  {stats.format_accuracy(snn_acc, n)}")
     print(f"  SNN vs ANN at T={longest['timesteps']} (exact McNemar): {stats.format_mcnemar(longest.get('snn_vs_ann_mcnemar'))}")
-    test_n = original["num_test_samples"]
-    print(f"  original ESCAPE-NET (max pool, bias, BN): {stats.format_recorded(original, 'ann_accuracy_test', test_n)}"
-          f" on the test set; modified: {stats.format_recorded(original, 'modified_ann_accuracy_test', test_n)}; "
-          f"paired: {stats.format_mcnemar(original['original_vs_modified_mcnemar'])}")
+    if workspace.user_model(ws):   # Table 1's row compares ESCAPE-NET's two variants: not this model's
+        print(f"  original ESCAPE-NET (Table 1): skipped, RUN={ws.run} runs on MODEL={workspace.user_model(ws)}")
+    else:
+        original = original_ann(settings, ws)
+        test_n = original["num_test_samples"]
+        print(f"  original ESCAPE-NET (max pool, bias, BN): {stats.format_recorded(original, 'ann_accuracy_test', test_n)}"
+              f" on the test set; modified: {stats.format_recorded(original, 'modified_ann_accuracy_test', test_n)}; "
+              f"paired: {stats.format_mcnemar(original['original_vs_modified_mcnemar'])}")
     print(f"  -> {ws.dir / 'table2.md'}")

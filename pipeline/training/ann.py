@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_models import escape_net, qcfs
-from pipeline import ROOT, results
+from pipeline import ROOT, UserError, results
 
 TRAINED = ROOT / "keras_models" / "trained"
 BATCH_SIZE = 64
@@ -81,13 +81,40 @@ class _KeepBest:
 
 
 def train(dataset, settings: TrainSettings, force=False, verbose=1):
-    """Return the cached model for these settings, training it first if needed."""
-    from pipeline.data import balanced_subset, validation_split
-    path = TRAINED / f"{model_name(dataset, settings)}.h5"
-    info_path = path.with_suffix(".json")
-    if path.exists() and info_path.exists() and not force:
-        return TrainedModel(path, results.read_json(info_path))
+    """Return the cached model for these settings, training it first if needed.
 
+    A cached ``.h5`` is used only when its sha256 is the one its JSON recorded when it was written;
+    otherwise (cut short, edited, JSON missing or damaged) one line says so and it is retrained.
+    The cache is locked while it is checked and built, so two processes train it once.
+    """
+    path = TRAINED / f"{model_name(dataset, settings)}.h5"
+    with results.locked(path):
+        if not force:
+            cached = _verified(path)
+            if cached is not None:
+                return cached
+        return _train(dataset, settings, path, verbose)
+
+
+def _verified(path):
+    """The cached model at `path` if its sha256 matches its record, else None (after one line saying why)."""
+    info_path = path.with_suffix(".json")
+    if not path.exists() and not info_path.exists():
+        return None
+    try:
+        info = results.read_json(info_path)
+        problem = results.cache_problem(path, info.get("sha256") if isinstance(info, dict) else None)
+    except UserError as exc:
+        problem = str(exc)
+    if problem is None:
+        return TrainedModel(path, info)
+    results.report_rebuild(path, problem)
+    return None
+
+
+def _train(dataset, settings, path, verbose):
+    from pipeline.data import balanced_subset, validation_split
+    info_path = path.with_suffix(".json")
     quantised = settings.variant == "qcfs"
     origin = train(dataset, dataclasses.replace(settings, variant="modified"), verbose=verbose) if quantised else None
     import tensorflow as tf
@@ -118,7 +145,7 @@ def train(dataset, settings: TrainSettings, force=False, verbose=1):
         "train_samples": len(train_idx), "validation_samples": len(val_idx),
         "test_samples": len(dataset.y_test), "best_epoch": keep_best.best_epoch,
         "validation_accuracy": float(keep_best.best), "test_accuracy": test_accuracy,
-        "train_seconds": seconds, "parameters": int(model.count_params()),
+        "train_seconds": seconds, "parameters": int(model.count_params()), "sha256": results.file_sha256(path),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
     }
     if quantised:
@@ -128,6 +155,71 @@ def train(dataset, settings: TrainSettings, force=False, verbose=1):
                     clip_lambda=qcfs.threshold_values(model))
     results.write_json(info_path, info)
     return TrainedModel(path, info)
+
+
+def bring(source, dataset, force=False):
+    """A trained Keras model the user brings (``MODEL=path``), checked and made ready for the toolbox.
+
+    Checked before anything runs: every layer convertible (`network.describe` refuses one by index
+    and name; a QCFS layer too, since SNN Toolbox cannot parse it), the input shape against the
+    data's and the output size against its number of classes. The model is then saved compiled
+    (categorical cross-entropy, as SNN Toolbox evaluates it) to ``keras_models/trained/user_<model
+    sha>_d<data sha>.h5``, a verified cache like a trained one, with its test accuracy beside it.
+    A ``.keras`` file is read if tf-keras can (its own format); a Keras-3 one is refused with the reason.
+    """
+    path = Path(source).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"MODEL={source}: no such file")
+    if path.suffix.lower() not in (".h5", ".hdf5", ".keras"):
+        raise UserError(f"MODEL={source}: a Keras .h5 file is expected (or a .keras file tf-keras can read)")
+    sha = results.file_sha256(path)
+    copy = TRAINED / f"user_{sha[:12]}_d{dataset.sha256[:12]}.h5"
+    with results.locked(copy):
+        cached = None if force else _verified(copy)
+        if cached is not None:
+            return cached
+        import tensorflow as tf
+        model = _read_user_model(path)
+        check_user_model(model, dataset, path)
+        model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
+        results.write_atomic_with(copy, lambda tmp: model.save(tmp, save_format="h5"))
+        info = {"variant": "user", "source": {"path": str(path), "sha256": sha},
+                "dataset": {"name": dataset.name, "sha256": dataset.sha256}, "test_samples": len(dataset.y_test),
+                "test_accuracy": float(np.mean(predict(model, dataset.x_test) == dataset.y_test)),
+                "parameters": int(model.count_params()), "sha256": results.file_sha256(copy)}
+        results.write_json(copy.with_suffix(".json"), info)
+    return TrainedModel(copy, info)
+
+
+def _read_user_model(path):
+    import tf_keras
+    try:
+        return load(path)
+    except Exception as exc:   # h5py, JSON or Keras errors: all mean "not a model we can read"
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200]
+        if path.suffix.lower() == ".keras":
+            raise UserError(f"MODEL={path}: tf-keras {tf_keras.__version__} (the Keras-2 API SNN Toolbox needs) "
+                            f"cannot read this .keras file ({reason}); save the model as .h5") from None
+        raise UserError(f"MODEL={path}: not a readable Keras .h5 model ({reason})") from None
+
+
+def check_user_model(model, dataset, path):
+    """Refuse, in one line, a model that the engine or the toolbox cannot run on this dataset."""
+    from pipeline import network
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, qcfs.QCFS):
+            raise UserError(f"MODEL={path}: layer {index} {layer.name!r} (QCFS): SNN Toolbox cannot parse it")
+    try:
+        network.describe(model)
+    except UserError as exc:
+        raise UserError(f"MODEL={path}: {exc}") from None
+    shape = tuple(model.input_shape[1:])
+    if shape != dataset.input_shape:
+        raise UserError(f"MODEL={path}: takes inputs of shape {shape}, the data {dataset.name} has "
+                        f"{dataset.input_shape}")
+    if model.output_shape[-1] != dataset.num_classes:
+        raise UserError(f"MODEL={path}: has {model.output_shape[-1]} outputs, the data {dataset.name} has "
+                        f"{dataset.num_classes} classes")
 
 
 def predict(model, x, batch_size=256):

@@ -10,6 +10,7 @@ The spike is ``H(z)`` with ``z = v / theta - 1`` (as in the reference code), so 
 trainable threshold, ``-surrogate * v / theta**2``).
 """
 import dataclasses
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -174,12 +175,17 @@ def evaluate(network, x, y):
                                           network.settings.timesteps).numpy())
 
 
-def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), progress=True):
+def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), progress=True, checkpoint=None):
     """Fine-tune ``network`` in place with STDB; keep (restore) the epoch with the best test accuracy.
 
     The forward pass is the engine's own time loop (the network's coding, pooling, leak, T),
     with dropout masks per sample and a fresh Poisson draw per batch; the test set is simulated
     with the network's fixed seed every epoch, so epochs are compared on the same input spikes.
+
+    ``checkpoint``: a `Checkpoint` (file, signature of everything the run depends on). The whole
+    training state is written to it atomically after every epoch, and a checkpoint with the same
+    signature is resumed from its last finished epoch: the run then ends as an uninterrupted one
+    would (the same weights, thresholds, leaks, optimiser slots, permutation generator, history).
     """
     x_train = np.asarray(x_train, np.float32)
     y_train = engine.as_labels(y_train)
@@ -230,10 +236,18 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
         return strategy.reduce(total, loss, axis=None), strategy.reduce(total, correct, axis=None)
 
     start = time.perf_counter()
-    acc_before, loss_before = evaluate(network, x_test, y_test)
     rng = np.random.default_rng(settings.seed)
-    history, best, best_state = [], None, None
-    for epoch in range(1, settings.epochs + 1):
+    optimizers = ((optimizer, weights), (neuron_optimizer, logs))
+    resumed = checkpoint.load(settings) if checkpoint is not None else None
+    if resumed is None:
+        acc_before, loss_before = evaluate(network, x_test, y_test)
+        history, best, best_state = [], None, None
+    else:
+        acc_before, loss_before, history, best, best_state = _resume(resumed, network, logs, optimizers, rng,
+                                                                     strategy)
+        if progress:
+            print(f"STDB: resuming from {checkpoint.path} after epoch {len(history)} of {settings.epochs}", flush=True)
+    for epoch in range(len(history) + 1, settings.epochs + 1):
         tick = time.perf_counter()
         order = rng.permutation(len(x_train))
         batches = [order[i:i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
@@ -258,6 +272,9 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
                   f"test {test_acc:.3f} ({record.seconds:.0f} s)", flush=True)
         if best is None or test_acc > best.test_accuracy:
             best, best_state = record, _snapshot(network)
+        if checkpoint is not None:
+            checkpoint.save(settings, _state(network, logs, optimizers, rng, acc_before, loss_before, history,
+                                             best, best_state))
     _restore(network, best_state)
     return StdbResult(history=history, best_epoch=best.epoch, acc_before=acc_before, loss_before=loss_before,
                       acc_after=best.test_accuracy, thresholds=network.threshold_values(),
@@ -284,6 +301,90 @@ def _restore(network, state):
         network.thresholds[name].assign(value)
     for name, value in leaks.items():
         network.leaks[name].assign(value)
+
+
+# --------------------------------------------------------------------- checkpoint
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where `train` keeps its state after each epoch, and what a run must match to resume it.
+
+    ``signature``: a JSON-able dict of everything the run depends on beyond `StdbSettings` (the
+    model, data, T, coding, samples: the stage decides); a checkpoint made under another signature or
+    other settings is never resumed (one line says so and training starts from epoch 1). One ``.npz``
+    holds the arrays and a JSON header, written atomically (temp file + rename).
+    """
+    path: Path
+    signature: dict
+
+    def _key(self, settings):
+        return {"signature": self.signature, "settings": dataclasses.asdict(settings)}
+
+    def load(self, settings):
+        """The saved state if the file exists, reads, and was made for this run; else None."""
+        path = Path(self.path)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                arrays = {name: saved[name] for name in saved.files}
+            header = json.loads(str(arrays.pop("header")))
+        except Exception as exc:   # truncated or not ours: start again, the file is rewritten
+            print(f"{path}: unreadable STDB checkpoint ({type(exc).__name__}); starting from epoch 1", flush=True)
+            return None
+        if header.get("key") != json.loads(json.dumps(self._key(settings))):
+            print(f"{path}: a checkpoint of other settings; starting from epoch 1", flush=True)
+            return None
+        return header, arrays
+
+    def save(self, settings, state):
+        header, arrays = state
+        header = json.dumps({**header, "key": self._key(settings)})
+
+        def write(temp):
+            with open(temp, "wb") as f:
+                np.savez(f, header=np.array(header), **arrays)
+        results.write_atomic_with(self.path, write)
+
+    def remove(self):
+        Path(self.path).unlink(missing_ok=True)
+
+
+def _state(network, logs, optimizers, rng, acc_before, loss_before, history, best, best_state):
+    """Everything `train` needs to continue after this epoch: (JSON header, named arrays)."""
+    best_weights, best_thresholds, best_leaks = best_state
+    arrays = {f"weight_{i}": w.numpy() for i, w in enumerate(network.weight_variables())}
+    arrays.update({f"best_weight_{i}": w for i, w in enumerate(best_weights)})
+    arrays.update({f"log_{i}": lg.numpy() for i, lg in enumerate(logs)})
+    for k, (optimizer, _) in enumerate(optimizers):
+        arrays.update({f"optimizer{k}_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+    header = {"epoch": len(history), "acc_before": acc_before, "loss_before": loss_before,
+              "history": [dataclasses.asdict(r) for r in history], "best_epoch": best.epoch,
+              "thresholds": network.threshold_values(), "leaks": network.leak_values(),
+              "best_thresholds": best_thresholds, "best_leaks": best_leaks,
+              "rng": rng.bit_generator.state}
+    return header, arrays
+
+
+def _resume(saved, network, logs, optimizers, rng, strategy):
+    """Put a saved state back (`_state`); returns acc_before, loss_before, history, best, best_state."""
+    header, arrays = saved
+    count = len(network.weight_variables())
+    _restore(network, ([arrays[f"weight_{i}"] for i in range(count)], header["thresholds"], header["leaks"]))
+    for i, lg in enumerate(logs):
+        lg.assign(arrays[f"log_{i}"])
+    with strategy.scope():
+        for k, (optimizer, variables) in enumerate(optimizers):
+            if not variables:
+                continue
+            optimizer.build(variables)   # creates its slots, then they take the saved values
+            for i, v in enumerate(optimizer.variables):
+                v.assign(arrays[f"optimizer{k}_{i}"])
+    rng.bit_generator.state = header["rng"]
+    history = [EpochRecord(**r) for r in header["history"]]
+    best = history[header["best_epoch"] - 1]
+    best_state = ([arrays[f"best_weight_{i}"] for i in range(count)], header["best_thresholds"],
+                  header["best_leaks"])
+    return header["acc_before"], header["loss_before"], history, best, best_state
 
 
 # --------------------------------------------------------------------- export

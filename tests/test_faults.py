@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from pipeline import ROOT, UserError, results
+from pipeline import ROOT, results
 from pipeline.__main__ import main
 
 

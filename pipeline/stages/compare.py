@@ -41,6 +41,10 @@ from pipeline.settings import Settings
 
 PACKAGES = {"INI": None, "brian2": "brian2"}
 DEFAULT_T, DEFAULT_N = 100, 20
+# INI logs every layer's spike trains as (batch, neurons, T) arrays: a small batch keeps the width-64
+# network's log in memory (samples are simulated independently; with constant input, the template's,
+# the batch size changes no spike).
+INI_LOGGED_BATCH = 5
 UNSUPPORTED = {
     "nest": "SNN Toolbox 0.6.0's pyNN backend cannot match INI's neurons on NEST 3 "
             "(IF_curr_exp resets to v_reset, not by subtraction; NEST refuses tau_refrac < dt; "
@@ -141,6 +145,7 @@ def main(settings: Settings):
     for simulator in settings.sims:
         overrides = {("simulation", "batch_size"): 1} if simulator != "INI" else None
         config_path = workspace.render_config(ws, timesteps, n, simulator=simulator, overrides=overrides,
+                                              batch_size=workspace.batch_size_for(n, INI_LOGGED_BATCH),
                                               onoff=onoff)
         print(f"\n{simulator}: {n} samples, T={timesteps}, {'ON/OFF' if onoff else 'unsigned'} input")
         outcomes[simulator] = simulate(config_path, simulator)

@@ -1,9 +1,11 @@
 """The compare stage: one converted model, the same samples, several SNN Toolbox simulators.
 
-Each simulator runs in a child process of its own, so wall time and peak
-memory are its own. Neuron settings come from one template (reset by
-subtraction, v_thresh, dt = 1, the same input coding and scale factors); what
-still differs between the simulators is measured, not hidden:
+The model is the RUN's trained one (its WIDTH and EPOCHS), so the simulators
+are compared on decisions a network has learned, not at chance. Each simulator
+runs in a child process of its own, so wall time and peak memory are its own.
+Neuron settings come from one template (reset by subtraction, v_thresh,
+dt = 1, the same input coding and scale factors); what still differs between
+the simulators is measured, not hidden:
 
 - brian2's input layer is integrate-and-fire on a constant current, so
   negative inputs never spike: on SCALE=signed data (the default) every

@@ -26,27 +26,25 @@ def wilson(successes, n, z=Z95):
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def proportion(hits):
-    """A boolean array as {"value", "low", "high", "n"}: the proportion with its Wilson interval."""
-    hits = np.asarray(hits, bool).ravel()
-    low, high = wilson(int(hits.sum()), hits.size)
-    return {"value": float(hits.mean()) if hits.size else None, "low": low, "high": high, "n": int(hits.size)}
+def scored(name, predictions, reference):
+    """``{name: the fraction of predictions equal to reference, name_interval: [lo, hi]}`` (Wilson 95 %)."""
+    hits = np.asarray(predictions).ravel() == np.asarray(reference).ravel()
+    return {name: float(hits.mean()), f"{name}_interval": list(wilson(int(hits.sum()), hits.size))}
 
 
 def correlation_interval(per_sample_r):
-    """{"value", "low", "high", "n"}: the mean of per-sample correlations in Fisher z, with a 95 % t interval.
-
-    Samples whose r is undefined (NaN: a constant rate vector) are left out; n counts those used.
-    Interval bounds are None with fewer than 2 samples.
+    """{"mean", "interval": [lo, hi], "n"}: the mean of per-sample correlations in Fisher z, with a 95 %
+    t interval. Samples whose r is undefined (None or NaN: a constant rate vector) are left out; n counts
+    those used. The mean is None without any, the interval None with fewer than 2.
     """
     from scipy import stats
     r = np.asarray([v for v in per_sample_r if v is not None and np.isfinite(v)], float)
     if not r.size:
-        return {"value": None, "low": None, "high": None, "n": 0}
+        return {"mean": None, "interval": None, "n": 0}
     z = np.arctanh(np.clip(r, -0.999999, 0.999999))
     mean = float(np.tanh(z.mean()))
     if r.size < 2:
-        return {"value": mean, "low": None, "high": None, "n": 1}
+        return {"mean": mean, "interval": None, "n": 1}
     half = stats.t.ppf(0.975, r.size - 1) * z.std(ddof=1) / math.sqrt(r.size)
-    return {"value": mean, "low": float(np.tanh(z.mean() - half)), "high": float(np.tanh(z.mean() + half)),
+    return {"mean": mean, "interval": [float(np.tanh(z.mean() - half)), float(np.tanh(z.mean() + half))],
             "n": int(r.size)}

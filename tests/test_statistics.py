@@ -13,15 +13,16 @@ def test_wilson_matches_the_textbook_values():
     assert statistics.wilson(0, 0) == (0.0, 1.0)
 
 
-def test_proportion_carries_its_sample_count():
-    p = statistics.proportion(np.array([True, True, False, True]))
-    assert p["value"] == 0.75 and p["n"] == 4 and p["low"] < 0.75 < p["high"]
+def test_scored_is_a_fraction_with_its_interval():
+    assert statistics.scored("accuracy", [0, 1, 2, 1], [0, 1, 1, 1]) == {
+        "accuracy": 0.75, "accuracy_interval": pytest.approx(list(statistics.wilson(3, 4)))}
 
 
 def test_correlation_interval_over_samples():
     same = statistics.correlation_interval([0.9, 0.9, 0.9])
-    assert same["value"] == pytest.approx(0.9) and same["low"] == pytest.approx(0.9) and same["n"] == 3
+    assert same["mean"] == pytest.approx(0.9) and same["interval"] == pytest.approx([0.9, 0.9]) and same["n"] == 3
     spread = statistics.correlation_interval([0.5, 0.9, None, float("nan"), 0.7])
-    assert spread["n"] == 3 and spread["low"] < spread["value"] < spread["high"] < 1
-    assert statistics.correlation_interval([0.8]) == {"value": pytest.approx(0.8), "low": None, "high": None, "n": 1}
-    assert statistics.correlation_interval([None])["value"] is None
+    lo, hi = spread["interval"]
+    assert spread["n"] == 3 and lo < spread["mean"] < hi < 1
+    assert statistics.correlation_interval([0.8]) == {"mean": pytest.approx(0.8), "interval": None, "n": 1}
+    assert statistics.correlation_interval([None])["mean"] is None

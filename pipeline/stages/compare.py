@@ -162,10 +162,9 @@ def main(settings: Settings):
         "input": "onoff" if onoff else "as is",
         "negative_input_fraction": float((ws.dataset.x_test[:n] < 0).mean()),
         "width": ws.record["width"], "epochs": ws.record["epochs"],
-        "ann": {"accuracy": statistics.proportion(ann_guesses == labels), "accuracy_test": ann_test,
+        "ann": {**statistics.scored("accuracy", ann_guesses, labels), "accuracy_test": ann_test,
                 "num_test": int(len(ws.dataset.y_test))},
-        "simulators": {}, "class_agreement": {}, "rate_correlation": {}, "rate_correlation_interval": {},
-        "rate_mean_abs_diff": {},
+        "simulators": {}, "pairs": {},
         **ws.provenance(),
     }
     ref_first = first_output_spike_steps(outcomes[reference])
@@ -178,8 +177,8 @@ def main(settings: Settings):
             accuracy_at_latency(curves[reference][1], timesteps, lag)
         first, delay = first_spike_summary(first_output_spike_steps(outcome), ref_first)
         report["simulators"][name] = {
-            "accuracy": statistics.proportion(guesses[:, -1] == labels),
-            "ann_agreement": statistics.proportion(guesses[:, -1] == ann_guesses),
+            **statistics.scored("accuracy", guesses[:, -1], labels),
+            **statistics.scored("ann_agreement", guesses[:, -1], ann_guesses),
             "accuracy_per_timestep": [float(a) for a in curve],
             "wall_seconds": outcome["wall_seconds"],
             "build_seconds": outcome["toolbox_seconds"].get("build"),
@@ -194,18 +193,13 @@ def main(settings: Settings):
             "reference_accuracy_matched_latency": matched,
         }
     for other in names[1:]:
-        pair = f"{reference}-{other}"
-        report["class_agreement"][pair] = statistics.proportion(curves[reference][0][:, -1] ==
-                                                                curves[other][0][:, -1])
         corr, interval, diff = rate_statistics(outcomes[reference]["spike_counts"],
                                                outcomes[other]["spike_counts"], timesteps)
-        report["rate_correlation"][pair] = corr
-        report["rate_correlation_interval"][pair] = interval
-        report["rate_mean_abs_diff"][pair] = diff
+        report["pairs"][f"{reference}-{other}"] = {
+            **statistics.scored("class_agreement", curves[reference][0][:, -1], curves[other][0][:, -1]),
+            "rate_correlation": corr, "rate_correlation_interval": interval, "rate_mean_abs_diff": diff}
     if len(names) == 2:   # the documented flat form for the usual two-simulator comparison
-        pair = f"{names[0]}-{names[1]}"
-        for key in ("class_agreement", "rate_correlation", "rate_correlation_interval", "rate_mean_abs_diff"):
-            report[key] = report[key][pair]
+        report.update(report.pop("pairs").popitem()[1])
     results.write_json(ws.dir / "simulators.json", report)
     results.write_atomic(ws.dir / "simulators.md", markdown(report))
     print("\n" + markdown(report))
@@ -213,15 +207,16 @@ def main(settings: Settings):
     return report
 
 
-def _with_interval(p):
-    """0.850 [0.640, 0.948]: a proportion with its 95 % interval."""
-    return "—" if p["value"] is None else f"{p['value']:.3f} [{p['low']:.3f}, {p['high']:.3f}]"
+def _with_interval(record, name):
+    """0.850 [0.640, 0.948]: a fraction with its 95 % interval."""
+    lo, hi = record[f"{name}_interval"]
+    return f"{record[name]:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _interval(c):
-    if c["value"] is None:
+def _correlation(c):
+    if c["mean"] is None:
         return "n/a (constant)"
-    return f"{c['value']:.3f}" + ("" if c["low"] is None else f" [{c['low']:.3f}, {c['high']:.3f}]")
+    return f"{c['mean']:.3f}" + ("" if c["interval"] is None else " [{:.3f}, {:.3f}]".format(*c["interval"]))
 
 
 def markdown(report):
@@ -231,7 +226,7 @@ def markdown(report):
     a = report["ann"]
     out.write(f"**Simulators compared** (T={report['timesteps']}, N={report['num_samples']} test samples, "
               f"{source}; width {report['width']}, {report['epochs']} epochs). 95 % intervals in brackets.\n\n"
-              f"ANN on the same samples: {_with_interval(a['accuracy'])} "
+              f"ANN on the same samples: {_with_interval(a, 'accuracy')} "
               f"(whole test set: {a['accuracy_test']:.3f} on {a['num_test']})\n\n")
     out.write("| simulator | accuracy | agreement with the ANN | reference at matched latency | "
               "output delay (steps) | first output spike (step) | wall s | build s | simulate s | "
@@ -240,18 +235,17 @@ def markdown(report):
         matched = "—" if s["reference_accuracy_matched_latency"] is None else \
             f"{s['reference_accuracy_matched_latency']:.3f}"
         first = "none" if s["first_output_spike_step"] is None else f"{s['first_output_spike_step']:g}"
-        out.write(f"| {name} | {_with_interval(s['accuracy'])} | {_with_interval(s['ann_agreement'])} | "
+        out.write(f"| {name} | {_with_interval(s, 'accuracy')} | {_with_interval(s, 'ann_agreement')} | "
                   f"{matched} | {s['output_delay_steps']} | {first} | "
                   f"{s['wall_seconds']:.1f} | {s['build_seconds']:.1f} | {s['simulate_seconds']:.1f} | "
                   f"{s['simulate_ms_per_sample_step']:.1f} | {s['peak_memory_mb']:.0f} | "
                   f"{'—' if s['synapses'] is None else format(s['synapses'], ',')} |\n")
-    agreement = report["class_agreement"]
-    if "value" in agreement:
-        out.write(f"\nClass agreement: {_with_interval(agreement)}\n\n"
+    if "class_agreement" in report:
+        out.write(f"\nClass agreement: {_with_interval(report, 'class_agreement')}\n\n"
                   "| layer | rate correlation r (pooled) | per-sample r, Fisher-z mean [95 %] | "
                   "mean abs rate diff |\n|---|---|---|---|\n")
         for layer, r in report["rate_correlation"].items():
             r_text = "n/a (constant)" if r is None else f"{r:.3f}"
-            out.write(f"| {layer} | {r_text} | {_interval(report['rate_correlation_interval'][layer])} | "
+            out.write(f"| {layer} | {r_text} | {_correlation(report['rate_correlation_interval'][layer])} | "
                       f"{report['rate_mean_abs_diff'][layer]:.4f} |\n")
     return out.getvalue()

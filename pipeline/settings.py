@@ -85,17 +85,18 @@ class Settings:
     width: int | None = option("WIDTH", "filters per conv layer", parse=_positive_int, shown="recorded, else 64")
     scale: str | None = option("SCALE", "`signed` (÷ the training set's peak \\|x\\|, to [-1, 1]) or `unsigned` "
                                         "(min-max to [0, 1]); the test set uses the training set's factors and is "
-                                        "clipped", choices=("signed", "unsigned"), shown="recorded, else `signed`")
+                                        "clipped; `make compare` gives signed data to its simulators as ON/OFF "
+                                        "channels (max(x, 0), max(−x, 0))", choices=("signed", "unsigned"), shown="recorded, else `signed`")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
     model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "
                                         "sweep without the `original` row, compare, stdb, energy, bench; not latency); "
                                         "checked first: every layer convertible, input shape, output size; recorded "
                                         "in `run.json` with its sha256", shown="recorded, else —")
-    timesteps: int | None = option("T", "simulation timesteps", parse=_positive_int, shown="—")
+    timesteps: int | None = option("T", "simulation timesteps", parse=_positive_int, shown="— (compare 100)")
     timesteps_list: tuple = option("TS", "a list of timesteps (sweeps, latency)", (), parse=_int_list, shown="—")
     num_samples: int | None = option("N", "test samples simulated; the toolbox's batch size is the largest divisor "
-                                          "of N up to 50", parse=_positive_int, shown="100 (bench 50, compare 5)")
+                                          "of N up to 50", parse=_positive_int, shown="100 (bench 50, compare 20)")
     ntrain: int | None = option("NTRAIN", "training samples for STDB (energy: for threshold calibration)",
                                 parse=_positive_int, shown="256 (energy 100)")
     stdb_epochs: int = option("STDB_EPOCHS", "STDB training epochs", 10, parse=_positive_int)
@@ -126,7 +127,8 @@ class Settings:
     levels: int = option("L", "quantisation levels of the QCFS network (`make latency`)", 8, parse=_positive_int)
     sim: str = option("SIM", "`INI` (SNN Toolbox) or `fast` (the engine in INI's place) for convert/sweep", "INI",
                       choices=("INI", "fast"))
-    sims: tuple = option("SIMS", "toolbox simulators `make compare` runs, e.g. \"INI brian2\"", ("INI",),
+    sims: tuple = option("SIMS", "toolbox simulators `make compare` runs, e.g. \"INI brian2\" (brian2: the `sims` "
+                                         "extra, which `make compare` installs)", ("INI",),
                          parse=_words, shown="INI")
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows", False, flag=True)

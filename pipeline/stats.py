@@ -164,3 +164,22 @@ def _pair(a, b):
     if a.size == 0:
         raise UserError("an accuracy needs at least one sample (got N=0)")
     return a, b
+
+
+def correlation_interval(per_sample_r):
+    """{"mean", "interval": [lo, hi], "n"}: the mean of per-sample correlations in Fisher z, with a 95 %
+    t interval. The samples are the independent units: a layer's neurons within one sample are not
+    independent draws, so a Fisher interval with n = neurons would be far too narrow. Samples whose r is undefined (None or NaN: a constant rate vector) are left out; n counts
+    those used. The mean is None without any, the interval None with fewer than 2.
+    """
+    from scipy import stats as scipy_stats
+    r = np.asarray([v for v in per_sample_r if v is not None and np.isfinite(v)], float)
+    if not r.size:
+        return {"mean": None, "interval": None, "n": 0}
+    z = np.arctanh(np.clip(r, -0.999999, 0.999999))
+    mean = float(np.tanh(z.mean()))
+    if r.size < 2:
+        return {"mean": mean, "interval": None, "n": 1}
+    half = scipy_stats.t.ppf(0.975, r.size - 1) * z.std(ddof=1) / math.sqrt(r.size)
+    return {"mean": mean, "interval": [float(np.tanh(z.mean() - half)), float(np.tanh(z.mean() + half))],
+            "n": int(r.size)}

@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline import ROOT, UserError, data, results
 from pipeline.settings import Settings
 from pipeline.toolbox import configs
+from pipeline.toolbox import onoff as onoff_inputs
 from pipeline.training import ann as train
 
 DATA_CACHE = ROOT / "data"
@@ -18,6 +19,7 @@ DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "s
 NUM_NORM = 500   # training samples the toolbox normalises on
 DEFAULT_N = 100             # test samples simulated when N is not given
 CALIBRATION_SAMPLES = 100   # training samples the conversion thresholds are calibrated on (THRESHOLDS=max)
+ONOFF_SUFFIX = "_onoff"     # the toolbox's data, model and log dir with ON/OFF input
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,11 @@ class Workspace:
         return results.provenance(self.dataset.name, self.dataset.sha256, self.model.path, self.model_sha256,
                                   self.record["seed"])
 
-    def toolbox_data(self):
+    def toolbox_data(self, onoff=False):
         """Folder with x_test/y_test/x_norm.npz for this dataset (written once; rewritten when a file is
-        missing or its sha256 is not the one recorded when it was written)."""
-        folder = DATA_CACHE / "toolbox" / f"{self.dataset.sha256[:16]}_norm{NUM_NORM}"
+        missing or its sha256 is not the one recorded when it was written); `onoff`: the inputs as ON/OFF
+        channels (`onoff.split_inputs`), for the model `onoff_model` writes."""
+        folder = DATA_CACHE / "toolbox" / f"{self.dataset.sha256[:16]}_norm{NUM_NORM}{ONOFF_SUFFIX * onoff}"
         with results.locked(folder):
             problems = [(folder / name, results.stamped_problem(folder / name))
                         for name in ("x_test.npz", "y_test.npz", "x_norm.npz")]
@@ -51,8 +54,17 @@ class Workspace:
             if damaged:
                 results.report_rebuild(*damaged[0])
             if any(problem is not None for _, problem in problems):
-                data.write_toolbox_files(self.dataset, folder, NUM_NORM, seed=self.record["seed"])
+                data.write_toolbox_files(self.dataset, folder, NUM_NORM, seed=self.record["seed"],
+                                         layout=onoff_inputs.split_inputs if onoff else None)
         return folder
+
+    def onoff_model(self):
+        """The trained model with ON/OFF input (`onoff.split_model`), written once next to the RUN's
+        toolbox files and named by the trained model's sha256."""
+        path = self.dir / "toolbox" / f"{self.model.path.stem}{ONOFF_SUFFIX}_{self.model_sha256[:12]}.h5"
+        if not path.exists():
+            onoff_inputs.write_split_model(self.model.path, path)
+        return path
 
 
 def prepare(settings: Settings, variant="modified", verbose=1) -> Workspace:
@@ -141,30 +153,35 @@ def converted_network(ws, settings, mode, x_calibration):
     return engine.SpikingNetwork(engine.load_keras(ws.model.path), values, settings), source
 
 
-def toolbox_paths(ws, batch_size):
+def toolbox_paths(ws, batch_size, onoff=False):
     """[paths] for a run: a work dir per RUN, a log dir per model/data/percentile/batch size.
 
     The toolbox caches scale factors in its log dir and reuses them for the next
     model run there, so the log dir's name carries everything they depend on.
+    `onoff`: the trained model and data with ON/OFF input (`Workspace.onoff_model`).
     """
     percentile = configs.read_ini(configs.TEMPLATE).get("normalization", "percentile", fallback="99.9")
     work = ws.dir / "toolbox"
     work.mkdir(parents=True, exist_ok=True)
-    link = work / ws.model.path.name
-    if not (link.is_symlink() and link.resolve() == ws.model.path.resolve()):
-        link.unlink(missing_ok=True)
-        os.symlink(ws.model.path.resolve(), link)
+    if onoff:
+        link = ws.onoff_model()
+    else:
+        link = work / ws.model.path.name
+        if not (link.is_symlink() and link.resolve() == ws.model.path.resolve()):
+            link.unlink(missing_ok=True)
+            os.symlink(ws.model.path.resolve(), link)
     log = work / (f"log_m{ws.model_sha256[:12]}_d{ws.dataset.sha256[:12]}"
-                  f"_p{percentile}_b{batch_size}")
-    return {"path_wd": work, "dataset_path": ws.toolbox_data(), "filename_ann": link.stem,
+                  f"_p{percentile}_b{batch_size}{ONOFF_SUFFIX * onoff}")
+    return {"path_wd": work, "dataset_path": ws.toolbox_data(onoff), "filename_ann": link.stem,
             "log_dir_of_current_run": log}
 
 
-def render_config(ws, timesteps, num_samples, simulator="INI", overrides=None, batch_size=None):
-    """The RUN's ini for this T and N (batch size: the largest divisor of N up to 50 unless given)."""
+def render_config(ws, timesteps, num_samples, simulator="INI", overrides=None, batch_size=None, onoff=False):
+    """The RUN's ini for this T and N (batch size: the largest divisor of N up to 50 unless given);
+    `onoff`: on the ON/OFF-input model and data (`toolbox_paths`)."""
     batch_size = batch_size or batch_size_for(num_samples)
     return configs.render(ws.run, timesteps, num_samples, batch_size,
-                          toolbox_paths(ws, batch_size), simulator=simulator,
+                          toolbox_paths(ws, batch_size, onoff), simulator=simulator,
                           seed=ws.record["seed"], overrides=overrides)
 
 

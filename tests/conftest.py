@@ -77,3 +77,29 @@ def check_uncertainty(record, accuracies=(("snn", "snn_accuracy"), ("ann", "ann_
     for a, b in pairs:
         assert record[f"{a}_vs_{b}_mcnemar"] == stats.paired(a, stats.decode_predictions(stored[a]), b,
                                                              stats.decode_predictions(stored[b]), labels)
+
+
+def toolbox_run(tmp_path, model, x_test, y_test, x_norm, timesteps, poisson, batch_size=25):
+    """SNN Toolbox 0.6.0's INI simulator on ``model`` (spike counts logged), via the spine's runner;
+    model, data, ini and log dir go under ``tmp_path``."""
+    from pipeline.toolbox import configs, runner
+    data = tmp_path / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])  # the toolbox's loader needs a loss
+    model.save(tmp_path / "tiny.h5", save_format="h5")
+    for name, array in (("x_test", x_test), ("y_test", np.eye(3, dtype=np.float32)[y_test]), ("x_norm", x_norm)):
+        np.savez_compressed(data / f"{name}.npz", array)
+    ini = configs.read_ini(configs.TEMPLATE)
+    values = {("paths", "path_wd"): tmp_path, ("paths", "dataset_path"): data, ("paths", "filename_ann"): "tiny",
+              ("paths", "log_dir_of_current_run"): tmp_path / f"log_{poisson}", ("simulation", "duration"): timesteps,
+              ("simulation", "num_to_test"): len(x_test), ("simulation", "batch_size"): batch_size,
+              ("input", "poisson_input"): poisson}
+    for (section, key), value in values.items():
+        if not ini.has_section(section):
+            ini.add_section(section)
+        ini.set(section, key, str(value))
+    path = tmp_path / f"tiny_{poisson}.ini"
+    with open(path, "w") as f:
+        ini.write(f)
+    config = configs.validate(path)
+    return config, runner.run(config, progress=False, log_spikes=True)

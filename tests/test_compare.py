@@ -27,18 +27,38 @@ def test_compare_ini_brian2(sandbox, tiny_npz):
     assert main(["compare", "--data", str(tiny_npz), "--width", "4", "--epochs", "3", "--run", "cmp",
                  "--timesteps", "40", "--num-samples", "4", "--sims", "INI brian2"]) == 0
     report = json.loads((sandbox / "results" / "cmp" / "simulators.json").read_text())
-    assert set(report["simulators"]) == {"INI", "brian2"} and report["scale"] == "unsigned"
+    assert set(report["simulators"]) == {"INI", "brian2"}
+    assert report["scale"] == "signed" and report["input"] == "onoff" and report["negative_input_fraction"] > 0
+    assert report["num_samples"] == 4 and report["ann"]["accuracy_test"] > 0.6   # chance: 1/3
     for sim in report["simulators"].values():
-        assert 0 <= sim["accuracy"] <= 1 and sim["wall_seconds"] > 0 and sim["peak_memory_mb"] > 0
-    assert 0 <= report["class_agreement"] <= 1
+        lo, hi = sim["accuracy_interval"]
+        assert lo <= sim["accuracy"] <= hi and sim["accuracy"] in (0, .25, .5, .75, 1)
+        assert sim["ann_agreement_interval"] and sim["wall_seconds"] > 0 and sim["peak_memory_mb"] > 0
+    assert report["simulators"]["INI"]["synapses"] is None
+    synapses = report["simulators"]["brian2"]["synapses_per_layer"]
+    assert len(synapses) == 7 and sum(synapses.values()) == report["simulators"]["brian2"]["synapses"]
+    lo, hi = report["class_agreement_interval"]
+    assert lo <= report["class_agreement"] <= hi
     layers = report["rate_correlation"]
     assert len(layers) == 7 and any(name.startswith("00Conv2D") for name in layers)
-    # even kernels wired as Keras computes them: every layer's rates agree, not just conv1's
+    # ON/OFF input and even kernels wired as Keras computes them: every layer's rates agree, not just conv1's
     assert all(r is None or r > 0.95 for r in layers.values()), layers
+    for layer, interval in report["rate_correlation_interval"].items():
+        assert interval["mean"] is None or interval["n"] <= 4, layer
     brian2 = report["simulators"]["brian2"]
     assert brian2["output_delay_steps"] == 7          # input->conv1 ... dense1->dense2
     assert 7 <= brian2["first_output_spike_delay_steps"] <= 9
     assert "| brian2 |" in (sandbox / "results" / "cmp" / "simulators.md").read_text()
+
+
+@pytest.mark.slow
+def test_compare_keeps_unsigned_input_as_an_option(sandbox, tiny_npz):
+    assert main(["compare", "--data", str(tiny_npz), "--width", "4", "--epochs", "3", "--run", "cmpu",
+                 "--scale", "unsigned", "--timesteps", "20", "--num-samples", "4"]) == 0
+    report = json.loads((sandbox / "results" / "cmpu" / "simulators.json").read_text())
+    assert report["scale"] == "unsigned" and report["input"] == "as is" and report["negative_input_fraction"] == 0
+    assert list(report["simulators"]) == ["INI"] and report["num_samples"] == 4 and not report["pairs"]
+    assert "accuracy_interval" in report["simulators"]["INI"]
 
 
 def test_first_output_spike_and_matched_latency():
@@ -60,3 +80,12 @@ def test_first_output_spike_and_matched_latency():
 def test_bad_simulators(sandbox, sims, message, capsys):
     assert main(["compare", "--run", "c", "--timesteps", "10", "--sims", sims]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_simulator_not_installed_is_named_with_its_extra(sandbox, monkeypatch, capsys):
+    real = compare.importlib.util.find_spec
+    monkeypatch.setattr(compare.importlib.util, "find_spec", lambda name: None if name == "brian2" else real(name))
+    assert main(["compare", "--run", "c", "--sims", "INI brian2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "brian2" in err and "sims extra" in err
+    assert not (sandbox / "results" / "c").exists()     # refused before anything is written

@@ -4,7 +4,7 @@ import pytest
 
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
-from conftest import trained_blobs_net
+from conftest import toolbox_run, trained_blobs_net
 
 from keras_models import escape_net
 from pipeline import UserError, engine, network
@@ -243,31 +243,6 @@ def test_membrane_accuracy_rises_toward_the_ann_with_T(tiny):
 
 
 # ------------------------------------------------------------------ against SNN Toolbox INI
-def toolbox_run(tmp_path, model, x_test, y_test, x_norm, timesteps, poisson, batch_size=25):
-    """SNN Toolbox 0.6.0's INI simulator on ``model`` (spike counts logged), via the spine's runner."""
-    from pipeline.toolbox import configs, runner
-    data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
-    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])  # the toolbox's loader needs a loss
-    model.save(tmp_path / "tiny.h5", save_format="h5")
-    for name, array in (("x_test", x_test), ("y_test", np.eye(3, dtype=np.float32)[y_test]), ("x_norm", x_norm)):
-        np.savez_compressed(data / f"{name}.npz", array)
-    ini = configs.read_ini(configs.TEMPLATE)
-    values = {("paths", "path_wd"): tmp_path, ("paths", "dataset_path"): data, ("paths", "filename_ann"): "tiny",
-              ("paths", "log_dir_of_current_run"): tmp_path / f"log_{poisson}", ("simulation", "duration"): timesteps,
-              ("simulation", "num_to_test"): len(x_test), ("simulation", "batch_size"): batch_size,
-              ("input", "poisson_input"): poisson}
-    for (section, key), value in values.items():
-        if not ini.has_section(section):
-            ini.add_section(section)
-        ini.set(section, key, str(value))
-    path = tmp_path / f"tiny_{poisson}.ini"
-    with open(path, "w") as f:
-        ini.write(f)
-    config = configs.validate(path)
-    return config, runner.run(config, progress=False, log_spikes=True)
-
-
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 @pytest.mark.parametrize("poisson", [False, True])

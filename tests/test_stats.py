@@ -78,3 +78,12 @@ def test_format_accuracy_is_one_line_with_n_and_interval():
     assert stats.format_mcnemar({"snn_only": 3, "ann_only": 2, "p_value": 1.0}) == "snn_only 3, ann_only 2, p = 1"
     assert stats.format_mcnemar(None) == "—"
 
+
+def test_correlation_interval_over_samples():
+    same = stats.correlation_interval([0.9, 0.9, 0.9])
+    assert same["mean"] == pytest.approx(0.9) and same["interval"] == pytest.approx([0.9, 0.9]) and same["n"] == 3
+    spread = stats.correlation_interval([0.5, 0.9, None, float("nan"), 0.7])
+    lo, hi = spread["interval"]
+    assert spread["n"] == 3 and lo < spread["mean"] < hi < 1
+    assert stats.correlation_interval([0.8]) == {"mean": pytest.approx(0.8), "interval": None, "n": 1}
+    assert stats.correlation_interval([None])["mean"] is None

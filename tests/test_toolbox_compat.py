@@ -172,3 +172,32 @@ def test_pooling_connections_compute_the_keras_layer(fresh_toolbox, shape):
     compat.patch_pooling_odd_sizes()
     connections = sim_utils.build_pooling(layer, 0)
     np.testing.assert_allclose(_through_connections(connections, layer, x), expected, atol=1e-6)
+
+
+def test_brian2_feeds_multichannel_input_in_its_connections_order(fresh_toolbox):
+    """ON/OFF input has two channels: brian2 fed them channels-last, its synapses read them channels-first."""
+    brian2 = pytest.importorskip("brian2")
+    import types
+    from snntoolbox.simulation.target_simulators import brian2_target_sim
+
+    def fed(x):
+        snn = object.__new__(brian2_target_sim.SNN)
+        snn.sim, snn.data_format, snn._poisson_input, snn._is_aedat_input = brian2, "channels_last", False, False
+        snn._input_layer, snn.snn = types.SimpleNamespace(), types.SimpleNamespace(run=lambda *a, **k: None)
+        snn._duration, snn._cell_params, snn.layers = 1, {}, []
+        snn.get_recorded_vars = lambda layers: None
+        snn.simulate(x_b_l=x)
+        return np.asarray(snn._input_layer.bias * brian2.ms)
+
+    x = np.arange(12.0).reshape(1, 2, 3, 2)            # (batch, H, W, C): two channels
+    fresh_toolbox()
+    importlib.reload(brian2_target_sim)
+    try:
+        channels_first = np.moveaxis(x, -1, 1).ravel()    # the order _build_convolution indexes neurons in
+        assert not np.array_equal(fed(x), channels_first)
+        compat.apply()
+        np.testing.assert_array_equal(fed(x), channels_first)
+        np.testing.assert_array_equal(fed(x[..., :1]), x[..., :1].ravel())   # one channel: as before
+    finally:
+        compat.APPLIED.clear()
+        importlib.reload(brian2_target_sim)

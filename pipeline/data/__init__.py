@@ -354,8 +354,11 @@ def balanced_subset(y, size, seed) -> np.ndarray:
 # ---------------------------------------------------------------- SNN Toolbox export
 
 
-def write_toolbox_files(dataset: Dataset, folder, num_norm, seed=0) -> None:
+def write_toolbox_files(dataset: Dataset, folder, num_norm, seed=0, layout=None) -> None:
     """Write `x_test.npz`, `y_test.npz` (one-hot) and `x_norm.npz` for SNN Toolbox 0.6.0.
+
+    `layout`, when given, maps every input array (x_test and x_norm alike) to the layout the
+    simulated model reads (e.g. ON/OFF channels, `pipeline.toolbox.onoff.split_inputs`).
 
     The toolbox reads each as `np.load(os.path.join(dataset_path, name))['arr_0']`
     (`snntoolbox/datasets/utils.py: load_npz`), so each file holds one unnamed array; its sha256 is
@@ -369,7 +372,8 @@ def write_toolbox_files(dataset: Dataset, folder, num_norm, seed=0) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     one_hot = np.eye(dataset.num_classes, dtype=np.float32)[dataset.y_test]
     x_norm = dataset.x_train[balanced_subset(dataset.y_train, num_norm, seed)]
-    for name, array in (("x_test", dataset.x_test), ("y_test", one_hot), ("x_norm", x_norm)):
+    layout = layout or (lambda x: x)
+    for name, array in (("x_test", layout(dataset.x_test)), ("y_test", one_hot), ("x_norm", layout(x_norm))):
         _atomic_write(folder / f"{name}.npz", lambda f, a=array: np.savez_compressed(f, a))
         results.write_stamp(folder / f"{name}.npz")
 

@@ -1,13 +1,17 @@
 """The compare stage: one converted model, the same samples, several SNN Toolbox simulators.
 
-Each simulator runs in a child process of its own, so wall time and peak
-memory are its own. Neuron settings come from one template (reset by
-subtraction, v_thresh, dt = 1, the same input coding and scale factors); what
-still differs between the simulators is measured, not hidden:
+The model is the RUN's trained one (its WIDTH and EPOCHS), so the simulators
+are compared on decisions a network has learned, not at chance. Each simulator
+runs in a child process of its own, so wall time and peak memory are its own.
+Neuron settings come from one template (reset by subtraction, v_thresh,
+dt = 1, the same input coding and scale factors); what still differs between
+the simulators is measured, not hidden:
 
 - brian2's input layer is integrate-and-fire on a constant current, so
-  negative inputs never spike: compare on SCALE=unsigned data (the default
-  for a new RUN here) or read `negative_input_fraction`.
+  negative inputs never spike: on SCALE=signed data (the default) every
+  simulator gets the input as ON/OFF channels and the trained model with
+  its first kernel split into [W, -W] (`toolbox.onoff`: the same function,
+  no retraining); SCALE=unsigned (min-max to [0, 1]) runs its data as is.
 - every brian2 synapse hop adds one timestep of delay (brian2 checks
   thresholds before it delivers the step's spikes), and brian2's input is a
   spiking layer of its own while INI feeds the input current straight into
@@ -19,20 +23,30 @@ still differs between the simulators is measured, not hidden:
   INI's curve at T minus the 7.
 - pyNN + NEST is refused: SNN Toolbox 0.6.0's pyNN backend cannot run INI's
   neuron (see UNSUPPORTED).
+
+Every accuracy and agreement goes out with its sample count and a 95 % Wilson
+interval; the per-layer rate correlations with a Fisher-z interval over samples
+(`pipeline.stats`). The ANN's decisions on the same samples are the
+yardstick: its accuracy, and each simulator's agreement with it.
 """
-import dataclasses
 import importlib.util
 import io
 import time
 
 import numpy as np
 
-from pipeline import UserError, processes, results, workspace
+from pipeline import UserError, processes, results, stats, workspace
 from pipeline.engine import decide
 from pipeline.toolbox import configs, runner
+from pipeline.training import ann
 from pipeline.settings import Settings
 
 PACKAGES = {"INI": None, "brian2": "brian2"}
+DEFAULT_T, DEFAULT_N = 100, 20
+# INI logs every layer's spike trains as (batch, neurons, T) arrays: a small batch keeps the width-64
+# network's log in memory (samples are simulated independently; with constant input, the template's,
+# the batch size changes no spike).
+INI_LOGGED_BATCH = 5
 UNSUPPORTED = {
     "nest": "SNN Toolbox 0.6.0's pyNN backend cannot match INI's neurons on NEST 3 "
             "(IF_curr_exp resets to v_reset, not by subtraction; NEST refuses tau_refrac < dt; "
@@ -47,7 +61,8 @@ def check_simulators(names):
         if name in UNSUPPORTED:
             raise UserError(f"SIMS: {name} is not supported: {UNSUPPORTED[name]}")
         if name not in PACKAGES:
-            raise UserError(f"SIMS: unknown simulator {name!r}; choose from {', '.join(PACKAGES)}")
+            raise UserError(f"SIMS: unknown simulator {name!r}; choose from {', '.join(PACKAGES)} "
+                            f"(brian2 comes with the sims extra: pip install -e '.[sims]')")
         package = PACKAGES[name]
         if package and importlib.util.find_spec(package) is None:
             raise UserError(f"SIMS: {name} needs the '{package}' package: install the sims extra "
@@ -60,6 +75,7 @@ def _simulate(config_path):
     start = time.perf_counter()
     run = runner.run(config, progress=True, log_spikes=True)
     return {"labels": run.labels, "output_counts": run.output_counts, "spike_counts": run.spike_counts,
+            "synapses": run.synapses,
             "wall_seconds": time.perf_counter() - start, "toolbox_seconds": run.seconds,
             "peak_memory_mb": processes.peak_memory_mb()}
 
@@ -75,14 +91,20 @@ def accuracy_curve(outcome):
 
 
 def rate_statistics(a, b, timesteps):
-    """Per-layer Pearson r and mean |rate difference| of per-neuron spike counts."""
-    correlation, mean_abs_diff = {}, {}
+    """Per layer: Pearson r of per-neuron spike rates (all samples pooled), its Fisher-z interval over
+    the samples' own r (`stats.correlation_interval`), and the mean |rate difference|."""
+    correlation, interval, mean_abs_diff = {}, {}, {}
     for layer in sorted(set(a) & set(b)):
-        x, y = a[layer].ravel() / timesteps, b[layer].ravel() / timesteps
-        constant = x.std() == 0 or y.std() == 0
-        correlation[layer] = None if constant else float(np.corrcoef(x, y)[0, 1])
+        x, y = a[layer] / timesteps, b[layer] / timesteps
+        correlation[layer] = _pearson(x.ravel(), y.ravel())
+        interval[layer] = stats.correlation_interval([_pearson(xi, yi) for xi, yi in zip(x, y)])
         mean_abs_diff[layer] = float(np.abs(x - y).mean())
-    return correlation, mean_abs_diff
+    return correlation, interval, mean_abs_diff
+
+
+def _pearson(x, y):
+    """Pearson r, or None where either vector is constant (r undefined)."""
+    return None if x.std() == 0 or y.std() == 0 else float(np.corrcoef(x, y)[0, 1])
 
 
 def synapse_hops(outcome):
@@ -108,62 +130,76 @@ def accuracy_at_latency(curve, timesteps, lag):
     return float(curve[timesteps - lag - 1]) if timesteps > lag else 0.0
 
 
+def ann_decisions(ws, n):
+    """The trained ANN's classes on the first `n` test samples (the simulators' samples) and its
+    accuracy on the whole test set."""
+    predictions = ann.predict(ann.load(ws.model.path), ws.dataset.x_test)
+    return predictions[:n], float((predictions == ws.dataset.y_test).mean())
+
+
 def main(settings: Settings):
     check_simulators(settings.sims)
-    if settings.timesteps is None:
-        raise UserError("T is required: make compare SIMS=\"INI brian2\" T=50 N=5 WIDTH=8")
-    if settings.scale is None and not (results.run_dir(settings.run) / "run.json").exists():
-        settings = dataclasses.replace(settings, scale="unsigned")
     ws = workspace.prepare(settings)
-    n = workspace.check_num_samples(settings.num_samples or 5, ws.dataset)
-    timesteps = settings.timesteps
+    n = workspace.check_num_samples(settings.num_samples or DEFAULT_N, ws.dataset)
+    timesteps = settings.timesteps or DEFAULT_T
+    onoff = ws.record["scale"] == "signed"
     outcomes = {}
     for simulator in settings.sims:
         overrides = {("simulation", "batch_size"): 1} if simulator != "INI" else None
-        config_path = workspace.render_config(ws, timesteps, n, simulator=simulator, overrides=overrides)
-        print(f"\n{simulator}: {n} samples, T={timesteps}")
+        config_path = workspace.render_config(ws, timesteps, n, simulator=simulator, overrides=overrides,
+                                              batch_size=workspace.batch_size_for(n, INI_LOGGED_BATCH),
+                                              onoff=onoff)
+        print(f"\n{simulator}: {n} samples, T={timesteps}, {'ON/OFF' if onoff else 'unsigned'} input")
         outcomes[simulator] = simulate(config_path, simulator)
 
     names = list(outcomes)
     curves = {name: accuracy_curve(outcomes[name]) for name in names}
+    labels = ws.dataset.y_test[:n]
+    ann_guesses, ann_test = ann_decisions(ws, n)
     reference = names[0]
     report = {
         "timesteps": timesteps, "num_samples": n, "scale": ws.record["scale"],
+        "input": "onoff" if onoff else "as is",
         "negative_input_fraction": float((ws.dataset.x_test[:n] < 0).mean()),
-        "simulators": {}, "class_agreement": {}, "rate_correlation": {}, "rate_mean_abs_diff": {},
+        "width": ws.record["width"], "epochs": ws.record["epochs"],
+        "ann": {**stats.scored("accuracy", ann_guesses, labels), "accuracy_test": ann_test,
+                "num_test": int(len(ws.dataset.y_test))},
+        "simulators": {}, "pairs": {},
         **ws.provenance(),
     }
     ref_first = first_output_spike_steps(outcomes[reference])
     for name in names:
         outcome, (guesses, curve) = outcomes[name], curves[name]
+        if not np.array_equal(outcome["labels"], labels):
+            raise RuntimeError(f"{name} simulated other samples than the first {n} of the test set")
         lag = synapse_hops(outcome) if name == "brian2" else 0
         matched = None if name == reference or not lag else \
             accuracy_at_latency(curves[reference][1], timesteps, lag)
         first, delay = first_spike_summary(first_output_spike_steps(outcome), ref_first)
         report["simulators"][name] = {
-            "accuracy": float(curve[-1]),
+            **stats.scored("accuracy", guesses[:, -1], labels),
+            **stats.scored("ann_agreement", guesses[:, -1], ann_guesses),
             "accuracy_per_timestep": [float(a) for a in curve],
             "wall_seconds": outcome["wall_seconds"],
             "build_seconds": outcome["toolbox_seconds"].get("build"),
             "simulate_seconds": outcome["toolbox_seconds"].get("simulate"),
             "peak_memory_mb": outcome["peak_memory_mb"],
+            "synapses": sum(outcome["synapses"].values()) or None,
+            "synapses_per_layer": outcome["synapses"],
+            "simulate_ms_per_sample_step": 1000 * outcome["toolbox_seconds"]["simulate"] / (n * timesteps),
             "first_output_spike_step": first,
             "first_output_spike_delay_steps": delay,
             "output_delay_steps": lag,
             "reference_accuracy_matched_latency": matched,
         }
     for other in names[1:]:
-        pair = f"{reference}-{other}"
-        report["class_agreement"][pair] = float((curves[reference][0][:, -1] == curves[other][0][:, -1]).mean())
-        corr, diff = rate_statistics(outcomes[reference]["spike_counts"], outcomes[other]["spike_counts"],
-                                     timesteps)
-        report["rate_correlation"][pair] = corr
-        report["rate_mean_abs_diff"][pair] = diff
+        corr, interval, diff = rate_statistics(outcomes[reference]["spike_counts"],
+                                               outcomes[other]["spike_counts"], timesteps)
+        report["pairs"][f"{reference}-{other}"] = {
+            **stats.scored("class_agreement", curves[reference][0][:, -1], curves[other][0][:, -1]),
+            "rate_correlation": corr, "rate_correlation_interval": interval, "rate_mean_abs_diff": diff}
     if len(names) == 2:   # the documented flat form for the usual two-simulator comparison
-        pair = f"{names[0]}-{names[1]}"
-        report["class_agreement"] = report["class_agreement"][pair]
-        report["rate_correlation"] = report["rate_correlation"][pair]
-        report["rate_mean_abs_diff"] = report["rate_mean_abs_diff"][pair]
+        report.update(report.pop("pairs").popitem()[1])
     results.write_json(ws.dir / "simulators.json", report)
     results.write_atomic(ws.dir / "simulators.md", markdown(report))
     print("\n" + markdown(report))
@@ -171,25 +207,45 @@ def main(settings: Settings):
     return report
 
 
+def _with_interval(record, name):
+    """0.850 [0.640, 0.948]: a fraction with its 95 % interval."""
+    lo, hi = record[f"{name}_interval"]
+    return f"{record[name]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _correlation(c):
+    if c["mean"] is None:
+        return "n/a (constant)"
+    return f"{c['mean']:.3f}" + ("" if c["interval"] is None else " [{:.3f}, {:.3f}]".format(*c["interval"]))
+
+
 def markdown(report):
     out = io.StringIO()
-    out.write(f"**Simulators compared** (T={report['timesteps']}, {report['num_samples']} samples, "
-              f"SCALE={report['scale']}, negative inputs: {report['negative_input_fraction']:.1%})\n\n")
-    out.write("| simulator | accuracy | reference at matched latency | output delay (steps) | "
-              "first output spike (step) | wall s | build s | simulate s | peak MB |\n"
-              "|---|---|---|---|---|---|---|---|---|\n")
+    source = "ON/OFF channels of SCALE=signed data" if report["input"] == "onoff" else \
+        f"SCALE={report['scale']} data as is, negative inputs: {report['negative_input_fraction']:.1%}"
+    a = report["ann"]
+    out.write(f"**Simulators compared** (T={report['timesteps']}, N={report['num_samples']} test samples, "
+              f"{source}; width {report['width']}, {report['epochs']} epochs). 95 % intervals in brackets.\n\n"
+              f"ANN on the same samples: {_with_interval(a, 'accuracy')} "
+              f"(whole test set: {a['accuracy_test']:.3f} on {a['num_test']})\n\n")
+    out.write("| simulator | accuracy | agreement with the ANN | reference at matched latency | "
+              "output delay (steps) | first output spike (step) | wall s | build s | simulate s | "
+              "ms / sample-step | peak MB | synapses |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     for name, s in report["simulators"].items():
         matched = "—" if s["reference_accuracy_matched_latency"] is None else \
             f"{s['reference_accuracy_matched_latency']:.3f}"
         first = "none" if s["first_output_spike_step"] is None else f"{s['first_output_spike_step']:g}"
-        out.write(f"| {name} | {s['accuracy']:.3f} | {matched} | {s['output_delay_steps']} | {first} | "
+        out.write(f"| {name} | {_with_interval(s, 'accuracy')} | {_with_interval(s, 'ann_agreement')} | "
+                  f"{matched} | {s['output_delay_steps']} | {first} | "
                   f"{s['wall_seconds']:.1f} | {s['build_seconds']:.1f} | {s['simulate_seconds']:.1f} | "
-                  f"{s['peak_memory_mb']:.0f} |\n")
-    agreement = report["class_agreement"]
-    if isinstance(agreement, float):
-        out.write(f"\nClass agreement: {agreement:.3f}\n\n| layer | rate correlation r | mean abs rate diff |\n"
-                  "|---|---|---|\n")
+                  f"{s['simulate_ms_per_sample_step']:.1f} | {s['peak_memory_mb']:.0f} | "
+                  f"{'—' if s['synapses'] is None else format(s['synapses'], ',')} |\n")
+    if "class_agreement" in report:
+        out.write(f"\nClass agreement: {_with_interval(report, 'class_agreement')}\n\n"
+                  "| layer | rate correlation r (pooled) | per-sample r, Fisher-z mean [95 %] | "
+                  "mean abs rate diff |\n|---|---|---|---|\n")
         for layer, r in report["rate_correlation"].items():
             r_text = "n/a (constant)" if r is None else f"{r:.3f}"
-            out.write(f"| {layer} | {r_text} | {report['rate_mean_abs_diff'][layer]:.4f} |\n")
+            out.write(f"| {layer} | {r_text} | {_correlation(report['rate_correlation_interval'][layer])} | "
+                      f"{report['rate_mean_abs_diff'][layer]:.4f} |\n")
     return out.getvalue()

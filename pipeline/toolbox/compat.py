@@ -239,8 +239,34 @@ def patch_pooling_odd_sizes():
     brian2_target_sim.build_pooling = _build_pooling
 
 
+def patch_brian2_multichannel_input():
+    """brian2 SNN.simulate: an input of more than one channel reaches the wrong input neurons (silently).
+
+    It sets the input neurons to `x.flatten()`, in channels-last order ((y * nx + x) * C + c),
+    while the connection lists (`build_convolution`, patched or not) index every layer's neurons,
+    the input's included, channels-first (c * ny * nx + y * nx + x). With one channel the two
+    orders coincide; with ON/OFF input (two channels) conv1 read the wrong pixels and brian2's
+    rates were uncorrelated with INI's from conv1 on. The replacement hands the original the
+    sample with its channel axis moved first.
+    """
+    try:
+        from snntoolbox.simulation.target_simulators import brian2_target_sim
+    except ImportError:   # brian2 (the `sims` extra) not installed: nothing to patch
+        return
+    original = brian2_target_sim.SNN.simulate
+
+    def simulate(self, **kwargs):
+        x = kwargs["x_b_l"]
+        if self.data_format == "channels_last" and np.ndim(x) == 4:
+            kwargs["x_b_l"] = np.moveaxis(x, -1, 1)
+        return original(self, **kwargs)
+
+    brian2_target_sim.SNN.simulate = simulate
+
+
 PATCHES = (patch_scale_factor_json, patch_simulation_numpy, patch_convert_kernel,
-           patch_brian2_spiketrains, patch_even_kernel_convolution, patch_pooling_odd_sizes)
+           patch_brian2_spiketrains, patch_even_kernel_convolution, patch_pooling_odd_sizes,
+           patch_brian2_multichannel_input)
 
 
 def apply():

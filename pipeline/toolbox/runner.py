@@ -32,6 +32,7 @@ class ToolboxRun:
     seconds: dict                      # parse / normalize / build / simulate wall time
     scale_factors: dict = field(default_factory=dict)
     spike_counts: dict = field(default_factory=dict)   # layer -> (N, neurons) totals, when logged
+    synapses: dict = field(default_factory=dict)       # layer -> explicit synapses into it (brian2)
 
     @property
     def predictions_per_timestep(self):
@@ -153,6 +154,7 @@ def run(config: ToolboxConfig, progress=True, log_spikes=False):
         snn = import_target_sim(tb_config).SNN(tb_config)
         snn.build(parsed)
         seconds["build"] = time.perf_counter() - start
+        synapses = explicit_synapses(snn)
 
         outputs, spike_counts = [], {}
         num_batches = config.num_to_test // config.batch_size
@@ -192,7 +194,18 @@ def run(config: ToolboxConfig, progress=True, log_spikes=False):
         seconds=seconds,
         scale_factors=json.loads(scale_path.read_text()) if scale_path.exists() else {},
         spike_counts={name: np.concatenate(parts) for name, parts in spike_counts.items()},
+        synapses=synapses,
     )
+
+
+def explicit_synapses(snn):
+    """{layer: synapses into it} of a simulator that unrolls the network into synapse lists (brian2's
+    `Synapses`, one per projection, in the order of its neuron groups after the input); {} for INI,
+    whose layers stay Keras layers."""
+    groups, connections = getattr(snn, "layers", None), getattr(snn, "connections", None)
+    if not connections or not groups:
+        return {}
+    return {str(group.label): int(len(synapses)) for group, synapses in zip(groups[1:], connections)}
 
 
 def _terminal():

@@ -43,6 +43,38 @@ def _positive_int(name):
     return parse
 
 
+def _positive_float(name):
+    as_float = _float(name)
+
+    def parse(text):
+        value = as_float(text)
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{name}={text} must be a positive number")
+        return value
+    return parse
+
+
+def _float_list(name):
+    item = _positive_float(name)
+
+    def parse(text):
+        values = tuple(item(part) for part in text.replace(",", " ").split())
+        if not values:
+            raise argparse.ArgumentTypeError(f"{name} is empty: give positive numbers like \"1 2 4\"")
+        return values
+    return parse
+
+
+def _choices_list(name, choices):
+    def parse(text):
+        values = tuple(text.replace(",", " ").split())
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{name}={text!r}: choose from {', '.join(choices)}")
+        return tuple(dict.fromkeys(values))
+    return parse
+
+
 def _int_list(name):
     item = _positive_int(name)
 
@@ -89,7 +121,7 @@ class Settings:
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
     timesteps: int | None = option("T", "simulation timesteps", parse=_positive_int, shown="—")
-    timesteps_list: tuple = option("TS", "a list of timesteps (sweeps, latency)", (), parse=_int_list, shown="—")
+    timesteps_list: tuple = option("TS", "a list of timesteps (sweeps, latency, frontier)", (), parse=_int_list, shown="—")
     num_samples: int | None = option("N", "test samples simulated; the toolbox's batch size is the largest divisor "
                                           "of N up to 50", parse=_positive_int, shown="100 (bench 50, compare 5)")
     ntrain: int | None = option("NTRAIN", "training samples for STDB (energy: for threshold calibration)",
@@ -109,8 +141,21 @@ class Settings:
     thresholds: str = option("THRESHOLDS", "conversion thresholds: `max` (0.7 × max input current, Rathi et al.) "
                                            "or `toolbox` (the toolbox's scale factors)", "max",
                              choices=("max", "toolbox"))
-    coding: str = option("CODING", "input coding of the engine: `poisson` or `analog` (constant current)", "poisson",
-                         choices=("poisson", "analog"))
+    coding: str = option("CODING", "input coding of the engine: `poisson`, `analog` (constant current), `rate` "
+                                   "(deterministic integrate-and-fire encoder, rate `GAIN`·\\|x\\|) or `delta` "
+                                   "(level crossings of step `DELTA`, sent once, held as conv1's current)", "poisson",
+                         choices=("poisson", "analog", "rate", "delta"))
+    gain: float = option("GAIN", "input gain g of `CODING=rate`: events at rate g·\\|x\\| (at most one a step), each "
+                                 "of amplitude 1/g", 1.0, parse=_positive_float)
+    delta: float = option("DELTA", "level step Δ of `CODING=delta`: floor(\\|x\\|/Δ) events of amplitude Δ per input "
+                                   "value", 0.05, parse=_positive_float)
+    codings: tuple = option("CODINGS", "input codings `make frontier` compares", ("analog", "poisson", "rate", "delta"),
+                            parse=lambda name: _choices_list(name, ("poisson", "analog", "rate", "delta")),
+                            shown="`analog poisson rate delta`")
+    gains: tuple = option("GAINS", "rate-encoder gains `make frontier` chooses from on the validation split",
+                          (1.0, 2.0, 4.0), parse=_float_list, shown="`1 2 4`")
+    deltas: tuple = option("DELTAS", "delta-encoder steps `make frontier` chooses from on the validation split",
+                           (0.02, 0.05, 0.1), parse=_float_list, shown="`0.02 0.05 0.1`")
     net: str = option("NET", "the network `make energy` measures and `make export` writes: `converted` (INI "
                              "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "
                              "levels, v(0) = θ/2)", "converted", choices=("converted", "stdb", "qcfs"))

@@ -34,8 +34,8 @@ SIM_BATCH = 50
 
 
 def result_stem(coding):
-    """One coding per file, as the energy stage: latency.* is Poisson input, latency_analog.* constant current."""
-    return "latency" if coding == "poisson" else "latency_analog"
+    """One coding per file, as the energy stage: latency.* is Poisson input, latency_<coding>.* the others."""
+    return "latency" if coding == "poisson" else f"latency_{coding}"
 
 
 def timesteps_of(settings):
@@ -50,8 +50,7 @@ def measure(network, x, y, cost):
     result = network.simulate(x, y)
     layers = network.graph.compute_nodes
     input_totals = None
-    if network.settings.coding != "analog":
-        input_totals, _, _ = engine.replay_input(network, x, energy.fan_out(layers[0]))
+    input_totals, _, _ = engine.replay_input(network, x, energy.fan_out(layers[0]))
     counts = energy.count_operations(layers, result.neuron_totals, input_totals, len(x), network.settings.pooling)
     _, total = energy.energy_table(counts, cost)
     return result.predictions[:, -1], total["normalized_energy"]
@@ -98,7 +97,7 @@ class Methods:
         self.qcfs_readout = readout_threshold(engine.load_keras(qcfs_path), x_cal)
 
     def engine_settings(self, timesteps, **changes):
-        return engine.SnnSettings(timesteps=timesteps, leak=self.settings.leak, coding=self.settings.coding,
+        return engine.SnnSettings(timesteps=timesteps, leak=self.settings.leak, **workspace.input_coding(self.settings),
                                readout="membrane", pooling="linear", seed=self.seed, batch_size=SIM_BATCH,
                                **changes)
 
@@ -112,7 +111,7 @@ class Methods:
     def toolbox_semantics(self, timesteps):
         """The QCFS network as SNN Toolbox's INI simulator runs it (v(0) = 0, spiking pools, spike counts)."""
         return engine.SpikingNetwork(engine.load_keras(self.qcfs_path), self.qcfs_readout, engine.SnnSettings.ini_compatible(
-            timesteps, coding=self.settings.coding, seed=self.seed, batch_size=SIM_BATCH))
+            timesteps, **workspace.input_coding(self.settings), seed=self.seed, batch_size=SIM_BATCH))
 
 
 def readout_threshold(model, x, percentile=99.9):

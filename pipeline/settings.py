@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 
 from pipeline import UserError
 
-STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "export", "report")
+STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "frontier", "export",
+          "report")
 TRUE = ("1", "yes", "true")
 
 

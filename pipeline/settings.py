@@ -33,37 +33,40 @@ _int = _number(int, "an integer")
 _float = _number(float, "a number")
 
 
-def _positive_int(name):
-    as_int = _int(name)
+def _positive(number, word):
+    """A parser factory of positive, finite numbers (``number``: `_int` or `_float`; ``word``: what each must be)."""
+    def for_setting(name):
+        as_number = number(name)
 
-    def parse(text):
-        value = as_int(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{name}={value} must be a positive integer")
-        return value
-    return parse
-
-
-def _positive_float(name):
-    as_float = _float(name)
-
-    def parse(text):
-        value = as_float(text)
-        if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"{name}={text} must be a positive number")
-        return value
-    return parse
+        def parse(text):
+            value = as_number(text)
+            if not 0 < value < float("inf"):
+                raise argparse.ArgumentTypeError(f"{name}={value} must be a positive {word}")
+            return value
+        return parse
+    return for_setting
 
 
-def _float_list(name):
-    item = _positive_float(name)
+_positive_int = _positive(_int, "integer")
+_positive_float = _positive(_float, "number")
 
-    def parse(text):
-        values = tuple(item(part) for part in text.replace(",", " ").split())
-        if not values:
-            raise argparse.ArgumentTypeError(f"{name} is empty: give positive numbers like \"1 2 4\"")
-        return values
-    return parse
+
+def _list_of(item, example):
+    """A parser factory of space- or comma-separated values, each parsed by ``item``."""
+    def for_setting(name):
+        parse_item = item(name)
+
+        def parse(text):
+            values = tuple(parse_item(part) for part in text.replace(",", " ").split())
+            if not values:
+                raise argparse.ArgumentTypeError(f"{name} is empty: give {example}")
+            return values
+        return parse
+    return for_setting
+
+
+_int_list = _list_of(_positive_int, 'timesteps like "50 100 300"')
+_float_list = _list_of(_positive_float, 'positive numbers like "1 2 4"')
 
 
 def _choices_list(name, choices):
@@ -73,17 +76,6 @@ def _choices_list(name, choices):
         if bad or not values:
             raise argparse.ArgumentTypeError(f"{name}={text!r}: choose from {', '.join(choices)}")
         return tuple(dict.fromkeys(values))
-    return parse
-
-
-def _int_list(name):
-    item = _positive_int(name)
-
-    def parse(text):
-        values = tuple(item(part) for part in text.replace(",", " ").split())
-        if not values:
-            raise argparse.ArgumentTypeError(f"{name} is empty: give timesteps like \"50 100 300\"")
-        return values
     return parse
 
 

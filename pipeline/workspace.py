@@ -64,6 +64,22 @@ def prepare(settings: Settings, variant="modified", verbose=1) -> Workspace:
     return Workspace(settings.run, chosen, dataset, trained)
 
 
+def engine_stage(settings, example):
+    """What a stage that sweeps T on the engine with calibrated thresholds stands on: its sorted
+    timesteps (``TS``, or ``T``), the energy per operation, the workspace and N. ``example``: the
+    command shown when TS is missing."""
+    from pipeline import energy
+    values = settings.timesteps_list or ((settings.timesteps,) if settings.timesteps else ())
+    if not values:
+        raise UserError(f"TS is required: {example}")
+    if settings.thresholds != "max":
+        raise UserError(f"THRESHOLDS={settings.thresholds}: `{settings.stage}` calibrates its thresholds on the "
+                        "engine (THRESHOLDS=max)")
+    cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
+    ws = prepare(settings)
+    return tuple(sorted(set(values))), cost, ws, test_samples(settings, ws)
+
+
 def check_num_samples(num_samples, dataset):
     if num_samples > len(dataset.y_test):
         raise UserError(f"N={num_samples} is larger than the test set of {dataset.name} "

@@ -36,13 +36,6 @@ SIM_BATCH = 50
 CELLS = "frontier_cells"
 
 
-def timesteps_of(settings):
-    values = settings.timesteps_list or ((settings.timesteps,) if settings.timesteps else ())
-    if not values:
-        raise UserError('TS is required: make frontier TS="2 4 8 16"')
-    return tuple(sorted(set(values)))
-
-
 def candidates(settings, coding):
     """(parameter name, value) pairs the validation split chooses from; (None, None) for no parameter."""
     if coding == "rate":
@@ -180,13 +173,7 @@ def write_markdown(path, record):
 
 
 def main(settings):
-    timesteps = timesteps_of(settings)
-    if settings.thresholds != "max":
-        raise UserError(f"THRESHOLDS={settings.thresholds}: the frontier calibrates its thresholds on the engine "
-                        "(THRESHOLDS=max)")
-    cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
-    ws = workspace.prepare(settings)
-    n = workspace.test_samples(settings, ws)
+    timesteps, cost, ws, n = workspace.engine_stage(settings, 'make frontier TS="2 4 8 16"')
     seed = int(ws.record["seed"])
     train_idx, val_idx = data.validation_split(ws.dataset.y_train, train.VALIDATION_FRACTION, seed)
     if not len(val_idx):

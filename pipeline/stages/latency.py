@@ -38,13 +38,6 @@ def result_stem(coding):
     return "latency" if coding == "poisson" else f"latency_{coding}"
 
 
-def timesteps_of(settings):
-    values = settings.timesteps_list or ((settings.timesteps,) if settings.timesteps else ())
-    if not values:
-        raise UserError('TS is required: make latency TS="1 2 4 8 16 32"')
-    return tuple(sorted(set(values)))
-
-
 def measure(network, x, y, cost):
     """Final per-sample predictions and normalised energy of one engine run (the energy model on its own spikes)."""
     result = network.simulate(x, y)
@@ -213,13 +206,7 @@ def plot(path, record):
 
 
 def main(settings: Settings):
-    timesteps = timesteps_of(settings)
-    if settings.thresholds != "max":
-        raise UserError(f"THRESHOLDS={settings.thresholds}: the latency stage calibrates its thresholds on the "
-                        "engine (THRESHOLDS=max)")
-    cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
-    ws = workspace.prepare(settings)
-    n = workspace.test_samples(settings, ws)
+    timesteps, cost, ws, n = workspace.engine_stage(settings, 'make latency TS="1 2 4 8 16 32"')
     qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}

@@ -17,16 +17,19 @@ STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench"
 TRUE = ("1", "yes", "true")
 
 
+def _parser(step):
+    """A parser factory: for the setting ``name``, ``text -> step(name, text)`` (its errors name the setting)."""
+    return lambda name: lambda text: step(name, text)
+
+
 def _number(kind, word):
-    """A parser factory: ``kind(text)``, or one line naming the setting (``word``: what it must be)."""
-    def for_setting(name):
-        def parse(text):
-            try:
-                return kind(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"{name}={text!r} is not {word}") from None
-        return parse
-    return for_setting
+    """``kind(text)``, or one line naming the setting (``word``: what it must be)."""
+    def step(name, text):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not {word}") from None
+    return _parser(step)
 
 
 _int = _number(int, "an integer")
@@ -34,17 +37,13 @@ _float = _number(float, "a number")
 
 
 def _positive(number, word):
-    """A parser factory of positive, finite numbers (``number``: `_int` or `_float`; ``word``: what each must be)."""
-    def for_setting(name):
-        as_number = number(name)
-
-        def parse(text):
-            value = as_number(text)
-            if not 0 < value < float("inf"):
-                raise argparse.ArgumentTypeError(f"{name}={value} must be a positive {word}")
-            return value
-        return parse
-    return for_setting
+    """A positive, finite number (``number``: `_int` or `_float`; ``word``: what it must be)."""
+    def step(name, text):
+        value = number(name)(text)
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{name}={value} must be a positive {word}")
+        return value
+    return _parser(step)
 
 
 _positive_int = _positive(_int, "integer")
@@ -52,17 +51,13 @@ _positive_float = _positive(_float, "number")
 
 
 def _list_of(item, example):
-    """A parser factory of space- or comma-separated values, each parsed by ``item``."""
-    def for_setting(name):
-        parse_item = item(name)
-
-        def parse(text):
-            values = tuple(parse_item(part) for part in text.replace(",", " ").split())
-            if not values:
-                raise argparse.ArgumentTypeError(f"{name} is empty: give {example}")
-            return values
-        return parse
-    return for_setting
+    """Space- or comma-separated values, each parsed by ``item``."""
+    def step(name, text):
+        values = tuple(item(name)(part) for part in text.replace(",", " ").split())
+        if not values:
+            raise argparse.ArgumentTypeError(f"{name} is empty: give {example}")
+        return values
+    return _parser(step)
 
 
 _int_list = _list_of(_positive_int, 'timesteps like "50 100 300"')

@@ -141,7 +141,7 @@ class Settings:
                             parse=lambda name: _choices_list(name, ("poisson", "analog", "rate", "delta")),
                             shown="`analog poisson rate delta`")
     gains: tuple = option("GAINS", "rate-encoder gains `make frontier` chooses from on the validation split",
-                          (1.0, 2.0, 4.0), parse=_float_list, shown="`1 2 4`")
+                          (1.0, 4.0, 16.0), parse=_float_list, shown="`1 4 16`")
     deltas: tuple = option("DELTAS", "delta-encoder steps `make frontier` chooses from on the validation split",
                            (0.02, 0.05, 0.1), parse=_float_list, shown="`0.02 0.05 0.1`")
     net: str = option("NET", "the network `make energy` measures and `make export` writes: `converted` (INI "

@@ -215,6 +215,6 @@ def frontier(path, rows, front, chosen, ann_accuracy, num_samples):
     ax.set_ylabel(f"test accuracy (N={num_samples}, 95 % intervals)")
     ax.set_ylim(0, 1.02)
     ax.set_title("Accuracy vs energy: input coding x method x T (labels: T)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, which="both")
     _save(fig, path)

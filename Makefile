@@ -12,7 +12,7 @@ SIMS_STAMP := $(VENV)/.installed-sims
 SETTING_NAMES := $(shell $(PYTHON) -m pipeline.settings names)
 ARGS = $(strip $(foreach v,$(SETTING_NAMES),$(if $($(v)),'$(v)=$($(v))')))
 
-STAGES := convert sweep stdb stdb-sweep energy bench latency export report
+STAGES := convert sweep stdb stdb-sweep energy bench latency frontier export report
 
 .PHONY: $(STAGES) compare all test venv clean-venv help
 

@@ -16,6 +16,7 @@ STAGE_MODULES = {
     "energy": "pipeline.stages.energy",
     "bench": "pipeline.stages.bench",
     "latency": "pipeline.stages.latency",
+    "frontier": "pipeline.stages.frontier",
     "export": "pipeline.stages.export",
     "report": "pipeline.stages.report",
 }

@@ -15,7 +15,8 @@ from typing import ClassVar
 
 from pipeline import UserError
 
-CODINGS = ("poisson", "analog")
+CODINGS = ("poisson", "analog", "rate", "delta")
+CONSTANT_CODINGS = ("analog", "delta")   # codings whose input reaches the first layer as a held current
 POISSON_RULES = ("signed", "toolbox")
 READOUTS = ("membrane", "spike_count")
 POOLINGS = ("linear", "spiking")
@@ -49,7 +50,11 @@ def padding_of(size, window, stride, dilation, padding):
 class Neurons:
     """The neuron choices of a conversion, shared by every layer.
 
-    ``coding``: ``"poisson"`` rate-codes the input; ``"analog"`` feeds it as a constant current.
+    ``coding``: ``"poisson"`` rate-codes the input; ``"analog"`` feeds it as a constant current;
+    ``"rate"`` is a deterministic integrate-and-fire encoder per input value (rate ``gain * |x|``,
+    events of amplitude ``sign(x) / gain``, `pipeline.engine.coding.rate_spikes`); ``"delta"`` is a
+    level-crossing encoder with step ``delta`` whose events set a held first-layer current
+    (`pipeline.engine.coding.delta_levels`).
     ``poisson_rule``: ``"signed"`` spikes with probability |x| and the sign of x (Rathi et al.);
     ``"toolbox"`` is SNN Toolbox INI's rule (probability |x| / max x of the batch, amplitude
     max x * sign x). ``readout``: ``"membrane"`` accumulates the last layer's input current,
@@ -65,6 +70,8 @@ class Neurons:
     pooling: str = "linear"
     initial_membrane: float = 0.0
     reset: str = "subtract"
+    gain: float = 1.0
+    delta: float = 0.05
 
     def __post_init__(self):
         if not 0.0 < self.leak <= 1.0:
@@ -76,6 +83,9 @@ class Neurons:
                                     ("reset", self.reset, RESETS)):
             if value not in allowed:
                 raise UserError(f"{key}={value!r}: choose one of {', '.join(allowed)}")
+        for key, value in (("GAIN", self.gain), ("DELTA", self.delta)):
+            if not 0.0 < float(value) < float("inf"):
+                raise UserError(f"{key}={value!r}: must be a positive, finite number")
         if not 0.0 <= self.initial_membrane < 1.0:
             raise UserError(f"initial_membrane={self.initial_membrane!r}: must lie in [0, 1)")
 

@@ -134,6 +134,7 @@ def sidecar(graph, approximations=()):
     return {"nir_version": NIR_VERSION, "format": "NIR HDF5 (nir.write)",
             "input_shape_channels_last": list(graph.input_shape),
             "input_coding": graph.neurons.coding, "poisson_rule": graph.neurons.poisson_rule,
+            "input_gain": graph.neurons.gain, "input_delta": graph.neurons.delta,
             "readout": graph.neurons.readout, "pooling": graph.neurons.pooling, "reset": "subtract",
             "initial_membrane_fraction_of_threshold": graph.neurons.initial_membrane,
             "threshold_rule": "engine fires at v >= theta; the file holds nextafter(float32 theta, -inf) for NIR's v > thr",
@@ -243,6 +244,7 @@ def from_nir(nir_graph, side=None, path="<graph>"):
     if pools_spike and pools_spike != pool_names:
         raise UserError(f"{path}: some average pools spike and others do not; the engine runs one pooling rule")
     neurons = network.Neurons(coding=side.get("input_coding", "poisson"), poisson_rule=side.get("poisson_rule", "signed"),
+                              gain=float(side.get("input_gain", 1.0)), delta=float(side.get("input_delta", 0.05)),
                               readout=readout or "membrane", pooling="spiking" if pools_spike else "linear",
                               initial_membrane=float(side.get("initial_membrane_fraction_of_threshold", 0.0)))
     return model, thresholds, neurons

@@ -179,3 +179,42 @@ def stdb_curves(path, record):
     fig.suptitle(f"STDB fine-tuning at T={record['timesteps']} ({record['surrogate']} surrogate, "
                  f"leak {record['leak']})")
     _save(fig, path)
+
+
+# --------------------------------------------------------------------- the accuracy-energy frontier
+CODING_COLORS = {"analog": "C0", "poisson": "C1", "rate": "C2", "delta": "C3"}
+METHOD_MARKERS = {"conversion": "o", "qcfs": "s"}
+
+
+def frontier(path, rows, front, chosen, ann_accuracy, num_samples):
+    """Accuracy vs normalised energy (log axis) of every coding x method x T, with 95 % intervals;
+    the Pareto front as a line, the point chosen on validation starred, the modified ANN as a
+    reference line with its interval as a band."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    seen = set()
+    for r in rows:
+        lo, hi = r["snn_accuracy_interval"]
+        key = (r["coding"], r["method"])
+        ax.errorbar(r["normalized_energy"], r["snn_accuracy"], yerr=[[max(r["snn_accuracy"] - lo, 0.0)], [max(hi - r["snn_accuracy"], 0.0)]],
+                    fmt=METHOD_MARKERS.get(r["method"], "^"), color=CODING_COLORS.get(r["coding"], "k"), ms=5,
+                    capsize=2, alpha=0.8, label=None if key in seen else f"{r['coding']}, {r['method']}")
+        ax.annotate(str(r["timesteps"]), (r["normalized_energy"], r["snn_accuracy"]), fontsize=6,
+                    xytext=(3, 3), textcoords="offset points")
+        seen.add(key)
+    if front:
+        ax.step([r["normalized_energy"] for r in front], [r["snn_accuracy"] for r in front], where="post",
+                color="k", lw=1, label="Pareto front")
+    if chosen is not None:
+        ax.plot(chosen["normalized_energy"], chosen["snn_accuracy"], "*", color="gold", mec="k", ms=14,
+                label="chosen on validation")
+    ax.axhline(ann_accuracy, color="k", ls="--", lw=1, label=f"modified ANN ({ann_accuracy:.3f})")
+    ax.axhspan(*stats.interval(ann_accuracy, num_samples), color="0.5", alpha=0.15)
+    ax.axvline(1.0, color="0.6", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("SNN energy / modified ANN energy (log)")
+    ax.set_ylabel(f"test accuracy (N={num_samples}, 95 % intervals)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Accuracy vs energy: input coding x method x T (labels: T)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(alpha=0.3, which="both")
+    _save(fig, path)

@@ -12,45 +12,65 @@ from dataclasses import dataclass, field, fields
 
 from pipeline import UserError
 
-STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "export", "report")
+STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "frontier", "export",
+          "report")
 TRUE = ("1", "yes", "true")
 
 
+def _parser(step):
+    """A parser factory: for the setting ``name``, ``text -> step(name, text)`` (its errors name the setting)."""
+    return lambda name: lambda text: step(name, text)
+
+
 def _number(kind, word):
-    """A parser factory: ``kind(text)``, or one line naming the setting (``word``: what it must be)."""
-    def for_setting(name):
-        def parse(text):
-            try:
-                return kind(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"{name}={text!r} is not {word}") from None
-        return parse
-    return for_setting
+    """``kind(text)``, or one line naming the setting (``word``: what it must be)."""
+    def step(name, text):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not {word}") from None
+    return _parser(step)
 
 
 _int = _number(int, "an integer")
 _float = _number(float, "a number")
 
 
-def _positive_int(name):
-    as_int = _int(name)
-
-    def parse(text):
-        value = as_int(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{name}={value} must be a positive integer")
+def _positive(number, word):
+    """A positive, finite number (``number``: `_int` or `_float`; ``word``: what it must be)."""
+    def step(name, text):
+        value = number(name)(text)
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{name}={value} must be a positive {word}")
         return value
-    return parse
+    return _parser(step)
 
 
-def _int_list(name):
-    item = _positive_int(name)
+_positive_int = _positive(_int, "integer")
+_positive_float = _positive(_float, "number")
 
-    def parse(text):
-        values = tuple(item(part) for part in text.replace(",", " ").split())
+
+def _list_of(item, example):
+    """Space- or comma-separated values, each parsed by ``item``."""
+    def step(name, text):
+        values = tuple(item(name)(part) for part in text.replace(",", " ").split())
         if not values:
-            raise argparse.ArgumentTypeError(f"{name} is empty: give timesteps like \"50 100 300\"")
+            raise argparse.ArgumentTypeError(f"{name} is empty: give {example}")
         return values
+    return _parser(step)
+
+
+_int_list = _list_of(_positive_int, 'timesteps like "50 100 300"')
+_float_list = _list_of(_positive_float, 'positive numbers like "1 2 4"')
+
+
+def _choices_list(name, choices):
+    def parse(text):
+        values = tuple(text.replace(",", " ").split())
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{name}={text!r}: choose from {', '.join(choices)}")
+        return tuple(dict.fromkeys(values))
     return parse
 
 
@@ -94,7 +114,8 @@ class Settings:
                                         "checked first: every layer convertible, input shape, output size; recorded "
                                         "in `run.json` with its sha256", shown="recorded, else —")
     timesteps: int | None = option("T", "simulation timesteps", parse=_positive_int, shown="— (compare 100)")
-    timesteps_list: tuple = option("TS", "a list of timesteps (sweeps, latency)", (), parse=_int_list, shown="—")
+    timesteps_list: tuple = option("TS", "a list of timesteps (sweeps, latency, frontier)", (), parse=_int_list,
+                                   shown="—")
     num_samples: int | None = option("N", "test samples simulated; the toolbox's batch size is the largest divisor "
                                           "of N up to 50", parse=_positive_int, shown="100 (bench 50, compare 20)")
     ntrain: int | None = option("NTRAIN", "training samples for STDB (energy: for threshold calibration)",
@@ -114,8 +135,21 @@ class Settings:
     thresholds: str = option("THRESHOLDS", "conversion thresholds: `max` (0.7 × max input current, Rathi et al.) "
                                            "or `toolbox` (the toolbox's scale factors)", "max",
                              choices=("max", "toolbox"))
-    coding: str = option("CODING", "input coding of the engine: `poisson` or `analog` (constant current)", "poisson",
-                         choices=("poisson", "analog"))
+    coding: str = option("CODING", "input coding of the engine: `poisson`, `analog` (constant current), `rate` "
+                                   "(deterministic integrate-and-fire encoder, rate `GAIN`·\\|x\\|) or `delta` "
+                                   "(level crossings of step `DELTA`, sent once, held as conv1's current)", "poisson",
+                         choices=("poisson", "analog", "rate", "delta"))
+    gain: float = option("GAIN", "input gain g of `CODING=rate`: events at rate g·\\|x\\| (at most one a step), each "
+                                 "of amplitude 1/g", 1.0, parse=_positive_float)
+    delta: float = option("DELTA", "level step Δ of `CODING=delta`: floor(\\|x\\|/Δ) events of amplitude Δ per input "
+                                   "value", 0.05, parse=_positive_float)
+    codings: tuple = option("CODINGS", "input codings `make frontier` compares", ("analog", "poisson", "rate", "delta"),
+                            parse=lambda name: _choices_list(name, ("poisson", "analog", "rate", "delta")),
+                            shown="`analog poisson rate delta`")
+    gains: tuple = option("GAINS", "rate-encoder gains `make frontier` chooses from on the validation split",
+                          (1.0, 4.0, 16.0), parse=_float_list, shown="`1 4 16`")
+    deltas: tuple = option("DELTAS", "delta-encoder steps `make frontier` chooses from on the validation split",
+                           (0.02, 0.05, 0.1), parse=_float_list, shown="`0.02 0.05 0.1`")
     net: str = option("NET", "the network `make energy` measures and `make export` writes: `converted` (INI "
                              "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "
                              "levels, v(0) = θ/2)", "converted", choices=("converted", "stdb", "qcfs"))

@@ -106,6 +106,22 @@ def user_model(ws):
     return ws.record.get("model_file")
 
 
+def engine_stage(settings, example):
+    """What a stage that sweeps T on the engine with calibrated thresholds stands on: its sorted
+    timesteps (``TS``, or ``T``), the energy per operation, the workspace and N. ``example``: the
+    command shown when TS is missing."""
+    from pipeline import energy
+    values = settings.timesteps_list or ((settings.timesteps,) if settings.timesteps else ())
+    if not values:
+        raise UserError(f"TS is required: {example}")
+    if settings.thresholds != "max":
+        raise UserError(f"THRESHOLDS={settings.thresholds}: `{settings.stage}` calibrates its thresholds on the "
+                        "engine (THRESHOLDS=max)")
+    cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
+    ws = prepare(settings)
+    return tuple(sorted(set(values))), cost, ws, test_samples(settings, ws)
+
+
 def check_num_samples(num_samples, dataset):
     if num_samples > len(dataset.y_test):
         raise UserError(f"N={num_samples} is larger than the test set of {dataset.name} "
@@ -185,12 +201,18 @@ def render_config(ws, timesteps, num_samples, simulator="INI", overrides=None, b
                           seed=ws.record["seed"], overrides=overrides)
 
 
+def input_coding(settings):
+    """The engine's input-coding fields (`network.Neurons`: coding, gain, delta) a Settings asks for."""
+    return {"coding": settings.coding, "gain": settings.gain, "delta": settings.delta}
+
+
 def stdb_network(ws, timesteps, coding, seed, batch_size):
     """The STDB-fine-tuned network of this RUN and T, from the model stdb_T<T>.json exported.
 
     `stdb.export_h5` folds the thresholds into the weights (threshold 1); a record that says
     ``"exported_folded": false`` has its ``thresholds`` applied to the exported weights instead.
-    The engine settings the network was trained with are read from the record where it has them.
+    The engine settings the network was trained with are read from the record where it has them;
+    ``coding``: the input coding's fields (`input_coding`).
     """
     from pipeline import engine
     path = ws.dir / f"stdb_T{timesteps}.json"
@@ -201,7 +223,7 @@ def stdb_network(ws, timesteps, coding, seed, batch_size):
         raise UserError(f"NET=stdb: {path} names no exported_model and thresholds (re-run make stdb T={timesteps})")
     folded = record.get("exported_folded", True)
     model = engine.load_keras(record["exported_model"])
-    settings = engine.SnnSettings(timesteps=timesteps, coding=coding, seed=seed, batch_size=batch_size,
+    settings = engine.SnnSettings(timesteps=timesteps, **coding, seed=seed, batch_size=batch_size,
                                leak=float(record.get("leak", 1.0)),
                                pooling=record.get("pooling", "linear"), readout=record.get("readout", "membrane"),
                                poisson_rule=record.get("poisson_rule", "signed"),
@@ -215,7 +237,7 @@ def stdb_network(ws, timesteps, coding, seed, batch_size):
 def ini_converted_network(ws, timesteps, coding, thresholds, seed, batch_size, num_calibration):
     """The RUN's converted network with INI semantics (spiking pools, spike-count readout)."""
     from pipeline import engine
-    settings = engine.SnnSettings.ini_compatible(timesteps, coding=coding, seed=seed, batch_size=batch_size)
+    settings = engine.SnnSettings.ini_compatible(timesteps, **coding, seed=seed, batch_size=batch_size)
     net, source = converted_network(ws, settings, thresholds, ws.dataset.x_train[:num_calibration])
     return net, f"converted, {source}"
 
@@ -233,7 +255,7 @@ def qcfs_network(ws, timesteps, coding, seed, batch_size, levels):
     pools, membrane readout; and a line saying what it is."""
     from pipeline import engine
     trained = qcfs_model(ws, levels)
-    settings = engine.SnnSettings(timesteps=timesteps, coding=coding, seed=seed, batch_size=batch_size,
+    settings = engine.SnnSettings(timesteps=timesteps, **coding, seed=seed, batch_size=batch_size,
                                   initial_membrane=0.5)
     return (engine.SpikingNetwork(train.load(trained.path), None, settings),
             f"QCFS (L={levels}, {trained.path.name}), theta = lambda, v(0) = theta/2")
@@ -242,11 +264,11 @@ def qcfs_network(ws, timesteps, coding, seed, batch_size, levels):
 def network_of(settings, ws, batch_size):
     """The RUN's network that ``settings.net`` names (NET=converted: INI semantics; stdb; qcfs) at T, and a
     line saying what it is: what `make energy` measures and `make export` writes."""
-    seed, T = int(ws.record["seed"]), settings.timesteps
+    seed, T, coding = int(ws.record["seed"]), settings.timesteps, input_coding(settings)
     if settings.net == "stdb":
-        return stdb_network(ws, T, settings.coding, seed, batch_size)
+        return stdb_network(ws, T, coding, seed, batch_size)
     if settings.net == "qcfs":
-        return qcfs_network(ws, T, settings.coding, seed, batch_size, settings.levels)
-    return ini_converted_network(ws, T, settings.coding, settings.thresholds, seed, batch_size,
+        return qcfs_network(ws, T, coding, seed, batch_size, settings.levels)
+    return ini_converted_network(ws, T, coding, settings.thresholds, seed, batch_size,
                                            min(settings.ntrain or CALIBRATION_SAMPLES,
                                                len(ws.dataset.y_train)))

@@ -227,6 +227,15 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
     assert analog["layers"][0]["snn_macs"] == analog["layers"][0]["ann_macs"]
     assert analog["layers"][0]["snn_acs"] == 0 and analog["input"]["events_per_inference"] == 0
 
+    # The rate and delta encoders: their own files; conv1's ACs are exactly the input's floor.
+    for coding, option in (("rate", ["--gain", "2"]), ("delta", ["--delta", "0.1"])):
+        assert main(["energy", "--coding", coding, *option, *COMMON]) == 0
+        coded = json.loads((run / f"energy_{coding}.json").read_text())
+        assert coded["input"]["coding"] == coding and coded["input"]["events_per_inference"] > 0
+        assert coded["input"]["floor_normalized_energy"] == pytest.approx(
+            coded["layers"][0]["snn_energy_j"] / coded["total"]["ann_energy_j"])
+        assert coded["input"]["encoder_energy"] == "not counted (for any coding)"
+
     # NET=stdb needs the STDB stage's exported network ...
     assert main(["energy", "--net", "stdb", *COMMON]) == 2
     assert "stdb_T12.json not found" in capsys.readouterr().err

@@ -4,9 +4,9 @@ Needs no TensorFlow: it counts on a `pipeline.network` description and the engin
 """
 from pipeline.energy.costs import PJ, PRESETS, Costs, costs, energy_table, summary_lines
 from pipeline.energy.operations import (LayerCount, ann_adds, ann_macs, coding_floor, count_operations,
-                                        cumulative_energy, fan_out, merged_fan_out, reach, silent_fractions,
+                                        cumulative_energy, encoder_updates, fan_out, merged_fan_out, reach, silent_fractions,
                                         spatial_fan_out)
 
 __all__ = ["PJ", "PRESETS", "Costs", "LayerCount", "ann_adds", "ann_macs", "coding_floor", "costs",
-           "count_operations", "cumulative_energy", "energy_table", "fan_out", "merged_fan_out", "reach",
+           "count_operations", "cumulative_energy", "encoder_updates", "energy_table", "fan_out", "merged_fan_out", "reach",
            "silent_fractions", "spatial_fan_out", "summary_lines"]

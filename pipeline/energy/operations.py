@@ -171,13 +171,35 @@ def cumulative_energy(counts, cost, spikes_per_timestep, column_names, input_acs
     return np.cumsum(per_step) * PJ
 
 
-def coding_floor(coding, first, mean_abs_x, timesteps, cost, ann_energy_j):
-    """Normalised energy the input coding alone costs (issue 5): Poisson input makes the first
-    layer do about T*mean|x| x its MACs as ACs; an analog input costs its MACs once."""
-    if coding == "analog":
+def coding_floor(coding, first, input_totals, num_samples, cost, ann_energy_j):
+    """Normalised energy the input coding alone costs: what the first layer spends on the input.
+
+    A spiking input (Poisson, rate, delta) costs its events x each position's fan-out into the
+    first layer as ACs (``input_totals``: events per input position summed over ``num_samples``
+    samples, `pipeline.engine.replay_input`; exact); an analog input costs the first layer's MACs
+    once. Whatever the hidden layers do, a network with this coding spends at least this much.
+    The encoder's own updates (`encoder_updates`) are counted for no coding: see there.
+    """
+    if coding == "analog" or input_totals is None:
         return ann_macs(first) * cost.e_mac_pj * PJ / ann_energy_j, "first-layer MACs x E_MAC / ANN energy"
-    value = timesteps * mean_abs_x * ann_macs(first) * cost.e_ac_pj * PJ / ann_energy_j
-    return value, "T x mean|x| x first-layer MACs x E_AC / ANN energy (interior fan-out, P(spike)=|x|)"
+    acs = float(np.sum(np.asarray(input_totals, np.float64) * fan_out(first))) / num_samples
+    return acs * cost.e_ac_pj * PJ / ann_energy_j, "input events x their fan-out into the first layer x E_AC / ANN energy"
+
+
+def encoder_updates(coding, input_size, timesteps):
+    """Operations of the input encoder itself per inference, reported beside the energy, never in it.
+
+    Poisson: a random draw and a compare per input value and step; rate: an integrate-and-fire
+    update per value and step; delta: a compare per value (its crossings all happen at the first
+    step); analog: none (the value is the input). They are counted for no coding, as the ANN's
+    own input (the digitised recording) is not: they happen in the sensor front end, their cost
+    per operation is not an AC's, and at T x the input size they are small next to the first
+    layer's T x the input size x fan-out accumulates.
+    """
+    per_step = {"poisson": timesteps, "rate": timesteps, "delta": 1, "analog": 0}
+    if coding not in per_step:
+        raise UserError(f"CODING={coding!r}: choose one of {', '.join(per_step)}")
+    return per_step[coding] * int(input_size)
 
 
 def silent_fractions(totals):

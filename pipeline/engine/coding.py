@@ -1,4 +1,10 @@
-"""Input coding: the engine's stateless Poisson draws, and SNN Toolbox INI's draws replayed."""
+"""Input coding: the engine's stateless Poisson draws, the deterministic rate (IF) and delta
+(level-crossing) encoders, and SNN Toolbox INI's draws replayed.
+
+Every coding is a pure function of the input, the step and (Poisson only) the batch key, so the
+energy model can replay the engine's input events position by position (`replay_input`) and count
+conv1's accumulates exactly.
+"""
 import numpy as np
 import tensorflow as tf
 
@@ -22,6 +28,60 @@ def poisson_spikes(x, key, t, rule="signed"):
         return tf.cast(u <= tf.abs(x), tf.float32) * tf.sign(x)
     peak = tf.reduce_max(x)
     return tf.cast(u * peak <= tf.abs(x), tf.float32) * (peak * tf.sign(x))
+
+
+RATE_V0 = 0.5   # the rate encoder's initial membrane, in units of its threshold: counts round, not floor
+
+
+def rate_spikes(x, t, gain):
+    """Input events of the deterministic rate encoder at step ``t`` (0-based), amplitude ``sign(x) / gain``.
+
+    One integrate-and-fire neuron per input value, threshold 1, reset by subtraction, v(0) = 1/2,
+    input ``r = min(gain * |x|, 1)`` per step (at most one spike a step): it has fired
+    ``floor(k * r + 1/2)`` times after k steps, the rate ``r`` rounded, with no Poisson noise.
+    Each event stands for ``1 / gain`` of input, so the first layer receives ``|x|`` per step on
+    average whatever the gain; a larger gain sends more, finer events (a value with
+    ``gain * |x| >= 1`` saturates at one event a step). Closed form in float64, so any step is
+    computed alone and the energy model's replay gives the very same events.
+    """
+    x = tf.cast(x, tf.float64)
+    rate = tf.minimum(tf.abs(x) * float(gain), 1.0)
+    step = tf.cast(t, tf.float64)
+    fired = tf.floor((step + 1.0) * rate + RATE_V0) - tf.floor(step * rate + RATE_V0)
+    return tf.cast(fired * tf.sign(x) / float(gain), tf.float32)
+
+
+def delta_levels(x, delta):
+    """Level crossings of the delta encoder per input value: ``floor(|x| / delta)``, float64.
+
+    The encoder runs over the simulation steps, on the value the network is shown: it jumps from 0
+    to x at the first step and then holds, so every crossing of a level ``k * delta`` happens
+    at step 1 and none later; the events (``floor(|x| / delta)`` of sign ``sign(x)`` per value)
+    update conv1's synaptic current once, which then holds (a current-based synapse without decay,
+    as the analog coding's constant current), so the network integrates the quantised input
+    ``sign(x) * delta * floor(|x| / delta)`` every step and the input costs its events once per
+    inference, not once per step. Why not over the recording's own time axis (56 channels x 100
+    samples, where neuromorphic front ends put it): there the events code the signal's changes,
+    ``total variation / delta`` of them (more than ``sum |x| / delta`` when white noise dominates),
+    and ESCAPE-NET, which sees the whole 100-sample window as one image, would need the level at
+    every (channel, time) position rebuilt from them (a running sum along time: every event
+    reaching all later positions) or a network retrained on the derivative image.
+    """
+    return tf.floor(tf.abs(tf.cast(x, tf.float64)) / float(delta))
+
+
+def delta_input(x, delta):
+    """The quantised input the delta encoder's events hold in the first layer: ``sign(x) * delta * levels``."""
+    return tf.cast(tf.sign(tf.cast(x, tf.float64)) * float(delta) * delta_levels(x, delta), tf.float32)
+
+
+def input_spikes(x, key, t, neurons):
+    """Input frame at step ``t`` of a spiking coding (``neurons``: any object with the `Neurons` fields)."""
+    if neurons.coding == "rate":
+        return rate_spikes(x, t, neurons.gain)
+    if neurons.coding == "poisson":
+        return poisson_spikes(x, key, t, neurons.poisson_rule)
+    raise ValueError(f"coding {neurons.coding!r} has no input frames (its input is a held current)")
 
 
 def toolbox_poisson_replay(seed):
@@ -58,19 +118,28 @@ def padded_batch(x, size):
 def replay_input(net, x, first_fan_out):
     """Input spike events per position (summed over samples and steps) and first-layer ACs per step.
 
-    The engine counts input events per step only; its Poisson draws are stateless (a key per
-    batch, folded with the step), so replaying `poisson_spikes` with its keys on its padded
-    batches gives the very same events, position by position.
+    The engine counts input events per step only; its input frames are stateless (Poisson: a key
+    per batch, folded with the step; rate: a closed form of the step), so replaying `input_spikes`
+    with its keys on its padded batches gives the very same events, position by position. Delta
+    input sends all its level crossings at the first step (`delta_levels`); analog input has no
+    events (None, zeros).
     """
     s = net.settings
     totals = np.zeros(x.shape[1:], np.float64)
     events = np.zeros(s.timesteps, np.int64)
     acs = np.zeros(s.timesteps, np.float64)
+    if s.coding == "analog":
+        return None, events, acs
+    if s.coding == "delta":
+        totals = np.asarray(delta_levels(np.asarray(x, np.float32), s.delta)).sum(axis=0)
+        events[0] = int(totals.sum())
+        acs[0] = float(np.sum(totals * first_fan_out))
+        return totals, events, acs
     for batch, start in enumerate(range(0, len(x), s.batch_size)):
         xb, n = padded_batch(x[start:start + s.batch_size], s.batch_size)
         padded, key = tf.constant(xb), batch_key(s.seed, batch)
         for t in range(s.timesteps):
-            fired = poisson_spikes(padded, key, tf.constant(t), s.poisson_rule).numpy()[:n] != 0
+            fired = input_spikes(padded, key, tf.constant(t), s).numpy()[:n] != 0
             per_position = fired.sum(axis=0)
             totals += per_position
             events[t] += per_position.sum()

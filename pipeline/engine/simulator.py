@@ -29,9 +29,9 @@ import tensorflow as tf
 
 from pipeline import UserError, network
 from pipeline.engine import kernels
-from pipeline.engine.coding import batch_key, padded_batch, poisson_spikes
+from pipeline.engine.coding import batch_key, delta_input, delta_levels, input_spikes, padded_batch
 from pipeline.engine.neurons import NEVER_FIRED, RESET, _scale, heaviside
-from pipeline.network import POOL_THRESHOLD, Neurons
+from pipeline.network import CONSTANT_CODINGS, POOL_THRESHOLD, Neurons
 
 FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
 WEIGHTED, POOL, FLATTEN, DROPOUT = (network.Weighted.kind, network.AvgPool2d.kind, network.Flatten.kind,
@@ -107,7 +107,8 @@ class SimulationResult:
     ``outputs``: the readout the decision uses after every step (cumulative current or
     cumulative output spike counts), (N, T, C). ``predictions``: (N, T), -1 = undecided.
     ``layer_names`` / ``spikes_per_timestep``: spike counts per step, summed over neurons and
-    samples, (T, L) int64; column ``"input"`` counts the Poisson input events (0 for analog input).
+    samples, (T, L) int64; column ``"input"`` counts the input events (Poisson and rate: per step; delta:
+    all at the first step; 0 for analog input).
     ``neuron_totals``: per layer, spikes per neuron summed over samples and time.
     ``recorded``: per layer, per-neuron totals of the ``record`` samples, (R, ...).
     ``trains``: per layer, spike trains of the ``record`` samples, bool (R, T, ...), if asked.
@@ -277,7 +278,7 @@ class SpikingNetwork:
         neurons = [st for st in stateful if self._spikes(st)]
         first = self.stages.index(stateful[0])
         masks = self._dropout_masks(key, batch) if training else {}
-        analog = s.coding == "analog" and frames is None
+        analog = s.coding in CONSTANT_CODINGS and frames is None
         # Weights, thresholds and leaks are read once, outside the loop: BPTT then keeps no
         # per-step copies of them.
         weights = {st.name: [w.read_value() for w in _layer_weights(st)] for st in self.graph.weighted}
@@ -292,7 +293,9 @@ class SpikingNetwork:
             return leaks[stage.name] * v if learned else _scale(v, leaks[stage.name])
 
         if analog:  # a constant input gives the first stateful layer a constant current: compute it once
-            const_current = input_current(self.stages[first], self._apply_passive(self.stages[:first], x, masks))
+            const_current = input_current(self.stages[first],
+                                          self._apply_passive(self.stages[:first], self._held_input(x), masks))
+            held_events = self._held_events(x)
 
         def full(stage, value):
             return tf.fill(tf.concat([[batch], stage.output_shape], 0), value)
@@ -319,8 +322,8 @@ class SpikingNetwork:
                 if key_ in old:
                     new[key_] = []
             now = tf.cast(t, tf.float32)
-            if analog:
-                h, layer_counts = None, [tf.zeros([batch])]
+            if analog:   # a delta input's level crossings all happen at the first step
+                h, layer_counts = None, [held_events * tf.cast(tf.equal(t, 0), tf.float32)]
             else:
                 h = tf.stop_gradient(self._encode(x, key, t) if frames is None else frames[t])
                 layer_counts = [_per_sample(tf.cast(h != 0, tf.float32))]
@@ -388,7 +391,7 @@ class SpikingNetwork:
         threads) to ``seconds``.
         """
         s = self.settings
-        if frames is None and s.coding != "analog":
+        if frames is None and s.coding not in CONSTANT_CODINGS:
             xb = tf.constant(x)
             frames = tf.stack([self._encode(xb, key, tf.constant(t)) for t in range(s.timesteps)])
         size = _chunk_size(len(x), s.timesteps)
@@ -409,6 +412,7 @@ class SpikingNetwork:
         T, batch = self.settings.timesteps, len(x)
         if frames is None:
             h, counts = None, [np.zeros((T, 1, batch), np.float32)]
+            counts[0][0, 0] = _numpy(self._held_events(tf.constant(x)))
         else:
             h = frames
             counts = [np.count_nonzero(np.reshape(frames, (T, batch, -1)), axis=2)[:, None, :].astype(np.float32)]
@@ -417,7 +421,7 @@ class SpikingNetwork:
             head = chain[0]
             tick = time.perf_counter()
             if h is None:
-                current = _numpy(self._stage_current(head, self._apply_passive(passive, tf.constant(x), {})))
+                current = _numpy(self._stage_current(head, self._apply_passive(passive, self._held_input(x), {})))
             else:
                 current = self._frames_current(head, passive, h, sparse)
             _add_time(seconds, f"{head.name} current", tick)
@@ -511,7 +515,19 @@ class SpikingNetwork:
         return masks
 
     def _encode(self, x, key, t):
-        return poisson_spikes(x, key, t, self.settings.poisson_rule)
+        return input_spikes(x, key, t, self.settings)
+
+    def _held_input(self, x):
+        """The input a held-current coding gives the first layer: x (analog) or its delta levels x delta."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        return delta_input(x, self.settings.delta) if self.settings.coding == "delta" else x
+
+    def _held_events(self, x):
+        """Input events per sample of a held-current coding (all at the first step): delta's level
+        crossings, none for analog input."""
+        if self.settings.coding != "delta":
+            return tf.zeros([tf.shape(x)[0]])
+        return tf.cast(_per_sample(delta_levels(x, self.settings.delta)), tf.float32)
 
 
 def _chunk_size(batch, timesteps):

@@ -2,7 +2,7 @@
 
 `make energy T=28 NET=stdb` runs the RUN's converted (INI semantics) or STDB-fine-tuned network on
 the engine, counts its operations per layer with `pipeline.energy`, and writes energy.json (Poisson
-input) or energy_analog.json (constant current) with Figures 4-8.
+input) or energy_<CODING>.json (analog, rate, delta) with Figures 4-8.
 """
 import time
 from dataclasses import dataclass
@@ -10,16 +10,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline import UserError, engine, plots, results, stats, workspace
-from pipeline.energy import (coding_floor, costs, count_operations, cumulative_energy, energy_table, fan_out,
-                             silent_fractions, summary_lines)
+from pipeline.energy import (coding_floor, costs, count_operations, cumulative_energy, encoder_updates,
+                             energy_table, fan_out, silent_fractions, summary_lines)
 from pipeline.training import ann
 
 RASTER_SAMPLE = 0           # test sample shown in Figure 4 and in Figure 5's single-sample histogram
 
 
 def result_name(coding):
-    """One coding per file: energy.json is Poisson (the study's), energy_analog.json constant current."""
-    return "energy.json" if coding == "poisson" else "energy_analog.json"
+    """One coding per file: energy.json is Poisson (the study's), energy_<coding>.json the others
+    (energy_analog.json: constant current)."""
+    return "energy.json" if coding == "poisson" else f"energy_{coding}.json"
 
 
 @dataclass
@@ -32,14 +33,15 @@ class Measurement:
 
 def measure(net, x, y, first_layer, sample=RASTER_SAMPLE):
     """One engine run: per-neuron and per-step spike counts, `sample`'s spike trains (Figure 4),
-    and for Poisson input the replayed input events, checked against the engine's own count."""
+    and for a spiking input (Poisson, rate, delta) the replayed input events, checked against the
+    engine's own count."""
     result = net.simulate(x, y, record=[sample], trains=True, progress=True)
     if net.settings.coding == "analog":
         return Measurement(result, None, None)
     totals, events, acs = engine.replay_input(net, x, fan_out(first_layer))
     engine_events = result.spikes_per_timestep[:, result.layer_names.index("input")]
     if not np.array_equal(events, engine_events):
-        raise RuntimeError("replayed Poisson input differs from the engine's input counts "
+        raise RuntimeError("replayed input differs from the engine's input counts "
                            f"({events.sum()} vs {engine_events.sum()} events): engine.py changed its input keys")
     return Measurement(result, totals, acs / len(x))
 
@@ -86,7 +88,8 @@ def main(settings):
     cumulative = cumulative_energy(counts, cost, result.spikes_per_timestep, result.layer_names,
                                    measured.input_acs_per_step)
     mean_abs_x = float(np.mean(np.abs(x)))
-    floor, formula = coding_floor(settings.coding, layers_geometry[0], mean_abs_x, T, cost, total["ann_energy_j"])
+    floor, formula = coding_floor(settings.coding, layers_geometry[0], measured.input_totals, n, cost,
+                                  total["ann_energy_j"])
     ann_seconds, ann_predictions = ann_seconds_per_sample(ws.model.path, x)
     own_ann = net.model if settings.net == "qcfs" else None   # the QCFS ANN is the network's own ANN
     names = result.layer_names[1:]
@@ -104,6 +107,10 @@ def main(settings):
         },
         "input": {
             "coding": settings.coding, "poisson_rule": net.settings.poisson_rule, "mean_abs_x": mean_abs_x,
+            "gain": net.settings.gain if settings.coding == "rate" else None,
+            "delta": net.settings.delta if settings.coding == "delta" else None,
+            "encoder_updates_per_inference": encoder_updates(settings.coding, x[0].size, T),
+            "encoder_energy": "not counted (for any coding)",
             "events_per_inference": (float(measured.input_totals.sum()) / n
                                      if measured.input_totals is not None else 0.0),
             "floor_normalized_energy": floor, "floor_formula": formula,
@@ -126,7 +133,7 @@ def main(settings):
     print(f"\nEnergy per inference, {description}; T={T}, {settings.coding} input, {n} test samples, "
           f"{cost.preset} (MAC {cost.e_mac_pj} pJ, AC {cost.e_ac_pj} pJ):")
     print("\n".join(summary_lines(layers, total)))
-    print(f"  input-coding floor: {floor:.4f} ({formula}); SNN accuracy {stats.format_recorded(record, 'snn_accuracy')}, "
+    print(f"  input-coding floor: {floor:.4f} ({formula}) of the network's {total['normalized_energy']:.4f}; SNN accuracy {stats.format_recorded(record, 'snn_accuracy')}, "
           f"ANN {stats.format_recorded(record, 'ann_accuracy')} on the same samples "
           f"(paired: {stats.format_mcnemar(record['snn_vs_ann_mcnemar'])})")
     print(f"  -> {out}")

@@ -23,7 +23,8 @@ def main(settings):
     model, thresholds, neurons = nirgraph.read(path)
     back = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(
         timesteps=settings.timesteps, seed=net.settings.seed, batch_size=net.settings.batch_size,
-        **{k: getattr(neurons, k) for k in ("coding", "poisson_rule", "readout", "pooling", "initial_membrane")}))
+        **{k: getattr(neurons, k) for k in ("coding", "poisson_rule", "gain", "delta", "readout", "pooling",
+                                               "initial_membrane")}))
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     ours, theirs = net.simulate(x, y, fast=True), back.simulate(x, y, fast=True)
     same = (np.array_equal(ours.spikes_per_timestep, theirs.spikes_per_timestep)

@@ -34,15 +34,8 @@ SIM_BATCH = 50
 
 
 def result_stem(coding):
-    """One coding per file, as the energy stage: latency.* is Poisson input, latency_analog.* constant current."""
-    return "latency" if coding == "poisson" else "latency_analog"
-
-
-def timesteps_of(settings):
-    values = settings.timesteps_list or ((settings.timesteps,) if settings.timesteps else ())
-    if not values:
-        raise UserError('TS is required: make latency TS="1 2 4 8 16 32"')
-    return tuple(sorted(set(values)))
+    """One coding per file, as the energy stage: latency.* is Poisson input, latency_<coding>.* the others."""
+    return "latency" if coding == "poisson" else f"latency_{coding}"
 
 
 def measure(network, x, y, cost):
@@ -50,8 +43,7 @@ def measure(network, x, y, cost):
     result = network.simulate(x, y)
     layers = network.graph.compute_nodes
     input_totals = None
-    if network.settings.coding != "analog":
-        input_totals, _, _ = engine.replay_input(network, x, energy.fan_out(layers[0]))
+    input_totals, _, _ = engine.replay_input(network, x, energy.fan_out(layers[0]))
     counts = energy.count_operations(layers, result.neuron_totals, input_totals, len(x), network.settings.pooling)
     _, total = energy.energy_table(counts, cost)
     return result.predictions[:, -1], total["normalized_energy"]
@@ -98,7 +90,7 @@ class Methods:
         self.qcfs_readout = readout_threshold(engine.load_keras(qcfs_path), x_cal)
 
     def engine_settings(self, timesteps, **changes):
-        return engine.SnnSettings(timesteps=timesteps, leak=self.settings.leak, coding=self.settings.coding,
+        return engine.SnnSettings(timesteps=timesteps, leak=self.settings.leak, **workspace.input_coding(self.settings),
                                readout="membrane", pooling="linear", seed=self.seed, batch_size=SIM_BATCH,
                                **changes)
 
@@ -112,7 +104,7 @@ class Methods:
     def toolbox_semantics(self, timesteps):
         """The QCFS network as SNN Toolbox's INI simulator runs it (v(0) = 0, spiking pools, spike counts)."""
         return engine.SpikingNetwork(engine.load_keras(self.qcfs_path), self.qcfs_readout, engine.SnnSettings.ini_compatible(
-            timesteps, coding=self.settings.coding, seed=self.seed, batch_size=SIM_BATCH))
+            timesteps, **workspace.input_coding(self.settings), seed=self.seed, batch_size=SIM_BATCH))
 
 
 def readout_threshold(model, x, percentile=99.9):
@@ -214,16 +206,10 @@ def plot(path, record):
 
 
 def main(settings: Settings):
-    timesteps = timesteps_of(settings)
-    if settings.thresholds != "max":
-        raise UserError(f"THRESHOLDS={settings.thresholds}: the latency stage calibrates its thresholds on the "
-                        "engine (THRESHOLDS=max)")
-    cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
-    ws = workspace.prepare(settings)
+    timesteps, cost, ws, n = workspace.engine_stage(settings, 'make latency TS="1 2 4 8 16 32"')
     if workspace.user_model(ws):
         raise UserError(f"make latency rebuilds ESCAPE-NET as a QCFS network and fine-tunes it; RUN={ws.run} "
                         f"runs on MODEL={workspace.user_model(ws)} (use a RUN without MODEL)")
-    n = workspace.test_samples(settings, ws)
     qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}

@@ -30,7 +30,7 @@ class Found:
     stdb: list          # stdb_T*.json records, sorted by T
     energy: list        # (file name, record) of energy*.json
     original: dict | None
-    texts: dict         # table2.md, table3.md, simulators.md, latency(_analog).md -> text
+    texts: dict         # table2.md, table3.md, simulators.md, latency(_analog).md, frontier.md -> text
     bench: dict | None
     trained: dict       # the RUN's modified ANN's training record (beside its .h5), {} if unknown
 
@@ -52,7 +52,7 @@ def collect(folder):
     folder = Path(folder)
     energy = [(p.name, results.read_json(p)) for p in sorted(folder.glob("energy*.json"))]
     texts = {name: (folder / name).read_text() for name in ("table2.md", "table3.md", "simulators.md", "latency.md",
-                                                            "latency_analog.md")
+                                                            "latency_analog.md", "frontier.md")
              if (folder / name).exists()}
     original = folder / "ann_original.json"
     bench = folder / "bench.json"
@@ -237,6 +237,9 @@ def figure_list(found):
         if (folder / name).exists():
             figures.append((name, f"Accuracy and energy vs timesteps for every conversion method, {coding} input "
                                   "(latency stage)"))
+    if (folder / "frontier.png").exists():
+        figures.append(("frontier.png", "Accuracy vs normalised energy for every input coding, method and T, the "
+                                        "Pareto front and the point chosen on validation (frontier stage)"))
     return figures
 
 
@@ -262,6 +265,8 @@ def missing(found, run):
         ("latency.md" in found.texts, "low-latency conversion (`latency.md`)", 'make latency TS="1 2 4 8 16 32"'),
         ("latency_analog.md" in found.texts, "low-latency conversion with constant input (`latency_analog.md`)",
          'make latency TS="1 2 4 8 16 32" CODING=analog'),
+        ("frontier.md" in found.texts, "the accuracy-energy frontier across input codings (`frontier.md`)",
+         'make frontier TS="2 4 8 16"'),
     ]
     return [f"- {what}: `{for_run(command, run)}`" for present, what, command in wanted if not present]
 
@@ -281,7 +286,8 @@ def render(found, run):
         for name, record in found.energy:
             lines += energy_section(name, record)
     for title, name in (("Simulators compared", "simulators.md"), ("Low-latency conversion", "latency.md"),
-                        ("Low-latency conversion, constant input", "latency_analog.md")):
+                        ("Low-latency conversion, constant input", "latency_analog.md"),
+                        ("Accuracy-energy frontier across input codings", "frontier.md")):
         if name in found.texts:
             lines += [f"## {title}", "", found.texts[name].strip(), ""]
     if found.bench:

@@ -65,7 +65,7 @@ def run_stdb(settings, ws, timesteps):
     stdb_settings = stage_settings(settings, seed)
 
     ann_predictions = ann.test_predictions(ws.model.path, ws.dataset.x_test)
-    engine_settings = engine.SnnSettings(timesteps=timesteps, leak=settings.leak, coding=settings.coding,
+    engine_settings = engine.SnnSettings(timesteps=timesteps, leak=settings.leak, **workspace.input_coding(settings),
                                       seed=seed, batch_size=stdb_settings.batch_size)
     with stdb.distribution_strategy().scope():   # the network's variables live on every replica
         network, source = workspace.converted_network(ws, engine_settings, settings.thresholds,
@@ -131,7 +131,7 @@ def main(settings):
     if settings.timesteps is None:
         raise UserError("T is required: make stdb T=28")
     stage_settings(settings)          # refuse bad settings before any work
-    engine.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, coding=settings.coding)
+    engine.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, **workspace.input_coding(settings))
     ws = workspace.prepare(settings)
     record = run_stdb(settings, ws, settings.timesteps)
     print_rows([record])
@@ -149,7 +149,7 @@ def sweep_main(settings):
     if not settings.timesteps_list:
         raise UserError("TS is required: make stdb-sweep TS=\"5 10 15 20 25 28 35 50 75 100\"")
     stage_settings(settings)
-    engine.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, coding=settings.coding)
+    engine.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, **workspace.input_coding(settings))
     ws = workspace.prepare(settings)
     n = workspace.test_samples(settings, ws)
     ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))

@@ -1,0 +1,253 @@
+"""The frontier stage: which network, input coding and T save the most energy at an accuracy one accepts.
+
+`make frontier TS="2 4 8 16"` simulates, on the engine's fast path, every input coding of
+``CODINGS`` (analog, Poisson, the deterministic rate encoder, the delta encoder) x method x T:
+
+- ``conversion``: the RUN's modified ESCAPE-NET, thresholds 0.7 x the maximum input current
+  (`engine.calibrate_thresholds` on training samples outside the validation split, with analog
+  input at max(TS): one set of thresholds for every coding, so only the coding changes);
+- ``qcfs``: its QCFS fine-tune (`workspace.qcfs_model`, L = ``L``), theta = lambda, v(0) = theta/2.
+
+Both with reset by subtraction, linear average pools and the membrane readout. The coding's
+parameter (rate: gain from ``GAINS``; delta: step from ``DELTAS``) is chosen per (coding, method,
+T) on the validation split the ANN was trained with (`data.validation_split`), and so is the
+reported point, the cheapest network within 1 pp of the modified ANN
+(`pipeline.frontier.choose_point`); the test samples (``N``) are simulated once per row, for the
+reported numbers, with the chosen parameter. STDB cells are not part of the grid.
+
+Accounting, the same for every row: energy is the energy model's count on the spikes of that
+very run, normalised by the modified ANN's dense energy (one denominator for every row: the
+QCFS network has the same MACs); the input's own cost (each coding's floor: its events' ACs into
+conv1, or conv1's MACs for analog input) is printed beside what the network spent; the encoders'
+own updates are counted for no coding (`energy.encoder_updates`). Every simulated cell is cached
+as a JSON named by what it depends on (`pipeline.frontier.cell_key`), so a rerun or a larger grid
+reuses it; ``FORCE=1`` recomputes. Writes frontier.json, frontier.md and frontier.png.
+"""
+import time
+
+import numpy as np
+
+from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
+from pipeline import UserError, data, energy, engine, frontier, plots, results, stats, workspace
+from pipeline.training import ann as train
+
+METHODS = ("conversion", "qcfs")
+SIM_BATCH = 50
+CELLS = "frontier_cells"
+
+
+def candidates(settings, coding):
+    """(parameter name, value) pairs the validation split chooses from; (None, None) for no parameter."""
+    if coding == "rate":
+        return [("gain", g) for g in settings.gains]
+    if coding == "delta":
+        return [("delta", d) for d in settings.deltas]
+    return [(None, None)]
+
+
+def dense_energy(nodes, cost):
+    """Joules of one dense ANN inference over these compute nodes (MACs and pooling adds)."""
+    return sum(energy.ann_macs(n) * cost.e_mac_pj + energy.ann_adds(n) * cost.e_ac_pj for n in nodes) * energy.PJ
+
+
+class Grid:
+    """The two networks, their thresholds and the cell cache of one RUN."""
+
+    def __init__(self, settings, ws, qcfs_path, train_idx, timesteps, cost):
+        self.ws, self.cost, self.force, self.levels = ws, cost, settings.force, settings.levels
+        self.seed = int(ws.record["seed"])
+        self.paths = {"conversion": ws.model.path, "qcfs": qcfs_path}
+        self.sha = {m: results.file_sha256(p) for m, p in self.paths.items()}
+        self.models = {m: engine.load_keras(p) for m, p in self.paths.items()}
+        pick = train_idx[data.balanced_subset(ws.dataset.y_train[train_idx], workspace.CALIBRATION_SAMPLES, self.seed)]
+        calibration = engine.SnnSettings(timesteps=max(timesteps), coding="analog", readout="membrane",
+                                         pooling="linear", seed=self.seed, batch_size=SIM_BATCH)
+        self.thresholds = engine.calibrate_thresholds(
+            engine.SpikingNetwork(self.models["conversion"], None, calibration), ws.dataset.x_train[pick])
+        self.threshold_note = (f"0.7 x max input current on {len(pick)} training samples outside the validation "
+                               f"split, analog input, T={max(timesteps)}")
+        nodes = engine.SpikingNetwork(self.models["conversion"], self.thresholds, calibration).graph.compute_nodes
+        self.ann_energy_j = dense_energy(nodes, cost)
+
+    def network(self, method, coding, parameter, timesteps):
+        changes = {} if parameter[0] is None else {parameter[0]: parameter[1]}
+        s = engine.SnnSettings(timesteps=timesteps, coding=coding, readout="membrane", pooling="linear",
+                               seed=self.seed, batch_size=SIM_BATCH,
+                               initial_membrane=0.5 if method == "qcfs" else 0.0, **changes)
+        return engine.SpikingNetwork(self.models[method], self.thresholds if method == "conversion" else None, s)
+
+    def cell(self, split, x, y, method, coding, parameter, timesteps):
+        """One simulated network on one sample set, from the cache or simulated now."""
+        key = frontier.cell_key(model=self.sha[method], method=method, coding=coding, parameter=parameter,
+                                timesteps=timesteps, split=split, seed=self.seed, levels=self.levels,
+                                samples=frontier.samples_digest(x, np.asarray(y, np.int64)),
+                                thresholds=self.thresholds if method == "conversion" else None,
+                                costs=[self.cost.e_mac_pj, self.cost.e_ac_pj])
+        path = self.ws.dir / CELLS / f"{key}.json"
+        if path.exists() and not self.force:
+            return {**results.read_json(path), "cached": True}
+        start = time.perf_counter()
+        net = self.network(method, coding, parameter, timesteps)
+        result = net.simulate(x, y, fast=True)
+        nodes = net.graph.compute_nodes
+        totals, events, _ = engine.replay_input(net, x, energy.fan_out(nodes[0]))
+        if not np.array_equal(events, result.spikes_per_timestep[:, 0]):
+            raise RuntimeError(f"replayed {coding} input differs from the engine's input count")
+        counts = energy.count_operations(nodes, result.neuron_totals, totals, len(x), "linear")
+        layers, total = energy.energy_table(counts, self.cost)
+        floor, formula = energy.coding_floor(coding, nodes[0], totals, len(x), self.cost, self.ann_energy_j)
+        record = {
+            "method": method, "coding": coding, "parameter": parameter[0], "value": parameter[1],
+            "timesteps": timesteps, "split": split, "num_samples": len(x),
+            "accuracy": float(np.mean(result.predictions[:, -1] == y)),
+            "predictions": stats.encode_predictions(result.predictions[:, -1]),
+            "normalized_energy": total["snn_energy_j"] / self.ann_energy_j,
+            "layer_energy": {row["name"]: row["snn_energy_j"] / self.ann_energy_j for row in layers
+                             if row["ann_macs"] > 0},
+            "input_floor": floor, "input_floor_formula": formula,
+            "input_events_per_inference": float(events.sum()) / len(x),
+            "encoder_updates_per_inference": energy.encoder_updates(coding, x[0].size, timesteps),
+            "seconds": time.perf_counter() - start,
+        }
+        results.write_json(path, record)
+        return {**record, "cached": False}
+
+
+def label(row):
+    """'rate g=2' / 'delta Δ=0.05' / 'analog': the coding with its chosen parameter."""
+    if row["parameter"] == "gain":
+        return f"rate g={row['value']:g}"
+    if row["parameter"] == "delta":
+        return f"delta Δ={row['value']:g}"
+    return row["coding"]
+
+
+def split_text(row):
+    return ", ".join(f"{name} {value:.4f}" for name, value in row["layer_energy"].items())
+
+
+def write_markdown(path, record):
+    rows, n = record["rows"], record["num_samples"]
+    ann = record["ann"]
+    lines = [f"**The accuracy-energy frontier** ({n} test samples; parameters and the chosen point picked on "
+             f"{record['validation_samples']} validation samples; {record['preset']})", "",
+             "Energy: SNN / the modified ANN's dense energy on the same samples (one denominator for every row). "
+             "Floor: what the input alone costs (its events' ACs into conv1; analog: conv1's MACs). Encoder updates "
+             "(Poisson draws, rate-encoder IF steps, delta compares) are counted for no coding. Accuracy [95 % "
+             "Wilson interval] (N); own ANN: the network's own ANN (QCFS: the QCFS ANN).", "",
+             f"Modified ANN: {stats.format_recorded(ann, 'test_accuracy', n)} on the test samples, "
+             f"{stats.format_accuracy(ann['validation_accuracy'], record['validation_samples'])} on validation "
+             "(its best epoch was chosen there); QCFS ANN "
+             f"{stats.format_recorded(ann, 'qcfs_test_accuracy', n)}.", "",
+             "| coding | method | T | own ANN | SNN | SNN - ANN (pp) | SNN vs ANN | energy | saving | floor | "
+             "validation SNN | per layer |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {label(r)} | {r['method']} | {r['timesteps']} | "
+                     f"{stats.format_recorded(r, 'own_ann_accuracy', n)} | {stats.format_recorded(r, 'snn_accuracy', n)} | "
+                     f"{100 * (r['snn_accuracy'] - r['ann_accuracy']):+.1f} | "
+                     f"{stats.format_mcnemar(r['snn_vs_ann_mcnemar'])} | {r['normalized_energy']:.4f} | "
+                     f"{r['saving']:.1f}x | {r['input_floor']:.4f} | {r['validation_accuracy']:.3f} | {split_text(r)} |")
+    lines += ["", "**Pareto front** (test rows no other row beats on both accuracy and energy):", "",
+              "| energy | saving | SNN | coding | method | T |", "|---|---|---|---|---|---|"]
+    for r in record["pareto_front"]:
+        lines.append(f"| {r['normalized_energy']:.4f} | {r['saving']:.1f}x | {stats.format_recorded(r, 'snn_accuracy', n)} "
+                     f"| {label(r)} | {r['method']} | {r['timesteps']} |")
+    chosen = record["chosen"]
+    lines += ["", f"**Chosen on validation**: the cheapest row within {frontier.WITHIN_PP:g} pp of the modified ANN's "
+                  "validation accuracy: " + ("none" if chosen is None else
+                  f"{label(chosen)}, {chosen['method']}, T={chosen['timesteps']}: test SNN "
+                  f"{stats.format_recorded(chosen, 'snn_accuracy', n)} vs ANN "
+                  f"{stats.format_recorded(chosen, 'ann_accuracy', n)} "
+                  f"({stats.format_mcnemar(chosen['snn_vs_ann_mcnemar'])}), normalised energy "
+                  f"{chosen['normalized_energy']:.4f} ({chosen['saving']:.1f}x; floor {chosen['input_floor']:.4f}; "
+                  f"{split_text(chosen)})."),
+              "", "On the test rows themselves (picked on the test set: optimistic), the cheapest within "
+                  f"{frontier.WITHIN_PP:g} pp of the ANN: " + ("none" if record["cheapest_within_1pp_test"] is None else
+                  "{0}, {1}, T={2}, energy {3:.4f}".format(label(record["cheapest_within_1pp_test"]),
+                                                          record["cheapest_within_1pp_test"]["method"],
+                                                          record["cheapest_within_1pp_test"]["timesteps"],
+                                                          record["cheapest_within_1pp_test"]["normalized_energy"])) + ".",
+              "", f"Conversion thresholds: {record['conversion_thresholds']['how']}."]
+    results.write_atomic(path, "\n".join(lines) + "\n")
+
+
+def main(settings):
+    timesteps, cost, ws, n = workspace.engine_stage(settings, 'make frontier TS="2 4 8 16"')
+    seed = int(ws.record["seed"])
+    train_idx, val_idx = data.validation_split(ws.dataset.y_train, train.VALIDATION_FRACTION, seed)
+    if not len(val_idx):
+        raise UserError(f"{ws.dataset.name}: the training set is too small for a validation split")
+    x_val, y_val = np.asarray(ws.dataset.x_train[val_idx], np.float32), ws.dataset.y_train[val_idx]
+    x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
+    qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)
+    grid = Grid(settings, ws, qcfs_trained.path, train_idx, timesteps, cost)
+    anns = {m: {"test": train.predict(model, x), "validation": train.predict(model, x_val)}
+            for m, model in grid.models.items()}
+    reference_val = float(np.mean(anns["conversion"]["validation"] == y_val))
+
+    rows, simulated, reused = [], 0, 0
+    for coding in settings.codings:
+        for method in METHODS:
+            for t in timesteps:
+                start = time.perf_counter()
+                tried = [(p, grid.cell("validation", x_val, y_val, method, coding, p, t))
+                         for p in candidates(settings, coding)]
+                chosen = frontier.choose_parameter([(p, c["accuracy"], c["normalized_energy"]) for p, c in tried])
+                cell = grid.cell("test", x, y, method, coding, chosen, t)
+                for c in [c for _, c in tried] + [cell]:
+                    simulated, reused = simulated + (not c["cached"]), reused + c["cached"]
+                predictions = stats.decode_predictions(cell["predictions"])
+                row = {"coding": coding, "method": method, "timesteps": t, "parameter": chosen[0], "value": chosen[1],
+                       "num_samples": n, **stats.scored("ann_accuracy", anns["conversion"]["test"], y),
+                       **stats.scored("own_ann_accuracy", anns[method]["test"], y),
+                       **stats.scored("snn_accuracy", predictions, y),
+                       "normalized_energy": cell["normalized_energy"], "saving": 1.0 / cell["normalized_energy"],
+                       "input_floor": cell["input_floor"], "input_floor_formula": cell["input_floor_formula"],
+                       "layer_energy": cell["layer_energy"],
+                       "input_events_per_inference": cell["input_events_per_inference"],
+                       "encoder_updates_per_inference": cell["encoder_updates_per_inference"],
+                       "validation_accuracy": dict(tried)[chosen]["accuracy"],
+                       "validation_candidates": [{"parameter": p[0], "value": p[1], "accuracy": c["accuracy"],
+                                                  "normalized_energy": c["normalized_energy"]} for p, c in tried],
+                       **stats.comparison(y, {"snn": predictions, "ann": anns["conversion"]["test"]})}
+                rows.append(row)
+                print(f"  {label(row):<14} {method:<10} T={t:<4} SNN {stats.format_recorded(row, 'snn_accuracy')}  "
+                      f"energy {row['normalized_energy']:.4f} (floor {row['input_floor']:.4f})  "
+                      f"val {row['validation_accuracy']:.3f}  ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    ann_test = stats.scored("test_accuracy", anns["conversion"]["test"], y)
+    record = {
+        "stage": "frontier", "rows": rows, "num_samples": n, "validation_samples": len(val_idx),
+        "codings": list(settings.codings), "methods": list(METHODS), "timesteps": list(timesteps),
+        "gains": list(settings.gains), "deltas": list(settings.deltas), "levels": settings.levels,
+        "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
+        "ann_energy_j": grid.ann_energy_j,
+        "ann": {**ann_test, "validation_accuracy": reference_val,
+                **stats.scored("qcfs_test_accuracy", anns["qcfs"]["test"], y),
+                "qcfs_validation_accuracy": float(np.mean(anns["qcfs"]["validation"] == y_val))},
+        "chosen": frontier.choose_point(rows, reference_val),
+        "pareto_front": frontier.pareto_front(rows),
+        "cheapest_within_1pp_test": frontier.choose_point(rows, ann_test["test_accuracy"], "snn_accuracy"),
+        "conversion_thresholds": {"values": grid.thresholds, "how": grid.threshold_note},
+        "accounting": {"denominator": "the modified ANN's dense energy (MACs and pooling adds), one for every row",
+                       "encoder": "encoder updates are counted for no coding (encoder_updates_per_inference "
+                                  "reports them)",
+                       "floor": "input_floor: the input's own cost (events x fan-out into conv1 x E_AC; analog: "
+                                "conv1's MACs x E_MAC) / the denominator"},
+        "cells": {"simulated": simulated, "reused": reused, "folder": CELLS},
+        **ws.provenance(),
+    }
+    stem = ws.dir / "frontier"
+    results.write_json(stem.with_suffix(".json"), record)
+    write_markdown(stem.with_suffix(".md"), record)
+    plots.frontier(stem.with_suffix(".png"), rows, record["pareto_front"], record["chosen"],
+                   ann_test["test_accuracy"], n)
+    chosen = record["chosen"]
+    print(f"\n{simulated} cells simulated, {reused} reused; chosen on validation: "
+          + ("none within 1 pp" if chosen is None else
+             f"{label(chosen)} {chosen['method']} T={chosen['timesteps']}: SNN "
+             f"{stats.format_recorded(chosen, 'snn_accuracy')} vs ANN {stats.format_recorded(chosen, 'ann_accuracy')}, "
+             f"energy {chosen['normalized_energy']:.4f} ({chosen['saving']:.1f}x)"))
+    print(f"  -> {stem.with_suffix('.md')}")
+    return record

@@ -1,0 +1,88 @@
+"""The frontier stage on a tiny network and tiny data: rows and fields, choices on validation, the
+cell cache, the files; and the bookkeeping (parameter choice, Pareto front) on hand-made rows."""
+import json
+
+import pytest
+
+import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
+from pipeline import UserError, frontier, settings as settings_module
+from pipeline.stages import frontier as stage
+from conftest import check_uncertainty
+
+ROW_FIELDS = {"coding", "method", "timesteps", "num_samples", "ann_accuracy", "own_ann_accuracy", "snn_accuracy",
+              "snn_accuracy_interval", "normalized_energy", "input_floor", "layer_energy", "validation_accuracy"}
+
+
+def run(tiny_npz, *extra):
+    argv = ["frontier", "--run", "tiny", "--data", str(tiny_npz), "--width", "4", "--epochs", "2",
+            "--timesteps-list", "2 4", "--num-samples", "20", "--gains", "1 4", "--deltas", "0.1 0.3", *extra]
+    return stage.main(settings_module.parse(argv))
+
+
+def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
+    record = run(tiny_npz)
+    rows = record["rows"]
+    assert [(r["coding"], r["method"], r["timesteps"]) for r in rows] == \
+        [(c, m, t) for c in ("analog", "poisson", "rate", "delta") for m in ("conversion", "qcfs") for t in (2, 4)]
+    for r in rows:
+        assert ROW_FIELDS <= set(r)
+        assert r["num_samples"] == 20 and r["normalized_energy"] > 0 and r["input_floor"] > 0
+        assert r["input_floor"] <= r["normalized_energy"] + 1e-12     # the input is part of what the network spent
+        assert r["normalized_energy"] == pytest.approx(sum(r["layer_energy"].values()))
+        check_uncertainty(r)
+        tried = r["validation_candidates"]
+        assert len(tried) == {"rate": 2, "delta": 2}.get(r["coding"], 1)
+        assert r["value"] == frontier.choose_parameter([(c["value"], c["accuracy"], c["normalized_energy"])
+                                                        for c in tried])
+    # one denominator: the same ANN accuracy on every row; QCFS rows carry their own ANN's
+    assert len({r["ann_accuracy"] for r in rows}) == 1
+    assert {r["own_ann_accuracy"] for r in rows if r["method"] == "qcfs"} == {record["ann"]["qcfs_test_accuracy"]}
+    analog = [r for r in rows if r["coding"] == "analog" and r["method"] == "conversion"]
+    assert analog[0]["input_floor"] == pytest.approx(analog[1]["input_floor"])   # conv1's MACs once, whatever T
+    delta = [r for r in rows if r["coding"] == "delta"]
+    assert all(r["encoder_updates_per_inference"] == 8 * 12 for r in delta)
+    if record["chosen"] is not None:
+        assert record["chosen"]["validation_accuracy"] >= record["ann"]["validation_accuracy"] - 0.01
+    assert record["pareto_front"] == frontier.pareto_front(rows)
+    folder = sandbox / "results" / "tiny"
+    assert json.loads((folder / "frontier.json").read_text())["rows"] == rows
+    assert "Pareto front" in (folder / "frontier.md").read_text()
+    assert (folder / "frontier.png").stat().st_size > 0
+    simulated = record["cells"]["simulated"]
+    assert simulated == len(list((folder / stage.CELLS).glob("*.json"))) and record["cells"]["reused"] == 0
+
+    again = run(tiny_npz)                       # every cell reused, the same numbers
+    assert again["cells"] == {"simulated": 0, "reused": simulated, "folder": stage.CELLS}
+    assert [r["snn_accuracy"] for r in again["rows"]] == [r["snn_accuracy"] for r in rows]
+    assert [r["normalized_energy"] for r in again["rows"]] == [r["normalized_energy"] for r in rows]
+    wider = run(tiny_npz, "--codings", "rate", "--gains", "1 4 8")   # a larger grid simulates only what is new
+    new_tests = sum(r["value"] == 8 for r in wider["rows"])          # g=8 on validation, and on test where chosen
+    assert wider["cells"]["simulated"] == 2 * 2 + new_tests
+    assert wider["cells"]["simulated"] + wider["cells"]["reused"] == 2 * 2 * 4
+
+    from pipeline.__main__ import main          # make report shows the frontier and its figure
+    assert main(["report", "--run", "tiny"]) == 0
+    report = (folder / "REPORT.md").read_text()
+    assert "## Accuracy-energy frontier across input codings" in report and "](frontier.png)" in report
+
+
+def test_parameter_choice_and_pareto_front_by_hand():
+    # accuracy first; among candidates within 1 pp of the best, the cheapest
+    assert frontier.choose_parameter([(1, 0.70, 0.1), (2, 0.80, 0.2), (4, 0.805, 0.4)]) == 2
+    assert frontier.choose_parameter([(1, 0.70, 0.1)]) == 1
+    rows = [{"snn_accuracy": a, "normalized_energy": e, "id": i}
+            for i, (a, e) in enumerate([(0.5, 0.01), (0.7, 0.1), (0.6, 0.2), (0.8, 0.3), (0.8, 0.5)])]
+    assert [r["id"] for r in frontier.pareto_front(rows)] == [0, 1, 3]
+    picked = frontier.choose_point(rows, 0.805, accuracy="snn_accuracy")
+    assert picked["id"] == 3
+    assert frontier.choose_point(rows, 0.9, accuracy="snn_accuracy") is None
+
+
+def test_frontier_needs_timesteps_and_refuses_bad_grids(tiny_npz, sandbox, capsys):
+    from pipeline.__main__ import main
+    with pytest.raises(UserError, match="TS is required"):
+        stage.main(settings_module.parse(["frontier", "--data", str(tiny_npz)]))
+    for bad in ("CODINGS=analog morse", "GAINS=1 0", "DELTAS=-0.1"):
+        assert main(["frontier", "TS=2", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and bad.split("=")[0] in err

@@ -140,16 +140,16 @@ def batch_size_for(num_samples, largest=50):
     return max(b for b in range(1, min(largest, num_samples) + 1) if num_samples % b == 0)
 
 
-def conversion_thresholds(ws, settings, mode, x_calibration):
+def conversion_thresholds(ws, settings, mode, x_calibration, model=None):
     """Per-layer thresholds of the RUN's converted network, and a line saying where they came from.
 
     `max`: 0.7 x the layer's maximum input current while the network (engine settings
     ``settings``) runs on the training samples ``x_calibration`` (Rathi et al. 2020).
     `toolbox`: SNN Toolbox's data-based normalisation of the same model, read from the scale
-    factors `make convert` cached for it.
+    factors `make convert` cached for it. ``model``: the RUN's model already loaded (else it is read).
     """
     from pipeline import engine
-    model = engine.load_keras(ws.model.path)
+    model = model or engine.load_keras(ws.model.path)
     if mode == "toolbox":
         pattern = f"log_m{ws.model_sha256[:12]}_d{ws.dataset.sha256[:12]}_p*_b*/normalization/*.json"
         found = sorted((ws.dir / "toolbox").glob(pattern))
@@ -165,8 +165,9 @@ def conversion_thresholds(ws, settings, mode, x_calibration):
 def converted_network(ws, settings, mode, x_calibration):
     """The RUN's converted SNN on the engine (`conversion_thresholds`), and where its thresholds came from."""
     from pipeline import engine
-    values, source = conversion_thresholds(ws, settings, mode, x_calibration)
-    return engine.SpikingNetwork(engine.load_keras(ws.model.path), values, settings), source
+    model = engine.load_keras(ws.model.path)   # loaded once: calibration runs on it, weights unchanged
+    values, source = conversion_thresholds(ws, settings, mode, x_calibration, model)
+    return engine.SpikingNetwork(model, values, settings), source
 
 
 def toolbox_paths(ws, batch_size, onoff=False):

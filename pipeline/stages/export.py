@@ -5,6 +5,8 @@ what the graph does not hold (input coding, readout, initial membrane) and every
 Before it reports, the file is read back into the engine and both networks run on the same test
 samples: the export is kept only if every layer spikes the same.
 """
+import dataclasses
+
 import numpy as np
 
 from pipeline import UserError, engine, nirgraph, results, workspace
@@ -22,9 +24,8 @@ def main(settings):
     side = nirgraph.write(path, net.describe())
     model, thresholds, neurons = nirgraph.read(path)
     back = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(
-        timesteps=settings.timesteps, seed=net.settings.seed, batch_size=net.settings.batch_size,
-        **{k: getattr(neurons, k) for k in ("coding", "poisson_rule", "gain", "delta", "readout", "pooling",
-                                               "initial_membrane")}))
+        **dataclasses.asdict(neurons), timesteps=settings.timesteps, seed=net.settings.seed,
+        batch_size=net.settings.batch_size))
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     ours, theirs = net.simulate(x, y, fast=True), back.simulate(x, y, fast=True)
     same = (np.array_equal(ours.spikes_per_timestep, theirs.spikes_per_timestep)

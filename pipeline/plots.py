@@ -157,19 +157,21 @@ def cumulative_energy(path, cumulative_j, ann_energy_j):
 
 
 def stdb_curves(path, record):
-    """Seed Figure 3: STDB training curves (loss; train and test accuracy) per epoch."""
+    """Seed Figure 3: STDB training curves (loss; train and validation accuracy) per epoch, the chosen
+    epoch marked; all on the validation samples that chose it (the test set is not shown)."""
     history = record["history"]
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(epochs, [h["loss"] for h in history], "o-", label="train loss")
-    ax_loss.plot(epochs, [h["test_loss"] for h in history], "s--", label="test loss")
+    ax_loss.plot(epochs, [h["validation_loss"] for h in history], "s--", label="validation loss")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy")
     ax_loss.legend()
     ax_acc.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train")
-    ax_acc.plot(epochs, [h["test_accuracy"] for h in history], "s-", label="test")
-    ax_acc.axhline(record["snn_accuracy_before"], color="0.5", ls=":", label="converted, before STDB")
-    ax_acc.axhline(record["ann_accuracy"], color="C3", ls="--", label="ANN")
+    ax_acc.plot(epochs, [h["validation_accuracy"] for h in history], "s-", label="validation")
+    ax_acc.axvline(record["best_epoch"], color="C2", ls=":", label="chosen epoch")
+    ax_acc.axhline(record["validation_accuracy_before"], color="0.5", ls=":", label="converted, before STDB")
+    ax_acc.axhline(record["ann_validation_accuracy"], color="C3", ls="--", label="ANN")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(0, 1)

@@ -133,6 +133,16 @@ def locked(path):
 _HELD_RUNS = {}
 
 
+def _run_lock(run):
+    return run_dir(run).with_name(f".{run}.lock")
+
+
+def held_by_parent(run):
+    """Count the RUN as held by this process: its parent holds the lock and waits for it (a
+    sweep's child process, writing only its own files)."""
+    _HELD_RUNS[str(_run_lock(run).resolve())] = None
+
+
 def hold_run(run):
     """Lock results/<RUN>/ for the rest of this process (`workspace.prepare` calls it).
 
@@ -142,7 +152,7 @@ def hold_run(run):
     ``results/.<RUN>.lock`` (beside the folder, so a refused stage creates no RUN folder), released by
     the kernel when the process ends (also when it is killed).
     """
-    lock = run_dir(run).with_name(f".{run}.lock")
+    lock = _run_lock(run)
     lock.parent.mkdir(parents=True, exist_ok=True)
     key = str(lock.resolve())
     if key in _HELD_RUNS:

@@ -118,9 +118,14 @@ class Settings:
                                    shown="—")
     num_samples: int | None = option("N", "test samples simulated; the toolbox's batch size is the largest divisor "
                                           "of N up to 50", parse=_positive_int, shown="100 (bench 50, compare 20)")
-    ntrain: int | None = option("NTRAIN", "training samples for STDB (energy: for threshold calibration)",
+    ntrain: int | None = option("NTRAIN", "training samples for STDB, class-balanced from the ANN's training split "
+                                          "(its validation split chooses the epoch; NTRAIN at least the split's size: "
+                                          "all of it) (energy: for threshold calibration)",
                                 parse=_positive_int, shown="256 (energy 100)")
-    stdb_epochs: int = option("STDB_EPOCHS", "STDB training epochs", 10, parse=_positive_int)
+    stdb_epochs: int = option("STDB_EPOCHS", "STDB training epochs; the best on the validation split is kept", 10,
+                              parse=_positive_int)
+    jobs: int = option("JOBS", "stdb-sweep: T values trained at once, each in its own process with cores/JOBS "
+                               "threads", 1, parse=_positive_int)
     leak: float = option("LEAK", "multiplicative leak of the STDB / latency neurons, in (0, 1]", 1.0,
                          parse=_float)
     surrogate: str = option("SURROGATE", "STDB's surrogate gradient: `linear` γ·max(0, 1 − \\|u/θ − 1\\|), γ = 0.3, or "

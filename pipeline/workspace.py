@@ -67,11 +67,26 @@ class Workspace:
         return path
 
 
-def prepare(settings: Settings, variant="modified", verbose=1) -> Workspace:
+def output_folders():
+    """Where this process writes results, models, data caches and rendered configs (a child process
+    started with `use_output_folders` writes to the same places)."""
+    return {"results": results.RESULTS, "trained": train.TRAINED, "data": DATA_CACHE, "configs": configs.GENERATED}
+
+
+def use_output_folders(folders):
+    """Write where `output_folders` of another process said."""
+    global DATA_CACHE
+    results.RESULTS, train.TRAINED, DATA_CACHE, configs.GENERATED = (
+        folders["results"], folders["trained"], folders["data"], folders["configs"])
+
+
+def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Workspace:
     """Lock the RUN for this process (`results.hold_run`: a second stage on it is refused), settle its
     recorded choices, load the data, train or reuse the model (or check and take the user's MODEL=)
-    and record both in run.json."""
-    results.hold_run(settings.run)
+    and record both in run.json. ``lock=False``: a process working for the process that holds the
+    RUN (a cluster's other workers; a sweep's child processes, each writing only its own T's files)."""
+    if lock:
+        results.hold_run(settings.run)
     requested = {"data": settings.data, "scale": settings.scale, "width": settings.width,
                  "epochs": settings.epochs, "seed": settings.seed, "model_file": settings.model}
     for key in ("data", "model_file"):
@@ -133,6 +148,20 @@ def test_samples(settings, ws, default=DEFAULT_N):
     """N: the test samples asked for (refused when more than the test set), else ``default`` or the
     whole test set if it is smaller."""
     return check_num_samples(settings.num_samples or min(default, len(ws.dataset.y_test)), ws.dataset)
+
+
+def training_split(ws, ntrain=None):
+    """(training indices, validation indices) of the RUN's training set: the split the ANN was
+    trained with (`data.validation_split`, its seed), so no stage chooses anything on samples the
+    ANN learned from or on the test set. ``ntrain``: that many training indices, class-balanced
+    (`data.balanced_subset`), all of them when None or at least the split's size."""
+    seed = int(ws.record["seed"])
+    train_idx, val_idx = data.validation_split(ws.dataset.y_train, train.VALIDATION_FRACTION, seed)
+    if not len(val_idx):
+        raise UserError(f"{ws.dataset.name}: the training set is too small for a validation split")
+    if ntrain is not None and ntrain < len(train_idx):
+        train_idx = train_idx[data.balanced_subset(ws.dataset.y_train[train_idx], ntrain, seed)]
+    return train_idx, val_idx
 
 
 def batch_size_for(num_samples, largest=50):

@@ -115,10 +115,10 @@ def test_stdb_raises_the_accuracy_of_a_short_simulation(problem):
     net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=100))
     result = stdb.train(net, x_train, y_train, x_test, y_test,
                         stdb.StdbSettings(epochs=3, learning_rate=1e-3), progress=False)
-    assert result.acc_after >= result.acc_before + 0.2
+    assert result.validation_after >= result.validation_before + 0.2
     assert len(result.history) == 3 and result.history[-1].seconds > 0
-    assert result.acc_after == max(h.test_accuracy for h in result.history)
-    assert stdb.evaluate(net, x_test, y_test)[0] == pytest.approx(result.acc_after)  # best epoch restored
+    assert result.validation_after == max(h.validation_accuracy for h in result.history)
+    assert stdb.evaluate(net, x_test, y_test)[0] == pytest.approx(result.validation_after)  # best epoch restored
     assert result.thresholds == pytest.approx(thresholds)  # not trained unless asked
     assert result.peak_memory_mb > 0
 
@@ -174,7 +174,7 @@ with strategy.scope():
     net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=100))
     result = stdb.train(net, x_train, y_train, x_test, y_test,
                         stdb.StdbSettings(epochs=3, learning_rate=1e-3, train_thresholds=True), progress=False)
-print("REPLICAS", strategy.num_replicas_in_sync, "BEFORE", result.acc_before, "AFTER", result.acc_after)
+print("REPLICAS", strategy.num_replicas_in_sync, "BEFORE", result.validation_before, "AFTER", result.validation_after)
 """
 
 

@@ -51,10 +51,10 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(problem, tmp_path
     resumed, resumed_history, resumed_weights = run(problem, checkpoint)
     assert capsys.readouterr().out == ""      # progress=False: resumed silently
     # Bit-exact: the restored values are the saved float32 arrays, the permutation generator's state is
-    # restored, and every batch's Poisson/dropout key is derived from (seed, epoch, batch).
+    # restored, and every sample's Poisson/dropout key is derived from (seed, epoch, sample index).
     assert resumed_history == whole_history
-    assert (resumed.acc_before, resumed.loss_before, resumed.best_epoch) == (whole.acc_before, whole.loss_before,
-                                                                            whole.best_epoch)
+    assert ((resumed.validation_before, resumed.validation_loss_before, resumed.best_epoch)
+            == (whole.validation_before, whole.validation_loss_before, whole.best_epoch))
     assert resumed.thresholds == whole.thresholds and resumed.leaks == whole.leaks
     for a, b in zip(resumed_weights, whole_weights):
         np.testing.assert_array_equal(a, b)

@@ -25,7 +25,9 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch, capsys):
     assert FIELDS <= set(record)
     assert record["timesteps"] == 6 and len(record["accuracy_per_timestep"]) == 6
     assert len(record["history"]) == 2 and 1 <= record["best_epoch"] <= 2
-    assert record["snn_accuracy"] == max(h["test_accuracy"] for h in record["history"])
+    assert record["validation_accuracy"] == max(h["validation_accuracy"] for h in record["history"])
+    assert record["validation_samples"] > 0
+    assert record["validation_accuracy_interval"][0] <= record["validation_accuracy"]
     assert (run / "stdb_T6_curves.png").stat().st_size > 0 and (run / "stdb_T6.h5").exists()
     assert 0 <= record["toolbox_export_accuracy"] <= 1
     check_uncertainty(record, (("snn", "snn_accuracy"), ("ann", "ann_accuracy"), ("snn_before", "snn_accuracy_before"),

@@ -14,8 +14,29 @@ def batch_key(seed, batch):
     return tf.constant([int(seed), int(batch)], tf.int64)
 
 
+def sample_keys(seed, draw, sample_ids):
+    """One stateless RNG key per sample, (n, 2): a sample's draws then depend on its own index
+    (in the whole training set) and the draw (an epoch), not on the batch it shares or on the
+    replica or worker that computes it (STDB on several devices draws what one device draws)."""
+    ids = np.asarray(sample_ids, np.int64)
+    return tf.constant(np.stack([np.full(len(ids), int(seed), np.int64), int(draw) * 2 ** 32 + ids], axis=1))
+
+
+def stateless_uniform(shape, key, salt):
+    """Uniform draws of ``shape`` (batch first) from ``key`` folded with ``salt`` (a step, a layer).
+
+    ``key``: one key for the whole batch, (2,), or one per sample, (batch, 2) (`sample_keys`),
+    each sample then drawing its own ``shape[1:]``.
+    """
+    if key.shape.rank == 2:
+        return tf.map_fn(lambda k: tf.random.stateless_uniform(shape[1:], tf.random.experimental.stateless_fold_in(
+            k, salt)), key, fn_output_signature=tf.float32)
+    return tf.random.stateless_uniform(shape, tf.random.experimental.stateless_fold_in(key, salt))
+
+
 def poisson_spikes(x, key, t, rule="signed"):
-    """Poisson input spikes for step ``t``; stateless, so a key and a step always give the same draw.
+    """Poisson input spikes for step ``t``; stateless, so a key and a step always give the same draw
+    (``key``: per batch or per sample, `stateless_uniform`).
 
     ``"signed"``: a spike with probability |x| and the sign of x (Rathi et al.'s
     ``PoissonGenerator``). ``"toolbox"``: SNN Toolbox INI's ``get_poisson_frame_batch`` with
@@ -23,7 +44,7 @@ def poisson_spikes(x, key, t, rule="signed"):
     batch), of amplitude ``max(x) * sign(x)``; the toolbox draws ``u`` from NumPy's global
     generator, so the two agree in distribution, not draw by draw.
     """
-    u = tf.random.stateless_uniform(tf.shape(x), tf.random.experimental.stateless_fold_in(key, t))
+    u = stateless_uniform(tf.shape(x), key, t)
     if rule == "signed":
         return tf.cast(u <= tf.abs(x), tf.float32) * tf.sign(x)
     peak = tf.reduce_max(x)

@@ -29,7 +29,8 @@ import tensorflow as tf
 
 from pipeline import UserError, network
 from pipeline.engine import kernels
-from pipeline.engine.coding import batch_key, delta_input, delta_levels, input_spikes, padded_batch
+from pipeline.engine.coding import (batch_key, delta_input, delta_levels, input_spikes, padded_batch,
+                                   stateless_uniform)
 from pipeline.engine.neurons import NEVER_FIRED, RESET, _scale, heaviside
 from pipeline.network import CONSTANT_CODINGS, POOL_THRESHOLD, Neurons
 
@@ -509,8 +510,7 @@ class SpikingNetwork:
         for i, stage in enumerate(self.stages):
             if stage.kind == DROPOUT and stage.rate > 0:
                 rate = stage.rate
-                seed = tf.random.experimental.stateless_fold_in(key, 2 ** 30 + i)
-                keep = tf.random.stateless_uniform(tf.concat([[batch], stage.output_shape], 0), seed) >= rate
+                keep = stateless_uniform(tf.concat([[batch], stage.output_shape], 0), key, 2 ** 30 + i) >= rate
                 masks[stage.name] = tf.cast(keep, tf.float32) / (1.0 - rate)
         return masks
 

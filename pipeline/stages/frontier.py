@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
-from pipeline import UserError, data, energy, engine, frontier, plots, results, stats, workspace
+from pipeline import data, energy, engine, frontier, plots, results, stats, workspace
 from pipeline.training import ann as train
 
 METHODS = ("conversion", "qcfs")
@@ -174,10 +174,7 @@ def write_markdown(path, record):
 
 def main(settings):
     timesteps, cost, ws, n = workspace.engine_stage(settings, 'make frontier TS="2 4 8 16"')
-    seed = int(ws.record["seed"])
-    train_idx, val_idx = data.validation_split(ws.dataset.y_train, train.VALIDATION_FRACTION, seed)
-    if not len(val_idx):
-        raise UserError(f"{ws.dataset.name}: the training set is too small for a validation split")
+    train_idx, val_idx = workspace.training_split(ws)
     x_val, y_val = np.asarray(ws.dataset.x_train[val_idx], np.float32), ws.dataset.y_train[val_idx]
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)

@@ -70,11 +70,13 @@ def poisson_ceiling(models, x, y, timesteps, seed):
     return rows
 
 
-def fine_tune(network, x_train, y_train, x, y, settings):
-    """STDB at the network's T, in place; returns what the record keeps of it."""
+def fine_tune(network, x_train, y_train, x_val, y_val, settings):
+    """STDB at the network's T, in place, its epoch chosen on the validation samples; returns what
+    the record keeps of it."""
     stdb_settings = stdb.stage_settings(settings, network.settings.seed, batch_size=stdb.default_batch_size(network))
-    tuned = stdb.train(network, x_train, y_train, x, y, stdb_settings, progress=False)
-    return {"snn_accuracy_before": tuned.acc_before, "best_epoch": tuned.best_epoch,
+    tuned = stdb.train(network, x_train, y_train, x_val, y_val, stdb_settings, progress=False)
+    return {"validation_accuracy_before": tuned.validation_before, "validation_accuracy": tuned.validation_after,
+            "validation_samples": len(y_val), "best_epoch": tuned.best_epoch,
             "seconds": tuned.seconds, "peak_memory_mb": tuned.peak_memory_mb}
 
 
@@ -217,15 +219,16 @@ def main(settings: Settings):
     anns = {m: predictions[:n] for m, predictions in whole.items()}                        # the simulated samples
     methods = Methods(settings, ws, qcfs_trained.path, timesteps)
     chosen_methods = [m for m in METHODS if settings.stdb or not m.endswith("+stdb")]
-    train_idx = data.balanced_subset(ws.dataset.y_train, settings.ntrain or DEFAULT_NTRAIN, methods.seed)
+    train_idx, val_idx = workspace.training_split(ws, settings.ntrain or DEFAULT_NTRAIN)
     x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
+    x_val, y_val = np.asarray(ws.dataset.x_train[val_idx], np.float32), ws.dataset.y_train[val_idx]
 
     rows, stdb_runs, toolbox_rows = [], [], []
     for method in chosen_methods:
         for t in timesteps:
             start = time.perf_counter()
             network = methods.network(method, t)
-            extra = fine_tune(network, x_train, y_train, x, y, settings) if method.endswith("+stdb") else None
+            extra = fine_tune(network, x_train, y_train, x_val, y_val, settings) if method.endswith("+stdb") else None
             predictions, normalized = measure(network, x, y, cost)
             ann = anns[method.removesuffix("+stdb")]
             row = {"method": method, "timesteps": t, **stats.scored("ann_accuracy", ann, y),

@@ -1,16 +1,20 @@
 """The stdb and stdb-sweep stages: convert, fine-tune with STDB (`pipeline.training.stdb`), export,
 check the export on SNN Toolbox; Table 3 over several T."""
+import dataclasses
+import multiprocessing
 import os
 import time
 
 import numpy as np
 
-from pipeline import UserError, data, engine, plots, results, stats, workspace
+from pipeline import UserError, engine, plots, results, stats, workspace
 from pipeline.toolbox import configs, runner
 from pipeline.training import ann, stdb
 from pipeline.training.stdb import stage_settings
 
 DEFAULT_NTRAIN = 256      # sized so `make stdb T=28` fits a short session on a 2-core CPU (README)
+SELECTION = "validation"  # the best epoch is chosen on the ANN's validation split (recorded: results of
+                          # the older test-chosen runs are not reused)
 TABLE3_ACCURACIES = ("ann_accuracy", "snn_accuracy_before", "snn_accuracy")
 TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch",
                   "num_samples") + tuple(f"{name}_{end}" for name in TABLE3_ACCURACIES for end in ("lo", "hi"))
@@ -18,19 +22,21 @@ TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "s
 
 def _signature(ws, settings, n, ntrain):
     """What a finished stdb_T<T>.json must match to be reused by a sweep."""
-    return {"model_sha256": ws.model_sha256, "num_samples": n, "ntrain": ntrain, "leak": settings.leak,
+    return {"model_sha256": ws.model_sha256, "num_samples": n, "ntrain": ntrain, "selection": SELECTION,
+            "leak": settings.leak,
             "surrogate": settings.surrogate, "lr": settings.lr, "stdb_epochs": settings.stdb_epochs,
             "thresholds_mode": settings.thresholds, "coding": settings.coding,
             "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
             "neuron_lr": settings.neuron_lr}
 
 
-def _checkpoint(ws, settings, timesteps, n, ntrain):
+def _checkpoint(ws, settings, timesteps, n, ntrain, writer):
     """results/<RUN>/stdb_T<T>.ckpt.npz, resumed only by a run with the same signature (model, data,
-    T, samples, every STDB setting); FORCE=1 starts again from epoch 1."""
+    T, samples, every STDB setting); FORCE=1 starts again from epoch 1. ``writer``: this process
+    writes it (not a cluster's other workers)."""
     checkpoint = stdb.Checkpoint(ws.dir / f"stdb_T{timesteps}.ckpt.npz",
                                  {**_signature(ws, settings, n, ntrain), "timesteps": timesteps,
-                                  "dataset_sha256": ws.dataset.sha256, "seed": int(ws.record["seed"])})
+                                  "dataset_sha256": ws.dataset.sha256, "seed": int(ws.record["seed"])}, writer)
     if settings.force:
         checkpoint.remove()
     return checkpoint
@@ -54,28 +60,40 @@ def _toolbox_check(ws, export_path, timesteps, n, coding):
 
 
 def run_stdb(settings, ws, timesteps):
-    """Convert, fine-tune with STDB at `timesteps`, export, check on the toolbox; write stdb_T<T>.json."""
+    """Convert, fine-tune with STDB at `timesteps`, export, check on the toolbox; write stdb_T<T>.json.
+
+    In a `TF_CONFIG` cluster every worker trains (its share of each batch) and only the chief
+    measures, exports and writes; the others return None.
+    """
     start = time.perf_counter()
+    strategy = stdb.distribution_strategy()
+    chief = stdb.worker_index(strategy) == 0
     n = workspace.test_samples(settings, ws)
-    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
     seed = int(ws.record["seed"])
-    train_idx = data.balanced_subset(ws.dataset.y_train, ntrain, seed)
+    train_idx, val_idx = workspace.training_split(ws, settings.ntrain or DEFAULT_NTRAIN)
+    ntrain = len(train_idx)
     x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
+    x_val, y_val = ws.dataset.x_train[val_idx], ws.dataset.y_train[val_idx]
     x_test, y_test = ws.dataset.x_test[:n], ws.dataset.y_test[:n]
     stdb_settings = stage_settings(settings, seed)
 
-    ann_predictions = ann.test_predictions(ws.model.path, ws.dataset.x_test)
+    ann_model = ann.load(ws.model.path)
+    ann_predictions = ann.predict(ann_model, ws.dataset.x_test)
     engine_settings = engine.SnnSettings(timesteps=timesteps, leak=settings.leak, **workspace.input_coding(settings),
                                       seed=seed, batch_size=stdb_settings.batch_size)
-    with stdb.distribution_strategy().scope():   # the network's variables live on every replica
+    with strategy.scope():   # the network's variables live on every replica
         network, source = workspace.converted_network(ws, engine_settings, settings.thresholds,
                                                       ws.dataset.x_train[:workspace.CALIBRATION_SAMPLES])
-        print(f"STDB at T={timesteps}: {ntrain} training samples, {n} test samples, {source}")
-        before = network.simulate(x_test, y_test)    # per-sample predictions for the paired test
-        checkpoint = _checkpoint(ws, settings, timesteps, n, ntrain)
-        outcome = stdb.train(network, x_train, y_train, x_test, y_test, stdb_settings, progress=True,
+        if chief:
+            print(f"STDB at T={timesteps}: {ntrain} training samples, the best epoch chosen on {len(val_idx)} "
+                  f"validation samples, {n} test samples, {strategy.num_replicas_in_sync} replica(s); {source}")
+        before = network.simulate(x_test, y_test) if chief else None   # predictions for the paired test
+        checkpoint = _checkpoint(ws, settings, timesteps, n, ntrain, writer=chief)
+        outcome = stdb.train(network, x_train, y_train, x_val, y_val, stdb_settings, progress=chief,
                              checkpoint=checkpoint)
-        final = network.simulate(x_test, y_test)
+        if not chief:
+            return None
+        final = network.simulate(x_test, y_test)     # the test set measures the chosen epoch once
 
     export_path = ws.dir / f"stdb_T{timesteps}.h5"
     stdb.export_h5(network, export_path)
@@ -84,9 +102,14 @@ def run_stdb(settings, ws, timesteps):
     record = {
         "stage": "stdb", "simulator": "engine", "timesteps": timesteps, "num_samples": n,
         **stats.ann_scores(ann_predictions, ws.dataset.y_test, n),
-        **stats.with_intervals({"snn_accuracy_before": outcome.acc_before, "snn_accuracy": outcome.acc_after},
+        **stats.with_intervals({"snn_accuracy_before": before.accuracy, "snn_accuracy": final.accuracy},
                                ("snn_accuracy_before", "snn_accuracy"), n),
-        "improvement": outcome.acc_after - outcome.acc_before,
+        "improvement": final.accuracy - before.accuracy,
+        "validation_samples": len(val_idx),
+        **stats.with_intervals({"validation_accuracy_before": outcome.validation_before,
+                                "validation_accuracy": outcome.validation_after},
+                               ("validation_accuracy_before", "validation_accuracy"), len(val_idx)),
+        **stats.scored("ann_validation_accuracy", ann.predict(ann_model, x_val), y_val),
         "accuracy_per_timestep": [float(a) for a in final.accuracy_per_timestep],
         **stats.comparison(y_test, {"snn": final.predictions[:, -1], "ann": ann_predictions[:n],
                                     "snn_before": before.predictions[:, -1], "toolbox_export": toolbox_predictions},
@@ -122,8 +145,59 @@ def print_rows(records):
     for r in records:
         print(f"  T={r['timesteps']}: ANN {stats.format_recorded(r, 'ann_accuracy')}, SNN before "
               f"{stats.format_recorded(r, 'snn_accuracy_before')}, STDB {stats.format_recorded(r, 'snn_accuracy')} "
-              f"(best epoch {r['best_epoch']}), toolbox (export) {stats.format_recorded(r, 'toolbox_export_accuracy')}; "
+              f"(best epoch {r['best_epoch']}, chosen on validation "
+              f"{stats.format_recorded(r, 'validation_accuracy', r.get('validation_samples'))}), "
+              f"toolbox (export) {stats.format_recorded(r, 'toolbox_export_accuracy')}; "
               f"{r['seconds_per_epoch']:.0f} s/epoch, peak {r['peak_memory_mb']:.0f} MB")
+
+
+def _train_one(settings, timesteps, threads, folders, log):
+    """A sweep's child process: one T, its output in ``log``, in the parent's output folders and RUN
+    (which the parent holds), on ``threads`` threads."""
+    with open(log, "w", buffering=1) as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        workspace.use_output_folders(folders)
+        results.held_by_parent(settings.run)
+        main(dataclasses.replace(settings, stage="stdb", timesteps=timesteps, force=False, jobs=1))
+
+
+def _train_in_parallel(settings, ws, timesteps):
+    """Train the sweep's T values as JOBS processes at a time (cores / JOBS threads each); each
+    writes its stdb_T<T>.json and logs to stdb_T<T>.log. A failure stops the sweep in one line."""
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // settings.jobs)
+    waiting, running = list(timesteps), {}
+    print(f"STDB sweep: T = {' '.join(map(str, timesteps))}, {settings.jobs} at a time, {threads} thread(s) each; "
+          f"logs in {ws.dir}/stdb_T<T>.log", flush=True)
+    if settings.force:                        # FORCE retrains: the children must not resume or reuse
+        for t in timesteps:
+            (ws.dir / f"stdb_T{t}.ckpt.npz").unlink(missing_ok=True)
+    try:
+        while waiting or running:
+            while waiting and len(running) < settings.jobs:
+                t = waiting.pop(0)
+                child = context.Process(target=_train_one, args=(settings, t, threads, workspace.output_folders(),
+                                                                   ws.dir / f"stdb_T{t}.log"))
+                child.start()
+                running[t] = child
+            time.sleep(1)
+            for t, child in list(running.items()):
+                if child.exitcode is None:
+                    continue
+                del running[t]
+                if child.exitcode != 0:
+                    lines = (ws.dir / f"stdb_T{t}.log").read_text(errors="replace").strip().splitlines()
+                    raise UserError(f"STDB at T={t} failed (exit {child.exitcode}): {lines[-1] if lines else ''} "
+                                    f"(log: {ws.dir / f'stdb_T{t}.log'})")
+                print(f"  T={t} done", flush=True)
+    finally:
+        for child in running.values():
+            child.terminate()
+            child.join()
 
 
 def main(settings):
@@ -132,8 +206,11 @@ def main(settings):
         raise UserError("T is required: make stdb T=28")
     stage_settings(settings)          # refuse bad settings before any work
     engine.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, **workspace.input_coding(settings))
-    ws = workspace.prepare(settings)
+    strategy = stdb.distribution_strategy()   # first: a cluster's collective ops are set up as TF starts
+    ws = workspace.prepare(settings, lock=stdb.worker_index(strategy) == 0)
     record = run_stdb(settings, ws, settings.timesteps)
+    if record is None:                        # a cluster's other worker: the chief reports
+        return None
     print_rows([record])
     print(f"  STDB changed accuracy by {record['improvement']:+.4f} (before "
           f"{stats.format_recorded(record, 'snn_accuracy_before')}, after {stats.format_recorded(record, 'snn_accuracy')}"
@@ -150,17 +227,24 @@ def sweep_main(settings):
         raise UserError("TS is required: make stdb-sweep TS=\"5 10 15 20 25 28 35 50 75 100\"")
     stage_settings(settings)
     engine.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, **workspace.input_coding(settings))
-    ws = workspace.prepare(settings)
+    strategy = stdb.distribution_strategy()
+    chief = stdb.worker_index(strategy) == 0
+    ws = workspace.prepare(settings, lock=chief)
     n = workspace.test_samples(settings, ws)
-    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
-    records = []
-    for t in sorted(set(settings.timesteps_list)):
+    ntrain = len(workspace.training_split(ws, settings.ntrain or DEFAULT_NTRAIN)[0])
+
+    def finished(t):
         path = ws.dir / f"stdb_T{t}.json"
         old = results.read_json(path) if path.exists() and not settings.force else None
-        if old is not None and old.get("signature") == _signature(ws, settings, n, ntrain):
-            records.append(old)
-        else:
-            records.append(run_stdb(settings, ws, t))
+        return old if old is not None and old.get("signature") == _signature(ws, settings, n, ntrain) else None
+
+    timesteps = sorted(set(settings.timesteps_list))
+    todo = [t for t in timesteps if finished(t) is None]
+    if settings.jobs > 1 and len(todo) > 1 and strategy.num_replicas_in_sync == 1:
+        _train_in_parallel(settings, ws, todo)
+    records = [finished(t) or run_stdb(settings, ws, t) for t in timesteps]
+    if not chief:
+        return None
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TABLE3_COLUMNS)

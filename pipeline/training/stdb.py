@@ -11,6 +11,7 @@ trainable threshold, ``-surrogate * v / theta**2``).
 """
 import dataclasses
 import json
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -126,8 +127,8 @@ class EpochRecord:
     epoch: int
     loss: float
     train_accuracy: float
-    test_loss: float
-    test_accuracy: float
+    validation_loss: float
+    validation_accuracy: float
     seconds: float
 
 
@@ -135,15 +136,16 @@ class EpochRecord:
 class StdbResult:
     """Outcome of `train`; the network holds the best epoch's weights, thresholds and leaks.
 
-    ``best_epoch`` counts from 1 (the reference keeps the best test accuracy among trained
-    epochs); ``acc_after`` is that epoch's test accuracy. ``peak_memory_mb`` is the process's
-    peak resident memory (``ru_maxrss``) when training ended.
+    ``best_epoch`` counts from 1: the trained epoch with the best validation accuracy (the first
+    of equals); ``validation_after`` is its validation accuracy, ``validation_before`` the
+    converted network's. ``peak_memory_mb`` is the process's peak resident memory
+    (``ru_maxrss``) when training ended.
     """
     history: list
     best_epoch: int
-    acc_before: float
-    loss_before: float
-    acc_after: float
+    validation_before: float
+    validation_loss_before: float
+    validation_after: float
     thresholds: dict
     leaks: dict
     peak_memory_mb: float
@@ -168,19 +170,23 @@ def cross_entropy(accumulated, labels, timesteps):
 
 
 def evaluate(network, x, y):
-    """Test accuracy (the network's readout rule) and loss (membrane logits) at its T."""
+    """Accuracy (the network's readout rule) and loss (membrane logits) on ``x`` at the network's T."""
     result = network.simulate(x, y)
     labels = engine.as_labels(y)
     return result.accuracy, float(cross_entropy(tf.constant(result.logits), tf.constant(labels),
                                           network.settings.timesteps).numpy())
 
 
-def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), progress=True, checkpoint=None):
-    """Fine-tune ``network`` in place with STDB; keep (restore) the epoch with the best test accuracy.
+def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), progress=True, checkpoint=None):
+    """Fine-tune ``network`` in place with STDB; keep (restore) the epoch with the best validation accuracy.
 
-    The forward pass is the engine's own time loop (the network's coding, pooling, leak, T),
-    with dropout masks per sample and a fresh Poisson draw per batch; the test set is simulated
-    with the network's fixed seed every epoch, so epochs are compared on the same input spikes.
+    ``x_val``/``y_val``: held-out samples that choose the epoch (never the test set, which then
+    measures the chosen network once). The forward pass is the engine's own time loop (the
+    network's coding, pooling, leak, T). Poisson input and dropout masks are drawn per sample
+    from (seed, epoch, the sample's index in ``x_train``) (`engine.sample_keys`), so the draws
+    do not depend on the batch order or on how many replicas or workers share a batch. The
+    validation set is simulated with the network's fixed seed every epoch, so epochs are
+    compared on the same input spikes.
 
     ``checkpoint``: a `Checkpoint` (file, signature of everything the run depends on). The whole
     training state is written to it atomically after every epoch, and a checkpoint with the same
@@ -207,9 +213,9 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
         neuron_optimizer = tf.keras.optimizers.Adam(settings.neuron_lr, amsgrad=settings.amsgrad)
     decay = settings.weight_decay / replicas   # the replicas' gradients are summed: decay once per batch
 
-    def replica_step(x, labels, key, batch):
+    def replica_step(x, labels, keys, batch):
         with tf.GradientTape() as tape:
-            out = network._batch_fn(x, key, training=True, spike_fn=spike_fn, learn=learn)
+            out = network._batch_fn(x, keys, training=True, spike_fn=spike_fn, learn=learn)
             share = tf.cast(tf.shape(labels)[0], tf.float32) / batch
             loss = cross_entropy(out["logits"], labels, network.settings.timesteps) * share
         grads = tape.gradient(loss, weights + neuron_params)
@@ -221,13 +227,13 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
         return loss, correct
 
     @tf.function
-    def step(x, labels, key):
+    def step(x, labels, keys):
         """One batch, split across the strategy's replicas (one replica on a CPU or a single GPU)."""
         shards = strategy.experimental_distribute_values_from_function(
-            lambda ctx: (x[ctx.replica_id_in_sync_group::ctx.num_replicas_in_sync],
-                         labels[ctx.replica_id_in_sync_group::ctx.num_replicas_in_sync]))
+            lambda ctx: tuple(part[ctx.replica_id_in_sync_group::ctx.num_replicas_in_sync]
+                              for part in (x, labels, keys)))
         batch = tf.cast(tf.shape(labels)[0], tf.float32)
-        loss, correct = strategy.run(replica_step, args=(*shards, key, batch))
+        loss, correct = strategy.run(replica_step, args=(*shards, batch))
         for p, lg, leak in zip(neuron_params, logs, is_leak):
             if leak:   # the neuron model needs 0 < leak <= 1
                 lg.assign(tf.minimum(lg, 0.0))
@@ -240,7 +246,7 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
     optimizers = ((optimizer, weights), (neuron_optimizer, logs))
     resumed = checkpoint.load(settings) if checkpoint is not None else None
     if resumed is None:
-        acc_before, loss_before = evaluate(network, x_test, y_test)
+        acc_before, loss_before = evaluate(network, x_val, y_val)
         history, best, best_state = [], None, None
     else:
         acc_before, loss_before, history, best, best_state = _resume(resumed, network, logs, optimizers, rng,
@@ -254,8 +260,8 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
         loss_sum = correct_sum = 0.0
         bar = _bar(len(batches), f"STDB epoch {epoch}/{settings.epochs}", progress)
         for b, idx in enumerate(batches):
-            key = tf.constant([settings.seed, epoch * 1_000_003 + b], tf.int64)
-            loss, correct = step(tf.constant(x_train[idx]), tf.constant(y_train[idx]), key)
+            keys = engine.sample_keys(settings.seed, epoch, idx)
+            loss, correct = step(tf.constant(x_train[idx]), tf.constant(y_train[idx]), keys)
             loss_sum += float(loss) * len(idx)
             correct_sum += float(correct)
             if bar is not None:
@@ -263,23 +269,23 @@ def train(network, x_train, y_train, x_test, y_test, settings=StdbSettings(), pr
                 bar.set_postfix(loss=f"{loss_sum / (b * settings.batch_size + len(idx)):.3f}")
         if bar is not None:
             bar.close()
-        test_acc, test_loss = evaluate(network, x_test, y_test)
-        record = EpochRecord(epoch, loss_sum / len(x_train), correct_sum / len(x_train), test_loss, test_acc,
+        val_acc, val_loss = evaluate(network, x_val, y_val)
+        record = EpochRecord(epoch, loss_sum / len(x_train), correct_sum / len(x_train), val_loss, val_acc,
                              time.perf_counter() - tick)
         history.append(record)
         if progress:
             print(f"STDB epoch {epoch}: loss {record.loss:.4f}, train {record.train_accuracy:.3f}, "
-                  f"test {test_acc:.3f} ({record.seconds:.0f} s)", flush=True)
-        if best is None or test_acc > best.test_accuracy:
+                  f"validation {val_acc:.3f} ({record.seconds:.0f} s)", flush=True)
+        if best is None or val_acc > best.validation_accuracy:
             best, best_state = record, _snapshot(network)
         if checkpoint is not None:
             checkpoint.save(settings, _state(network, logs, optimizers, rng, acc_before, loss_before, history,
                                              best, best_state))
     _restore(network, best_state)
-    return StdbResult(history=history, best_epoch=best.epoch, acc_before=acc_before, loss_before=loss_before,
-                      acc_after=best.test_accuracy, thresholds=network.threshold_values(),
-                      leaks=network.leak_values(), peak_memory_mb=processes.peak_memory_mb(),
-                      seconds=time.perf_counter() - start, settings=settings)
+    return StdbResult(history=history, best_epoch=best.epoch, validation_before=acc_before,
+                      validation_loss_before=loss_before, validation_after=best.validation_accuracy,
+                      thresholds=network.threshold_values(), leaks=network.leak_values(),
+                      peak_memory_mb=processes.peak_memory_mb(), seconds=time.perf_counter() - start, settings=settings)
 
 
 def _bar(total, label, enabled):
@@ -311,10 +317,13 @@ class Checkpoint:
     ``signature``: a JSON-able dict of everything the run depends on beyond `StdbSettings` (the
     model, data, T, coding, samples: the stage decides); a checkpoint made under another signature or
     other settings is never resumed (one line says so and training starts from epoch 1). One ``.npz``
-    holds the arrays and a JSON header, written atomically (temp file + rename).
+    holds the arrays and a JSON header, written atomically (temp file + rename). ``writer``: False
+    for the workers of a cluster other than the chief, who resume from the chief's file (results/ on
+    a shared filesystem) and never write it.
     """
     path: Path
     signature: dict
+    writer: bool = True
 
     def _key(self, settings):
         return {"signature": self.signature, "settings": dataclasses.asdict(settings)}
@@ -337,6 +346,8 @@ class Checkpoint:
         return header, arrays
 
     def save(self, settings, state):
+        if not self.writer:
+            return
         header, arrays = state
         header = json.dumps({**header, "key": self._key(settings)})
 
@@ -346,7 +357,8 @@ class Checkpoint:
         results.write_atomic_with(self.path, write)
 
     def remove(self):
-        Path(self.path).unlink(missing_ok=True)
+        if self.writer:
+            Path(self.path).unlink(missing_ok=True)
 
 
 def _state(network, logs, optimizers, rng, acc_before, loss_before, history, best, best_state):
@@ -419,12 +431,39 @@ def export_h5(network, path):
     return Path(path)
 
 
+_STRATEGY = []
+
+
 def distribution_strategy():
-    """`tf.distribute.MirroredStrategy` over the GPUs when more than one is visible (the batch is
-    split, gradients summed), else TF's default strategy: one device, the same code path."""
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+    """The process's `tf.distribute` strategy, created once, before any other TensorFlow work.
+
+    ``TF_CONFIG`` set (TensorFlow's standard cluster description, one worker per process or
+    machine): `tf.distribute.MultiWorkerMirroredStrategy`, every worker running the same stage,
+    each global batch split across all workers' replicas and the gradients summed (all-reduce).
+    Else more than one GPU visible: `tf.distribute.MirroredStrategy`. Else TF's default strategy:
+    one device, the same code path. Collective ops are configured when TF starts, so a stage
+    calls this first.
+    """
+    if not _STRATEGY:
+        if os.environ.get("TF_CONFIG"):
+            _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            _STRATEGY.append(tf.distribute.MirroredStrategy())
+        else:
+            _STRATEGY.append(tf.distribute.get_strategy())
+    return _STRATEGY[0]
+
+
+def worker_index(strategy):
+    """This process's worker number in a `TF_CONFIG` cluster (0 = the chief, who writes results);
+    0 without a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 0
+    if resolver.task_type == "chief":
+        return 0
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return int(resolver.task_id) + int(has_chief)
 
 
 def default_batch_size(network, budget_gb=8.0, floats_per_neuron_step=1.5, largest=32):

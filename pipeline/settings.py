@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pipeline import UserError
 
 STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "frontier", "export",
-          "report")
+          "interop", "report")
 TRUE = ("1", "yes", "true")
 
 
@@ -117,7 +117,7 @@ class Settings:
     timesteps_list: tuple = option("TS", "a list of timesteps (sweeps, latency, frontier)", (), parse=_int_list,
                                    shown="—")
     num_samples: int | None = option("N", "test samples simulated; the toolbox's batch size is the largest divisor "
-                                          "of N up to 50", parse=_positive_int, shown="100 (bench 50, compare 20)")
+                                          "of N up to 50", parse=_positive_int, shown="100 (bench and interop 50, compare 20)")
     ntrain: int | None = option("NTRAIN", "training samples for STDB (energy: for threshold calibration)",
                                 parse=_positive_int, shown="256 (energy 100)")
     stdb_epochs: int = option("STDB_EPOCHS", "STDB training epochs", 10, parse=_positive_int)
@@ -150,7 +150,8 @@ class Settings:
                           (1.0, 4.0, 16.0), parse=_float_list, shown="`1 4 16`")
     deltas: tuple = option("DELTAS", "delta-encoder steps `make frontier` chooses from on the validation split",
                            (0.02, 0.05, 0.1), parse=_float_list, shown="`0.02 0.05 0.1`")
-    net: str = option("NET", "the network `make energy` measures and `make export` writes: `converted` (INI "
+    net: str = option("NET", "the network `make energy` measures, `make export` writes and `make interop` "
+                             "cross-checks: `converted` (INI "
                              "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "
                              "levels, v(0) = θ/2)", "converted", choices=("converted", "stdb", "qcfs"))
     preset: str = option("PRESET", "energy per operation: `45nm-fp32`, `fp16` or `int8`", "45nm-fp32",

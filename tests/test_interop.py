@@ -1,9 +1,12 @@
 """snnTorch (a simulator we did not write, in its own environment `.venv-interop`) runs our NIR export of
 the symmetric-bug network: with its IF made the file's (beta 1, reset_delay on) every layer's spike count
 equals the engine's, neuron by neuron."""
+import json
+
 import numpy as np
 import pytest
 
+from conftest import check_uncertainty
 from pipeline import UserError, engine, nirgraph, peers
 from test_nirgraph import THRESHOLDS, T, asymmetric_net, corner_inputs, settings
 
@@ -38,3 +41,27 @@ def test_a_missing_environment_or_a_bad_file_is_one_line(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(UserError, match="snnTorch failed on it"):
         peers.snntorch(bad, corner_inputs(), T, batch_size=4, threads=1)
+
+
+@pytest.mark.slow
+def test_interop_stage_cross_checks_the_exported_file(sandbox, tiny_npz, capsys):
+    from pipeline.__main__ import main
+    common = ["--run", "io", "--timesteps", "8"]
+    assert main(["interop", "--data", str(tiny_npz), "--epochs", "2", "--width", "4", *common]) == 2
+    assert "make export NET=converted T=8 RUN=io writes it" in capsys.readouterr().err
+    assert main(["export", *common]) == 0
+    assert main(["interop", *common, "--num-samples", "6"]) == 0
+    run = sandbox / "results" / "io"
+    record = json.loads((run / "interop.json").read_text())
+    assert record["num_samples"] == 6 and record["timesteps"] == 8 and record["threads"] > 0
+    corrected = record["snntorch"]["corrected"]
+    assert corrected["first_difference"] is None and corrected["accuracy"] == record["engine"]["accuracy"]
+    assert corrected["accuracy_per_timestep"] == pytest.approx(record["engine"]["accuracy_per_timestep"])
+    assert set(corrected["layers"]) == {"conv1", "pool1", "conv2", "pool2", "conv3", "dense1", "dense2"}
+    assert record["snntorch"]["imported"]["first_difference"] == "conv1"
+    assert "0.9" in record["snntorch"]["imported"]["cause"]
+    check_uncertainty(record, (), (("snntorch_corrected", "engine"),))
+    assert "| conv1 |" in (run / "interop.md").read_text()
+    assert main(["export", *common, "--net", "qcfs"]) == 0
+    assert main(["interop", *common, "--net", "qcfs"]) == 2
+    assert "NIR integrator I" in capsys.readouterr().err

@@ -15,9 +15,9 @@ INTEROP_STAMP := $(INTEROP_VENV)/.installed
 SETTING_NAMES := $(shell $(PYTHON) -m pipeline.settings names)
 ARGS = $(strip $(foreach v,$(SETTING_NAMES),$(if $($(v)),'$(v)=$($(v))')))
 
-STAGES := convert sweep stdb stdb-sweep energy bench latency frontier export report
+STAGES := convert sweep stdb stdb-sweep energy latency frontier export report
 
-.PHONY: $(STAGES) compare interop $(INTEROP_VENV) all test venv clean-venv help
+.PHONY: $(STAGES) compare bench interop $(INTEROP_VENV) all test venv clean-venv help
 
 help:
 	@$(PYTHON) -m pipeline.settings help
@@ -47,7 +47,10 @@ $(STAGES): $(BASE_STAMP)
 compare: $(BASE_STAMP) $(if $(filter brian2,$(SIMS)),$(SIMS_STAMP))
 	$(PY) -m pipeline compare $(ARGS)
 
-# snnTorch runs in .venv-interop, built here.
+# snnTorch runs in .venv-interop, built here when it is needed.
+bench: $(BASE_STAMP) $(if $(filter snntorch,$(PEERS)),$(INTEROP_STAMP))
+	$(PY) -m pipeline bench $(ARGS)
+
 interop: $(BASE_STAMP) $(INTEROP_STAMP)
 	$(PY) -m pipeline interop $(ARGS)
 

@@ -165,6 +165,10 @@ class Settings:
     sims: tuple = option("SIMS", "toolbox simulators `make compare` runs, e.g. \"INI brian2\" (brian2: the `sims` "
                                          "extra, which `make compare` installs)", ("INI",),
                          parse=_words, shown="INI")
+    peers: tuple = option("PEERS", "simulators we did not write that `make bench` also runs on the same network and "
+                                   "input: `snntorch` (its NIR import, corrected to the file's IF, in "
+                                   "`.venv-interop`, which make builds)", (),
+                          parse=lambda name: _choices_list(name, ("snntorch",)), shown="—")
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows", False, flag=True)
     force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "

@@ -6,15 +6,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BASE_STAMP := $(VENV)/.installed
 SIMS_STAMP := $(VENV)/.installed-sims
+# The peers' own environment (PyTorch, snnTorch; nir>=1.0.6): never mixed into .venv.
+INTEROP_VENV := .venv-interop
+INTEROP_STAMP := $(INTEROP_VENV)/.installed
 
 # The names come from pipeline/settings.py (standard library only: no .venv needed); each one set
 # goes to the pipeline as NAME=value, which parses and checks it.
 SETTING_NAMES := $(shell $(PYTHON) -m pipeline.settings names)
 ARGS = $(strip $(foreach v,$(SETTING_NAMES),$(if $($(v)),'$(v)=$($(v))')))
 
-STAGES := convert sweep stdb stdb-sweep energy bench latency frontier export report
+STAGES := convert sweep stdb stdb-sweep energy latency frontier export report
 
-.PHONY: $(STAGES) compare all test venv clean-venv help
+.PHONY: $(STAGES) compare bench interop $(INTEROP_VENV) all test venv clean-venv help
 
 help:
 	@$(PYTHON) -m pipeline.settings help
@@ -30,12 +33,26 @@ $(SIMS_STAMP): $(BASE_STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,sims]'
 	@touch $@
 
+$(INTEROP_STAMP): constraints-interop.txt
+	@test -x $(INTEROP_VENV)/bin/python || $(PYTHON) -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/python -m pip install -q -r constraints-interop.txt
+	@touch $@
+
+$(INTEROP_VENV): $(INTEROP_STAMP)
+
 $(STAGES): $(BASE_STAMP)
 	$(PY) -m pipeline $@ $(ARGS)
 
 # brian2 comes with the `sims` extra, installed here when a listed simulator needs it.
 compare: $(BASE_STAMP) $(if $(filter brian2,$(SIMS)),$(SIMS_STAMP))
 	$(PY) -m pipeline compare $(ARGS)
+
+# snnTorch runs in .venv-interop, built here when it is needed.
+bench: $(BASE_STAMP) $(if $(filter snntorch,$(PEERS)),$(INTEROP_STAMP))
+	$(PY) -m pipeline bench $(ARGS)
+
+interop: $(BASE_STAMP) $(INTEROP_STAMP)
+	$(PY) -m pipeline interop $(ARGS)
 
 all: $(BASE_STAMP)
 	$(MAKE) convert T=300
@@ -44,8 +61,8 @@ all: $(BASE_STAMP)
 	$(MAKE) energy T=28 NET=stdb
 	$(MAKE) report
 
-test: $(SIMS_STAMP)
+test: $(SIMS_STAMP) $(INTEROP_STAMP)
 	$(PY) -m pytest -q
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(INTEROP_VENV)

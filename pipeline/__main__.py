@@ -18,6 +18,7 @@ STAGE_MODULES = {
     "latency": "pipeline.stages.latency",
     "frontier": "pipeline.stages.frontier",
     "export": "pipeline.stages.export",
+    "interop": "pipeline.stages.interop",
     "report": "pipeline.stages.report",
 }
 

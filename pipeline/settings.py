@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pipeline import UserError
 
 STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "frontier", "export",
-          "report")
+          "interop", "report")
 TRUE = ("1", "yes", "true")
 
 
@@ -117,7 +117,8 @@ class Settings:
     timesteps_list: tuple = option("TS", "a list of timesteps (sweeps, latency, frontier)", (), parse=_int_list,
                                    shown="—")
     num_samples: int | None = option("N", "test samples simulated; the toolbox's batch size is the largest divisor "
-                                          "of N up to 50", parse=_positive_int, shown="100 (bench 50, compare 20)")
+                                          "of N up to 50", parse=_positive_int,
+                                     shown="100 (bench and interop 50, compare 20)")
     ntrain: int | None = option("NTRAIN", "training samples for STDB, class-balanced from the ANN's training split "
                                           "(its validation split chooses the epoch; NTRAIN at least the split's size: "
                                           "all of it) (energy: for threshold calibration)",
@@ -155,7 +156,8 @@ class Settings:
                           (1.0, 4.0, 16.0), parse=_float_list, shown="`1 4 16`")
     deltas: tuple = option("DELTAS", "delta-encoder steps `make frontier` chooses from on the validation split",
                            (0.02, 0.05, 0.1), parse=_float_list, shown="`0.02 0.05 0.1`")
-    net: str = option("NET", "the network `make energy` measures and `make export` writes: `converted` (INI "
+    net: str = option("NET", "the network `make energy` measures, `make export` writes and `make interop` "
+                             "cross-checks: `converted` (INI "
                              "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "
                              "levels, v(0) = θ/2)", "converted", choices=("converted", "stdb", "qcfs"))
     preset: str = option("PRESET", "energy per operation: `45nm-fp32`, `fp16` or `int8`", "45nm-fp32",
@@ -169,6 +171,10 @@ class Settings:
     sims: tuple = option("SIMS", "toolbox simulators `make compare` runs, e.g. \"INI brian2\" (brian2: the `sims` "
                                          "extra, which `make compare` installs)", ("INI",),
                          parse=_words, shown="INI")
+    peers: tuple = option("PEERS", "simulators we did not write that `make bench` also runs on the same network and "
+                                   "input: `snntorch` (its NIR import, corrected to the file's IF, in "
+                                   "`.venv-interop`, which make builds)", (),
+                          parse=lambda name: _choices_list(name, ("snntorch",)), shown="—")
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows", False, flag=True)
     force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "

@@ -37,7 +37,8 @@ def test_ini_runs_at_the_batch_sizes_that_divide_n():
 def test_bench_writes_the_side_by_side_record(sandbox, tiny_npz, monkeypatch, capsys):
     monkeypatch.setattr(bench, "INI_BATCH_SIZES", (10,))   # one INI run keeps the test short
     monkeypatch.setattr(bench, "AGREEMENT_SAMPLES", 3)
-    assert main(["bench", "--data", str(tiny_npz), *COMMON, "--num-samples", "10", "--timesteps", "20"]) == 0
+    assert main(["bench", "--data", str(tiny_npz), *COMMON, "--num-samples", "10", "--timesteps", "20",
+                 "--peers", "snntorch"]) == 0
     record = json.loads((sandbox / "results" / "fast" / "bench.json").read_text())
     assert BENCH_FIELDS <= set(record)
     assert record["timesteps"] == 20 and record["num_samples"] == 10 and record["ini_batch_size"] == 10
@@ -50,8 +51,12 @@ def test_bench_writes_the_side_by_side_record(sandbox, tiny_npz, monkeypatch, ca
     assert record["engine_vs_ini_mcnemar"] == {"engine_only": 0, "ini_only": 0, "p_value": 1.0}
     assert set(record["spike_agreement_per_layer"]) == {"conv1", "pool1", "conv2", "pool2", "conv3", "dense1", "dense2"}
     assert record["peak_memory_mb"] > 0 and "conv2 current" in record["engine_stage_seconds"]
+    peer = record["snntorch"]     # the same network and input in snnTorch, corrected to the file's IF
+    assert peer["accuracy"] == record["accuracy_engine"] and peer["accuracy_per_timestep_equal_to_engine"]
+    assert set(peer["spike_agreement_per_layer"].values()) == {1.0} and peer["threads"] > 0
+    assert peer["engine_speedup"] == pytest.approx(peer["seconds"] / record["engine_seconds"])
     out = capsys.readouterr().out
-    assert "speedup" in out and "engine (fast)" in out and "INI batch 10" in out
+    assert "speedup" in out and "engine (fast)" in out and "INI batch 10" in out and "snnTorch (corrected)" in out
 
 
 @pytest.mark.slow

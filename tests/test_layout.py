@@ -44,3 +44,12 @@ def test_energy_counting_the_network_description_and_stats_need_no_tensorflow():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_peer_sides_stand_alone_and_the_pipeline_never_imports_their_packages():
+    sides = sorted((ROOT / "pipeline" / "peers").glob("*_side.py"))
+    assert sides and all(not any(n.startswith("pipeline") for n in imports_of(path)) for path in sides)
+    heavy = ("torch", "snntorch", "nirtorch")
+    others = [path for path in (ROOT / "pipeline").rglob("*.py") if path not in sides]
+    assert {str(p): sorted(n for n in imports_of(p) if n.split(".")[0] in heavy) for p in others
+            if any(n.split(".")[0] in heavy for n in imports_of(p))} == {}

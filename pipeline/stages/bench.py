@@ -9,6 +9,10 @@ constant input (the rendered ini's settings):
 - The engine (`pipeline.toolbox.simulate.fast_network`: INI semantics on the toolbox's normalised weights),
   after one warm-up batch that compiles its loops (reported apart).
 - T dense ANN forward passes over the same samples: the dense bound.
+- With ``PEERS=snntorch``: the engine's network exported to NIR (`pipeline.nirgraph`,
+  results/<RUN>/bench_T<T>.nir) and run by snnTorch's import of it, corrected to the file's IF
+  (`pipeline.peers`, in `.venv-interop`), on the same samples in batches of INI's best size, with
+  as many threads as the machine has cores; its spike counts against the engine's.
 - Spike agreement: a separate, small INI run with spike logging (its per-neuron counts need
   gigabytes at width 64) on the first `AGREEMENT_SAMPLES` samples, against the engine's counts
   for the same samples: the fraction of (sample, neuron) counts that are equal.
@@ -18,10 +22,11 @@ its own; `os.getloadavg` before and after says how busy the machine was.
 """
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
-from pipeline import UserError, engine, processes, results, stats, workspace
+from pipeline import UserError, engine, nirgraph, peers, processes, results, stats, workspace
 from pipeline.toolbox import configs, runner, simulate
 from pipeline.settings import Settings
 
@@ -56,6 +61,28 @@ def _engine(config_path, agreement):
             "accuracy_per_timestep": result.accuracy_per_timestep, "predictions": result.predictions[:, -1],
             "spike_counts": counts,
             "peak_memory_mb": processes.peak_memory_mb()}
+
+
+def _export(config_path, nir_path):
+    """The engine's network for ``config_path`` as a NIR file (what the peers run)."""
+    network, *_ = simulate.fast_network(configs.validate(config_path))
+    nirgraph.write(Path(nir_path), network.describe())
+    return {}
+
+
+def _peer(ws, config_path, timesteps, n, batch_size, engine_counts, agreement):
+    """snnTorch (corrected) on the engine's network, the same samples and constant input: its time,
+    decisions and per-layer agreement with the engine's counts on the first ``agreement`` samples."""
+    nir_path = ws.dir / f"bench_T{timesteps}.nir"
+    processes.in_child(_export, str(config_path), str(nir_path), what="NIR export")
+    config = configs.validate(config_path)
+    x = np.load(config.dataset_path / "x_test.npz")["arr_0"][:n]
+    print(f"\nsnnTorch (corrected): {n} samples, T={timesteps}, {os.cpu_count()} threads")
+    run = peers.snntorch(nir_path, x, timesteps, batch_size, os.cpu_count(), variants=("corrected",))
+    rows = peers.layer_agreement(engine_counts, {k: v[:agreement] for k, v in run.totals["corrected"].items()})
+    return {"seconds": run.seconds["corrected"], "threads": run.threads, "versions": run.versions,
+            "file": nir_path.name, "predictions_per_timestep": peers.predictions(run.output["corrected"]),
+            "spike_agreement_per_layer": {k: row["equal_per_neuron"] for k, row in rows.items()}}
 
 
 def _dense(config_path):
@@ -124,6 +151,8 @@ def main(settings: Settings):
     print(f"\nINI with spike logging: {agreement} samples, T={timesteps}")
     logged = processes.in_child(_ini, str(render(ws, timesteps, agreement, agreement)), True)
     overall, per_layer = spike_agreement(logged["spike_counts"], engine["spike_counts"], agreement)
+    peer = (_peer(ws, config_path, timesteps, n, best, engine["spike_counts"], agreement)
+            if "snntorch" in settings.peers else None)
 
     ini = ini_runs[best]
     curve_ini, curve_engine = np.asarray(ini["accuracy_per_timestep"]), np.asarray(engine["accuracy_per_timestep"])
@@ -152,6 +181,13 @@ def main(settings: Settings):
         "cpu_count": os.cpu_count(),
         **ws.provenance(),
     }
+    if peer:
+        per_step = peer.pop("predictions_per_timestep")
+        record["snntorch"] = {**peer, "ms_per_sample_step": peer["seconds"] / (n * timesteps) * 1e3,
+                              "engine_speedup": peer["seconds"] / engine["seconds"],
+                              **stats.scored("accuracy", per_step[:, -1], ini["labels"]),
+                              "accuracy_per_timestep_equal_to_engine": bool(np.array_equal(
+                                  (per_step == ini["labels"][:, None]).mean(axis=0), curve_engine))}
     out = ws.dir / "bench.json"
     results.write_json(out, record)
     print("\n" + table(record))
@@ -176,6 +212,12 @@ def table(record):
     lines.append(f"  {'engine (fast)':24}{engine:>10.1f}{engine / steps * 1e3:>16.2f}"
                  f"{record['accuracy_engine']:>10.4f}{record['peak_memory_mb']:>10.0f}"
                  f"   (warm-up and compile {record['engine_warmup_seconds']:.1f} s)")
+    peer = record.get("snntorch")
+    if peer:
+        lines.append(f"  {'snnTorch (corrected)':24}{peer['seconds']:>10.1f}{peer['ms_per_sample_step']:>16.2f}"
+                     f"{peer['accuracy']:>10.4f}{'':>10}   ({peer['threads']} threads; engine "
+                     f"{peer['engine_speedup']:.1f}x faster; spike agreement "
+                     + ", ".join(f"{k} {v:.5f}" for k, v in peer["spike_agreement_per_layer"].items()) + ")")
     lines.append(f"  {'T dense ANN passes':24}{record['ann_dense_seconds']:>10.1f}"
                  f"{record['ann_dense_seconds'] / steps * 1e3:>16.2f}")
     lines += [f"  accuracy: INI {stats.format_recorded(record, 'accuracy_ini')}, engine "

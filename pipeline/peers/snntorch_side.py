@@ -1,0 +1,114 @@
+"""snnTorch's side of the cross-check: a NIR file imported by snnTorch's own importer, run on given inputs.
+
+    python snntorch_side.py FILE.nir INPUTS.npz OUT.npz --timesteps T --batch-size B --threads K
+
+Runs in the interop environment (`.venv-interop`: torch, snnTorch, nir >= 1.0.6), never in the
+pipeline's, so it imports nothing from `pipeline`. INPUTS.npz holds ``x`` (N, C, H, W), NIR's
+channels-first layout, held constant over the T steps (analog input). OUT.npz gets, for each
+variant, every IF node's spike total per neuron (``<variant>/<layer>``, (N, ...)), the last IF
+node's spikes per step (``<variant>/output``, (N, T, classes)) and the simulation's wall time;
+``meta`` is a JSON string (versions, seconds, threads).
+
+Variants: ``imported`` runs the module as snnTorch 1.0.0's `import_from_nir` builds it: every IF
+becomes an `snn.Leaky(beta=0.9, reset_delay=False)`. ``beta1`` sets beta to 1. ``corrected`` also
+sets ``reset_delay``, which makes the neuron the file's IF: with ``reset_delay=False`` a neuron whose
+membrane is still above threshold after its reset tests the next step against twice the threshold
+(snnTorch subtracts the pending reset before it fires, then adds it back), so it falls a spike behind;
+with ``reset_delay=True`` the subtraction of a spike comes at the next step, before the test, which at
+beta 1 is the subtract-reset IF exactly. Two further facts of that importer are handled here, not in
+the file: it builds the neurons with ``init_hidden=False``, so each passes a (spikes, membrane) tuple
+on and the graph fails at its first pool (``init_hidden`` is switched on after import); and NIR's
+Flatten is batch-free (``start_dim`` counts from the first non-batch axis) while PyTorch's counts the
+batch axis (shifted by one here, so a batch of samples runs at once).
+"""
+import argparse
+import json
+import time
+
+import nir
+import numpy as np
+import snntorch
+import torch
+from snntorch import utils
+from snntorch.import_nir import import_from_nir
+
+VARIANTS = {"imported": {}, "beta1": {"beta": 1.0}, "corrected": {"beta": 1.0, "reset_delay": True}}
+
+
+def imported(path, changes):
+    """snnTorch's import of ``path``, made runnable on batches, its neurons' attributes set to ``changes``
+    (``beta``, ``reset_delay``); its IF neurons by layer name."""
+    net = import_from_nir(nir.read(path))
+    neurons = {}
+    for name, module in net.named_modules():
+        if isinstance(module, torch.nn.Flatten):
+            module.start_dim += 1
+            if module.end_dim >= 0:
+                module.end_dim += 1
+        if isinstance(module, snntorch.Leaky):
+            module.init_hidden = True
+            for attribute, value in changes.items():
+                setattr(module, attribute, torch.tensor(value) if attribute == "beta" else value)
+            neurons[name.removesuffix("_if")] = module
+    return net, neurons
+
+
+def run(path, x, timesteps, batch_size, changes):
+    """Spike totals per neuron of every IF layer, the last layer's spikes per step, and the wall time."""
+    net, neurons = imported(path, changes)
+    last = list(neurons)[-1]
+    totals = {name: [] for name in neurons}
+    output = []
+    seconds = 0.0
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        utils.reset(net)
+        batch = {}
+        steps = []
+
+        def count(name):
+            def hook(module, inputs, out):
+                spikes = out[0] if isinstance(out, tuple) else out
+                batch[name] = batch.get(name, 0) + spikes.to(torch.int32)
+                if name == last:
+                    steps.append(spikes.to(torch.int8))
+            return hook
+
+        hooks = [module.register_forward_hook(count(name)) for name, module in neurons.items()]
+        begin = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(timesteps):
+                net(xb)
+        seconds += time.perf_counter() - begin
+        for hook in hooks:
+            hook.remove()
+        for name in neurons:
+            totals[name].append(batch[name].numpy())
+        output.append(torch.stack(steps, dim=1).numpy())
+    return {name: np.concatenate(v) for name, v in totals.items()}, np.concatenate(output), seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("nir_file")
+    parser.add_argument("inputs")
+    parser.add_argument("out")
+    parser.add_argument("--timesteps", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    x = torch.tensor(np.load(args.inputs)["x"], dtype=torch.float32)
+    arrays, seconds = {}, {}
+    for variant in args.variants.split(","):
+        totals, output, seconds[variant] = run(args.nir_file, x, args.timesteps, args.batch_size, VARIANTS[variant])
+        arrays.update({f"{variant}/{name}": counts for name, counts in totals.items()})
+        arrays[f"{variant}/output"] = output
+    meta = {"versions": {"snntorch": snntorch.__version__, "torch": torch.__version__, "nir": nir.version},
+            "seconds": seconds, "threads": torch.get_num_threads(), "batch_size": args.batch_size}
+    np.savez(args.out, meta=json.dumps(meta), **arrays)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,13 +1,14 @@
 """snnTorch (a simulator we did not write, in its own environment `.venv-interop`) runs our NIR export of
 the symmetric-bug network: with its IF made the file's (beta 1, reset_delay on) every layer's spike count
-equals the engine's, neuron by neuron."""
+equals the engine's, neuron by neuron, with constant input and with the engine's own Poisson frames; and
+NeuroBench's operation counts on it are the hand-computed ones and what its rule gives on the engine's spikes."""
 import json
 
 import numpy as np
 import pytest
 
 from conftest import check_uncertainty
-from pipeline import UserError, engine, nirgraph, peers
+from pipeline import UserError, energy, engine, nirgraph, peers
 from test_nirgraph import THRESHOLDS, T, asymmetric_net, corner_inputs, settings
 
 
@@ -32,6 +33,66 @@ def test_snntorch_spikes_as_the_engine_on_the_symmetric_bug_network(tmp_path):
     assert peers.first_difference(imported) == "c1" and peers.first_difference(rows) is None
     beta1 = peers.layer_agreement(ours.recorded, theirs.totals["beta1"])
     assert peers.first_difference(beta1) == "c2" and beta1["c2"]["peer_spikes"] < beta1["c2"]["engine_spikes"]
+
+
+def test_snntorch_spikes_as_the_engine_on_its_poisson_frames(tmp_path):
+    net = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, settings("spiking", "spike_count"))
+    net = net.with_settings(coding="poisson", seed=7)
+    nirgraph.write(tmp_path / "net.nir", net.describe())
+    x = corner_inputs()
+    frames = engine.coded_frames(net, x)
+    ours = net.simulate(x, record=range(len(x)))
+    # The frames are the engine's own draws: its input count step by step, and a random input's draws vary.
+    np.testing.assert_array_equal((frames != 0).sum(axis=(0, 2, 3, 4)), ours.spikes_per_timestep[:, 0])
+    assert set(np.unique(frames)) == {0.0, 1.0} and 0 < frames[2:].mean() < 1
+    theirs = peers.snntorch(tmp_path / "net.nir", x, T, batch_size=4, threads=1, variants=("corrected",), frames=frames)
+    rows = peers.layer_agreement(ours.recorded, theirs.totals["corrected"])
+    assert all(row["equal_per_neuron"] == 1.0 and row["engine_spikes"] > 0 for row in rows.values()), rows
+    np.testing.assert_array_equal(np.cumsum(theirs.output["corrected"], axis=1), ours.outputs)
+    # Held input instead of these frames: other spikes (the frames were used).
+    held = peers.snntorch(tmp_path / "net.nir", x, T, batch_size=4, threads=1, variants=("corrected",))
+    assert peers.first_difference(peers.layer_agreement(ours.recorded, held.totals["corrected"])) == "c1"
+
+    # NeuroBench on the same frames: 0/1 input, so conv1's operations are ACs, as many as the energy model's
+    # (input events x fan-out), and every layer's as its rule gives on the engine's spikes.
+    bench = peers.neurobench(tmp_path / "net.nir", x, T, threads=1, frames=frames)
+    counts = energy.count_operations(net.graph.compute_nodes, ours.neuron_totals, (frames != 0).sum(axis=(0, 1)),
+                                     len(x), "spiking")
+    assert bench["layers"]["c1"]["calls_as_ac"] == T and bench["layers"]["c1"]["macs"] == 0
+    assert bench["layers"]["c1"]["acs"] == round(counts[0].snn_acs * len(x))
+    assert peers.compare_operations(net.graph.compute_nodes, counts, bench, x, frames, T, len(x))["all_equal_to_expected"]
+
+
+def test_neurobench_counts_the_symmetric_bug_network_as_computed_by_hand(tmp_path):
+    net = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, settings("spiking", "spike_count"))
+    nirgraph.write(tmp_path / "net.nir", net.describe())
+    x = corner_inputs()
+    ours = net.simulate(x, record=range(len(x)))
+    bench = peers.neurobench(tmp_path / "net.nir", x, T, threads=1)
+    assert bench["versions"]["neurobench"] == "2.3.0"
+    # c1 (kernel 4x2 'same' on 6x10: 1 row of padding before, 2 after; 0 columns before, 1 after; 3 channels)
+    # gets analog input, so NeuroBench counts MACs at every step, one per nonzero input x reached neuron:
+    # the (0, 0) corner reaches rows {0, 1} x column {0} (2 x 1 x 3 = 6), the (5, 9) corner rows {3, 4, 5} x
+    # columns {8, 9} (3 x 2 x 3 = 18); a full input reaches (2+3+4+4+4+3) x (1+2x9) x 3 = 20 x 19 x 3 = 1140
+    # (its "dense" count: padding costs nothing), where the energy model counts the ANN's 6x10x3x8 = 1440
+    # (padding included) once per inference.
+    c1 = bench["layers"]["c1"]
+    assert c1 == {"acs": 0, "macs": T * (6 + 18 + 2 * 1140), "dense": T * 4 * 1140, "calls_as_ac": 0, "calls_as_mac": T}
+    assert set(bench["layers"]) == {"c1", "c2", "d1", "d2"}          # pools are no connection layers
+    nodes = net.graph.compute_nodes
+    counts = energy.count_operations(nodes, ours.neuron_totals, None, len(x), "spiking")
+    assert counts[0].snn_macs == 1440 and counts[0].snn_acs == 0
+    compared = peers.compare_operations(nodes, counts, bench, x, None, T, len(x))
+    assert compared["all_equal_to_expected"] and compared["total"]["by_layer_sums_to_synaptic_operations"]
+    rows = compared["layers"]
+    # After c1 every layer's input is spikes: both count the source's spikes x fan-out as ACs, exactly.
+    for name in ("c2", "d1", "d2"):
+        assert rows[name]["neurobench_acs"] == pytest.approx(rows[name]["energy_model_acs"], rel=1e-12)
+        assert rows[name]["neurobench_acs"] > 0 and rows[name]["neurobench_macs"] == 0
+    assert rows["p1"]["neurobench_acs"] == 0 and rows["p1"]["energy_model_acs"] > 0
+    sparsity = peers.activation_sparsity(ours.neuron_totals, T, len(x), bench)
+    assert sparsity["equal"] and 0 < sparsity["overall"]["neurobench"] < 1
+    assert np.array_equal(bench["output_spikes"], ours.outputs[:, -1])
 
 
 def test_a_missing_environment_or_a_bad_file_is_one_line(tmp_path):

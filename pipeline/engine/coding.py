@@ -136,14 +136,41 @@ def padded_batch(x, size):
     return np.concatenate([x, np.zeros((size - n,) + x.shape[1:], x.dtype)]), n
 
 
+def _replayed_frames(net, x):
+    """The engine's input frames of a spiking coding (Poisson, rate), batch by batch and step by step as
+    `SpikingNetwork.simulate` draws them: yields (first sample, samples, step, frame (samples, ...)).
+
+    The frames are stateless (Poisson: a key per batch, folded with the step; rate: a closed form of
+    the step), so calling `input_spikes` with the engine's keys on its padded batches gives the very
+    same frames (a Poisson frame with the toolbox rule scales by the padded batch's peak, as the engine's).
+    """
+    s = net.settings
+    for batch, start in enumerate(range(0, len(x), s.batch_size)):
+        xb, n = padded_batch(x[start:start + s.batch_size], s.batch_size)
+        padded, key = tf.constant(xb), batch_key(s.seed, batch)
+        for t in range(s.timesteps):
+            yield start, n, t, input_spikes(padded, key, tf.constant(t), s).numpy()[:n]
+
+
+def coded_frames(net, x):
+    """The engine's own input frames for the samples ``x``, (N, T, ...) float32: what its coding sends
+    the first layer at every step, for a simulator we did not write to receive the very same input.
+    Only spiking codings (Poisson, rate) have frames; a held current (analog, delta) is refused."""
+    x = np.asarray(x, np.float32)
+    if net.settings.coding not in ("poisson", "rate"):
+        raise ValueError(f"coding {net.settings.coding!r} has no input frames (its input is a held current)")
+    frames = np.empty((len(x), net.settings.timesteps) + x.shape[1:], np.float32)
+    for start, n, t, frame in _replayed_frames(net, x):
+        frames[start:start + n, t] = frame
+    return frames
+
+
 def replay_input(net, x, first_fan_out):
     """Input spike events per position (summed over samples and steps) and first-layer ACs per step.
 
-    The engine counts input events per step only; its input frames are stateless (Poisson: a key
-    per batch, folded with the step; rate: a closed form of the step), so replaying `input_spikes`
-    with its keys on its padded batches gives the very same events, position by position. Delta
-    input sends all its level crossings at the first step (`delta_levels`); analog input has no
-    events (None, zeros).
+    The engine counts input events per step only; replaying its frames (`_replayed_frames`) gives the
+    very same events, position by position. Delta input sends all its level crossings at the first
+    step (`delta_levels`); analog input has no events (None, zeros).
     """
     s = net.settings
     totals = np.zeros(x.shape[1:], np.float64)
@@ -156,13 +183,9 @@ def replay_input(net, x, first_fan_out):
         events[0] = int(totals.sum())
         acs[0] = float(np.sum(totals * first_fan_out))
         return totals, events, acs
-    for batch, start in enumerate(range(0, len(x), s.batch_size)):
-        xb, n = padded_batch(x[start:start + s.batch_size], s.batch_size)
-        padded, key = tf.constant(xb), batch_key(s.seed, batch)
-        for t in range(s.timesteps):
-            fired = input_spikes(padded, key, tf.constant(t), s).numpy()[:n] != 0
-            per_position = fired.sum(axis=0)
-            totals += per_position
-            events[t] += per_position.sum()
-            acs[t] += float(np.sum(per_position * first_fan_out))
+    for _, _, t, frame in _replayed_frames(net, x):
+        per_position = (frame != 0).sum(axis=0)
+        totals += per_position
+        events[t] += per_position.sum()
+        acs[t] += float(np.sum(per_position * first_fan_out))
     return totals, events, acs

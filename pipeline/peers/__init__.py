@@ -2,22 +2,27 @@
 
 Each peer's side is a standalone script in this folder (`snntorch_side.py`: it imports nothing from
 `pipeline`) that runs in the interop environment, `.venv-interop`, made by `make .venv-interop` from
-`constraints-interop.txt` (PyTorch, snnTorch and the `nir>=1.0.6` it needs stay out of `.venv`).
-This module runs the script in a child process on the same samples, held constant over T steps
-(analog input), and compares its spike totals with the engine's neuron by neuron.
+`constraints-interop.txt` (PyTorch, snnTorch, NeuroBench and the `nir>=1.0.6` they need stay out of `.venv`).
+This module runs the script in a child process on the same samples, held constant over T steps (analog
+input) or as the engine's own input frames (`engine.coded_frames`: its Poisson draws), compares its spike
+totals with the engine's neuron by neuron, and NeuroBench's operation counts (`neurobench_side.py`) with
+the energy model's (`compare_operations`).
 """
 import json
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import ROOT, UserError, engine
+from pipeline import ROOT, UserError, engine, network
+from pipeline.energy import fan_out
 
 ENV = ROOT / ".venv-interop"
 SNNTORCH_SIDE = Path(__file__).with_name("snntorch_side.py")
+NEUROBENCH_SIDE = Path(__file__).with_name("neurobench_side.py")
 # snnTorch 1.0.0 imports every IF as snn.Leaky(beta=0.9): run as imported and with beta 1 (the file's IF).
 SNNTORCH_VARIANTS = {"imported": "as imported (beta = 0.9, reset_delay off)", "beta1": "beta = 1, reset_delay off",
                      "corrected": "beta = 1, reset_delay on (the file's IF)"}
@@ -53,20 +58,42 @@ def _channels_last(array):
     return np.moveaxis(array, 1, -1) if array.ndim == 4 else array
 
 
-def snntorch(nir_path, x, timesteps, batch_size, threads, variants=tuple(SNNTORCH_VARIANTS), env=ENV):
-    """snnTorch's import of ``nir_path`` on the samples ``x`` (N, H, W, C), constant over ``timesteps``:
-    a `PeerRun`. A failure of the peer is one line (its last line of stderr)."""
+def _inputs(path, x, frames):
+    """INPUTS.npz of a side script: ``x`` (N, H, W, C) held constant, or ``frames`` (N, T, H, W, C), the
+    input of every step, both channels-first as NIR's; spike frames (integers) travel as int8."""
+    if frames is None:
+        np.savez(path, x=_channels_first(np.asarray(x, np.float32)))
+        return
+    frames = np.asarray(frames, np.float32)
+    if frames.ndim == 5:
+        frames = np.moveaxis(frames, -1, 2)
+    small = np.all(frames == np.round(frames)) and np.all(np.abs(frames) <= 127)
+    np.savez(path, frames=frames.astype(np.int8) if small else frames.astype(np.float32))
+
+
+@contextmanager
+def _side(peer, script, nir_path, x, frames, timesteps, threads, out_name, *options, env=ENV):
+    """Run a side script on ``nir_path`` and these inputs in a child process; gives its output file's
+    path (in a temporary folder). A failure of the peer is one line (its last line of stderr)."""
     exe = python(env)
     with tempfile.TemporaryDirectory() as tmp:
-        inputs, out = Path(tmp) / "x.npz", Path(tmp) / "out.npz"
-        np.savez(inputs, x=_channels_first(np.asarray(x, np.float32)))
-        done = subprocess.run([str(exe), str(SNNTORCH_SIDE), str(nir_path), str(inputs), str(out),
-                               "--timesteps", str(timesteps), "--batch-size", str(batch_size),
-                               "--threads", str(threads), "--variants", ",".join(variants)],
+        inputs, out = Path(tmp) / "x.npz", Path(tmp) / out_name
+        _inputs(inputs, x, frames)
+        done = subprocess.run([str(exe), str(script), str(nir_path), str(inputs), str(out),
+                               "--timesteps", str(timesteps), "--threads", str(threads), *options],
                               capture_output=True, text=True)
         if done.returncode:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(f"{nir_path}: snnTorch failed on it ({last})")
+            raise UserError(f"{nir_path}: {peer} failed on it ({last})")
+        yield out
+
+
+def snntorch(nir_path, x, timesteps, batch_size, threads, variants=tuple(SNNTORCH_VARIANTS), env=ENV, frames=None):
+    """snnTorch's import of ``nir_path`` on the samples ``x`` (N, H, W, C), constant over ``timesteps``,
+    or on ``frames`` (N, T, H, W, C), the input of every step: a `PeerRun`. A failure of the peer is one
+    line (its last line of stderr)."""
+    with _side("snnTorch", SNNTORCH_SIDE, nir_path, x, frames, timesteps, threads, "out.npz", "--batch-size",
+               str(batch_size), "--variants", ",".join(variants), env=env) as out:
         with np.load(out) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {key: data[key] for key in data.files if key != "meta"}
@@ -74,6 +101,14 @@ def snntorch(nir_path, x, timesteps, batch_size, threads, variants=tuple(SNNTORC
                   if key.startswith(v + "/") and not key.endswith("/output")} for v in variants}
     return PeerRun(totals=totals, output={v: arrays[f"{v}/output"] for v in variants}, seconds=meta["seconds"],
                    versions=meta["versions"], threads=meta["threads"], batch_size=meta["batch_size"])
+
+
+def neurobench(nir_path, x, timesteps, threads, env=ENV, frames=None):
+    """NeuroBench's workload metrics (SynapticOperations, per layer too, and ActivationSparsity) on
+    snnTorch's corrected import of ``nir_path``, with the inputs of `snntorch`: the record
+    `neurobench_side.py` writes."""
+    with _side("NeuroBench", NEUROBENCH_SIDE, nir_path, x, frames, timesteps, threads, "out.json", env=env) as out:
+        return json.loads(out.read_text())
 
 
 def predictions(output):
@@ -99,3 +134,99 @@ def layer_agreement(ours, theirs):
 def first_difference(rows):
     """The first layer whose counts are not all equal (None when every layer agrees)."""
     return next((name for name, row in rows.items() if row["equal_per_neuron"] < 1.0), None)
+
+
+# ----------------------------------------------------------------- NeuroBench's counts against the energy model
+def _neurobench_expected(node, count, x, frames, timesteps, num_samples, first):
+    """What NeuroBench's rule (`neurobench_side.py`) gives layer ``node`` on the engine's own spikes, totals
+    over the samples: ({"acs", "macs"} or None for a layer it does not count, the cause of any difference
+    from the energy model's ``count``)."""
+    model_acs, model_macs = round(count.snn_acs * num_samples), round(count.snn_macs * num_samples)
+    zeros = int(np.sum(node.layer.get_weights()[0] == 0)) if isinstance(node, network.Weighted) and node.layer else 0
+    if zeros:
+        return None, (f"{zeros} zero weights: NeuroBench skips the operations through them, the energy model counts "
+                      "every synapse a spike reaches; not predicted here")
+    if isinstance(node, network.AvgPool2d):
+        return None, ("pooling is no connection layer in NeuroBench (no operations); the energy model counts a spiking "
+                      f"pool's ACs ({count.ac_source})")
+    if not first:
+        return ({"acs": model_acs, "macs": 0},
+                f"none: {count.source} spikes (0/1) x fan-out as ACs in both (biases: in neither)")
+    if frames is None:
+        macs = timesteps * int(np.sum((np.asarray(x) != 0) * fan_out(node)))
+        return ({"acs": 0, "macs": macs},
+                f"analog input: not in {{-1, 0, 1}}, so NeuroBench counts MACs at each of the T = {timesteps} calls, one "
+                f"per nonzero input value x reached neuron (T x sum over x != 0 of the fan-out: padding and zero inputs "
+                f"cost nothing); the energy model computes the constant current once: the ANN layer's MACs (padding "
+                f"included) once per inference, {model_macs / max(num_samples, 1):,.0f}")
+    values = np.unique(np.asarray(frames)[np.asarray(frames) != 0])
+    if np.all(np.isin(values, (-1.0, 1.0))):
+        return {"acs": model_acs, "macs": 0}, "none: input events in {-1, 1} x fan-out as ACs in both"
+    if not np.any(np.isin(values, (-1.0, 1.0))):
+        return ({"acs": 0, "macs": model_acs},
+                "input events of amplitude other than 1 (e.g. the toolbox's Poisson rule, max(x) x sign(x)): NeuroBench "
+                "counts them as MACs; the energy model counts every input event x fan-out as ACs, whatever its amplitude")
+    return ({"acs + macs": model_acs},
+            "input events of amplitude 1 and others: NeuroBench decides AC or MAC per call (step and batch), so only "
+            "the sum is expected")
+
+
+def compare_operations(nodes, counts, bench, x, frames, timesteps, num_samples):
+    """NeuroBench's SynapticOperations and ActivationSparsity (``bench``, `neurobench`) against the energy
+    model's per-layer counts (``counts``, `energy.count_operations` on the engine's spikes of the same
+    samples) and the engine's spikes: per layer, both numbers per inference, what NeuroBench's rule gives
+    on the engine's spikes (exact integers; ``equal``) and the cause of every difference. ``nodes``: the
+    network's ``compute_nodes``; ``x`` / ``frames``: the input both were given (held, or per step)."""
+    measured = bench["layers"]
+    rows = {}
+    for index, (node, count) in enumerate(zip(nodes, counts)):
+        expected, cause = _neurobench_expected(node, count, x, frames, timesteps, num_samples, index == 0)
+        got = measured.get(node.name)
+        if expected is None:
+            equal = got is None and isinstance(node, network.AvgPool2d)
+        elif "acs + macs" in expected:
+            equal = got is not None and got["acs"] + got["macs"] == expected["acs + macs"]
+        else:
+            equal = got is not None and (got["acs"], got["macs"]) == (expected["acs"], expected["macs"])
+        rows[node.name] = {
+            "energy_model_acs": count.snn_acs, "energy_model_macs": count.snn_macs,
+            "neurobench_acs": got["acs"] / num_samples if got else 0.0,
+            "neurobench_macs": got["macs"] / num_samples if got else 0.0,
+            "neurobench_dense": got["dense"] / num_samples if got else 0.0,
+            "neurobench_calls_as_ac": got["calls_as_ac"] if got else 0,
+            "neurobench_calls_as_mac": got["calls_as_mac"] if got else 0,
+            "neurobench_totals": got, "expected_neurobench_totals": expected, "equal_to_expected": bool(equal),
+            "cause": cause}
+    unknown = sorted(set(measured) - set(rows))
+    if unknown:
+        raise UserError(f"NeuroBench counted layers the network does not have: {', '.join(unknown)}")
+    official = bench["synaptic_operations"]
+    summed = {kind: sum(row[f"neurobench_{kind}"] for row in rows.values()) for kind in ("acs", "macs")}
+    return {
+        "layers": rows,
+        "total": {"energy_model_acs": sum(c.snn_acs for c in counts), "energy_model_macs": sum(c.snn_macs for c in counts),
+                  "neurobench_effective_acs": official["Effective_ACs"],
+                  "neurobench_effective_macs": official["Effective_MACs"], "neurobench_dense": official["Dense"],
+                  "by_layer_sums_to_synaptic_operations": bool(
+                      np.isclose(summed["acs"], official["Effective_ACs"], rtol=1e-12, atol=0)
+                      and np.isclose(summed["macs"], official["Effective_MACs"], rtol=1e-12, atol=0))},
+        "all_equal_to_expected": all(row["equal_to_expected"] for row in rows.values()),
+    }
+
+
+def activation_sparsity(neuron_totals, timesteps, num_samples, bench):
+    """The engine's activation sparsity (1 - spikes / (neurons x T x samples), overall and per neuron layer,
+    from its spike totals ``neuron_totals``: a neuron spikes at most once a step) beside NeuroBench's."""
+    layers = {}
+    for name, totals in neuron_totals.items():
+        totals = np.asarray(totals)
+        layers[name.replace(".", "_")] = {
+            "engine": 1.0 - float(totals.sum()) / (totals.size * timesteps * num_samples),
+            "neurobench": bench["activation_sparsity_by_layer"].get(name.replace(".", "_"))}
+    spikes = sum(float(np.sum(t)) for t in neuron_totals.values())
+    slots = sum(np.asarray(t).size for t in neuron_totals.values()) * timesteps * num_samples
+    overall = {"engine": 1.0 - spikes / slots, "neurobench": bench["activation_sparsity"]}
+    equal = all(row["neurobench"] is not None and np.isclose(row["engine"], row["neurobench"], rtol=0, atol=1e-12)
+                for row in [*layers.values(), overall])
+    return {"layers": layers, "overall": overall, "equal": bool(equal),
+            "rule": "zero outputs / all outputs of every neuron layer (pools' neurons included), over steps and samples"}

@@ -3,8 +3,9 @@
     python snntorch_side.py FILE.nir INPUTS.npz OUT.npz --timesteps T --batch-size B --threads K
 
 Runs in the interop environment (`.venv-interop`: torch, snnTorch, nir >= 1.0.6), never in the
-pipeline's, so it imports nothing from `pipeline`. INPUTS.npz holds ``x`` (N, C, H, W), NIR's
-channels-first layout, held constant over the T steps (analog input). OUT.npz gets, for each
+pipeline's, so it imports nothing from `pipeline`. INPUTS.npz holds either ``x`` (N, C, H, W), NIR's
+channels-first layout, held constant over the T steps (analog input), or ``frames`` (N, T, C, H, W):
+the input of every step, e.g. the engine's own Poisson draws (`load_inputs`). OUT.npz gets, for each
 variant, every IF node's spike total per neuron (``<variant>/<layer>``, (N, ...)), the last IF
 node's spikes per step (``<variant>/output``, (N, T, classes)) and the simulation's wall time;
 ``meta`` is a JSON string (versions, seconds, threads).
@@ -53,8 +54,22 @@ def imported(path, changes):
     return net, neurons
 
 
+def load_inputs(path, timesteps):
+    """The inputs of INPUTS.npz as a float32 tensor (N, T, C, H, W) view: ``x`` held over the T steps
+    (expanded, not copied) or ``frames`` as given (their T must be ``timesteps``)."""
+    with np.load(path) as data:
+        if "frames" in data.files:
+            frames = torch.tensor(data["frames"], dtype=torch.float32)
+            if frames.shape[1] != timesteps:
+                raise SystemExit(f"{path}: frames hold {frames.shape[1]} steps, not T={timesteps}")
+            return frames
+        x = torch.tensor(data["x"], dtype=torch.float32)
+    return x.unsqueeze(1).expand(-1, timesteps, *x.shape[1:])
+
+
 def run(path, x, timesteps, batch_size, changes):
-    """Spike totals per neuron of every IF layer, the last layer's spikes per step, and the wall time."""
+    """Spike totals per neuron of every IF layer, the last layer's spikes per step, and the wall time
+    (``x``: (N, T, C, H, W), the input of every step, `load_inputs`)."""
     net, neurons = imported(path, changes)
     last = list(neurons)[-1]
     totals = {name: [] for name in neurons}
@@ -77,8 +92,8 @@ def run(path, x, timesteps, batch_size, changes):
         hooks = [module.register_forward_hook(count(name)) for name, module in neurons.items()]
         begin = time.perf_counter()
         with torch.no_grad():
-            for _ in range(timesteps):
-                net(xb)
+            for t in range(timesteps):
+                net(xb[:, t])
         seconds += time.perf_counter() - begin
         for hook in hooks:
             hook.remove()
@@ -99,7 +114,7 @@ def main():
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    x = torch.tensor(np.load(args.inputs)["x"], dtype=torch.float32)
+    x = load_inputs(args.inputs, args.timesteps)
     arrays, seconds = {}, {}
     for variant in args.variants.split(","):
         totals, output, seconds[variant] = run(args.nir_file, x, args.timesteps, args.batch_size, VARIANTS[variant])

@@ -123,6 +123,20 @@ def test_interop_stage_cross_checks_the_exported_file(sandbox, tiny_npz, capsys)
     assert "0.9" in record["snntorch"]["imported"]["cause"]
     check_uncertainty(record, (), (("snntorch_corrected", "engine"),))
     assert "| conv1 |" in (run / "interop.md").read_text()
+    # Poisson input (the default CODING; the converted file's rule is the toolbox's, amplitude max(x)): the
+    # engine's frames went to snnTorch (equal spikes above) and NeuroBench, which counts conv1's events as MACs.
+    assert record["coding"] == "poisson" and "toolbox rule" in record["input"]
+    nb = record["neurobench"]
+    assert nb["operations"]["all_equal_to_expected"] and nb["activation_sparsity"]["equal"]
+    assert nb["readout_spikes_equal_engine"] and nb["operations"]["total"]["by_layer_sums_to_synaptic_operations"]
+    conv1 = nb["operations"]["layers"]["conv1"]
+    assert conv1["neurobench_macs"] == pytest.approx(conv1["energy_model_acs"]) and conv1["neurobench_acs"] == 0
+    assert "## NeuroBench" in (run / "interop.md").read_text()
+    assert main(["interop", *common, "--num-samples", "6", "--coding", "analog"]) == 0
+    conv1 = json.loads((run / "interop.json").read_text())["neurobench"]["operations"]["layers"]["conv1"]
+    assert conv1["neurobench_macs"] > conv1["energy_model_macs"] > 0 and conv1["equal_to_expected"]
+    assert main(["interop", *common, "--coding", "delta"]) == 2
+    assert "CODING=delta" in capsys.readouterr().err
     assert main(["export", *common, "--net", "qcfs"]) == 0
     assert main(["interop", *common, "--net", "qcfs"]) == 2
     assert "NIR integrator I" in capsys.readouterr().err

@@ -143,7 +143,9 @@ class Settings:
                              choices=("max", "toolbox"))
     coding: str = option("CODING", "input coding of the engine: `poisson`, `analog` (constant current), `rate` "
                                    "(deterministic integrate-and-fire encoder, rate `GAIN`·\\|x\\|) or `delta` "
-                                   "(level crossings of step `DELTA`, sent once, held as conv1's current)", "poisson",
+                                   "(level crossings of step `DELTA`, sent once, held as conv1's current); `make interop` sends the "
+                                   "peers the engine's own frames (poisson, rate) or the held input (analog), "
+                                   "and refuses delta", "poisson",
                          choices=("poisson", "analog", "rate", "delta"))
     gain: float = option("GAIN", "input gain g of `CODING=rate`: events at rate g·\\|x\\| (at most one a step), each "
                                  "of amplitude 1/g", 1.0, parse=_positive_float)

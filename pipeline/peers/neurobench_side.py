@@ -22,7 +22,6 @@ OUT.json: per connection layer (NIR node name) the totals over all samples (``ac
 and the calls counted each way), SynapticOperations' per-sample numbers, both sparsities, the readout's
 spike count per sample and class, versions, the batch size and the wall time.
 """
-import argparse
 import json
 import time
 from importlib import metadata
@@ -36,7 +35,7 @@ from neurobench.metrics.workload import ActivationSparsity, ActivationSparsityBy
 from neurobench.models import SNNTorchModel
 from torch.utils.data import DataLoader, TensorDataset
 
-from snntorch_side import VARIANTS, imported, load_inputs
+from snntorch_side import VARIANTS, imported, load_inputs, side_parser
 
 # NeuroBench keeps every step's input of each connection layer and output of each neuron layer for a
 # whole batch until the batch's metrics run: batches are sized to keep that under this many bytes.
@@ -91,13 +90,7 @@ def stored_bytes_per_sample_step(net, x):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("nir_file")
-    parser.add_argument("inputs")
-    parser.add_argument("out")
-    parser.add_argument("--timesteps", type=int, required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    args = parser.parse_args()
+    args = side_parser(__doc__.splitlines()[0]).parse_args()
     torch.set_num_threads(args.threads)
     x = load_inputs(args.inputs, args.timesteps)
     net, neurons = imported(args.nir_file, VARIANTS["corrected"])

@@ -103,14 +103,21 @@ def run(path, x, timesteps, batch_size, changes):
     return {name: np.concatenate(v) for name, v in totals.items()}, np.concatenate(output), seconds
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def side_parser(description):
+    """The arguments every side script takes (`pipeline.peers` passes them): FILE.nir INPUTS.npz OUT,
+    --timesteps, --threads."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("nir_file")
     parser.add_argument("inputs")
     parser.add_argument("out")
     parser.add_argument("--timesteps", type=int, required=True)
-    parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--threads", type=int, required=True)
+    return parser
+
+
+def main():
+    parser = side_parser(__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

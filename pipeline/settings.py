@@ -50,6 +50,15 @@ _positive_int = _positive(_int, "integer")
 _positive_float = _positive(_float, "number")
 
 
+def _non_negative_float(name):
+    def parse(text):
+        value = _float(name)(text)
+        if not 0 <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{name}={value} must be a number >= 0")
+        return value
+    return parse
+
+
 def _list_of(item, example):
     """Space- or comma-separated values, each parsed by ``item``."""
     def step(name, text):
@@ -150,6 +159,14 @@ class Settings:
                           (1.0, 4.0, 16.0), parse=_float_list, shown="`1 4 16`")
     deltas: tuple = option("DELTAS", "delta-encoder steps `make frontier` chooses from on the validation split",
                            (0.02, 0.05, 0.1), parse=_float_list, shown="`0.02 0.05 0.1`")
+    sparsity: float = option("SPARSITY", "activation-sparsity penalty weight: the QCFS fine-tune (`make latency`, "
+                                         "`NET=qcfs`) adds weight × the hidden QCFS neurons' mean activation h/λ to its "
+                                         "loss, STDB weight × the hidden neurons' mean firing rate (spikes per neuron "
+                                         "and step): the same quantity, as h/λ is the rate the converted neuron fires "
+                                         "at; 0: no penalty", 0.0, parse=_non_negative_float)
+    sparsities: tuple = option("SPARSITIES", "penalty weights the `qcfs+sparsity` rows of `make frontier` choose from "
+                                             "on the validation split", (1.0, 4.0), parse=_float_list,
+                               shown="`1 4`")
     net: str = option("NET", "the network `make energy` measures and `make export` writes: `converted` (INI "
                              "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "
                              "levels, v(0) = θ/2)", "converted", choices=("converted", "stdb", "qcfs"))

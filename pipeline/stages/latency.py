@@ -210,7 +210,7 @@ def main(settings: Settings):
     if workspace.user_model(ws):
         raise UserError(f"make latency rebuilds ESCAPE-NET as a QCFS network and fine-tunes it; RUN={ws.run} "
                         f"runs on MODEL={workspace.user_model(ws)} (use a RUN without MODEL)")
-    qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)
+    qcfs_trained = workspace.qcfs_model(ws, settings.levels, settings.sparsity, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}
     whole = {m: train.predict(model, ws.dataset.x_test) for m, model in models.items()}   # the whole test set
@@ -243,7 +243,8 @@ def main(settings: Settings):
 
     record = {
         "stage": "latency", "rows": rows, "readout": "membrane", "pooling": "linear", "reset": "subtraction",
-        "input_coding": settings.coding, "leak": settings.leak, "levels": settings.levels, "num_samples": n,
+        "input_coding": settings.coding, "leak": settings.leak, "levels": settings.levels,
+        "sparsity": settings.sparsity, "num_samples": n,
         "num_test_samples": len(ws.dataset.y_test),
         "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
         "cheapest_within_1pp": cheapest_within(rows),

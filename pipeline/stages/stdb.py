@@ -22,7 +22,8 @@ def _signature(ws, settings, n, ntrain):
             "surrogate": settings.surrogate, "lr": settings.lr, "stdb_epochs": settings.stdb_epochs,
             "thresholds_mode": settings.thresholds, "coding": settings.coding,
             "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
-            "neuron_lr": settings.neuron_lr}
+            "neuron_lr": settings.neuron_lr,
+            **({"sparsity": settings.sparsity} if settings.sparsity else {})}   # results from before SPARSITY match
 
 
 def _checkpoint(ws, settings, timesteps, n, ntrain):
@@ -94,7 +95,7 @@ def run_stdb(settings, ws, timesteps):
         "best_epoch": outcome.best_epoch, "leak": settings.leak, "surrogate": settings.surrogate,
         "learning_rate": settings.lr, "stdb_epochs": settings.stdb_epochs, "ntrain": ntrain,
         "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
-        "neuron_lr": settings.neuron_lr,
+        "neuron_lr": settings.neuron_lr, "sparsity": settings.sparsity,
         "thresholds_mode": settings.thresholds, "threshold_source": source,
         "coding": settings.coding, "poisson_rule": engine_settings.poisson_rule,
         "pooling": engine_settings.pooling, "readout": engine_settings.readout,

@@ -165,8 +165,8 @@ class Settings:
                                          "and step): the same quantity, as h/λ is the rate the converted neuron fires "
                                          "at; 0: no penalty", 0.0, parse=_non_negative_float)
     sparsities: tuple = option("SPARSITIES", "penalty weights the `qcfs+sparsity` rows of `make frontier` choose from "
-                                             "on the validation split", (1.0, 4.0), parse=_float_list,
-                               shown="`1 4`")
+                                             "on the validation split", (4.0, 16.0), parse=_float_list,
+                               shown="`4 16`")
     net: str = option("NET", "the network `make energy` measures and `make export` writes: `converted` (INI "
                              "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "
                              "levels, v(0) = θ/2)", "converted", choices=("converted", "stdb", "qcfs"))

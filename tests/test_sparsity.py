@@ -84,14 +84,15 @@ def test_stdb_firing_rate_is_the_engines_count(problem):
 def test_stdb_penalty_lowers_firing_and_weight_0_leaves_the_loss_alone(problem, monkeypatch):
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     settings = engine.SnnSettings(timesteps=6, batch_size=100)
-    rates = {}
-    for weight in (0.0, 20.0):
+    rates, accuracy = {}, {}
+    for weight in (0.0, 2.0):
         model.set_weights(weights)
         net = engine.SpikingNetwork(model, thresholds, settings)
         if weight == 0:   # weight 0 never computes the penalty: the loss, and so every number, is as before
             monkeypatch.setattr(stdb, "firing_rate", lambda *a: pytest.fail("firing_rate used at weight 0"))
-        stdb.train(net, x_train, y_train, x_test, y_test,
-                   stdb.StdbSettings(epochs=2, learning_rate=1e-3, sparsity=weight), progress=False)
+        result = stdb.train(net, x_train, y_train, x_test, y_test,
+                            stdb.StdbSettings(epochs=2, learning_rate=1e-3, sparsity=weight), progress=False)
         monkeypatch.undo()
-        rates[weight] = hidden_rate(net, x_test)
-    assert rates[20.0] < 0.7 * rates[0.0]
+        rates[weight], accuracy[weight] = hidden_rate(net, x_test), (result.acc_before, result.acc_after)
+    assert rates[2.0] < 0.7 * rates[0.0]
+    assert accuracy[2.0][1] > accuracy[2.0][0] + 0.1   # fewer spikes, and still learning

@@ -182,7 +182,8 @@ class Settings:
                                          "extra, which `make compare` installs)", ("INI",),
                          parse=_words, shown="INI")
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
-    stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows", False, flag=True)
+    stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows, `make frontier` `qcfs+stdb` rows "
+                                "(minutes each)", False, flag=True)
     force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "
                                    "`run.json` (not the defaults), a value given replaces the recorded one and "
                                    "the summary prints what changed", False, flag=True)

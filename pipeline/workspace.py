@@ -19,6 +19,7 @@ DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "s
 NUM_NORM = 500   # training samples the toolbox normalises on
 DEFAULT_N = 100             # test samples simulated when N is not given
 CALIBRATION_SAMPLES = 100   # training samples the conversion thresholds are calibrated on (THRESHOLDS=max)
+STDB_TRAINING_SAMPLES = 256  # STDB's training samples unless NTRAIN says otherwise (sized for a 2-core CPU)
 ONOFF_SUFFIX = "_onoff"     # the toolbox's data, model and log dir with ON/OFF input
 
 

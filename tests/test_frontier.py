@@ -70,6 +70,13 @@ def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
     assert wider["cells"]["simulated"] == 2 * 2 + 2 * 2 + new_tests  # (conversion, qcfs; two penalty weights) x T
     assert wider["cells"]["simulated"] + wider["cells"]["reused"] == 2 * 2 * 4 + 2 * (3 * 2 + 1) + extra
 
+    tuned = run(tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")   # STDB=1
+    stdb_rows = [r for r in tuned["rows"] if r["method"] == "qcfs+stdb"]
+    assert [r["timesteps"] for r in stdb_rows] == [2, 4] and tuned["stdb"]["train_samples"] == 30
+    assert all(r["stdb"]["best_epoch"] == 1 and r["own_ann_accuracy"] == record["ann"]["qcfs_test_accuracy"]
+               and len(r["validation_candidates"]) == 1 for r in stdb_rows)
+    assert run(tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")["cells"]["simulated"] == 0
+
     from pipeline.__main__ import main          # make report shows the frontier and its figure
     assert main(["report", "--run", "tiny"]) == 0
     report = (folder / "REPORT.md").read_text()

@@ -8,7 +8,10 @@
   input at max(TS): one set of thresholds for every coding, so only the coding changes);
 - ``qcfs``: its QCFS fine-tune (`workspace.qcfs_model`, L = ``L``), theta = lambda, v(0) = theta/2;
 - ``qcfs+sparsity``: the QCFS fine-tune with the activation-sparsity penalty (`qcfs.penalise_activity`),
-  its weight one of ``SPARSITIES``, converted the same way.
+  its weight one of ``SPARSITIES``, converted the same way;
+- ``qcfs+stdb`` (``STDB=1``): the ``qcfs`` network, with the coding parameter its row chose, fine-tuned
+  with STDB at that coding and T (``STDB_EPOCHS``, ``LR``, ``SPARSITY``... on ``NTRAIN`` training
+  samples outside the validation split, its epoch kept by validation accuracy): minutes per cell.
 
 Both with reset by subtraction, linear average pools and the membrane readout. The coding's
 parameter (rate: gain from ``GAINS``; delta: step from ``DELTAS``), and for ``qcfs+sparsity`` the
@@ -26,6 +29,7 @@ own updates are counted for no coding (`energy.encoder_updates`). Every simulate
 as a JSON named by what it depends on (`pipeline.frontier.cell_key`), so a rerun or a larger grid
 reuses it; ``FORCE=1`` recomputes. Writes frontier.json, frontier.md and frontier.png.
 """
+import dataclasses
 import time
 
 import numpy as np
@@ -33,6 +37,7 @@ import numpy as np
 from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
 from pipeline import UserError, data, energy, engine, frontier, plots, results, stats, workspace
 from pipeline.training import ann as train
+from pipeline.training import stdb
 
 METHODS = ("conversion", "qcfs", "qcfs+sparsity")
 SIM_BATCH = 50
@@ -54,8 +59,9 @@ def weights(settings, method):
 
 
 def network_name(method, sparsity):
-    """The trained network a (method, penalty weight) runs: `conversion`, `qcfs` or `qcfs+sparsity=<w>`."""
-    return f"qcfs+sparsity={sparsity:g}" if sparsity else method
+    """The trained network a (method, penalty weight) starts from: `conversion`, `qcfs` (also for
+    `qcfs+stdb`) or `qcfs+sparsity=<w>`."""
+    return f"qcfs+sparsity={sparsity:g}" if sparsity else method.removesuffix("+stdb")
 
 
 def dense_energy(nodes, cost):
@@ -63,12 +69,23 @@ def dense_energy(nodes, cost):
     return sum(energy.ann_macs(n) * cost.e_mac_pj + energy.ann_adds(n) * cost.e_ac_pj for n in nodes) * energy.PJ
 
 
+def tuning_key(s):
+    """What a qcfs+stdb network is fine-tuned for: its engine settings' coding and T."""
+    return s.coding, s.gain, s.delta, s.timesteps
+
+
 class Grid:
     """The networks (`network_name`), the conversion thresholds and the cell cache of one RUN."""
 
-    def __init__(self, settings, ws, qcfs_paths, train_idx, timesteps, cost):
+    def __init__(self, settings, ws, qcfs_paths, train_idx, timesteps, cost, stdb_samples=None):
         self.ws, self.cost, self.force, self.levels = ws, cost, settings.force, settings.levels
         self.seed = int(ws.record["seed"])
+        # qcfs+stdb: (x_train, y_train, x_select, y_select), its settings, what its cells depend on
+        self.stdb_samples, self.tuned = stdb_samples, {}
+        self.stdb_settings = stdb.stage_settings(settings, self.seed)
+        self.stdb_key = None if stdb_samples is None else {
+            "settings": dataclasses.asdict(self.stdb_settings),
+            "samples": frontier.samples_digest(*(np.asarray(a) for a in stdb_samples))}
         self.paths = {"conversion": ws.model.path, **qcfs_paths}
         self.sha = {m: results.file_sha256(p) for m, p in self.paths.items()}
         self.models = {m: engine.load_keras(p) for m, p in self.paths.items()}
@@ -87,8 +104,27 @@ class Grid:
         s = engine.SnnSettings(timesteps=timesteps, coding=coding, readout="membrane", pooling="linear",
                                seed=self.seed, batch_size=SIM_BATCH,
                                initial_membrane=0.0 if method == "conversion" else 0.5, **changes)
+        if method == "qcfs+stdb":
+            return self.fine_tuned(s)
         return engine.SpikingNetwork(self.models[network_name(method, sparsity)],
                                      self.thresholds if method == "conversion" else None, s)
+
+    def fine_tuned(self, s):
+        """The QCFS network fine-tuned with STDB under engine settings ``s`` (trained once per run, on a
+        fresh copy of the model: STDB changes weights in place); its best epoch by the selection samples."""
+        key = tuning_key(s)
+        if key not in self.tuned:
+            net = engine.SpikingNetwork(engine.load_keras(self.paths["qcfs"]), None, s)
+            x_train, y_train, x_select, y_select = self.stdb_samples
+            print(f"  STDB: {s.coding} T={s.timesteps}, {len(x_train)} training samples, "
+                  f"{self.stdb_settings.epochs} epochs", flush=True)
+            outcome = stdb.train(net, x_train, y_train, x_select, y_select,
+                                 dataclasses.replace(self.stdb_settings, batch_size=stdb.default_batch_size(net)),
+                                 progress=False)
+            self.tuned[key] = (net, {"best_epoch": outcome.best_epoch, "seconds": outcome.seconds,
+                                     "validation_accuracy_before": outcome.acc_before,
+                                     "validation_accuracy_after": outcome.acc_after})
+        return self.tuned[key][0]
 
     def cell(self, split, x, y, method, coding, parameter, sparsity, timesteps):
         """One simulated network on one sample set, from the cache or simulated now."""
@@ -98,7 +134,8 @@ class Grid:
                                 samples=frontier.samples_digest(x, np.asarray(y, np.int64)),
                                 thresholds=self.thresholds if method == "conversion" else None,
                                 costs=[self.cost.e_mac_pj, self.cost.e_ac_pj],
-                                **({"sparsity": sparsity} if sparsity else {}))
+                                **({"sparsity": sparsity} if sparsity else {}),
+                                **({"stdb": self.stdb_key} if method == "qcfs+stdb" else {}))
         path = self.ws.dir / CELLS / f"{key}.json"
         if path.exists() and not self.force:
             return {**results.read_json(path), "cached": True}
@@ -125,6 +162,8 @@ class Grid:
             "encoder_updates_per_inference": energy.encoder_updates(coding, x[0].size, timesteps),
             "seconds": time.perf_counter() - start,
         }
+        if method == "qcfs+stdb":
+            record["stdb"] = self.tuned[tuning_key(net.settings)][1]
         results.write_json(path, record)
         return {**record, "cached": False}
 
@@ -207,7 +246,13 @@ def main(settings):
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     qcfs_paths = {network_name(m, w): workspace.qcfs_model(ws, settings.levels, w, force=settings.force).path
                   for m in METHODS[1:] for w in weights(settings, m)}
-    grid = Grid(settings, ws, qcfs_paths, train_idx, timesteps, cost)
+    methods = METHODS + ("qcfs+stdb",) * settings.stdb
+    stdb_samples = None
+    if settings.stdb:
+        ntrain = min(settings.ntrain or workspace.STDB_TRAINING_SAMPLES, len(train_idx))
+        pick = train_idx[data.balanced_subset(ws.dataset.y_train[train_idx], ntrain, seed)]
+        stdb_samples = (np.asarray(ws.dataset.x_train[pick], np.float32), ws.dataset.y_train[pick], x_val, y_val)
+    grid = Grid(settings, ws, qcfs_paths, train_idx, timesteps, cost, stdb_samples)
     anns = {name: {"test": train.predict(model, x), "validation": train.predict(model, x_val)}
             for name, model in grid.models.items()}
     reference_val = float(np.mean(anns["conversion"]["validation"] == y_val))
@@ -235,20 +280,24 @@ def main(settings):
                 "validation_candidates": [{"parameter": p[0], "value": p[1], "sparsity": w,
                                            "accuracy": c["accuracy"], "normalized_energy": c["normalized_energy"]}
                                           for (p, w), c in tried],
-                **stats.comparison(y, {"snn": predictions, "ann": anns["conversion"]["test"]})}
+                **stats.comparison(y, {"snn": predictions, "ann": anns["conversion"]["test"]}),
+                **({"stdb": cell["stdb"]} if "stdb" in cell else {})}
 
-    rows, validated, picked = [], {}, {}
+    rows, validated, picked, qcfs_pick = [], {}, {}, {}
     for coding in settings.codings:
-        for method in METHODS:
+        for method in methods:
             for t in timesteps:
                 start = time.perf_counter()
-                tried = [((p, w), grid.cell("validation", x_val, y_val, method, coding, p, w, t))
-                         for p in candidates(settings, coding) for w in weights(settings, method)]
+                options = ([qcfs_pick[coding, t]] if method == "qcfs+stdb" else   # STDB: minutes per option
+                           [(p, w) for p in candidates(settings, coding) for w in weights(settings, method)])
+                tried = [(o, grid.cell("validation", x_val, y_val, method, coding, *o, t)) for o in options]
                 validated[coding, method, t] = tried
                 for _, c in tried:
                     counts["reused" if c["cached"] else "simulated"] += 1
                 option = frontier.choose_parameter([(o, c["accuracy"], c["normalized_energy"]) for o, c in tried])
                 row = picked[coding, method, t, option] = row_of(coding, method, t, option, tried)
+                if method == "qcfs":
+                    qcfs_pick[coding, t] = option
                 rows.append(row)
                 print(f"  {label(row):<14} {method_label(row):<18} T={t:<4} SNN {stats.format_recorded(row, 'snn_accuracy')}  "
                       f"energy {row['normalized_energy']:.4f} (floor {row['input_floor']:.4f})  "
@@ -264,7 +313,7 @@ def main(settings):
     ann_test = stats.scored("test_accuracy", anns["conversion"]["test"], y)
     record = {
         "stage": "frontier", "rows": rows, "num_samples": n, "validation_samples": len(val_idx),
-        "codings": list(settings.codings), "methods": list(METHODS), "timesteps": list(timesteps),
+        "codings": list(settings.codings), "methods": list(methods), "timesteps": list(timesteps),
         "gains": list(settings.gains), "deltas": list(settings.deltas), "sparsities": list(settings.sparsities),
         "levels": settings.levels,
         "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
@@ -280,6 +329,9 @@ def main(settings):
         "pareto_front": frontier.pareto_front(rows),
         "cheapest_within_1pp_test": frontier.choose_point(rows, ann_test["test_accuracy"], "snn_accuracy"),
         "conversion_thresholds": {"values": grid.thresholds, "how": grid.threshold_note},
+        "stdb": None if stdb_samples is None else {
+            **grid.stdb_key["settings"], "train_samples": len(stdb_samples[0]),
+            "epoch_chosen_on": f"the {len(val_idx)} validation samples"},
         "accounting": {"denominator": "the modified ANN's dense energy (MACs and pooling adds), one for every row",
                        "encoder": "encoder updates are counted for no coding (encoder_updates_per_inference "
                                   "reports them)",

@@ -28,7 +28,6 @@ from pipeline.settings import Settings
 from pipeline.training import ann as train, stdb
 
 METHODS = ("conversion", "conversion+stdb", "qcfs", "qcfs+stdb")
-DEFAULT_NTRAIN = 256         # STDB training samples per T unless NTRAIN says otherwise
 WITHIN_PP = 1.0              # "as good as the ANN": within this many percentage points
 SIM_BATCH = 50
 
@@ -217,7 +216,7 @@ def main(settings: Settings):
     anns = {m: predictions[:n] for m, predictions in whole.items()}                        # the simulated samples
     methods = Methods(settings, ws, qcfs_trained.path, timesteps)
     chosen_methods = [m for m in METHODS if settings.stdb or not m.endswith("+stdb")]
-    train_idx = data.balanced_subset(ws.dataset.y_train, settings.ntrain or DEFAULT_NTRAIN, methods.seed)
+    train_idx = data.balanced_subset(ws.dataset.y_train, settings.ntrain or workspace.STDB_TRAINING_SAMPLES, methods.seed)
     x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
 
     rows, stdb_runs, toolbox_rows = [], [], []

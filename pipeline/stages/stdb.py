@@ -10,7 +10,6 @@ from pipeline.toolbox import configs, runner
 from pipeline.training import ann, stdb
 from pipeline.training.stdb import stage_settings
 
-DEFAULT_NTRAIN = 256      # sized so `make stdb T=28` fits a short session on a 2-core CPU (README)
 TABLE3_ACCURACIES = ("ann_accuracy", "snn_accuracy_before", "snn_accuracy")
 TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch",
                   "num_samples") + tuple(f"{name}_{end}" for name in TABLE3_ACCURACIES for end in ("lo", "hi"))
@@ -58,7 +57,7 @@ def run_stdb(settings, ws, timesteps):
     """Convert, fine-tune with STDB at `timesteps`, export, check on the toolbox; write stdb_T<T>.json."""
     start = time.perf_counter()
     n = workspace.test_samples(settings, ws)
-    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
+    ntrain = min(settings.ntrain or workspace.STDB_TRAINING_SAMPLES, len(ws.dataset.y_train))
     seed = int(ws.record["seed"])
     train_idx = data.balanced_subset(ws.dataset.y_train, ntrain, seed)
     x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
@@ -153,7 +152,7 @@ def sweep_main(settings):
     engine.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, **workspace.input_coding(settings))
     ws = workspace.prepare(settings)
     n = workspace.test_samples(settings, ws)
-    ntrain = min(settings.ntrain or DEFAULT_NTRAIN, len(ws.dataset.y_train))
+    ntrain = min(settings.ntrain or workspace.STDB_TRAINING_SAMPLES, len(ws.dataset.y_train))
     records = []
     for t in sorted(set(settings.timesteps_list)):
         path = ws.dir / f"stdb_T{t}.json"

@@ -15,11 +15,11 @@
 
 Both with reset by subtraction, linear average pools and the membrane readout. The coding's
 parameter (rate: gain from ``GAINS``; delta: step from ``DELTAS``), and for ``qcfs+sparsity`` the
-penalty weight with it, is chosen per (coding, method, T) on the validation split the ANN was trained with (`data.validation_split`), and so is the
-reported point, the cheapest network tried on validation (any row's, any of its candidates) within
-1 pp of the modified ANN there, by its validation energy (`pipeline.frontier.choose_point`); the
-test samples (``N``) are simulated once per row, with the chosen parameter, and once for the
-reported point if it is not a row's pick. STDB cells are not part of the grid.
+penalty weight with it, is chosen per (coding, method, T) on the validation split the ANN was
+trained with (`data.validation_split`), and so is the reported point, the cheapest network tried on
+validation (any row's, any of its candidates) within 1 pp of the modified ANN there, by its
+validation energy (`pipeline.frontier.choose_point`); the test samples (``N``) are simulated once
+per row, with the chosen parameter, and once for the reported point if it is not a row's pick.
 
 Accounting, the same for every row: energy is the energy model's count on the spikes of that
 very run, normalised by the modified ANN's dense energy (one denominator for every row: the
@@ -194,8 +194,8 @@ def write_markdown(path, record):
              "Energy: SNN / the modified ANN's dense energy on the same samples (one denominator for every row). "
              "Floor: what the input alone costs (its events' ACs into conv1; analog: conv1's MACs). Encoder updates "
              "(Poisson draws, rate-encoder IF steps, delta compares) are counted for no coding. Accuracy [95 % "
-             "Wilson interval] (N); own ANN: the network's own ANN (QCFS: the QCFS ANN; qcfs+sparsity w: the QCFS "
-             "ANN fine-tuned with the activation-sparsity penalty of weight w).", "",
+             "Wilson interval] (N); own ANN: the network's own ANN (qcfs, qcfs+stdb: the QCFS ANN; qcfs+sparsity w: "
+             "the QCFS ANN fine-tuned with the activation-sparsity penalty of weight w).", "",
              f"Modified ANN: {stats.format_recorded(ann, 'test_accuracy', n)} on the test samples, "
              f"{stats.format_accuracy(ann['validation_accuracy'], record['validation_samples'])} on validation "
              "(its best epoch was chosen there); QCFS ANN "

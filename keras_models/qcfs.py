@@ -8,6 +8,11 @@ network trained with it converts to an integrate-and-fire SNN with threshold ``t
 and initial membrane ``theta / 2`` whose expected conversion error is zero at any T (their
 Theorem 2); at T = L the SNN can reproduce the ANN's L + 1 activation levels exactly.
 
+`penalise_activity` adds an activation-sparsity penalty to a model's training loss: weight x the
+mean of h / lambda over every hidden QCFS neuron, the rate (spikes per step) at which the converted
+neuron fires, so the penalty lowers exactly what the SNN's synaptic operations are counted from. It
+is a training-time attribute, not part of the saved model.
+
 The layer is registered with Keras (``escape_snn>QCFS``), so any ``load_model`` of a QCFS
 ``.h5`` works once this module is imported; `CUSTOM_OBJECTS` names it explicitly too.
 """
@@ -31,6 +36,7 @@ class QCFS(tf.keras.layers.Layer):
             raise ValueError(f"QCFS initial_threshold={initial_threshold!r}: must be positive")
         self.levels = int(levels)
         self.initial_threshold = float(initial_threshold)
+        self.penalty = 0.0   # loss weight per unit of summed h / lambda (`penalise_activity`); not saved
 
     def build(self, input_shape):
         self.threshold = self.add_weight(
@@ -42,7 +48,10 @@ class QCFS(tf.keras.layers.Layer):
         lam = tf.cast(self.threshold, z.dtype)
         steps = z * (self.levels / lam) + SHIFT
         steps = steps + tf.stop_gradient(tf.floor(steps) - steps)   # floor forward, identity backward
-        return lam * tf.clip_by_value(steps / self.levels, 0.0, 1.0)
+        rate = tf.clip_by_value(steps / self.levels, 0.0, 1.0)     # h / lambda
+        if self.penalty:   # per sample: the summed rate of this layer's neurons, averaged over the batch
+            self.add_loss(self.penalty * tf.reduce_mean(tf.reduce_sum(tf.reshape(rate, [tf.shape(z)[0], -1]), 1)))
+        return lam * rate
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -62,6 +71,16 @@ def layers_of(model):
 def threshold_values(model):
     """``{QCFS layer name: lambda}``."""
     return {layer.name: float(layer.threshold.numpy()) for layer in layers_of(model)}
+
+
+def penalise_activity(model, weight):
+    """Make ``weight`` x the mean of h / lambda over all the model's QCFS neurons (each neuron counted
+    once, so the large early layers weigh as much as their neuron counts) part of its training loss;
+    ``weight`` 0 removes the penalty, leaving the model's computation exactly as without it."""
+    found = layers_of(model)
+    neurons = sum(int(np.prod(layer.output_shape[1:])) for layer in found)
+    for layer in found:
+        layer.penalty = float(weight) / neurons
 
 
 def warm_start(model, source, x):

@@ -185,7 +185,7 @@ def stdb_curves(path, record):
 
 # --------------------------------------------------------------------- the accuracy-energy frontier
 CODING_COLORS = {"analog": "C0", "poisson": "C1", "rate": "C2", "delta": "C3"}
-METHOD_MARKERS = {"conversion": "o", "qcfs": "s"}
+METHOD_MARKERS = {"conversion": "o", "qcfs": "s", "qcfs+sparsity": "D", "qcfs+stdb": "v"}
 
 
 def frontier(path, rows, front, chosen, ann_accuracy, num_samples):

@@ -50,6 +50,15 @@ _positive_int = _positive(_int, "integer")
 _positive_float = _positive(_float, "number")
 
 
+def _non_negative_float(name):
+    def parse(text):
+        value = _float(name)(text)
+        if not 0 <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{name}={value} must be a number >= 0")
+        return value
+    return parse
+
+
 def _list_of(item, example):
     """Space- or comma-separated values, each parsed by ``item``."""
     def step(name, text):
@@ -158,6 +167,14 @@ class Settings:
                           (1.0, 4.0, 16.0), parse=_float_list, shown="`1 4 16`")
     deltas: tuple = option("DELTAS", "delta-encoder steps `make frontier` chooses from on the validation split",
                            (0.02, 0.05, 0.1), parse=_float_list, shown="`0.02 0.05 0.1`")
+    sparsity: float = option("SPARSITY", "activation-sparsity penalty weight: the QCFS fine-tune (`make latency`, "
+                                         "`NET=qcfs`) adds weight × the hidden QCFS neurons' mean activation h/λ to its "
+                                         "loss, STDB weight × the hidden neurons' mean firing rate (spikes per neuron "
+                                         "and step): the same quantity, as h/λ is the rate the converted neuron fires "
+                                         "at; 0: no penalty", 0.0, parse=_non_negative_float)
+    sparsities: tuple = option("SPARSITIES", "penalty weights the `qcfs+sparsity` rows of `make frontier` choose from "
+                                             "on the validation split", (4.0, 16.0), parse=_float_list,
+                               shown="`4 16`")
     net: str = option("NET", "the network `make energy` measures, `make export` writes and `make interop` "
                              "cross-checks: `converted` (INI "
                              "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "
@@ -178,7 +195,8 @@ class Settings:
                                    "`.venv-interop`, which make builds)", (),
                           parse=lambda name: _choices_list(name, ("snntorch",)), shown="—")
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
-    stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows", False, flag=True)
+    stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows, `make frontier` `qcfs+stdb` rows "
+                                "(minutes each)", False, flag=True)
     force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "
                                    "`run.json` (not the defaults), a value given replaces the recorded one and "
                                    "the summary prints what changed", False, flag=True)

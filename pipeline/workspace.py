@@ -19,6 +19,7 @@ DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "s
 NUM_NORM = 500   # training samples the toolbox normalises on
 DEFAULT_N = 100             # test samples simulated when N is not given
 CALIBRATION_SAMPLES = 100   # training samples the conversion thresholds are calibrated on (THRESHOLDS=max)
+STDB_TRAINING_SAMPLES = 256  # STDB's training samples unless NTRAIN says otherwise (sized for a 2-core CPU)
 ONOFF_SUFFIX = "_onoff"     # the toolbox's data, model and log dir with ON/OFF input
 
 
@@ -272,23 +273,25 @@ def ini_converted_network(ws, timesteps, coding, thresholds, seed, batch_size, n
     return net, f"converted, {source}"
 
 
-def qcfs_model(ws, levels, force=False):
+def qcfs_model(ws, levels, sparsity=0.0, force=False):
     """The RUN's QCFS ESCAPE-NET (`keras_models.qcfs`, L = ``levels``): the trained model fine-tuned with
-    quantised, clipped activations, cached like every trained model."""
+    quantised, clipped activations (and the activation-sparsity penalty of weight ``sparsity``), cached
+    like every trained model."""
     chosen = ws.record
     return train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),
-                                                       int(chosen["seed"]), levels), force=force)
+                                                       int(chosen["seed"]), levels, sparsity), force=force)
 
 
-def qcfs_network(ws, timesteps, coding, seed, batch_size, levels):
+def qcfs_network(ws, timesteps, coding, seed, batch_size, levels, sparsity=0.0):
     """The RUN's QCFS network converted as Bu et al. do: theta = lambda per layer, v(0) = theta/2, linear
     pools, membrane readout; and a line saying what it is."""
     from pipeline import engine
-    trained = qcfs_model(ws, levels)
+    trained = qcfs_model(ws, levels, sparsity)
     settings = engine.SnnSettings(timesteps=timesteps, **coding, seed=seed, batch_size=batch_size,
                                   initial_membrane=0.5)
     return (engine.SpikingNetwork(train.load(trained.path), None, settings),
-            f"QCFS (L={levels}, {trained.path.name}), theta = lambda, v(0) = theta/2")
+            f"QCFS (L={levels}, {trained.path.name}{f', sparsity {sparsity:g}' if sparsity else ''}), "
+            "theta = lambda, v(0) = theta/2")
 
 
 def network_of(settings, ws, batch_size):
@@ -298,7 +301,7 @@ def network_of(settings, ws, batch_size):
     if settings.net == "stdb":
         return stdb_network(ws, T, coding, seed, batch_size)
     if settings.net == "qcfs":
-        return qcfs_network(ws, T, coding, seed, batch_size, settings.levels)
+        return qcfs_network(ws, T, coding, seed, batch_size, settings.levels, settings.sparsity)
     return ini_converted_network(ws, T, coding, settings.thresholds, seed, batch_size,
                                            min(settings.ntrain or CALIBRATION_SAMPLES,
                                                len(ws.dataset.y_train)))

@@ -15,7 +15,7 @@ ROW_FIELDS = {"coding", "method", "timesteps", "num_samples", "ann_accuracy", "o
 
 def run(tiny_npz, *extra):
     argv = ["frontier", "--run", "tiny", "--data", str(tiny_npz), "--width", "4", "--epochs", "2",
-            "--timesteps-list", "2 4", "--num-samples", "20", "--gains", "1 4", "--deltas", "0.1 0.3", *extra]
+            "--timesteps-list", "2 4", "--num-samples", "20", "--gains", "1 4", "--deltas", "0.1 0.3", "--sparsities", "1 8", *extra]
     return stage.main(settings_module.parse(argv))
 
 
@@ -23,7 +23,8 @@ def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
     record = run(tiny_npz)
     rows = record["rows"]
     assert [(r["coding"], r["method"], r["timesteps"]) for r in rows] == \
-        [(c, m, t) for c in ("analog", "poisson", "rate", "delta") for m in ("conversion", "qcfs") for t in (2, 4)]
+        [(c, m, t) for c in ("analog", "poisson", "rate", "delta") for m in ("conversion", "qcfs", "qcfs+sparsity")
+         for t in (2, 4)]
     for r in rows:
         assert ROW_FIELDS <= set(r)
         assert r["num_samples"] == 20 and r["normalized_energy"] > 0 and r["input_floor"] > 0
@@ -31,18 +32,26 @@ def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
         assert r["normalized_energy"] == pytest.approx(sum(r["layer_energy"].values()))
         check_uncertainty(r)
         tried = r["validation_candidates"]
-        assert len(tried) == {"rate": 2, "delta": 2}.get(r["coding"], 1)
-        assert r["value"] == frontier.choose_parameter([(c["value"], c["accuracy"], c["normalized_energy"])
-                                                        for c in tried])
+        assert len(tried) == {"rate": 2, "delta": 2}.get(r["coding"], 1) * (2 if r["method"] == "qcfs+sparsity" else 1)
+        assert (r["value"], r["sparsity"]) == frontier.choose_parameter(
+            [((c["value"], c["sparsity"]), c["accuracy"], c["normalized_energy"]) for c in tried])
+        assert (r["sparsity"] in (1, 8)) == (r["method"] == "qcfs+sparsity")
     # one denominator: the same ANN accuracy on every row; QCFS rows carry their own ANN's
     assert len({r["ann_accuracy"] for r in rows}) == 1
     assert {r["own_ann_accuracy"] for r in rows if r["method"] == "qcfs"} == {record["ann"]["qcfs_test_accuracy"]}
+    penalised = {a["sparsity"]: a["test_accuracy"] for a in record["ann"]["qcfs_sparsity"]}
+    assert sorted(penalised) == [1, 8]
+    assert all(r["own_ann_accuracy"] == penalised[r["sparsity"]] for r in rows if r["method"] == "qcfs+sparsity")
     analog = [r for r in rows if r["coding"] == "analog" and r["method"] == "conversion"]
     assert analog[0]["input_floor"] == pytest.approx(analog[1]["input_floor"])   # conv1's MACs once, whatever T
     delta = [r for r in rows if r["coding"] == "delta"]
     assert all(r["encoder_updates_per_inference"] == 8 * 12 for r in delta)
-    if record["chosen"] is not None:
-        assert record["chosen"]["validation_accuracy"] >= record["ann"]["validation_accuracy"] - 0.01
+    # the reported point: the cheapest of every network tried on validation within 1 pp of the ANN there
+    good = [c["normalized_energy"] for r in rows for c in r["validation_candidates"]
+            if c["accuracy"] >= record["ann"]["validation_accuracy"] - 0.01]
+    assert (record["chosen"] is None) == (not good)
+    if good:
+        assert record["chosen"]["validation_energy"] == min(good)
     assert record["pareto_front"] == frontier.pareto_front(rows)
     folder = sandbox / "results" / "tiny"
     assert json.loads((folder / "frontier.json").read_text())["rows"] == rows
@@ -56,9 +65,17 @@ def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
     assert [r["snn_accuracy"] for r in again["rows"]] == [r["snn_accuracy"] for r in rows]
     assert [r["normalized_energy"] for r in again["rows"]] == [r["normalized_energy"] for r in rows]
     wider = run(tiny_npz, "--codings", "rate", "--gains", "1 4 8")   # a larger grid simulates only what is new
-    new_tests = sum(r["value"] == 8 for r in wider["rows"])          # g=8 on validation, and on test where chosen
-    assert wider["cells"]["simulated"] == 2 * 2 + new_tests
-    assert wider["cells"]["simulated"] + wider["cells"]["reused"] == 2 * 2 * 4
+    extra = wider["chosen"] is not None and wider["chosen"] not in wider["rows"]   # the reported point's test cell
+    new_tests = sum(r["value"] == 8 for r in wider["rows"]) + (extra and wider["chosen"]["value"] == 8)
+    assert wider["cells"]["simulated"] == 2 * 2 + 2 * 2 + new_tests  # (conversion, qcfs; two penalty weights) x T
+    assert wider["cells"]["simulated"] + wider["cells"]["reused"] == 2 * 2 * 4 + 2 * (3 * 2 + 1) + extra
+
+    tuned = run(tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")   # STDB=1
+    stdb_rows = [r for r in tuned["rows"] if r["method"] == "qcfs+stdb"]
+    assert [r["timesteps"] for r in stdb_rows] == [2, 4] and tuned["stdb"]["train_samples"] == 30
+    assert all(r["stdb"]["best_epoch"] == 1 and r["own_ann_accuracy"] == record["ann"]["qcfs_test_accuracy"]
+               and len(r["validation_candidates"]) == 1 for r in stdb_rows)
+    assert run(tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")["cells"]["simulated"] == 0
 
     from pipeline.__main__ import main          # make report shows the frontier and its figure
     assert main(["report", "--run", "tiny"]) == 0
@@ -82,7 +99,7 @@ def test_frontier_needs_timesteps_and_refuses_bad_grids(tiny_npz, sandbox, capsy
     from pipeline.__main__ import main
     with pytest.raises(UserError, match="TS is required"):
         stage.main(settings_module.parse(["frontier", "--data", str(tiny_npz)]))
-    for bad in ("CODINGS=analog morse", "GAINS=1 0", "DELTAS=-0.1"):
+    for bad in ("CODINGS=analog morse", "GAINS=1 0", "DELTAS=-0.1", "SPARSITIES=1 -2", "SPARSITY=-0.5"):
         assert main(["frontier", "TS=2", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and bad.split("=")[0] in err

@@ -155,42 +155,93 @@ def test_neuron_learning_rate_is_validated():
         stdb.StdbSettings(neuron_lr=0.0)
 
 
-MIRRORED = """
-import sys
-sys.path[:0] = [{tests!r}, {root!r}]
+DISTRIBUTED = """
+import json, sys
+sys.path[:0] = [{root!r}]
 import pipeline
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pipeline.training import stdb
+{strategy}
+import numpy as np
 from keras_models import escape_net
 from pipeline import engine
-from pipeline.training import stdb
-from test_stdb import make_problem
-trained, thresholds, weights, x_train, y_train, x_test, y_test = make_problem()
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+problem = np.load({problem!r})
 with strategy.scope():
     model = escape_net.build(input_shape=(8, 8, 1), width=4)
-    model.set_weights(weights)
-    net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=100))
-    result = stdb.train(net, x_train, y_train, x_test, y_test,
-                        stdb.StdbSettings(epochs=3, learning_rate=1e-3, train_thresholds=True), progress=False)
-print("REPLICAS", strategy.num_replicas_in_sync, "BEFORE", result.validation_before, "AFTER", result.validation_after)
+    model.set_weights([problem[f"w{{i}}"] for i in range(len(model.get_weights()))])
+    net = engine.SpikingNetwork(model, json.loads(str(problem["thresholds"])),
+                                engine.SnnSettings(timesteps=5, batch_size=100))
+    result = stdb.train(net, problem["x_train"], problem["y_train"], problem["x_val"], problem["y_val"],
+                        stdb.StdbSettings(epochs=3, learning_rate=1e-3, train_thresholds=True, batch_size=96),
+                        progress=False)
+np.savez({out!r}, *[w.numpy() for w in net.weight_variables()])
+print("RESULT", json.dumps({{"replicas": strategy.num_replicas_in_sync, "worker": stdb.worker_index(strategy),
+                            "before": result.validation_before, "history": result.history_dicts(),
+                            "thresholds": result.thresholds}}))
 """
+TWO_LOGICAL_CPUS = """import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])"""
+ONE_PROCESS = "strategy = stdb.distribution_strategy()   # first: TF_CONFIG (set by the test) starts the collectives"
 
 
-def test_stdb_trains_under_a_mirrored_strategy():
-    # Two replicas (two logical CPUs stand in for two GPUs): the batch is split, the gradients
-    # summed, and training still works. Its own process: devices are fixed when TF starts.
+def _free_ports(count):
+    import socket
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_one_device_two_replicas_and_two_workers_train_alike(problem, tmp_path):
+    # The same global batches on one device, on two replicas of one process (two logical CPUs stand in
+    # for two GPUs: MirroredStrategy) and on two worker processes on localhost (TF_CONFIG:
+    # MultiWorkerMirroredStrategy, gradients all-reduced over gRPC): every sample draws its own Poisson
+    # input and dropout masks, so the runs differ only in the order of float sums.
+    import json
+    import os
     import subprocess
     import sys
     from pathlib import Path
-    tests = Path(__file__).parent
-    script = MIRRORED.format(tests=str(tests), root=str(tests.parent))
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    words = done.stdout.split("REPLICAS")[-1].split()
-    replicas, before, after = int(words[0]), float(words[2]), float(words[4])
-    assert replicas == 2 and after >= before + 0.2
+    model, thresholds, weights, x_train, y_train, x_test, y_test = problem
+    path = tmp_path / "problem.npz"
+    np.savez(path, thresholds=json.dumps(thresholds), x_train=x_train, y_train=y_train,
+             x_val=x_test[:100], y_val=y_test[:100], **{f"w{i}": w for i, w in enumerate(weights)})
+    root = str(Path(__file__).parent.parent)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+
+    def start(name, strategy=ONE_PROCESS, tf_config=None):
+        script = DISTRIBUTED.format(root=root, strategy=strategy, problem=str(path), out=str(tmp_path / f"{name}.npz"))
+        extra = {"TF_CONFIG": json.dumps(tf_config)} if tf_config else {}
+        return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**env, **extra})
+
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    runs = {"one": start("one"), "mirrored": start("mirrored", TWO_LOGICAL_CPUS)}
+    runs.update({f"worker{i}": start(f"worker{i}", tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}})
+                 for i in range(2)})
+    outcome = {}
+    for name, process in runs.items():
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, f"{name}: {err[-2000:]}"
+        outcome[name] = json.loads(out.split("RESULT", 1)[1])
+    assert [outcome[n]["replicas"] for n in runs] == [1, 2, 2, 2]
+    assert [outcome[n]["worker"] for n in runs] == [0, 0, 0, 1]
+    one = outcome["one"]
+    assert max(h["validation_accuracy"] for h in one["history"]) >= one["before"] + 0.2     # it learns
+    want = np.load(tmp_path / "one.npz")
+    for name in ("mirrored", "worker0", "worker1"):
+        got = np.load(tmp_path / f"{name}.npz")
+        for key in want.files:   # float32 sums in another order: ~1e-7 of a layer's largest weight measured
+            np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-6 * np.abs(want[key]).max())
+        assert outcome[name]["thresholds"] == pytest.approx(one["thresholds"], rel=1e-5)
+        for a, b in zip(outcome[name]["history"], one["history"]):
+            assert a["validation_accuracy"] == b["validation_accuracy"]
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
 
 
 # ------------------------------------------------------------------ export

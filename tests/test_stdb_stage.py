@@ -59,6 +59,25 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch, capsys):
     assert float(rows[1]["snn_accuracy_lo"]) <= float(rows[1]["snn_accuracy"]) <= float(rows[1]["snn_accuracy_hi"])
 
 
+@pytest.mark.slow
+def test_stdb_sweep_trains_in_parallel_processes(sandbox, tiny_npz, capsys):
+    # JOBS=2: each T in its own process (one thread each), logs beside the results; the draws are keyed
+    # by sample, so a child trains exactly as the stdb stage does alone.
+    args = ["--data", str(tiny_npz), *COMMON, "--jobs", "2"]
+    assert main(["stdb-sweep", "--timesteps-list", "4 6", *args]) == 0
+    run = sandbox / "results" / "st"
+    out = capsys.readouterr().out
+    assert "2 at a time, 1 thread(s) each" in out and "T=4 done" in out and "T=6 done" in out
+    parallel = {t: json.loads((run / f"stdb_T{t}.json").read_text()) for t in (4, 6)}
+    assert all((run / f"stdb_T{t}.log").stat().st_size > 0 for t in (4, 6))
+    assert "| 4 |" in (run / "table3.md").read_text() and "| 6 |" in (run / "table3.md").read_text()
+    assert main(["stdb", "--timesteps", "4", *args, "--force"]) == 0      # alone, in this process
+    alone = json.loads((run / "stdb_T4.json").read_text())
+    assert [h["validation_accuracy"] for h in alone["history"]] == [h["validation_accuracy"] for h in
+                                                                   parallel[4]["history"]]
+    assert alone["snn_accuracy"] == parallel[4]["snn_accuracy"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--timesteps", "0"], "T=0 must be a positive integer"),
     (["--timesteps", "28", "--leak", "1.5"], "LEAK=1.5"),

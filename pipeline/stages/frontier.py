@@ -6,14 +6,20 @@
 - ``conversion``: the RUN's modified ESCAPE-NET, thresholds 0.7 x the maximum input current
   (`engine.calibrate_thresholds` on training samples outside the validation split, with analog
   input at max(TS): one set of thresholds for every coding, so only the coding changes);
-- ``qcfs``: its QCFS fine-tune (`workspace.qcfs_model`, L = ``L``), theta = lambda, v(0) = theta/2.
+- ``qcfs``: its QCFS fine-tune (`workspace.qcfs_model`, L = ``L``), theta = lambda, v(0) = theta/2;
+- ``qcfs+sparsity``: the QCFS fine-tune with the activation-sparsity penalty (`qcfs.penalise_activity`),
+  its weight one of ``SPARSITIES``, converted the same way;
+- ``qcfs+stdb`` (``STDB=1``): the ``qcfs`` network, with the coding parameter its row chose, fine-tuned
+  with STDB at that coding and T (``STDB_EPOCHS``, ``LR``, ``SPARSITY``... on ``NTRAIN`` training
+  samples outside the validation split, its epoch kept by validation accuracy): minutes per cell.
 
 Both with reset by subtraction, linear average pools and the membrane readout. The coding's
-parameter (rate: gain from ``GAINS``; delta: step from ``DELTAS``) is chosen per (coding, method,
-T) on the validation split the ANN was trained with (`data.validation_split`), and so is the
-reported point, the cheapest network within 1 pp of the modified ANN
-(`pipeline.frontier.choose_point`); the test samples (``N``) are simulated once per row, for the
-reported numbers, with the chosen parameter. STDB cells are not part of the grid.
+parameter (rate: gain from ``GAINS``; delta: step from ``DELTAS``), and for ``qcfs+sparsity`` the
+penalty weight with it, is chosen per (coding, method, T) on the validation split the ANN was
+trained with (`data.validation_split`), and so is the reported point, the cheapest network tried on
+validation (any row's, any of its candidates) within 1 pp of the modified ANN there, by its
+validation energy (`pipeline.frontier.choose_point`); the test samples (``N``) are simulated once
+per row, with the chosen parameter, and once for the reported point if it is not a row's pick.
 
 Accounting, the same for every row: energy is the energy model's count on the spikes of that
 very run, normalised by the modified ANN's dense energy (one denominator for every row: the
@@ -23,6 +29,7 @@ own updates are counted for no coding (`energy.encoder_updates`). Every simulate
 as a JSON named by what it depends on (`pipeline.frontier.cell_key`), so a rerun or a larger grid
 reuses it; ``FORCE=1`` recomputes. Writes frontier.json, frontier.md and frontier.png.
 """
+import dataclasses
 import time
 
 import numpy as np
@@ -30,8 +37,9 @@ import numpy as np
 from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
 from pipeline import data, energy, engine, frontier, plots, results, stats, workspace
 from pipeline.training import ann as train
+from pipeline.training import stdb
 
-METHODS = ("conversion", "qcfs")
+METHODS = ("conversion", "qcfs", "qcfs+sparsity")
 SIM_BATCH = 50
 CELLS = "frontier_cells"
 
@@ -45,18 +53,40 @@ def candidates(settings, coding):
     return [(None, None)]
 
 
+def weights(settings, method):
+    """The sparsity-penalty weights a method's rows choose from (0: trained without the penalty)."""
+    return settings.sparsities if method == "qcfs+sparsity" else (0.0,)
+
+
+def network_name(method, sparsity):
+    """The trained network a (method, penalty weight) starts from: `conversion`, `qcfs` (also for
+    `qcfs+stdb`) or `qcfs+sparsity=<w>`."""
+    return f"qcfs+sparsity={sparsity:g}" if sparsity else method.removesuffix("+stdb")
+
+
 def dense_energy(nodes, cost):
     """Joules of one dense ANN inference over these compute nodes (MACs and pooling adds)."""
     return sum(energy.ann_macs(n) * cost.e_mac_pj + energy.ann_adds(n) * cost.e_ac_pj for n in nodes) * energy.PJ
 
 
-class Grid:
-    """The two networks, their thresholds and the cell cache of one RUN."""
+def tuning_key(s):
+    """What a qcfs+stdb network is fine-tuned for: its engine settings' coding and T."""
+    return s.coding, s.gain, s.delta, s.timesteps
 
-    def __init__(self, settings, ws, qcfs_path, train_idx, timesteps, cost):
+
+class Grid:
+    """The networks (`network_name`), the conversion thresholds and the cell cache of one RUN."""
+
+    def __init__(self, settings, ws, qcfs_paths, train_idx, timesteps, cost, stdb_samples=None):
         self.ws, self.cost, self.force, self.levels = ws, cost, settings.force, settings.levels
         self.seed = int(ws.record["seed"])
-        self.paths = {"conversion": ws.model.path, "qcfs": qcfs_path}
+        # qcfs+stdb: (x_train, y_train, x_select, y_select), its settings, what its cells depend on
+        self.stdb_samples, self.tuned = stdb_samples, {}
+        self.stdb_settings = stdb.stage_settings(settings, self.seed)
+        self.stdb_key = None if stdb_samples is None else {
+            "settings": dataclasses.asdict(self.stdb_settings),
+            "samples": frontier.samples_digest(*(np.asarray(a) for a in stdb_samples))}
+        self.paths = {"conversion": ws.model.path, **qcfs_paths}
         self.sha = {m: results.file_sha256(p) for m, p in self.paths.items()}
         self.models = {m: engine.load_keras(p) for m, p in self.paths.items()}
         pick = train_idx[data.balanced_subset(ws.dataset.y_train[train_idx], workspace.CALIBRATION_SAMPLES, self.seed)]
@@ -69,25 +99,48 @@ class Grid:
         nodes = engine.SpikingNetwork(self.models["conversion"], self.thresholds, calibration).graph.compute_nodes
         self.ann_energy_j = dense_energy(nodes, cost)
 
-    def network(self, method, coding, parameter, timesteps):
+    def network(self, method, coding, parameter, sparsity, timesteps):
         changes = {} if parameter[0] is None else {parameter[0]: parameter[1]}
         s = engine.SnnSettings(timesteps=timesteps, coding=coding, readout="membrane", pooling="linear",
                                seed=self.seed, batch_size=SIM_BATCH,
-                               initial_membrane=0.5 if method == "qcfs" else 0.0, **changes)
-        return engine.SpikingNetwork(self.models[method], self.thresholds if method == "conversion" else None, s)
+                               initial_membrane=0.0 if method == "conversion" else 0.5, **changes)
+        if method == "qcfs+stdb":
+            return self.fine_tuned(s)
+        return engine.SpikingNetwork(self.models[network_name(method, sparsity)],
+                                     self.thresholds if method == "conversion" else None, s)
 
-    def cell(self, split, x, y, method, coding, parameter, timesteps):
+    def fine_tuned(self, s):
+        """The QCFS network fine-tuned with STDB under engine settings ``s`` (trained once per run, on a
+        fresh copy of the model: STDB changes weights in place); its best epoch by the selection samples."""
+        key = tuning_key(s)
+        if key not in self.tuned:
+            net = engine.SpikingNetwork(engine.load_keras(self.paths["qcfs"]), None, s)
+            x_train, y_train, x_select, y_select = self.stdb_samples
+            print(f"  STDB: {s.coding} T={s.timesteps}, {len(x_train)} training samples, "
+                  f"{self.stdb_settings.epochs} epochs", flush=True)
+            outcome = stdb.train(net, x_train, y_train, x_select, y_select,
+                                 dataclasses.replace(self.stdb_settings, batch_size=stdb.default_batch_size(net)),
+                                 progress=False)
+            self.tuned[key] = (net, {"best_epoch": outcome.best_epoch, "seconds": outcome.seconds,
+                                     "validation_accuracy_before": outcome.validation_before,
+                                     "validation_accuracy_after": outcome.validation_after})
+        return self.tuned[key][0]
+
+    def cell(self, split, x, y, method, coding, parameter, sparsity, timesteps):
         """One simulated network on one sample set, from the cache or simulated now."""
-        key = frontier.cell_key(model=self.sha[method], method=method, coding=coding, parameter=parameter,
+        name = network_name(method, sparsity)
+        key = frontier.cell_key(model=self.sha[name], method=method, coding=coding, parameter=parameter,
                                 timesteps=timesteps, split=split, seed=self.seed, levels=self.levels,
                                 samples=frontier.samples_digest(x, np.asarray(y, np.int64)),
                                 thresholds=self.thresholds if method == "conversion" else None,
-                                costs=[self.cost.e_mac_pj, self.cost.e_ac_pj])
+                                costs=[self.cost.e_mac_pj, self.cost.e_ac_pj],
+                                **({"sparsity": sparsity} if sparsity else {}),
+                                **({"stdb": self.stdb_key} if method == "qcfs+stdb" else {}))
         path = self.ws.dir / CELLS / f"{key}.json"
         if path.exists() and not self.force:
             return {**results.read_json(path), "cached": True}
         start = time.perf_counter()
-        net = self.network(method, coding, parameter, timesteps)
+        net = self.network(method, coding, parameter, sparsity, timesteps)
         result = net.simulate(x, y, fast=True)
         nodes = net.graph.compute_nodes
         totals, events, _ = engine.replay_input(net, x, energy.fan_out(nodes[0]))
@@ -97,7 +150,7 @@ class Grid:
         layers, total = energy.energy_table(counts, self.cost)
         floor, formula = energy.coding_floor(coding, nodes[0], totals, len(x), self.cost, self.ann_energy_j)
         record = {
-            "method": method, "coding": coding, "parameter": parameter[0], "value": parameter[1],
+            "method": method, "coding": coding, "parameter": parameter[0], "value": parameter[1], "sparsity": sparsity,
             "timesteps": timesteps, "split": split, "num_samples": len(x),
             "accuracy": float(np.mean(result.predictions[:, -1] == y)),
             "predictions": stats.encode_predictions(result.predictions[:, -1]),
@@ -109,6 +162,8 @@ class Grid:
             "encoder_updates_per_inference": energy.encoder_updates(coding, x[0].size, timesteps),
             "seconds": time.perf_counter() - start,
         }
+        if method == "qcfs+stdb":
+            record["stdb"] = self.tuned[tuning_key(net.settings)][1]
         results.write_json(path, record)
         return {**record, "cached": False}
 
@@ -120,6 +175,11 @@ def label(row):
     if row["parameter"] == "delta":
         return f"delta Δ={row['value']:g}"
     return row["coding"]
+
+
+def method_label(row):
+    """'qcfs' / 'qcfs+sparsity w=4': the method with its chosen penalty weight."""
+    return f"{row['method']} w={row['sparsity']:g}" if row.get("sparsity") else row["method"]
 
 
 def split_text(row):
@@ -134,16 +194,19 @@ def write_markdown(path, record):
              "Energy: SNN / the modified ANN's dense energy on the same samples (one denominator for every row). "
              "Floor: what the input alone costs (its events' ACs into conv1; analog: conv1's MACs). Encoder updates "
              "(Poisson draws, rate-encoder IF steps, delta compares) are counted for no coding. Accuracy [95 % "
-             "Wilson interval] (N); own ANN: the network's own ANN (QCFS: the QCFS ANN).", "",
+             "Wilson interval] (N); own ANN: the network's own ANN (qcfs, qcfs+stdb: the QCFS ANN; qcfs+sparsity w: "
+             "the QCFS ANN fine-tuned with the activation-sparsity penalty of weight w).", "",
              f"Modified ANN: {stats.format_recorded(ann, 'test_accuracy', n)} on the test samples, "
              f"{stats.format_accuracy(ann['validation_accuracy'], record['validation_samples'])} on validation "
              "(its best epoch was chosen there); QCFS ANN "
-             f"{stats.format_recorded(ann, 'qcfs_test_accuracy', n)}.", "",
+             f"{stats.format_recorded(ann, 'qcfs_test_accuracy', n)}"
+             + "".join(f"; with sparsity w={a['sparsity']:g} {stats.format_recorded(a, 'test_accuracy', n)}"
+                       for a in ann["qcfs_sparsity"]) + ".", "",
              "| coding | method | T | own ANN | SNN | SNN - ANN (pp) | SNN vs ANN | energy | saving | floor | "
              "validation SNN | per layer |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {label(r)} | {r['method']} | {r['timesteps']} | "
+        lines.append(f"| {label(r)} | {method_label(r)} | {r['timesteps']} | "
                      f"{stats.format_recorded(r, 'own_ann_accuracy', n)} | {stats.format_recorded(r, 'snn_accuracy', n)} | "
                      f"{100 * (r['snn_accuracy'] - r['ann_accuracy']):+.1f} | "
                      f"{stats.format_mcnemar(r['snn_vs_ann_mcnemar'])} | {r['normalized_energy']:.4f} | "
@@ -152,11 +215,12 @@ def write_markdown(path, record):
               "| energy | saving | SNN | coding | method | T |", "|---|---|---|---|---|---|"]
     for r in record["pareto_front"]:
         lines.append(f"| {r['normalized_energy']:.4f} | {r['saving']:.1f}x | {stats.format_recorded(r, 'snn_accuracy', n)} "
-                     f"| {label(r)} | {r['method']} | {r['timesteps']} |")
+                     f"| {label(r)} | {method_label(r)} | {r['timesteps']} |")
     chosen = record["chosen"]
-    lines += ["", f"**Chosen on validation**: the cheapest row within {frontier.WITHIN_PP:g} pp of the modified ANN's "
-                  "validation accuracy: " + ("none" if chosen is None else
-                  f"{label(chosen)}, {chosen['method']}, T={chosen['timesteps']}: test SNN "
+    lines += ["", "**Chosen on validation**: of every network simulated there (each row's candidates), the cheapest "
+                  f"(validation energy) within {frontier.WITHIN_PP:g} pp of the modified ANN's validation accuracy: " + ("none" if chosen is None else
+                  f"{label(chosen)}, {method_label(chosen)}, T={chosen['timesteps']} (validation SNN "
+                  f"{chosen['validation_accuracy']:.3f}, ANN {ann['validation_accuracy']:.3f}): test SNN "
                   f"{stats.format_recorded(chosen, 'snn_accuracy', n)} vs ANN "
                   f"{stats.format_recorded(chosen, 'ann_accuracy', n)} "
                   f"({stats.format_mcnemar(chosen['snn_vs_ann_mcnemar'])}), normalised energy "
@@ -165,7 +229,7 @@ def write_markdown(path, record):
               "", "On the test rows themselves (picked on the test set: optimistic), the cheapest within "
                   f"{frontier.WITHIN_PP:g} pp of the ANN: " + ("none" if record["cheapest_within_1pp_test"] is None else
                   "{0}, {1}, T={2}, energy {3:.4f}".format(label(record["cheapest_within_1pp_test"]),
-                                                          record["cheapest_within_1pp_test"]["method"],
+                                                          method_label(record["cheapest_within_1pp_test"]),
                                                           record["cheapest_within_1pp_test"]["timesteps"],
                                                           record["cheapest_within_1pp_test"]["normalized_energy"])) + ".",
               "", f"Conversion thresholds: {record['conversion_thresholds']['how']}."]
@@ -177,62 +241,99 @@ def main(settings):
     train_idx, val_idx = workspace.training_split(ws)
     x_val, y_val = np.asarray(ws.dataset.x_train[val_idx], np.float32), ws.dataset.y_train[val_idx]
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
-    qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)
-    grid = Grid(settings, ws, qcfs_trained.path, train_idx, timesteps, cost)
-    anns = {m: {"test": train.predict(model, x), "validation": train.predict(model, x_val)}
-            for m, model in grid.models.items()}
+    qcfs_paths = {network_name(m, w): workspace.qcfs_model(ws, settings.levels, w, force=settings.force).path
+                  for m in METHODS[1:] for w in weights(settings, m)}
+    methods = METHODS + ("qcfs+stdb",) * settings.stdb
+    stdb_samples = None
+    if settings.stdb:
+        pick = workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)[0]
+        stdb_samples = (np.asarray(ws.dataset.x_train[pick], np.float32), ws.dataset.y_train[pick], x_val, y_val)
+    grid = Grid(settings, ws, qcfs_paths, train_idx, timesteps, cost, stdb_samples)
+    anns = {name: {"test": train.predict(model, x), "validation": train.predict(model, x_val)}
+            for name, model in grid.models.items()}
     reference_val = float(np.mean(anns["conversion"]["validation"] == y_val))
 
-    rows, simulated, reused = [], 0, 0
+    counts = {"simulated": 0, "reused": 0}
+
+    def row_of(coding, method, t, option, tried):
+        """The test row of one network (method, coding, option = (coding parameter, penalty weight), T)
+        with the validation cells it was chosen from."""
+        cell = grid.cell("test", x, y, method, coding, *option, t)
+        counts["reused" if cell["cached"] else "simulated"] += 1
+        (parameter, sparsity), validated = option, dict(tried)[option]
+        predictions = stats.decode_predictions(cell["predictions"])
+        return {"coding": coding, "method": method, "timesteps": t, "parameter": parameter[0],
+                "value": parameter[1], "sparsity": sparsity,
+                "num_samples": n, **stats.scored("ann_accuracy", anns["conversion"]["test"], y),
+                **stats.scored("own_ann_accuracy", anns[network_name(method, sparsity)]["test"], y),
+                **stats.scored("snn_accuracy", predictions, y),
+                "normalized_energy": cell["normalized_energy"], "saving": 1.0 / cell["normalized_energy"],
+                "input_floor": cell["input_floor"], "input_floor_formula": cell["input_floor_formula"],
+                "layer_energy": cell["layer_energy"],
+                "input_events_per_inference": cell["input_events_per_inference"],
+                "encoder_updates_per_inference": cell["encoder_updates_per_inference"],
+                "validation_accuracy": validated["accuracy"], "validation_energy": validated["normalized_energy"],
+                "validation_candidates": [{"parameter": p[0], "value": p[1], "sparsity": w,
+                                           "accuracy": c["accuracy"], "normalized_energy": c["normalized_energy"]}
+                                          for (p, w), c in tried],
+                **stats.comparison(y, {"snn": predictions, "ann": anns["conversion"]["test"]}),
+                **({"stdb": cell["stdb"]} if "stdb" in cell else {})}
+
+    rows, validated, picked, qcfs_pick = [], {}, {}, {}
     for coding in settings.codings:
-        for method in METHODS:
+        for method in methods:
             for t in timesteps:
                 start = time.perf_counter()
-                tried = [(p, grid.cell("validation", x_val, y_val, method, coding, p, t))
-                         for p in candidates(settings, coding)]
-                chosen = frontier.choose_parameter([(p, c["accuracy"], c["normalized_energy"]) for p, c in tried])
-                cell = grid.cell("test", x, y, method, coding, chosen, t)
-                for c in [c for _, c in tried] + [cell]:
-                    simulated, reused = simulated + (not c["cached"]), reused + c["cached"]
-                predictions = stats.decode_predictions(cell["predictions"])
-                row = {"coding": coding, "method": method, "timesteps": t, "parameter": chosen[0], "value": chosen[1],
-                       "num_samples": n, **stats.scored("ann_accuracy", anns["conversion"]["test"], y),
-                       **stats.scored("own_ann_accuracy", anns[method]["test"], y),
-                       **stats.scored("snn_accuracy", predictions, y),
-                       "normalized_energy": cell["normalized_energy"], "saving": 1.0 / cell["normalized_energy"],
-                       "input_floor": cell["input_floor"], "input_floor_formula": cell["input_floor_formula"],
-                       "layer_energy": cell["layer_energy"],
-                       "input_events_per_inference": cell["input_events_per_inference"],
-                       "encoder_updates_per_inference": cell["encoder_updates_per_inference"],
-                       "validation_accuracy": dict(tried)[chosen]["accuracy"],
-                       "validation_candidates": [{"parameter": p[0], "value": p[1], "accuracy": c["accuracy"],
-                                                  "normalized_energy": c["normalized_energy"]} for p, c in tried],
-                       **stats.comparison(y, {"snn": predictions, "ann": anns["conversion"]["test"]})}
+                options = ([qcfs_pick[coding, t]] if method == "qcfs+stdb" else   # STDB: minutes per option
+                           [(p, w) for p in candidates(settings, coding) for w in weights(settings, method)])
+                tried = [(o, grid.cell("validation", x_val, y_val, method, coding, *o, t)) for o in options]
+                validated[coding, method, t] = tried
+                for _, c in tried:
+                    counts["reused" if c["cached"] else "simulated"] += 1
+                option = frontier.choose_parameter([(o, c["accuracy"], c["normalized_energy"]) for o, c in tried])
+                row = picked[coding, method, t, option] = row_of(coding, method, t, option, tried)
+                if method == "qcfs":
+                    qcfs_pick[coding, t] = option
                 rows.append(row)
-                print(f"  {label(row):<14} {method:<10} T={t:<4} SNN {stats.format_recorded(row, 'snn_accuracy')}  "
+                print(f"  {label(row):<14} {method_label(row):<18} T={t:<4} SNN {stats.format_recorded(row, 'snn_accuracy')}  "
                       f"energy {row['normalized_energy']:.4f} (floor {row['input_floor']:.4f})  "
                       f"val {row['validation_accuracy']:.3f}  ({time.perf_counter() - start:.0f} s)", flush=True)
+    # the reported point: the cheapest of every network tried on validation (each coding parameter and
+    # penalty weight, not only each row's pick) within 1 pp of the ANN there, by its validation energy
+    best = frontier.choose_point([{"network": (*key, o), "validation_accuracy": c["accuracy"],
+                                   "normalized_energy": c["normalized_energy"]}
+                                  for key, tried in validated.items() for o, c in tried], reference_val)
+    chosen = None if best is None else (picked.get(best["network"])
+                                        or row_of(*best["network"], validated[best["network"][:3]]))
 
     ann_test = stats.scored("test_accuracy", anns["conversion"]["test"], y)
     record = {
         "stage": "frontier", "rows": rows, "num_samples": n, "validation_samples": len(val_idx),
-        "codings": list(settings.codings), "methods": list(METHODS), "timesteps": list(timesteps),
-        "gains": list(settings.gains), "deltas": list(settings.deltas), "levels": settings.levels,
+        "codings": list(settings.codings), "methods": list(methods), "timesteps": list(timesteps),
+        "gains": list(settings.gains), "deltas": list(settings.deltas), "sparsities": list(settings.sparsities),
+        "levels": settings.levels,
         "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
         "ann_energy_j": grid.ann_energy_j,
         "ann": {**ann_test, "validation_accuracy": reference_val,
                 **stats.scored("qcfs_test_accuracy", anns["qcfs"]["test"], y),
-                "qcfs_validation_accuracy": float(np.mean(anns["qcfs"]["validation"] == y_val))},
-        "chosen": frontier.choose_point(rows, reference_val),
+                "qcfs_validation_accuracy": float(np.mean(anns["qcfs"]["validation"] == y_val)),
+                "qcfs_sparsity": [{"sparsity": w, **stats.scored("test_accuracy", anns[network_name("qcfs+sparsity", w)]["test"], y),
+                                   "validation_accuracy": float(np.mean(anns[network_name("qcfs+sparsity", w)]["validation"]
+                                                                        == y_val))}
+                                  for w in settings.sparsities]},
+        "chosen": chosen,
         "pareto_front": frontier.pareto_front(rows),
         "cheapest_within_1pp_test": frontier.choose_point(rows, ann_test["test_accuracy"], "snn_accuracy"),
         "conversion_thresholds": {"values": grid.thresholds, "how": grid.threshold_note},
+        "stdb": None if stdb_samples is None else {
+            **grid.stdb_key["settings"], "train_samples": len(stdb_samples[0]),
+            "epoch_chosen_on": f"the {len(val_idx)} validation samples"},
         "accounting": {"denominator": "the modified ANN's dense energy (MACs and pooling adds), one for every row",
                        "encoder": "encoder updates are counted for no coding (encoder_updates_per_inference "
                                   "reports them)",
                        "floor": "input_floor: the input's own cost (events x fan-out into conv1 x E_AC; analog: "
                                 "conv1's MACs x E_MAC) / the denominator"},
-        "cells": {"simulated": simulated, "reused": reused, "folder": CELLS},
+        "cells": {**counts, "folder": CELLS},
         **ws.provenance(),
     }
     stem = ws.dir / "frontier"
@@ -241,9 +342,9 @@ def main(settings):
     plots.frontier(stem.with_suffix(".png"), rows, record["pareto_front"], record["chosen"],
                    ann_test["test_accuracy"], n)
     chosen = record["chosen"]
-    print(f"\n{simulated} cells simulated, {reused} reused; chosen on validation: "
+    print(f"\n{counts['simulated']} cells simulated, {counts['reused']} reused; chosen on validation: "
           + ("none within 1 pp" if chosen is None else
-             f"{label(chosen)} {chosen['method']} T={chosen['timesteps']}: SNN "
+             f"{label(chosen)} {method_label(chosen)} T={chosen['timesteps']}: SNN "
              f"{stats.format_recorded(chosen, 'snn_accuracy')} vs ANN {stats.format_recorded(chosen, 'ann_accuracy')}, "
              f"energy {chosen['normalized_energy']:.4f} ({chosen['saving']:.1f}x)"))
     print(f"  -> {stem.with_suffix('.md')}")

@@ -28,7 +28,6 @@ from pipeline.settings import Settings
 from pipeline.training import ann as train, stdb
 
 METHODS = ("conversion", "conversion+stdb", "qcfs", "qcfs+stdb")
-DEFAULT_NTRAIN = 256         # STDB training samples per T unless NTRAIN says otherwise
 WITHIN_PP = 1.0              # "as good as the ANN": within this many percentage points
 SIM_BATCH = 50
 
@@ -212,14 +211,14 @@ def main(settings: Settings):
     if workspace.user_model(ws):
         raise UserError(f"make latency rebuilds ESCAPE-NET as a QCFS network and fine-tunes it; RUN={ws.run} "
                         f"runs on MODEL={workspace.user_model(ws)} (use a RUN without MODEL)")
-    qcfs_trained = workspace.qcfs_model(ws, settings.levels, force=settings.force)
+    qcfs_trained = workspace.qcfs_model(ws, settings.levels, settings.sparsity, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}
     whole = {m: train.predict(model, ws.dataset.x_test) for m, model in models.items()}   # the whole test set
     anns = {m: predictions[:n] for m, predictions in whole.items()}                        # the simulated samples
     methods = Methods(settings, ws, qcfs_trained.path, timesteps)
     chosen_methods = [m for m in METHODS if settings.stdb or not m.endswith("+stdb")]
-    train_idx, val_idx = workspace.training_split(ws, settings.ntrain or DEFAULT_NTRAIN)
+    train_idx, val_idx = workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)
     x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
     x_val, y_val = np.asarray(ws.dataset.x_train[val_idx], np.float32), ws.dataset.y_train[val_idx]
 
@@ -246,7 +245,8 @@ def main(settings: Settings):
 
     record = {
         "stage": "latency", "rows": rows, "readout": "membrane", "pooling": "linear", "reset": "subtraction",
-        "input_coding": settings.coding, "leak": settings.leak, "levels": settings.levels, "num_samples": n,
+        "input_coding": settings.coding, "leak": settings.leak, "levels": settings.levels,
+        "sparsity": settings.sparsity, "num_samples": n,
         "num_test_samples": len(ws.dataset.y_test),
         "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
         "cheapest_within_1pp": cheapest_within(rows),

@@ -12,7 +12,6 @@ from pipeline.toolbox import configs, runner
 from pipeline.training import ann, stdb
 from pipeline.training.stdb import stage_settings
 
-DEFAULT_NTRAIN = 256      # sized so `make stdb T=28` fits a short session on a 2-core CPU (README)
 SELECTION = "validation"  # the best epoch is chosen on the ANN's validation split (recorded: results of
                           # the older test-chosen runs are not reused)
 TABLE3_ACCURACIES = ("ann_accuracy", "snn_accuracy_before", "snn_accuracy")
@@ -27,7 +26,8 @@ def _signature(ws, settings, n, ntrain):
             "surrogate": settings.surrogate, "lr": settings.lr, "stdb_epochs": settings.stdb_epochs,
             "thresholds_mode": settings.thresholds, "coding": settings.coding,
             "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
-            "neuron_lr": settings.neuron_lr}
+            "neuron_lr": settings.neuron_lr,
+            **({"sparsity": settings.sparsity} if settings.sparsity else {})}   # results from before SPARSITY match
 
 
 def _checkpoint(ws, settings, timesteps, n, ntrain, writer):
@@ -70,7 +70,7 @@ def run_stdb(settings, ws, timesteps):
     chief = stdb.worker_index(strategy) == 0
     n = workspace.test_samples(settings, ws)
     seed = int(ws.record["seed"])
-    train_idx, val_idx = workspace.training_split(ws, settings.ntrain or DEFAULT_NTRAIN)
+    train_idx, val_idx = workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)
     ntrain = len(train_idx)
     x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
     x_val, y_val = ws.dataset.x_train[val_idx], ws.dataset.y_train[val_idx]
@@ -117,7 +117,7 @@ def run_stdb(settings, ws, timesteps):
         "best_epoch": outcome.best_epoch, "leak": settings.leak, "surrogate": settings.surrogate,
         "learning_rate": settings.lr, "stdb_epochs": settings.stdb_epochs, "ntrain": ntrain,
         "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
-        "neuron_lr": settings.neuron_lr,
+        "neuron_lr": settings.neuron_lr, "sparsity": settings.sparsity,
         "thresholds_mode": settings.thresholds, "threshold_source": source,
         "coding": settings.coding, "poisson_rule": engine_settings.poisson_rule,
         "pooling": engine_settings.pooling, "readout": engine_settings.readout,
@@ -231,7 +231,7 @@ def sweep_main(settings):
     chief = stdb.worker_index(strategy) == 0
     ws = workspace.prepare(settings, lock=chief)
     n = workspace.test_samples(settings, ws)
-    ntrain = len(workspace.training_split(ws, settings.ntrain or DEFAULT_NTRAIN)[0])
+    ntrain = len(workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)[0])
 
     def finished(t):
         path = ws.dir / f"stdb_T{t}.json"

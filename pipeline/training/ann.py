@@ -9,7 +9,8 @@ on one-hot labels.
 A qcfs model starts from the modified model of the same width, epochs and seed
 (trained first if needed; its weights, and every clip level lambda at the 99.9th
 percentile of that layer's input on training data) and is fine-tuned with its
-quantised activations for QCFS_FINE_TUNE_EPOCHS epochs. Trained from scratch,
+quantised activations for QCFS_FINE_TUNE_EPOCHS epochs, with the activation-sparsity penalty
+`qcfs.penalise_activity` when ``sparsity`` > 0 (cached under its own name). Trained from scratch,
 ESCAPE-NET's activations (no batch norm, sparse inputs) are so small at
 initialisation that lambda/(2L) rounds almost all of them to zero: at width 64 the
 network never left chance (loss log 3 for 8 epochs).
@@ -39,6 +40,13 @@ class TrainSettings:
     epochs: int = 8
     seed: int = 0
     levels: int = 8   # L, quantisation steps of the qcfs variant (ignored by the others)
+    sparsity: float = 0.0   # the qcfs fine-tune's activation-sparsity penalty weight (`qcfs.penalise_activity`)
+
+    def __post_init__(self):
+        if not 0 <= self.sparsity < float("inf"):
+            raise UserError(f"SPARSITY={self.sparsity}: must be a number >= 0")
+        if self.sparsity and self.variant != "qcfs":
+            raise ValueError(f"a sparsity penalty trains the qcfs variant only, not {self.variant!r}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class TrainedModel:
 
 def model_name(dataset, settings):
     variant = f"qcfs_L{settings.levels}" if settings.variant == "qcfs" else settings.variant
+    if settings.sparsity:
+        variant += f"_sp{settings.sparsity:g}"
     return (f"escape_net_{variant}_w{settings.width}_e{settings.epochs}"
             f"_s{settings.seed}_{dataset.sha256[:12]}")
 
@@ -116,7 +126,8 @@ def _train(dataset, settings, path, verbose):
     from pipeline.data import balanced_subset, validation_split
     info_path = path.with_suffix(".json")
     quantised = settings.variant == "qcfs"
-    origin = train(dataset, dataclasses.replace(settings, variant="modified"), verbose=verbose) if quantised else None
+    origin = (train(dataset, dataclasses.replace(settings, variant="modified", sparsity=0.0), verbose=verbose)
+              if quantised else None)
     import tensorflow as tf
     seed_everything(settings.seed)
     train_idx, val_idx = validation_split(dataset.y_train, VALIDATION_FRACTION, settings.seed)
@@ -125,6 +136,7 @@ def _train(dataset, settings, path, verbose):
     if quantised:
         init_idx = train_idx[balanced_subset(dataset.y_train[train_idx], QCFS_INIT_SAMPLES, settings.seed)]
         initial_lambda = qcfs.warm_start(model, load(origin.path), dataset.x_train[init_idx])
+        qcfs.penalise_activity(model, settings.sparsity)
     model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
     keep_best = _KeepBest()
     start = time.perf_counter()
@@ -151,7 +163,7 @@ def _train(dataset, settings, path, verbose):
     if quantised:
         info.update(levels=settings.levels, started_from={"path": str(origin.path),
                                                           "test_accuracy": origin.info["test_accuracy"]},
-                    fine_tune_epochs=QCFS_FINE_TUNE_EPOCHS, initial_lambda=initial_lambda,
+                    fine_tune_epochs=QCFS_FINE_TUNE_EPOCHS, sparsity=settings.sparsity, initial_lambda=initial_lambda,
                     clip_lambda=qcfs.threshold_values(model))
     results.write_json(info_path, info)
     return TrainedModel(path, info)

@@ -88,6 +88,8 @@ class StdbSettings:
     ``neuron_lr`` on their logarithms: a step then changes every layer by the same fraction
     whatever its threshold's scale, where the weights' learning rate would barely move a
     threshold of order 1.
+    ``sparsity`` > 0 adds that weight x the hidden neurons' mean firing rate to the loss
+    (`firing_rate`); 0 leaves the loss, and so every number, as without it.
     """
     epochs: int = 10
     learning_rate: float = 1e-4
@@ -102,6 +104,7 @@ class StdbSettings:
     neuron_lr: float = 1e-2
     amsgrad: bool = True
     seed: int = 0
+    sparsity: float = 0.0
 
     def __post_init__(self):
         if self.surrogate not in SURROGATES:
@@ -113,6 +116,8 @@ class StdbSettings:
             raise UserError(f"LR={self.learning_rate!r}: the learning rate must be positive")
         if not self.neuron_lr > 0:
             raise UserError(f"NEURON_LR={self.neuron_lr!r}: the learning rate must be positive")
+        if not 0 <= self.sparsity < float("inf"):
+            raise UserError(f"SPARSITY={self.sparsity!r}: must be a number >= 0")
         if self.weight_decay < 0:
             raise UserError(f"weight_decay={self.weight_decay!r}: must not be negative")
 
@@ -169,6 +174,15 @@ def cross_entropy(accumulated, labels, timesteps):
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
+def firing_rate(network, counts):
+    """Mean firing rate of the spiking layers' neurons (spikes per neuron and step) from a batch's
+    per-step, per-layer, per-sample counts (``counts``: the engine's (T, input + layers, batch))."""
+    neurons = network.neuron_counts()
+    total = sum(neurons[name] for name in network.spiking_layer_names)
+    return tf.reduce_sum(counts[:, 1:, :]) / float(total * network.settings.timesteps) / tf.cast(
+        tf.shape(counts)[2], tf.float32)
+
+
 def evaluate(network, x, y):
     """Accuracy (the network's readout rule) and loss (membrane logits) on ``x`` at the network's T."""
     result = network.simulate(x, y)
@@ -217,7 +231,10 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
         with tf.GradientTape() as tape:
             out = network._batch_fn(x, keys, training=True, spike_fn=spike_fn, learn=learn)
             share = tf.cast(tf.shape(labels)[0], tf.float32) / batch
-            loss = cross_entropy(out["logits"], labels, network.settings.timesteps) * share
+            loss = cross_entropy(out["logits"], labels, network.settings.timesteps)
+            if settings.sparsity > 0:
+                loss = loss + settings.sparsity * firing_rate(network, out["counts"])
+            loss = loss * share
         grads = tape.gradient(loss, weights + neuron_params)
         optimizer.apply_gradients([(g + decay * w, w) for g, w in zip(grads, weights)])
         if logs:   # d loss / d log p = p * d loss / d p
@@ -482,8 +499,8 @@ def default_batch_size(network, budget_gb=8.0, floats_per_neuron_step=1.5, large
 
 def stage_settings(settings, seed=0, **changes):
     """StdbSettings from the CLI settings (STDB_EPOCHS, LR, SURROGATE, TRAIN_THRESHOLDS, TRAIN_LEAK,
-    NEURON_LR), ``changes`` overriding them; refuses bad ones."""
+    NEURON_LR, SPARSITY), ``changes`` overriding them; refuses bad ones."""
     chosen = dict(epochs=settings.stdb_epochs, learning_rate=settings.lr, surrogate=settings.surrogate,
                   train_thresholds=settings.train_thresholds, train_leak=settings.train_leak,
-                  neuron_lr=settings.neuron_lr, seed=seed)
+                  neuron_lr=settings.neuron_lr, sparsity=settings.sparsity, seed=seed)
     return StdbSettings(**{**chosen, **changes})

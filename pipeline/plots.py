@@ -166,7 +166,7 @@ def stdb_curves(path, record):
     ax_loss.plot(epochs, [h["validation_loss"] for h in history], "s--", label="validation loss")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy")
-    ax_loss.legend()
+    ax_loss.legend(fontsize=8)
     ax_acc.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train")
     ax_acc.plot(epochs, [h["validation_accuracy"] for h in history], "s-", label="validation")
     ax_acc.axvline(record["best_epoch"], color="C2", ls=":", label="chosen epoch")
@@ -175,7 +175,7 @@ def stdb_curves(path, record):
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(0, 1)
-    ax_acc.legend(loc="lower right")
+    ax_acc.legend(loc="lower right", fontsize=8)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     fig.suptitle(f"STDB fine-tuning at T={record['timesteps']} ({record['surrogate']} surrogate, "

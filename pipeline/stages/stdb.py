@@ -233,16 +233,18 @@ def sweep_main(settings):
     n = workspace.test_samples(settings, ws)
     ntrain = len(workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)[0])
 
-    def finished(t):
+    def finished(t, fresh=False):
+        """stdb_T<t>.json if it is this sweep's (FORCE: only when ``fresh``, written by it just now)."""
         path = ws.dir / f"stdb_T{t}.json"
-        old = results.read_json(path) if path.exists() and not settings.force else None
+        old = results.read_json(path) if path.exists() and (fresh or not settings.force) else None
         return old if old is not None and old.get("signature") == _signature(ws, settings, n, ntrain) else None
 
     timesteps = sorted(set(settings.timesteps_list))
     todo = [t for t in timesteps if finished(t) is None]
-    if settings.jobs > 1 and len(todo) > 1 and strategy.num_replicas_in_sync == 1:
+    parallel = settings.jobs > 1 and len(todo) > 1 and strategy.num_replicas_in_sync == 1
+    if parallel:
         _train_in_parallel(settings, ws, todo)
-    records = [finished(t) or run_stdb(settings, ws, t) for t in timesteps]
+    records = [finished(t, fresh=parallel and t in todo) or run_stdb(settings, ws, t) for t in timesteps]
     if not chief:
         return None
     buffer = io.StringIO()

@@ -16,8 +16,10 @@ from pipeline.network import same_padding
 
 def dense_current(frames, kernel):
     """``frames (F, N) @ kernel (N, O)`` for binary ``frames``: per frame, the rows of its spikes."""
-    return _dense(np.ascontiguousarray(frames.reshape(len(frames), -1), dtype=np.bool_),
-                  np.ascontiguousarray(kernel, dtype=np.float32))
+    spikes = _as_bytes(frames.reshape(len(frames), -1))
+    out = np.empty((len(frames), kernel.shape[1]), np.float32)   # NumPy's buffer: huge pages, few page faults
+    _dense(spikes, np.ascontiguousarray(kernel, dtype=np.float32), out)
+    return out
 
 
 def conv_current(frames, kernel, padding):
@@ -26,51 +28,80 @@ def conv_current(frames, kernel, padding):
     Each spike adds, for every tap of the kernel, that tap's weights of its channel to one
     output position. The spikes are scattered into an extended grid (H + kh - 1, W + kw - 1)
     that holds every position any tap of any spike reaches, so no spike needs a bounds check,
-    and the layer's output ('same' or 'valid') is cut out of it.
+    and the layer's output ('same' or 'valid') is cut out of it. The taps of one kernel row
+    reach consecutive grid positions, so with the row's taps stored in reverse order a kernel
+    row is one contiguous add of kw x O weights. Every output gets its adds in spike order:
+    the sums do not depend on the layout.
     """
-    kh, kw = kernel.shape[:2]
+    kh, kw, channels, outputs = kernel.shape
     height, width = frames.shape[1:3]
     top, left = (same_padding(height, kh)[1], same_padding(width, kw)[1]) if padding == "same" else (0, 0)
     if padding != "same":
         height, width = height - kh + 1, width - kw + 1
-    by_channel = np.ascontiguousarray(np.transpose(kernel, (2, 0, 1, 3)), dtype=np.float32)  # one spike's taps together
-    return _conv(np.ascontiguousarray(frames, dtype=np.bool_), by_channel, top, left, height, width)
-
-
-@numba.njit(nogil=True, cache=True)
-def _dense(frames, kernel):
-    out = np.zeros((frames.shape[0], kernel.shape[1]), np.float32)
-    for f in range(frames.shape[0]):
-        for k in range(frames.shape[1]):
-            if frames[f, k]:
-                for o in range(kernel.shape[1]):
-                    out[f, o] += kernel[k, o]
+    # (C, kh, kw * O): one spike's kernel row together, its taps from kw - 1 down to 0
+    rows = np.ascontiguousarray(np.transpose(kernel, (2, 0, 1, 3))[:, :, ::-1], dtype=np.float32)
+    out = np.empty((len(frames), height, width, outputs), np.float32)
+    _conv(_as_bytes(frames), rows.reshape(channels, kh, kw * outputs), top, left, out)
     return out
 
 
+def _as_bytes(frames):
+    return np.ascontiguousarray(frames, dtype=np.bool_).view(np.uint8)
+
+
 @numba.njit(nogil=True, cache=True)
-def _conv(frames, by_channel, top, left, height, width):
+def _spike_list(frame, found):
+    """The indices of ``frame``'s non-zero bytes, in order, into ``found``; returns how many.
+    Eight bytes are tested at once: most words of a sparse frame hold no spike."""
+    n, whole = 0, frame.shape[0] // 8 * 8
+    words = frame[:whole].view(np.uint64)
+    for w in range(words.shape[0]):
+        if words[w]:
+            for k in range(w * 8, w * 8 + 8):
+                if frame[k]:
+                    found[n] = k
+                    n += 1
+    for k in range(whole, frame.shape[0]):
+        if frame[k]:
+            found[n] = k
+            n += 1
+    return n
+
+
+@numba.njit(nogil=True, cache=True)
+def _dense(frames, kernel, out):
+    found = np.empty(frames.shape[1], np.int64)
+    for f in range(frames.shape[0]):
+        target = out[f]
+        target[:] = 0.0
+        for s in range(_spike_list(frames[f], found)):
+            source = kernel[found[s]]
+            for o in range(target.shape[0]):
+                target[o] += source[o]
+
+
+@numba.njit(nogil=True, cache=True)
+def _conv(frames, rows, top, left, out):
     F, H, W, C = frames.shape
-    kh, kw, O = by_channel.shape[1], by_channel.shape[2], by_channel.shape[3]
-    Wx = W + kw - 1
-    grid = np.zeros(((H + kh - 1) * Wx, O), np.float32)
-    out = np.empty((F, height, width, O), np.float32)
+    kh, O = rows.shape[1], out.shape[3]
+    kw, height, width = rows.shape[2] // O, out.shape[1], out.shape[2]
+    Wx, length = W + kw - 1, rows.shape[2]
+    grid = np.zeros((H + kh - 1) * Wx * O, np.float32)
+    found = np.empty(H * W * C, np.int64)
     for f in range(F):
         grid[:] = 0.0
-        for y in range(H):
-            for x in range(W):
-                for c in range(C):
-                    if frames[f, y, x, c]:
-                        reach = (y + kh - 1) * Wx + x + kw - 1   # the grid position of tap (0, 0)
-                        for i in range(kh):
-                            for j in range(kw):
-                                row = reach - i * Wx - j
-                                for o in range(O):
-                                    grid[row, o] += by_channel[c, i, j, o]
+        for s in range(_spike_list(frames[f].reshape(-1), found)):
+            k = found[s]
+            c, x, y = k % C, k // C % W, k // (C * W)
+            last = ((y + kh - 1) * Wx + x) * O   # where tap (0, kw - 1) lands; tap (i, j) lands (i * Wx + j) * O before (0, 0)'s
+            for i in range(kh):
+                start = last - i * Wx * O
+                target, source = grid[start:start + length], rows[c, i]   # slices: unsigned indices, so it vectorises
+                for o in range(length):
+                    target[o] += source[o]
         for p in range(height):
-            start = (p + kh - 1 - top) * Wx + kw - 1 - left
-            out[f, p] = grid[start:start + width]
-    return out
+            start = ((p + kh - 1 - top) * Wx + kw - 1 - left) * O
+            out[f, p] = grid[start:start + width * O].reshape(width, O)
 
 
 def scan(current, constant, timesteps, thresholds, leaks, initial, pools):

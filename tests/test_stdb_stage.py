@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from pipeline import engine
 from pipeline.stages import stdb
 from conftest import check_uncertainty
 from pipeline.training import stdb as training_stdb
@@ -24,8 +25,9 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch, capsys):
     record = json.loads((run / "stdb_T6.json").read_text())
     assert FIELDS <= set(record)
     assert record["timesteps"] == 6 and len(record["accuracy_per_timestep"]) == 6
-    assert len(record["history"]) == 2 and 1 <= record["best_epoch"] <= 2
-    assert record["validation_accuracy"] == max(h["validation_accuracy"] for h in record["history"])
+    candidates = [record["validation_accuracy_before"]] + [h["validation_accuracy"] for h in record["history"]]
+    assert len(record["history"]) == 2 and record["best_epoch"] == candidates.index(max(candidates))   # first of equals
+    assert record["validation_accuracy"] == max(candidates)
     assert record["validation_samples"] > 0
     assert record["validation_accuracy_interval"][0] <= record["validation_accuracy"]
     assert (run / "stdb_T6_curves.png").stat().st_size > 0 and (run / "stdb_T6.h5").exists()
@@ -76,6 +78,27 @@ def test_stdb_sweep_trains_in_parallel_processes(sandbox, tiny_npz, capsys):
     assert [h["validation_accuracy"] for h in alone["history"]] == [h["validation_accuracy"] for h in
                                                                    parallel[4]["history"]]
     assert alone["snn_accuracy"] == parallel[4]["snn_accuracy"]
+
+
+@pytest.mark.slow
+def test_stdb_stage_keeps_the_converted_network_where_training_never_beats_it(sandbox, tiny_npz, monkeypatch):
+    # LR 1e3 wrecks the network in its one epoch: its validation accuracy is not above the converted
+    # network's, so epoch 0 is kept and the test set, simulated once before training, is not simulated
+    # again: "after" is "before", sample for sample.
+    simulated = []
+    real = engine.SpikingNetwork.simulate
+    monkeypatch.setattr(engine.SpikingNetwork, "simulate",
+                        lambda net, x, *a, **k: simulated.append(len(x)) or real(net, x, *a, **k))
+    assert main(["stdb", "--data", str(tiny_npz), "--timesteps", "4", *COMMON, "--stdb-epochs", "1",
+                 "--lr", "1e3"]) == 0
+    record = json.loads((sandbox / "results" / "st" / "stdb_T4.json").read_text())
+    assert record["history"][0]["validation_accuracy"] <= record["validation_accuracy_before"]
+    assert (record["best_epoch"], record["validation_accuracy"]) == (0, record["validation_accuracy_before"])
+    assert record["snn_accuracy"] == record["snn_accuracy_before"] and record["improvement"] == 0
+    assert record["predictions"]["snn"] == record["predictions"]["snn_before"]
+    assert record["snn_vs_snn_before_mcnemar"] == {"snn_only": 0, "snn_before_only": 0, "p_value": 1.0}
+    assert simulated.count(record["num_samples"]) == 1       # the test samples, once
+    assert simulated.count(record["validation_samples"]) == 2  # before training and after its epoch
 
 
 @pytest.mark.parametrize("args,message", [

@@ -1,6 +1,7 @@
 """The stdb / stdb-sweep stages end to end on a tiny model, and their refusals."""
 import csv
 import json
+import re
 
 import pytest
 
@@ -62,19 +63,33 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_stdb_sweep_trains_in_parallel_processes(sandbox, tiny_npz, capsys):
+def test_stdb_sweep_trains_in_parallel_processes(sandbox, tiny_npz, monkeypatch, capsys):
     # JOBS=2: each T in its own process (one thread each), logs beside the results; the draws are keyed
-    # by sample, so a child trains exactly as the stdb stage does alone.
+    # by sample, so a child trains exactly as the stdb stage does alone. FORCE=1 retrains T=4, which the
+    # stdb stage has just written, and each T is trained once, by its child: the parent reads the
+    # children's fresh results (it used to train every T again itself).
     args = ["--data", str(tiny_npz), *COMMON, "--jobs", "2"]
-    assert main(["stdb-sweep", "--timesteps-list", "4 6", *args]) == 0
+    assert main(["stdb", "--timesteps", "4", *args]) == 0      # alone, in this process
     run = sandbox / "results" / "st"
+    alone = json.loads((run / "stdb_T4.json").read_text())
+    ran = []
+    real = stdb.run_stdb
+    monkeypatch.setattr(stdb, "run_stdb", lambda s, ws, t: ran.append(t) or real(s, ws, t))   # in this process
+    assert main(["stdb-sweep", "--timesteps-list", "4 6", *args, "--force"]) == 0
     out = capsys.readouterr().out
     assert "2 at a time, 1 thread(s) each" in out and "T=4 done" in out and "T=6 done" in out
+    assert ran == []
+    for t in (4, 6):                          # each child's log: one training, two epochs
+        log = (run / f"stdb_T{t}.log").read_text()
+        assert re.findall(r"STDB at T=(\d+):", log) == [str(t)]
+        assert re.findall(r"STDB epoch (\d+): loss", log) == ["1", "2"]
     parallel = {t: json.loads((run / f"stdb_T{t}.json").read_text()) for t in (4, 6)}
-    assert all((run / f"stdb_T{t}.log").stat().st_size > 0 for t in (4, 6))
+    assert parallel[4]["wall_seconds"] != alone["wall_seconds"]      # FORCE: T=4 trained again, not reused
+    with open(run / "table3.csv") as f:       # the table is what the children wrote
+        rows = list(csv.DictReader(f))
+    assert [(int(r["timesteps"]), float(r["snn_accuracy"]), int(r["best_epoch"])) for r in rows] == [
+        (t, parallel[t]["snn_accuracy"], parallel[t]["best_epoch"]) for t in (4, 6)]
     assert "| 4 |" in (run / "table3.md").read_text() and "| 6 |" in (run / "table3.md").read_text()
-    assert main(["stdb", "--timesteps", "4", *args, "--force"]) == 0      # alone, in this process
-    alone = json.loads((run / "stdb_T4.json").read_text())
     assert [h["validation_accuracy"] for h in alone["history"]] == [h["validation_accuracy"] for h in
                                                                    parallel[4]["history"]]
     assert alone["snn_accuracy"] == parallel[4]["snn_accuracy"]

@@ -158,7 +158,8 @@ def cumulative_energy(path, cumulative_j, ann_energy_j):
 
 def stdb_curves(path, record):
     """Seed Figure 3: STDB training curves (loss; train and validation accuracy) per epoch, the chosen
-    epoch marked; all on the validation samples that chose it (the test set is not shown)."""
+    epoch marked; all on the validation samples that chose it (the test set is not shown). The
+    validation accuracy starts at epoch 0, the converted network, a candidate of the choice."""
     history = record["history"]
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -168,7 +169,8 @@ def stdb_curves(path, record):
     ax_loss.set_ylabel("cross-entropy")
     ax_loss.legend(fontsize=8)
     ax_acc.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train")
-    ax_acc.plot(epochs, [h["validation_accuracy"] for h in history], "s-", label="validation")
+    ax_acc.plot([0] + epochs, [record["validation_accuracy_before"]] + [h["validation_accuracy"] for h in history],
+                "s-", label="validation")
     ax_acc.axvline(record["best_epoch"], color="C2", ls=":", label="chosen epoch")
     ax_acc.axhline(record["validation_accuracy_before"], color="0.5", ls=":", label="converted, before STDB")
     ax_acc.axhline(record["ann_validation_accuracy"], color="C3", ls="--", label="ANN")

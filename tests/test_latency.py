@@ -6,6 +6,7 @@ import pytest
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 from pipeline import UserError, settings as settings_module
 from pipeline.stages import latency
+from pipeline.training import stdb
 from conftest import check_uncertainty
 
 FIELDS = {"method", "timesteps", "ann_accuracy", "snn_accuracy", "normalized_energy", "ann_accuracy_interval",
@@ -48,7 +49,11 @@ def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
     assert json.loads((folder / "latency.json").read_text())["levels"] == 4
     assert [(r["method"], r["timesteps"]) for r in record["stdb"]["runs"]] == \
         [("conversion+stdb", 1), ("conversion+stdb", 4), ("qcfs+stdb", 1), ("qcfs+stdb", 4)]
-    assert record["stdb"]["train_samples"] == 24
+    assert record["stdb"]["train_samples"] == 24 and record["stdb"]["selection"] == stdb.SELECTION
+    for tuning in record["stdb"]["runs"]:   # epoch 1 only where it beats the untrained network (epoch 0)
+        before, after = tuning["validation_accuracy_before"], tuning["validation_accuracy"]
+        assert after >= before and (tuning["best_epoch"] == 1) == (after > before)
+    assert "epoch 0: the converted network" in (folder / "latency.md").read_text()
     assert len(list((sandbox / "trained").glob("escape_net_qcfs_L4_w4_e2_s0_*.h5"))) == 1
     ceiling = record["poisson_input_ceiling"]
     assert [p["timesteps"] for p in ceiling] == [1, 4]

@@ -123,6 +123,28 @@ def test_stdb_raises_the_accuracy_of_a_short_simulation(problem):
     assert result.peak_memory_mb > 0
 
 
+def test_the_converted_network_is_kept_where_no_trained_epoch_beats_it(problem):
+    # Validation: the samples the converted network decides, labelled with its own decisions (analog
+    # input: no draws, a sample's decision does not depend on its batch). It scores 1.0, no trained
+    # epoch can score strictly more, so epoch 0 is chosen and the untrained weights, thresholds and
+    # leaks come back bit for bit.
+    model, thresholds, weights, x_train, y_train, x_test, _ = problem
+    model.set_weights(weights)
+    net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=100, leak=0.95,
+                                                                      coding="analog"))
+    own = net.simulate(x_test).predictions[:, -1]
+    x_val, y_val = x_test[own >= 0], own[own >= 0]
+    start = [w.numpy() for w in net.weight_variables()], net.threshold_values(), net.leak_values()
+    result = stdb.train(net, x_train[:96], y_train[:96], x_val, y_val,
+                        stdb.StdbSettings(epochs=2, learning_rate=1e-2, train_thresholds=True, train_leak=True),
+                        progress=False)
+    assert len(y_val) >= 10 and (result.best_epoch, result.validation_before, result.validation_after) == (0, 1, 1)
+    assert [h.epoch for h in result.history] == [1, 2]       # both epochs trained, neither kept
+    assert (result.thresholds, result.leaks) == start[1:] == (net.threshold_values(), net.leak_values())
+    for now, before in zip(net.weight_variables(), start[0]):
+        np.testing.assert_array_equal(now.numpy(), before)
+
+
 def test_trainable_thresholds_and_leak_receive_updates(problem):
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     model.set_weights(weights)

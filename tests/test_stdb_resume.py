@@ -22,29 +22,39 @@ def problem():
     return model, model.get_weights(), thresholds, (x_train[:64], y_train[:64], x_test[:40], y_test[:40])
 
 
-def run(problem, checkpoint=None, settings=SETTINGS):
-    """A fresh converted network (as a new process would build it), trained with STDB."""
-    model, weights, thresholds, arrays = problem
+def converted(problem, coding="poisson"):
+    """A fresh converted network, as a new process would build it."""
+    model, weights, thresholds, _ = problem
     model.set_weights(weights)
-    network = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=40, leak=0.95))
-    outcome = stdb.train(network, *arrays, settings, progress=False, checkpoint=checkpoint)
+    return engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=40, leak=0.95,
+                                                                       coding=coding))
+
+
+def run(problem, checkpoint=None, settings=SETTINGS, coding="poisson"):
+    """A fresh converted network trained with STDB: the outcome, its history (without times), its weights."""
+    network = converted(problem, coding)
+    outcome = stdb.train(network, *problem[3], settings, progress=False, checkpoint=checkpoint)
     history = [{k: v for k, v in dataclasses.asdict(r).items() if k != "seconds"} for r in outcome.history]
     return outcome, history, [w.numpy() for w in network.weight_variables()]
+
+
+def killed_after_the_first_epoch(monkeypatch, *args, **options):
+    """`run` with a checkpoint, killed (KeyboardInterrupt) right after its first epoch's state is saved."""
+    save = stdb.Checkpoint.save
+
+    def killed(self, settings, state):
+        save(self, settings, state)
+        raise KeyboardInterrupt
+    with monkeypatch.context() as patched:
+        patched.setattr(stdb.Checkpoint, "save", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(*args, **options)
 
 
 def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(problem, tmp_path, monkeypatch, capsys):
     whole, whole_history, whole_weights = run(problem)
     checkpoint = stdb.Checkpoint(tmp_path / "stdb_T5.ckpt.npz", {"run": "test"})
-
-    save = stdb.Checkpoint.save
-
-    def killed_after_the_first_epoch(self, settings, state):
-        save(self, settings, state)
-        raise KeyboardInterrupt
-    monkeypatch.setattr(stdb.Checkpoint, "save", killed_after_the_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        run(problem, checkpoint)
-    monkeypatch.setattr(stdb.Checkpoint, "save", save)
+    killed_after_the_first_epoch(monkeypatch, problem, checkpoint)
     assert [p.name for p in tmp_path.iterdir()] == ["stdb_T5.ckpt.npz"]    # no temp file left
 
     capsys.readouterr()
@@ -60,15 +70,43 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(problem, tmp_path
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_checkpoint_of_other_settings_or_a_damaged_one_is_not_resumed(problem, tmp_path, capsys):
+def test_a_run_that_keeps_the_converted_network_resumes_to_it(problem, tmp_path, monkeypatch):
+    # Validation: the test samples the converted network decides, labelled with its own decisions
+    # (analog input: no draws). No epoch can beat its 1.0, so epoch 0 is the best from the first
+    # checkpoint on: the checkpoint keeps the untrained state as the best, and the resumed run ends on it.
+    network = converted(problem, "analog")
+    x_train, y_train, x_test, _ = problem[3]
+    own = network.simulate(x_test).predictions[:, -1]
+    labelled = (*problem[:3], (x_train, y_train, x_test[own >= 0], own[own >= 0]))
+    start = [w.numpy() for w in network.weight_variables()], network.threshold_values(), network.leak_values()
+    checkpoint = stdb.Checkpoint(tmp_path / "stdb_T5.ckpt.npz", {"run": "test"})
+    killed_after_the_first_epoch(monkeypatch, labelled, checkpoint, coding="analog")
+    header, arrays = checkpoint.load(SETTINGS)
+    assert (header["epoch"], header["best_epoch"]) == (1, 0)
+    assert header["thresholds"] != start[1] and (header["best_thresholds"], header["best_leaks"]) == start[1:]
+    for i, weight in enumerate(start[0]):
+        np.testing.assert_array_equal(arrays[f"best_weight_{i}"], weight)
+
+    resumed, history, weights = run(labelled, checkpoint, coding="analog")
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert (resumed.best_epoch, resumed.validation_before, resumed.validation_after) == (0, 1, 1)
+    assert (resumed.thresholds, resumed.leaks) == start[1:]
+    for a, b in zip(weights, start[0]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_of_other_settings_or_a_damaged_one_is_not_resumed(problem, tmp_path, monkeypatch, capsys):
     checkpoint = stdb.Checkpoint(tmp_path / "c.npz", {"run": "test"})
     one_epoch = dataclasses.replace(SETTINGS, epochs=1)
     run(problem, checkpoint, one_epoch)
     assert checkpoint.load(one_epoch) is not None
     assert stdb.Checkpoint(checkpoint.path, {"run": "other"}).load(one_epoch) is None
     assert checkpoint.load(dataclasses.replace(one_epoch, learning_rate=2e-3)) is None
+    with monkeypatch.context() as patched:   # a run under another rule (the old: trained epochs only)
+        patched.setattr(stdb, "SELECTION", "validation")
+        assert checkpoint.load(one_epoch) is None
     assert capsys.readouterr().out.strip().splitlines() == [
-        f"{checkpoint.path}: a checkpoint of other settings; starting from epoch 1"] * 2
+        f"{checkpoint.path}: a checkpoint of other settings; starting from epoch 1"] * 3
     checkpoint.path.write_bytes(checkpoint.path.read_bytes()[:200])
     assert checkpoint.load(one_epoch) is None
     out = capsys.readouterr().out.strip().splitlines()

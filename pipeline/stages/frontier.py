@@ -11,7 +11,8 @@
   its weight one of ``SPARSITIES``, converted the same way;
 - ``qcfs+stdb`` (``STDB=1``): the ``qcfs`` network, with the coding parameter its row chose, fine-tuned
   with STDB at that coding and T (``STDB_EPOCHS``, ``LR``, ``SPARSITY``... on ``NTRAIN`` training
-  samples outside the validation split, its epoch kept by validation accuracy): minutes per cell.
+  samples outside the validation split, its epoch kept by validation accuracy, 0 being the untrained
+  network): minutes per cell.
 
 Both with reset by subtraction, linear average pools and the membrane readout. The coding's
 parameter (rate: gain from ``GAINS``; delta: step from ``DELTAS``), and for ``qcfs+sparsity`` the
@@ -84,7 +85,7 @@ class Grid:
         self.stdb_samples, self.tuned = stdb_samples, {}
         self.stdb_settings = stdb.stage_settings(settings, self.seed)
         self.stdb_key = None if stdb_samples is None else {
-            "settings": dataclasses.asdict(self.stdb_settings),
+            "settings": dataclasses.asdict(self.stdb_settings), "selection": stdb.SELECTION,
             "samples": frontier.samples_digest(*(np.asarray(a) for a in stdb_samples))}
         self.paths = {"conversion": ws.model.path, **qcfs_paths}
         self.sha = {m: results.file_sha256(p) for m, p in self.paths.items()}
@@ -327,7 +328,7 @@ def main(settings):
         "conversion_thresholds": {"values": grid.thresholds, "how": grid.threshold_note},
         "stdb": None if stdb_samples is None else {
             **grid.stdb_key["settings"], "train_samples": len(stdb_samples[0]),
-            "epoch_chosen_on": f"the {len(val_idx)} validation samples"},
+            "epoch_chosen_on": f"the {len(val_idx)} validation samples", "selection": grid.stdb_key["selection"]},
         "accounting": {"denominator": "the modified ANN's dense energy (MACs and pooling adds), one for every row",
                        "encoder": "encoder updates are counted for no coding (encoder_updates_per_inference "
                                   "reports them)",

@@ -8,7 +8,8 @@ ANN?" with one row per method and T, each against its own ANN on the same test s
 - ``qcfs``: that model fine-tuned with QCFS activations (`keras_models.qcfs`, L = ``L`` levels;
   `pipeline.training.ann`), converted as Bu et al. (ICLR 2022) do: theta = lambda per layer, v(0) = theta/2.
 - ``conversion+stdb`` / ``qcfs+stdb`` (``STDB=1`` only): the same networks fine-tuned with STDB
-  at that T (`pipeline.training.stdb`, a fresh copy per T), best epoch by test accuracy.
+  at that T (`pipeline.training.stdb`, a fresh copy per T), the epoch kept by validation accuracy
+  (0: no trained epoch beat the converted network, which is kept).
 
 Every row uses the engine with reset by subtraction, linear average pooling and the membrane
 readout (the accumulated output current), and the RUN's input coding (``CODING``). Energy is
@@ -177,7 +178,8 @@ def write_markdown(path, record):
                               for p in record["poisson_input_ceiling"]) + "."]
     if record["stdb"]:
         lines += ["", f"STDB: {record['stdb']['epochs']} epochs on {record['stdb']['train_samples']} training "
-                      "samples per T, best epoch chosen on these test samples (optimistic, as in Rathi et al.)."]
+                      "samples per T, the epoch chosen on the validation samples (epoch 0: the converted "
+                      "network, kept where no trained epoch beat it)."]
     results.write_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -266,7 +268,8 @@ def main(settings: Settings):
         "poisson_input_ceiling": (poisson_ceiling(models, x, y, timesteps, methods.seed)
                                   if settings.coding == "poisson" else None),
         "stdb": ({"epochs": settings.stdb_epochs, "train_samples": len(train_idx), "lr": settings.lr,
-                  "surrogate": settings.surrogate, "runs": stdb_runs} if settings.stdb else None),
+                  "surrogate": settings.surrogate, "selection": stdb.SELECTION, "runs": stdb_runs}
+                 if settings.stdb else None),
         **ws.provenance(),
     }
     stem = ws.dir / result_stem(settings.coding)

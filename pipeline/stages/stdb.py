@@ -12,16 +12,15 @@ from pipeline.toolbox import configs, runner
 from pipeline.training import ann, stdb
 from pipeline.training.stdb import stage_settings
 
-SELECTION = "validation"  # the best epoch is chosen on the ANN's validation split (recorded: results of
-                          # the older test-chosen runs are not reused)
 TABLE3_ACCURACIES = ("ann_accuracy", "snn_accuracy_before", "snn_accuracy")
 TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch",
                   "num_samples") + tuple(f"{name}_{end}" for name in TABLE3_ACCURACIES for end in ("lo", "hi"))
 
 
 def _signature(ws, settings, n, ntrain):
-    """What a finished stdb_T<T>.json must match to be reused by a sweep."""
-    return {"model_sha256": ws.model_sha256, "num_samples": n, "ntrain": ntrain, "selection": SELECTION,
+    """What a finished stdb_T<T>.json must match to be reused by a sweep (``selection``: not one whose
+    epoch was chosen by another rule)."""
+    return {"model_sha256": ws.model_sha256, "num_samples": n, "ntrain": ntrain, "selection": stdb.SELECTION,
             "leak": settings.leak,
             "surrogate": settings.surrogate, "lr": settings.lr, "stdb_epochs": settings.stdb_epochs,
             "thresholds_mode": settings.thresholds, "coding": settings.coding,
@@ -93,7 +92,8 @@ def run_stdb(settings, ws, timesteps):
                              checkpoint=checkpoint)
         if not chief:
             return None
-        final = network.simulate(x_test, y_test)     # the test set measures the chosen epoch once
+        # the test set measures the chosen epoch once; epoch 0 is the converted network, measured already
+        final = before if outcome.best_epoch == 0 else network.simulate(x_test, y_test)
 
     export_path = ws.dir / f"stdb_T{timesteps}.h5"
     stdb.export_h5(network, export_path)
@@ -259,7 +259,8 @@ def sweep_main(settings):
              f"{', '.join(trained)} trained, "
              "engine with linear pools and membrane readout)", "",
              "Accuracy [95 % Wilson interval] (N samples); STDB vs SNN only: the exact McNemar test on the same "
-             "samples (samples only one of them gets right, p).", "",
+             "samples (samples only one of them gets right, p). Best Epoch 0: no trained epoch beat the "
+             "converted network on validation, so it is kept (STDB = SNN only).", "",
              "| ANN Accuracy | Timesteps | Leak | SNN only Accuracy | SNN STDB Accuracy | Best Epoch "
              "| STDB vs SNN only |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {stats.format_recorded(r, 'ann_accuracy')} | {r['timesteps']} | {r['leak']} | "

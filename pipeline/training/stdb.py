@@ -23,6 +23,9 @@ import tensorflow as tf
 from pipeline import UserError, engine, processes, results
 
 SURROGATES = ("linear", "stdb")
+# How `train` chooses the network it keeps. Part of a checkpoint's key and of the stages' reuse signatures:
+# states and results chosen by an older rule (among trained epochs only) are not reused.
+SELECTION = "validation, epoch 0 a candidate"
 
 
 @dataclass(frozen=True)
@@ -141,10 +144,11 @@ class EpochRecord:
 class StdbResult:
     """Outcome of `train`; the network holds the best epoch's weights, thresholds and leaks.
 
-    ``best_epoch`` counts from 1: the trained epoch with the best validation accuracy (the first
-    of equals); ``validation_after`` is its validation accuracy, ``validation_before`` the
-    converted network's. ``peak_memory_mb`` is the process's peak resident memory
-    (``ru_maxrss``) when training ended.
+    ``best_epoch``: the epoch with the best validation accuracy (the first of equals), 0 for the
+    converted network itself (no trained epoch beat it: the network is the untrained one again);
+    ``validation_after`` is its validation accuracy, ``validation_before`` the converted
+    network's. ``history`` holds the trained epochs (1, 2, ...). ``peak_memory_mb`` is the
+    process's peak resident memory (``ru_maxrss``) when training ended.
     """
     history: list
     best_epoch: int
@@ -195,7 +199,10 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
     """Fine-tune ``network`` in place with STDB; keep (restore) the epoch with the best validation accuracy.
 
     ``x_val``/``y_val``: held-out samples that choose the epoch (never the test set, which then
-    measures the chosen network once). The forward pass is the engine's own time loop (the
+    measures the chosen network once). The converted network is a candidate too, as epoch 0: a
+    trained epoch is kept only if its validation accuracy is strictly above every earlier
+    candidate's, so where training never beats the conversion the untrained network (weights,
+    thresholds, leaks) is restored (`SELECTION`). The forward pass is the engine's own time loop (the
     network's coding, pooling, leak, T). Poisson input and dropout masks are drawn per sample
     from (seed, epoch, the sample's index in ``x_train``) (`engine.sample_keys`), so the draws
     do not depend on the batch order or on how many replicas or workers share a batch. The
@@ -264,10 +271,10 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
     resumed = checkpoint.load(settings) if checkpoint is not None else None
     if resumed is None:
         acc_before, loss_before = evaluate(network, x_val, y_val)
-        history, best, best_state = [], None, None
+        history, best_epoch, best_state = [], 0, _snapshot(network)
     else:
-        acc_before, loss_before, history, best, best_state = _resume(resumed, network, logs, optimizers, rng,
-                                                                     strategy)
+        acc_before, loss_before, history, best_epoch, best_state = _resume(resumed, network, logs, optimizers, rng,
+                                                                           strategy)
         if progress:
             print(f"STDB: resuming from {checkpoint.path} after epoch {len(history)} of {settings.epochs}", flush=True)
     for epoch in range(len(history) + 1, settings.epochs + 1):
@@ -293,14 +300,15 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
         if progress:
             print(f"STDB epoch {epoch}: loss {record.loss:.4f}, train {record.train_accuracy:.3f}, "
                   f"validation {val_acc:.3f} ({record.seconds:.0f} s)", flush=True)
-        if best is None or val_acc > best.validation_accuracy:
-            best, best_state = record, _snapshot(network)
+        if val_acc > _validation_accuracy(best_epoch, acc_before, history):
+            best_epoch, best_state = epoch, _snapshot(network)
         if checkpoint is not None:
             checkpoint.save(settings, _state(network, logs, optimizers, rng, acc_before, loss_before, history,
-                                             best, best_state))
+                                             best_epoch, best_state))
     _restore(network, best_state)
-    return StdbResult(history=history, best_epoch=best.epoch, validation_before=acc_before,
-                      validation_loss_before=loss_before, validation_after=best.validation_accuracy,
+    return StdbResult(history=history, best_epoch=best_epoch, validation_before=acc_before,
+                      validation_loss_before=loss_before,
+                      validation_after=_validation_accuracy(best_epoch, acc_before, history),
                       thresholds=network.threshold_values(), leaks=network.leak_values(),
                       peak_memory_mb=processes.peak_memory_mb(), seconds=time.perf_counter() - start, settings=settings)
 
@@ -310,6 +318,11 @@ def _bar(total, label, enabled):
         return None
     from tqdm import tqdm
     return tqdm(total=total, desc=label, leave=False)
+
+
+def _validation_accuracy(epoch, acc_before, history):
+    """Validation accuracy of ``epoch`` (0: the converted network, before training)."""
+    return history[epoch - 1].validation_accuracy if epoch else acc_before
 
 
 def _snapshot(network):
@@ -332,18 +345,18 @@ class Checkpoint:
     """Where `train` keeps its state after each epoch, and what a run must match to resume it.
 
     ``signature``: a JSON-able dict of everything the run depends on beyond `StdbSettings` (the
-    model, data, T, coding, samples: the stage decides); a checkpoint made under another signature or
-    other settings is never resumed (one line says so and training starts from epoch 1). One ``.npz``
-    holds the arrays and a JSON header, written atomically (temp file + rename). ``writer``: False
-    for the workers of a cluster other than the chief, who resume from the chief's file (results/ on
-    a shared filesystem) and never write it.
+    model, data, T, coding, samples: the stage decides); a checkpoint made under another signature,
+    other settings or another `SELECTION` rule is never resumed (one line says so and training starts
+    from epoch 1). One ``.npz`` holds the arrays and a JSON header, written atomically (temp file +
+    rename). ``writer``: False for the workers of a cluster other than the chief, who resume from
+    the chief's file (results/ on a shared filesystem) and never write it.
     """
     path: Path
     signature: dict
     writer: bool = True
 
     def _key(self, settings):
-        return {"signature": self.signature, "settings": dataclasses.asdict(settings)}
+        return {"signature": self.signature, "settings": dataclasses.asdict(settings), "selection": SELECTION}
 
     def load(self, settings):
         """The saved state if the file exists, reads, and was made for this run; else None."""
@@ -378,8 +391,9 @@ class Checkpoint:
             Path(self.path).unlink(missing_ok=True)
 
 
-def _state(network, logs, optimizers, rng, acc_before, loss_before, history, best, best_state):
-    """Everything `train` needs to continue after this epoch: (JSON header, named arrays)."""
+def _state(network, logs, optimizers, rng, acc_before, loss_before, history, best_epoch, best_state):
+    """Everything `train` needs to continue after this epoch: (JSON header, named arrays); ``best_state``
+    is the converted network's own where ``best_epoch`` is 0."""
     best_weights, best_thresholds, best_leaks = best_state
     arrays = {f"weight_{i}": w.numpy() for i, w in enumerate(network.weight_variables())}
     arrays.update({f"best_weight_{i}": w for i, w in enumerate(best_weights)})
@@ -387,7 +401,7 @@ def _state(network, logs, optimizers, rng, acc_before, loss_before, history, bes
     for k, (optimizer, _) in enumerate(optimizers):
         arrays.update({f"optimizer{k}_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
     header = {"epoch": len(history), "acc_before": acc_before, "loss_before": loss_before,
-              "history": [dataclasses.asdict(r) for r in history], "best_epoch": best.epoch,
+              "history": [dataclasses.asdict(r) for r in history], "best_epoch": best_epoch,
               "thresholds": network.threshold_values(), "leaks": network.leak_values(),
               "best_thresholds": best_thresholds, "best_leaks": best_leaks,
               "rng": rng.bit_generator.state}
@@ -395,7 +409,7 @@ def _state(network, logs, optimizers, rng, acc_before, loss_before, history, bes
 
 
 def _resume(saved, network, logs, optimizers, rng, strategy):
-    """Put a saved state back (`_state`); returns acc_before, loss_before, history, best, best_state."""
+    """Put a saved state back (`_state`); returns acc_before, loss_before, history, best_epoch, best_state."""
     header, arrays = saved
     count = len(network.weight_variables())
     _restore(network, ([arrays[f"weight_{i}"] for i in range(count)], header["thresholds"], header["leaks"]))
@@ -410,10 +424,9 @@ def _resume(saved, network, logs, optimizers, rng, strategy):
                 v.assign(arrays[f"optimizer{k}_{i}"])
     rng.bit_generator.state = header["rng"]
     history = [EpochRecord(**r) for r in header["history"]]
-    best = history[header["best_epoch"] - 1]
     best_state = ([arrays[f"best_weight_{i}"] for i in range(count)], header["best_thresholds"],
                   header["best_leaks"])
-    return header["acc_before"], header["loss_before"], history, best, best_state
+    return header["acc_before"], header["loss_before"], history, header["best_epoch"], best_state
 
 
 # --------------------------------------------------------------------- export

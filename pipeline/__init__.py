@@ -3,14 +3,49 @@ orchestrate the libraries: data, training, network, engine, energy, toolbox, res
 
 Importing `keras_models` first selects the legacy Keras (SNN Toolbox speaks the Keras-2 API).
 """
+import importlib.abc
+import importlib.util
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
 import keras_models  # noqa: F401,E402  (selects the legacy Keras before TensorFlow loads)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ chatter hides our progress
+
+
+class _QuietTensorFlowLoad(importlib.abc.MetaPathFinder):
+    """TensorFlow 2.21 logs its start-up (oneDNN notice, CUDA stub) through absl before it reads
+    TF_CPP_MIN_LOG_LEVEL: wherever TensorFlow is first imported, the process's stderr is closed
+    while its package loads. A failing import still raises; its traceback prints afterwards."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)   # once, and the real finders do the finding
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            load = spec.loader.exec_module
+            spec.loader.exec_module = lambda module: _without_stderr(load, module)
+        return spec
+
+
+def _without_stderr(function, *args):
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            return function(*args)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+if "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _QuietTensorFlowLoad())
 
 # The toolbox re-traces tf.functions per batch by design; the warnings drown our progress bars.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)

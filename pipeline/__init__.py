@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ chatter hides our p
 
 class _QuietTensorFlowLoad(importlib.abc.MetaPathFinder):
     """TensorFlow 2.21 logs its start-up (oneDNN notice, CUDA stub) through absl before it reads
-    TF_CPP_MIN_LOG_LEVEL: wherever TensorFlow is first imported, the process's stderr is closed
-    while its package loads. A failing import still raises; its traceback prints afterwards."""
+    TF_CPP_MIN_LOG_LEVEL: wherever TensorFlow is first imported, what the process writes to stderr
+    while the package loads is held back, and shown only if the import fails."""
 
     def find_spec(self, name, path, target=None):
         if name != "tensorflow":
@@ -28,20 +29,25 @@ class _QuietTensorFlowLoad(importlib.abc.MetaPathFinder):
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.loader is not None:
             load = spec.loader.exec_module
-            spec.loader.exec_module = lambda module: _without_stderr(load, module)
+            spec.loader.exec_module = lambda module: _holding_stderr(load, module)
         return spec
 
 
-def _without_stderr(function, *args):
+def _holding_stderr(function, *args):
     sys.stderr.flush()
     saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
             return function(*args)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 if "tensorflow" not in sys.modules:

@@ -15,12 +15,15 @@ training samples), one batch of training samples, the same process, the parts ti
 - ``dense reference``: the same Keras network's dense forward + backward pass for the batch, x T (what
   training the ANN T times over would cost: the scale STDB's arithmetic is measured against).
 
-Printed: seconds per batch and milliseconds per sample-timestep, and the ratio to the STDB step.
-A profile of where time goes, never a test: the numbers vary with the machine and its load.
+Printed: seconds per batch and milliseconds per sample-timestep, and the ratio to the STDB step;
+then the CPU's float32 rate as TensorFlow reaches it (a 2048 x 2048 matmul, GFLOP/s), the ceiling a
+step's arithmetic (its multiply-adds, counted in the README) is measured against. A profile of where time goes, never a test: the numbers vary with the machine and its load.
 """
 import statistics
 import sys
 import time
+
+MATMUL_SIZE, MATMUL_REPEATS = 2048, 10   # ~1 s a measurement
 
 
 def main(argv):
@@ -95,6 +98,16 @@ def main(argv):
     for name, values in seconds.items():
         s = statistics.median(values)
         print(f"{name:44s} {s:8.3f} {1e3 * s / batch / timesteps:15.3f} {s / reference:12.2f}")
+    a = tf.random.stateless_normal([MATMUL_SIZE, MATMUL_SIZE], seed=[0, 0])
+    matmul = tf.function(lambda: tf.matmul(a, a))
+    matmul().numpy()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(MATMUL_REPEATS):
+            matmul().numpy()
+        rates.append(2 * MATMUL_SIZE ** 3 * MATMUL_REPEATS / (time.perf_counter() - start) / 1e9)
+    print(f"float32 reference: TensorFlow's {MATMUL_SIZE}x{MATMUL_SIZE} matmul, {statistics.median(rates):.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

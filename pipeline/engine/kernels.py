@@ -93,9 +93,9 @@ def _conv(frames, rows, top, left, out):
         for s in range(_spike_list(frames[f].reshape(-1), found)):
             k = found[s]
             c, x, y = k % C, k // C % W, k // (C * W)
-            last = ((y + kh - 1) * Wx + x) * O   # where tap (0, kw - 1) lands; tap (i, j) lands (i * Wx + j) * O before (0, 0)'s
+            row0 = ((y + kh - 1) * Wx + x) * O   # kernel row 0's first grid position; row i's is i grid rows before
             for i in range(kh):
-                start = last - i * Wx * O
+                start = row0 - i * Wx * O
                 target, source = grid[start:start + length], rows[c, i]   # slices: unsigned indices, so it vectorises
                 for o in range(length):
                     target[o] += source[o]

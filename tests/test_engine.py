@@ -94,13 +94,13 @@ def test_dropout_mask_is_drawn_once_per_sample_and_kept_over_time():
     model = chain(np.eye(n, dtype=np.float32), np.ones((n, 2), np.float32), dropout=0.5)
     net = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=T, coding="analog"))
     x = tf.fill([4, n], 0.25)  # kept: 0.25 / 0.5 = 0.5 per step -> T/2 spikes; dropped: none
-    out = net._batch_fn(x, engine.batch_key(0, 0), training=True, spike_fn=engine.heaviside, collect=True)
+    out = net.run(x, engine.batch_key(0, 0), training=True, record=engine.Recording(totals=True))
     totals = out["totals"][0].numpy()
     assert set(np.unique(totals)) == {0.0, T / 2}
     assert not np.array_equal(totals[0], totals[1])  # one mask per sample
-    again = net._batch_fn(x, engine.batch_key(0, 0), training=True, spike_fn=engine.heaviside, collect=True)
+    again = net.run(x, engine.batch_key(0, 0), training=True, record=engine.Recording(totals=True))
     np.testing.assert_array_equal(again["totals"][0].numpy(), totals)
-    plain = net._batch_fn(x, engine.batch_key(0, 0), training=False, spike_fn=engine.heaviside, collect=True)
+    plain = net.run(x, engine.batch_key(0, 0), record=engine.Recording(totals=True))
     assert np.all(plain["totals"][0].numpy() == T / 4)  # no dropout at inference
 
 

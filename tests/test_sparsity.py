@@ -77,7 +77,7 @@ def test_stdb_firing_rate_is_the_engines_count(problem):
     model, thresholds, weights, _, _, x_test, _ = problem
     model.set_weights(weights)
     net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=6, batch_size=50))
-    out = net._batch_fn(tf.constant(x_test[:50]), engine.batch_key(0, 0), training=False, spike_fn=engine.heaviside)
+    out = net.run(tf.constant(x_test[:50]), engine.batch_key(0, 0))
     assert float(stdb.firing_rate(net, out["counts"])) == pytest.approx(hidden_rate(net, x_test[:50]), rel=1e-5)
 
 

@@ -91,8 +91,7 @@ def test_engine_backpropagates_through_time_with_the_time_since_last_spike():
     net = engine.SpikingNetwork(model, {"hidden": 1.0}, engine.SnnSettings(timesteps=4, coding="analog", batch_size=1))
     kernel = model.get_layer("hidden").kernel
     with tf.GradientTape() as tape:
-        out = net._batch_fn(tf.constant([[0.5]]), engine.batch_key(0, 0), training=False,
-                            spike_fn=stdb.SpikeFunction(SinceProbe()))
+        out = net.run(tf.constant([[0.5]]), engine.batch_key(0, 0), spike_fn=stdb.SpikeFunction(SinceProbe()))
         loss = out["logits"][0, 0]
     # v = 0.5, 1.0 (spike), 0.5, 1.0 (spike): since = 1000, 1001 (never fired before), 1, 2.
     # dL/dv_t = since_t + dL/dv_{t+1} (leak 1) = 2004, 1004, 3, 2; every v_t holds one 0.5 * kernel.

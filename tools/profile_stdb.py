@@ -52,7 +52,7 @@ def main(argv):
     optimizer = tf.keras.optimizers.Adam(1e-4, amsgrad=True)
 
     def forward():
-        out = network._batch(x, keys, training=True, spike_fn=spike_fn)
+        out = network.run(x, keys, training=True, spike_fn=spike_fn)
         return stdb.cross_entropy(out["logits"], labels, timesteps)
 
     def forward_backward():

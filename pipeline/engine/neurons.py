@@ -1,5 +1,10 @@
-"""The engine's neuron pieces: the Heaviside spike and reset by subtraction (STDB swaps the spike's gradient)."""
+"""The engine's neuron: the integrate-and-fire step (`if_step`), the Heaviside spike and reset by subtraction.
+
+`if_step` is the one update every neuron of the engine makes (STDB swaps the spike's gradient through
+``spike_fn``); `pipeline.engine.kernels.scan` repeats its float32 operations for the fast path.
+"""
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import tensorflow as tf
 
@@ -38,3 +43,34 @@ class Heaviside:
 
 heaviside = Heaviside()
 RESET = SubtractiveReset()
+
+
+class IFState(NamedTuple):
+    """What a layer of integrate-and-fire neurons carries from one step to the next: the membranes,
+    and (for a spike function that uses it, `Heaviside.uses_history`) the step of each neuron's last spike."""
+    v: tf.Tensor
+    last: tf.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class IFParams:
+    """A layer's neuron parameters for `if_step`: threshold and multiplicative leak (tensors or floats),
+    the spike function, and whether threshold and leak get gradients (else they enter as constants, so
+    backpropagation through time keeps nothing for them)."""
+    threshold: tf.Tensor | float
+    leak: tf.Tensor | float = 1.0
+    spike_fn: Callable = heaviside
+    learn_threshold: bool = False
+    learn_leak: bool = False
+
+
+def if_step(current, state, params, t=0.0):
+    """One step of integrate-and-fire neurons: ``v = leak * v + I``, a spike where ``v >= theta``
+    (``params.spike_fn``), reset by subtraction. ``t``: the step's index (float), for spike functions
+    that use the time since the last spike. Returns ``(spikes, new state)``; pure: nothing is changed."""
+    decayed = params.leak * state.v if params.learn_leak else _scale(state.v, params.leak)
+    v = decayed + current
+    since = None if state.last is None else t - state.last
+    spikes = params.spike_fn(v, params.threshold, since)
+    last = None if state.last is None else tf.where(spikes > 0, t, state.last)
+    return spikes, IFState(RESET(v, spikes, params.threshold, params.learn_threshold), last)

@@ -15,8 +15,10 @@ own weight variables (nothing is copied, so training the engine trains the Keras
   dropout multiplies by a mask drawn once per sample and kept for all timesteps (training only).
 
 Each timestep runs the whole network, layer after layer, so a spike reaches the readout in the
-step it is made (INI's order). ``simulate(fast=True)`` computes the same run layer by layer
-instead (`SpikingNetwork._fast_batch`, with the compiled kernels of `pipeline.engine.kernels`).
+step it is made (INI's order): `SpikingNetwork.run` is that time loop, one batch at a time, each
+neuron layer updated by `neurons.if_step`, what is recorded asked for with a `Recording`, T given
+per call. ``simulate(fast=True)`` computes the same run layer by layer instead
+(`SpikingNetwork._fast_batch`, with the compiled kernels of `pipeline.engine.kernels`).
 """
 import dataclasses
 import os
@@ -31,7 +33,7 @@ from pipeline import UserError, network
 from pipeline.engine import kernels
 from pipeline.engine.coding import (batch_key, delta_input, delta_levels, input_spikes, padded_batch,
                                    stateless_uniform)
-from pipeline.engine.neurons import NEVER_FIRED, RESET, _scale, heaviside
+from pipeline.engine.neurons import NEVER_FIRED, IFParams, IFState, _scale, heaviside, if_step
 from pipeline.network import CONSTANT_CODINGS, POOL_THRESHOLD, Neurons
 
 FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
@@ -100,6 +102,16 @@ def _pool_geometry(stage):
     return ph, pw, sh, sw, top, left, oh, ow
 
 
+@dataclass(frozen=True)
+class Recording:
+    """What `SpikingNetwork.run` keeps besides the logits, the readout and the spike counts per step:
+    ``totals``, every neuron's spike total; ``trains``, the spike trains of these rows of the batch;
+    ``peaks``, every weighted layer's largest input current per step and sample (threshold calibration)."""
+    totals: bool = False
+    trains: tuple = ()
+    peaks: bool = False
+
+
 @dataclass
 class SimulationResult:
     """What one inference run measured; arrays are NumPy, samples first.
@@ -151,7 +163,7 @@ class SpikingNetwork:
         self.thresholds = {n: tf.Variable(float(v), name=f"{n}_threshold")
                            for n, v in self.graph.thresholds().items()}
         self.leaks = {n: tf.Variable(float(v), name=f"{n}_leak") for n, v in self.graph.leaks().items()}
-        self._batch_fn = tf.function(self._batch)
+        self._compiled_loop = tf.function(self._time_loop)
 
     # ----------------------------------------------------------------- views and variables
     def with_settings(self, **changes):
@@ -198,7 +210,7 @@ class SpikingNetwork:
 
     # ----------------------------------------------------------------- inference
     def simulate(self, x, y=None, record=(), trains=False, progress=False, input_frames=None, fast=False,
-                 sparse=True):
+                 sparse=True, timesteps=None):
         """Run the network on ``x`` batch by batch; decisions per timestep, spike counts per layer.
 
         ``y``: integer labels or one-hot rows (optional; gives the accuracies). ``record``: sample
@@ -208,8 +220,10 @@ class SpikingNetwork:
         coding, e.g. `toolbox_poisson_replay` (then the batch size must divide the sample count).
         ``fast``: simulate layer by layer (`_fast_batch`): same dynamics and decisions, no spike
         trains; ``sparse`` then computes the currents of spike inputs event by event.
+        ``timesteps``: T of this run (default: the settings').
         """
         s = self.settings
+        T = int(timesteps or s.timesteps)
         if fast and trains:
             raise UserError("fast simulation keeps no spike trains: simulate with fast=False to record them")
         x = np.asarray(x, np.float32)
@@ -221,20 +235,19 @@ class SpikingNetwork:
                             f"{len(x)} samples")
         names = ("input",) + self.spiking_layer_names
         start_time = time.perf_counter()
-        logits, outputs, counts = [], [], np.zeros((s.timesteps, len(names)), np.int64)
+        logits, outputs, counts = [], [], np.zeros((T, len(names)), np.int64)
         totals, rec_totals, rec_trains = {}, {n: [] for n in names[1:]}, {n: [] for n in names[1:]}
         stage_seconds = {} if fast else None
         starts = range(0, len(x), s.batch_size)
-        for batch, start in enumerate(_progress(starts, progress, "simulate")):
+        for batch, start in enumerate(progress_bar(starts, progress, "simulate")):
             xb, n = padded_batch(x[start:start + s.batch_size], s.batch_size)
             rows = [i - start for i in record if start <= i < start + n]
-            frames = None if input_frames is None else tf.constant(input_frames(xb, s.timesteps), tf.float32)
+            frames = None if input_frames is None else tf.constant(input_frames(xb, T), tf.float32)
             if fast:
-                out = self._fast_batch(xb, batch_key(s.seed, batch), frames, sparse, stage_seconds)
+                out = self._fast_batch(xb, batch_key(s.seed, batch), T, frames, sparse, stage_seconds)
             else:
-                out = self._batch_fn(tf.constant(xb), batch_key(s.seed, batch), training=False, spike_fn=heaviside,
-                                     collect=True, trains=bool(trains and record),
-                                     rows=tf.constant(rows, tf.int32), frames=frames)
+                kept = Recording(totals=True, trains=tuple(rows) if trains and record else ())
+                out = self.run(tf.constant(xb), batch_key(s.seed, batch), T, record=kept, frames=frames)
             logits.append(np.asarray(out["logits"])[:n])
             outputs.append(np.transpose(np.asarray(out["readout"]), (1, 0, 2))[:n])
             counts += np.asarray(out["counts"])[:, :, :n].sum(axis=2).round().astype(np.int64)
@@ -259,20 +272,28 @@ class SpikingNetwork:
         return result
 
     # ----------------------------------------------------------------- the time loop
-    def _batch(self, x, key, training, spike_fn, collect=False, trains=False, rows=None, probe=False,
-               learn=(), frames=None):
-        """Simulate one batch for T steps (traced once per batch shape and flag combination).
+    def run(self, x, key, timesteps=None, *, training=False, spike_fn=heaviside, record=Recording(), learn=(),
+            frames=None):
+        """One batch ``x`` through T steps (``timesteps``, default: the settings'), the engine's time loop;
+        compiled once per batch shape, T and recording. Within a step the layers update in order,
+        each neuron layer by `if_step`.
 
-        ``training`` turns dropout on; ``spike_fn`` is `heaviside` or an STDB spike function;
-        ``collect`` keeps per-neuron spike totals; ``trains`` keeps the spike trains of ``rows``;
-        ``probe`` also records, per step and sample, the largest input current of every weighted
-        layer (threshold calibration). ``learn`` names what besides the weights gets gradients
-        (``"thresholds"``, ``"leak"``); the rest enter as constants, so backpropagation through
-        time neither computes nor stores anything for them. ``frames`` (T, batch, ...) replaces
-        the input coding.
+        ``key``: the batch's input draws (`coding.batch_key`, `coding.sample_keys`). ``training`` turns
+        dropout on; ``spike_fn`` is `heaviside` or an STDB spike function; ``learn`` names what besides the
+        weights gets gradients (``"thresholds"``, ``"leak"``); ``frames`` (T, batch, ...) replaces the input
+        coding. Returns ``logits`` (batch, C): the readout's accumulated current; ``readout`` (T, batch, C):
+        what decides after each step; ``counts`` (T, layers, batch): spikes per step, the input's first;
+        and what ``record`` asks for: ``totals`` (per layer (batch, ...)), ``trains`` (per layer
+        (T, rows, ...), bool), ``peaks`` (T, weighted layers, batch).
         """
+        rows = tf.constant(record.trains, tf.int32) if record.trains else None
+        return self._compiled_loop(x, key, int(timesteps or self.settings.timesteps), training, spike_fn,
+                                   record.totals, bool(record.trains), rows, record.peaks, tuple(learn), frames)
+
+    def _time_loop(self, x, key, T, training, spike_fn, collect, trains, rows, probe, learn, frames):
+        """`run`'s loop (traced by `tf.function`): ``collect``, ``trains`` with ``rows`` and ``probe``
+        are `Recording`'s totals, trains and peaks."""
         s = self.settings
-        T = s.timesteps
         batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]  # static shapes: lean BPTT
         history = getattr(spike_fn, "uses_history", False)
         stateful = self._stateful()
@@ -283,15 +304,12 @@ class SpikingNetwork:
         # Weights, thresholds and leaks are read once, outside the loop: BPTT then keeps no
         # per-step copies of them.
         weights = {st.name: [w.read_value() for w in _layer_weights(st)] for st in self.graph.weighted}
-        thresholds = {st.name: self._threshold(st, learn) for st in stateful}
-        leaks = {st.name: self._leak(st, learn) for st in stateful}
+        params = {st.name: IFParams(self._threshold(st, learn), self._leak(st, learn), spike_fn,
+                                    "thresholds" in learn and st.kind == WEIGHTED,
+                                    "leak" in learn and st.name in self.leaks) for st in stateful}
 
         def input_current(stage, h):
             return _current(stage, h, *weights[stage.name]) if stage.kind == WEIGHTED else _avg_pool(stage, h)
-
-        def leaky(stage, v):
-            learned = "leak" in learn and stage.name in self.leaks
-            return leaks[stage.name] * v if learned else _scale(v, leaks[stage.name])
 
         if analog:  # a constant input gives the first stateful layer a constant current: compute it once
             const_current = input_current(self.stages[first],
@@ -302,7 +320,7 @@ class SpikingNetwork:
             return tf.fill(tf.concat([[batch], stage.output_shape], 0), value)
 
         state = {
-            "v": [full(st, s.initial_membrane * thresholds[st.name]) for st in neurons],
+            "v": [full(st, s.initial_membrane * params[st.name].threshold) for st in neurons],
             "acc": tf.zeros([batch, self.num_classes]),
             "out_count": tf.zeros([batch, self.num_classes]),
             "readout": tf.TensorArray(tf.float32, size=T),
@@ -343,12 +361,11 @@ class SpikingNetwork:
                     new["acc"] = new["acc"] + current
                     if not self._spikes(stage):
                         break
-                theta = thresholds[stage.name]
-                v = leaky(stage, old["v"][j]) + current
-                spikes = spike_fn(v, theta, now - old["last"][j] if history else None)
-                new["v"].append(RESET(v, spikes, theta, "thresholds" in learn and stage.kind == WEIGHTED))
+                spikes, state_ = if_step(current, IFState(old["v"][j], old["last"][j] if history else None),
+                                         params[stage.name], now)
+                new["v"].append(state_.v)
                 if history:
-                    new["last"].append(tf.where(spikes > 0, now, old["last"][j]))
+                    new["last"].append(state_.last)
                 if collect:
                     new["totals"].append(old["totals"][j] + spikes)
                 if trains:
@@ -372,34 +389,33 @@ class SpikingNetwork:
         if trains:
             out["trains"] = [ta.stack() for ta in state["trains"]]
         if probe:
-            out["probe"] = state["probe"].stack()
+            out["peaks"] = state["probe"].stack()
         return out
 
     # ----------------------------------------------------------------- fast inference
-    def _fast_batch(self, x, key, frames, sparse, seconds):
-        """`_batch`'s inference, computed layer by layer instead of step by step.
+    def _fast_batch(self, x, key, T, frames, sparse, seconds):
+        """`run`'s inference, computed layer by layer instead of step by step.
 
         Within a step the layers update in order (INI's order too), so a layer's input at step t
         is the spikes the layer below made at step t: a layer's whole spike train can be
         computed before the next layer starts. Every input current then is one op over all
         (T x batch) frames (`_frames_current`; with constant input the first layer's current is
         computed once), and only the membranes step through time, in one compiled loop per chain
-        of stages (`kernels.scan`: `_batch`'s update, `heaviside` and `RESET` in the same float32
+        of stages (`kernels.scan`: `if_step`, `heaviside` and `RESET` in the same float32
         operations; Numba, faster than XLA's loop). Samples are independent,
         so the batch runs in chunks of at most `FAST_FRAMES` frames (bounded memory), one thread
-        per CPU core; Poisson input is drawn for the whole batch first, exactly as `_batch` draws it.
-        Returns `_batch`'s outputs as NumPy arrays and adds wall time per part (summed over the
+        per CPU core; Poisson input is drawn for the whole batch first, exactly as `run` draws it.
+        Returns `run`'s outputs as NumPy arrays and adds wall time per part (summed over the
         threads) to ``seconds``.
         """
-        s = self.settings
-        if frames is None and s.coding not in CONSTANT_CODINGS:
+        if frames is None and self.settings.coding not in CONSTANT_CODINGS:
             xb = tf.constant(x)
-            frames = tf.stack([self._encode(xb, key, tf.constant(t)) for t in range(s.timesteps)])
-        size = _chunk_size(len(x), s.timesteps)
+            frames = tf.stack([self._encode(xb, key, tf.constant(t)) for t in range(T)])
+        size = _chunk_size(len(x), T)
         chunks = [(x[i:i + size], None if frames is None else frames[:, i:i + size]) for i in range(0, len(x), size)]
         timings = [{} for _ in chunks]
         with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1)) as pool:  # TF, XLA, Numba release the GIL
-            parts = list(pool.map(lambda c, t: self._fast_chunk(*c, sparse, t), chunks, timings))
+            parts = list(pool.map(lambda c, t: self._fast_chunk(*c, T, sparse, t), chunks, timings))
         for timing in timings:
             for part, value in timing.items():
                 seconds[part] = seconds.get(part, 0.0) + value
@@ -408,9 +424,9 @@ class SpikingNetwork:
                 "counts": np.concatenate([p["counts"] for p in parts], axis=2),
                 "totals": [np.concatenate(layer) for layer in zip(*(p["totals"] for p in parts))]}
 
-    def _fast_chunk(self, x, frames, sparse, seconds):
+    def _fast_chunk(self, x, frames, T, sparse, seconds):
         """`_fast_batch` for a few samples: chain after chain, currents, then membranes."""
-        T, batch = self.settings.timesteps, len(x)
+        batch = len(x)
         if frames is None:
             h, counts = None, [np.zeros((T, 1, batch), np.float32)]
             counts[0][0, 0] = _numpy(self._held_events(tf.constant(x)))
@@ -429,7 +445,7 @@ class SpikingNetwork:
             constant = h is None
             if head.readout:
                 steps = np.broadcast_to(current, (T,) + current.shape) if constant else current
-                accumulated = np.cumsum(steps, axis=0, dtype=np.float32)  # `_batch`'s acc, added step by step
+                accumulated = np.cumsum(steps, axis=0, dtype=np.float32)  # `run`'s acc, added step by step
                 logits = accumulated[-1]
                 if not self._spikes(head):
                     readout = accumulated
@@ -569,7 +585,8 @@ def _per_sample(values, reduce=tf.reduce_sum):
     return reduce(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
 
-def _progress(iterable, enabled, label):
+def progress_bar(iterable, enabled, label):
+    """``iterable``, with a progress bar labelled ``label`` on the terminal when ``enabled``."""
     if not enabled:
         return iterable
     from tqdm import tqdm

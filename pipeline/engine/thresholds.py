@@ -4,8 +4,7 @@ import tensorflow as tf
 
 from pipeline import UserError, network
 from pipeline.engine.coding import batch_key, padded_batch
-from pipeline.engine.neurons import heaviside
-from pipeline.engine.simulator import WEIGHTED, _progress
+from pipeline.engine.simulator import WEIGHTED, Recording, progress_bar
 
 
 def calibrate_thresholds(network, x, percentile=100.0, scale=0.7, timesteps=None, progress=False):
@@ -32,14 +31,13 @@ def calibrate_thresholds(network, x, percentile=100.0, scale=0.7, timesteps=None
     found = {}
     weighted = [i for i, s in enumerate(probe_net.stages) if s.kind == WEIGHTED]
     size = probe_net.settings.batch_size
-    for k, i in enumerate(_progress(weighted, progress, "thresholds")):
+    for k, i in enumerate(progress_bar(weighted, progress, "thresholds")):
         name = probe_net.stages[i].name
         peaks = []
         for batch, start in enumerate(range(0, len(x), size)):
             xb, n = padded_batch(x[start:start + size], size)
-            out = probe_net._batch_fn(tf.constant(xb), batch_key(probe_net.settings.seed, batch), training=False,
-                                      spike_fn=heaviside, probe=True)
-            peaks.append(out["probe"].numpy()[:, k, :n].ravel())
+            out = probe_net.run(tf.constant(xb), batch_key(probe_net.settings.seed, batch), record=Recording(peaks=True))
+            peaks.append(out["peaks"].numpy()[:, k, :n].ravel())
         peak = float(np.percentile(np.concatenate(peaks), percentile))
         if not peak > 0:
             raise UserError(f"layer {name!r} received no positive input current on the calibration data; "

@@ -236,7 +236,7 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
 
     def replica_step(x, labels, keys, batch):
         with tf.GradientTape() as tape:
-            out = network._batch_fn(x, keys, training=True, spike_fn=spike_fn, learn=learn)
+            out = network.run(x, keys, training=True, spike_fn=spike_fn, learn=learn)
             share = tf.cast(tf.shape(labels)[0], tf.float32) / batch
             loss = cross_entropy(out["logits"], labels, network.settings.timesteps)
             if settings.sparsity > 0:

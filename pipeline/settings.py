@@ -130,8 +130,9 @@ class Settings:
                                      shown="100 (bench and interop 50, compare 20)")
     ntrain: int | None = option("NTRAIN", "training samples for STDB, class-balanced from the ANN's training split "
                                           "(its validation split chooses the epoch; NTRAIN at least the split's size: "
-                                          "all of it) (energy: for threshold calibration)",
-                                parse=_positive_int, shown="256 (energy 100)")
+                                          "all of it); conversion thresholds are calibrated on 100 others "
+                                          "(`pipeline/conversion.py`)",
+                                parse=_positive_int, shown="256")
     stdb_epochs: int = option("STDB_EPOCHS", "STDB training epochs; the best on the validation split is kept", 10,
                               parse=_positive_int)
     jobs: int = option("JOBS", "stdb-sweep: T values trained at once, each in its own process with cores/JOBS "
@@ -200,6 +201,10 @@ class Settings:
     force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "
                                    "`run.json` (not the defaults), a value given replaces the recorded one and "
                                    "the summary prints what changed", False, flag=True)
+
+    def input_coding(self):
+        """The engine's input-coding fields (`network.Neurons`: coding, gain, delta) these settings ask for."""
+        return {"coding": self.coding, "gain": self.gain, "delta": self.delta}
 
 
 OPTIONS = tuple(f for f in fields(Settings) if f.metadata)

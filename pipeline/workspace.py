@@ -18,7 +18,6 @@ DATA_CACHE = ROOT / "data"
 DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0, "model_file": None}
 NUM_NORM = 500   # training samples the toolbox normalises on
 DEFAULT_N = 100             # test samples simulated when N is not given
-CALIBRATION_SAMPLES = 100   # training samples the conversion thresholds are calibrated on (THRESHOLDS=max)
 STDB_TRAINING_SAMPLES = 256  # STDB's training samples unless NTRAIN says otherwise (sized for a 2-core CPU)
 ONOFF_SUFFIX = "_onoff"     # the toolbox's data, model and log dir with ON/OFF input
 
@@ -170,36 +169,6 @@ def batch_size_for(num_samples, largest=50):
     return max(b for b in range(1, min(largest, num_samples) + 1) if num_samples % b == 0)
 
 
-def conversion_thresholds(ws, settings, mode, x_calibration, model=None):
-    """Per-layer thresholds of the RUN's converted network, and a line saying where they came from.
-
-    `max`: 0.7 x the layer's maximum input current while the network (engine settings
-    ``settings``) runs on the training samples ``x_calibration`` (Rathi et al. 2020).
-    `toolbox`: SNN Toolbox's data-based normalisation of the same model, read from the scale
-    factors `make convert` cached for it. ``model``: the RUN's model already loaded (else it is read).
-    """
-    from pipeline import engine
-    model = model or engine.load_keras(ws.model.path)
-    if mode == "toolbox":
-        pattern = f"log_m{ws.model_sha256[:12]}_d{ws.dataset.sha256[:12]}_p*_b*/normalization/*.json"
-        found = sorted((ws.dir / "toolbox").glob(pattern))
-        if not found:
-            raise UserError(f"THRESHOLDS=toolbox needs the toolbox's scale factors of this model under "
-                            f"{ws.dir / 'toolbox'}: run make convert first")
-        values = engine.thresholds_from_scale_factors(model, results.read_json(found[0]))
-        return values, f"toolbox thresholds ({found[0].parent.parent.name}/{found[0].name})"
-    values = engine.calibrate_thresholds(engine.SpikingNetwork(model, None, settings), x_calibration, progress=True)
-    return values, f"thresholds 0.7 x max input current on {len(x_calibration)} training samples"
-
-
-def converted_network(ws, settings, mode, x_calibration):
-    """The RUN's converted SNN on the engine (`conversion_thresholds`), and where its thresholds came from."""
-    from pipeline import engine
-    model = engine.load_keras(ws.model.path)   # loaded once: calibration runs on it, weights unchanged
-    values, source = conversion_thresholds(ws, settings, mode, x_calibration, model)
-    return engine.SpikingNetwork(model, values, settings), source
-
-
 def toolbox_paths(ws, batch_size, onoff=False):
     """[paths] for a run: a work dir per RUN, a log dir per model/data/percentile/batch size.
 
@@ -230,78 +199,3 @@ def render_config(ws, timesteps, num_samples, simulator="INI", overrides=None, b
     return configs.render(ws.run, timesteps, num_samples, batch_size,
                           toolbox_paths(ws, batch_size, onoff), simulator=simulator,
                           seed=ws.record["seed"], overrides=overrides)
-
-
-def input_coding(settings):
-    """The engine's input-coding fields (`network.Neurons`: coding, gain, delta) a Settings asks for."""
-    return {"coding": settings.coding, "gain": settings.gain, "delta": settings.delta}
-
-
-def stdb_network(ws, timesteps, coding, seed, batch_size):
-    """The STDB-fine-tuned network of this RUN and T, from the model stdb_T<T>.json exported.
-
-    `stdb.export_h5` folds the thresholds into the weights (threshold 1); a record that says
-    ``"exported_folded": false`` has its ``thresholds`` applied to the exported weights instead.
-    The engine settings the network was trained with are read from the record where it has them;
-    ``coding``: the input coding's fields (`input_coding`).
-    """
-    from pipeline import engine
-    path = ws.dir / f"stdb_T{timesteps}.json"
-    if not path.exists():
-        raise UserError(f"NET=stdb: {path} not found; run make stdb T={timesteps} first")
-    record = results.read_json(path)
-    if not record.get("exported_model") or "thresholds" not in record:
-        raise UserError(f"NET=stdb: {path} names no exported_model and thresholds (re-run make stdb T={timesteps})")
-    folded = record.get("exported_folded", True)
-    model = engine.load_keras(record["exported_model"])
-    settings = engine.SnnSettings(timesteps=timesteps, **coding, seed=seed, batch_size=batch_size,
-                               leak=float(record.get("leak", 1.0)),
-                               pooling=record.get("pooling", "linear"), readout=record.get("readout", "membrane"),
-                               poisson_rule=record.get("poisson_rule", "signed"),
-                               initial_membrane=float(record.get("initial_membrane", 0.0)))
-    thresholds = None if folded else record["thresholds"]
-    net = engine.SpikingNetwork(model, thresholds, settings, leaks=record.get("leaks"))
-    return net, f"STDB fine-tuned ({path.name}: {record['exported_model']}, thresholds " \
-                    f"{'folded into the weights' if folded else 'from the record'})"
-
-
-def ini_converted_network(ws, timesteps, coding, thresholds, seed, batch_size, num_calibration):
-    """The RUN's converted network with INI semantics (spiking pools, spike-count readout)."""
-    from pipeline import engine
-    settings = engine.SnnSettings.ini_compatible(timesteps, **coding, seed=seed, batch_size=batch_size)
-    net, source = converted_network(ws, settings, thresholds, ws.dataset.x_train[:num_calibration])
-    return net, f"converted, {source}"
-
-
-def qcfs_model(ws, levels, sparsity=0.0, force=False):
-    """The RUN's QCFS ESCAPE-NET (`keras_models.qcfs`, L = ``levels``): the trained model fine-tuned with
-    quantised, clipped activations (and the activation-sparsity penalty of weight ``sparsity``), cached
-    like every trained model."""
-    chosen = ws.record
-    return train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),
-                                                       int(chosen["seed"]), levels, sparsity), force=force)
-
-
-def qcfs_network(ws, timesteps, coding, seed, batch_size, levels, sparsity=0.0):
-    """The RUN's QCFS network converted as Bu et al. do: theta = lambda per layer, v(0) = theta/2, linear
-    pools, membrane readout; and a line saying what it is."""
-    from pipeline import engine
-    trained = qcfs_model(ws, levels, sparsity)
-    settings = engine.SnnSettings(timesteps=timesteps, **coding, seed=seed, batch_size=batch_size,
-                                  initial_membrane=0.5)
-    return (engine.SpikingNetwork(train.load(trained.path), None, settings),
-            f"QCFS (L={levels}, {trained.path.name}{f', sparsity {sparsity:g}' if sparsity else ''}), "
-            "theta = lambda, v(0) = theta/2")
-
-
-def network_of(settings, ws, batch_size):
-    """The RUN's network that ``settings.net`` names (NET=converted: INI semantics; stdb; qcfs) at T, and a
-    line saying what it is: what `make energy` measures and `make export` writes."""
-    seed, T, coding = int(ws.record["seed"]), settings.timesteps, input_coding(settings)
-    if settings.net == "stdb":
-        return stdb_network(ws, T, coding, seed, batch_size)
-    if settings.net == "qcfs":
-        return qcfs_network(ws, T, coding, seed, batch_size, settings.levels, settings.sparsity)
-    return ini_converted_network(ws, T, coding, settings.thresholds, seed, batch_size,
-                                           min(settings.ntrain or CALIBRATION_SAMPLES,
-                                               len(ws.dataset.y_train)))

@@ -355,7 +355,7 @@ def test_event_driven_convolution_is_the_dense_convolution(kernel, padding, bias
     layer.build((None, 9, 11, 6))
     layer.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()])
     dense = layer(frames.astype(np.float32)).numpy()
-    events = simulator._event_current(node_of(layer, (9, 11, 6)), frames)
+    events = simulator.event_current(node_of(layer, (9, 11, 6)), frames)
     assert events.shape == dense.shape
     np.testing.assert_allclose(events, dense, rtol=1e-5, atol=1e-5)
     assert not events[2].any() or bias
@@ -367,4 +367,4 @@ def test_event_driven_dense_layer_is_the_matrix_product():
     layer = layers.Dense(5)
     layer.build((None, 40))
     dense = layer(frames.astype(np.float32)).numpy()
-    np.testing.assert_allclose(simulator._event_current(node_of(layer, (40,)), frames), dense, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(simulator.event_current(node_of(layer, (40,)), frames), dense, rtol=1e-5, atol=1e-5)

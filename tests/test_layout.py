@@ -53,3 +53,41 @@ def test_peer_sides_stand_alone_and_the_pipeline_never_imports_their_packages():
     others = [path for path in (ROOT / "pipeline").rglob("*.py") if path not in sides]
     assert {str(p): sorted(n for n in imports_of(p) if n.split(".")[0] in heavy) for p in others
             if any(n.split(".")[0] in heavy for n in imports_of(p))} == {}
+
+
+def called_names(path):
+    """The names a file calls, as ``f(...)`` or ``module.f(...)``."""
+    calls = (node.func for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call))
+    return {f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None) for f in calls}
+
+
+def test_every_converted_network_is_built_by_the_conversion_module():
+    builders = {"SpikingNetwork", "calibrate_thresholds"}
+    outside = [p for p in sorted((ROOT / "pipeline").rglob("*.py")) + sorted((ROOT / "tools").glob("*.py"))
+               if "engine" not in p.relative_to(ROOT).parts and p.name != "conversion.py"]
+    assert {str(p.relative_to(ROOT)): sorted(called_names(p) & builders) for p in outside
+            if called_names(p) & builders} == {}
+    assert {"SpikingNetwork", "calibrate_thresholds"} <= called_names(ROOT / "pipeline" / "conversion.py")
+
+
+def test_no_code_outside_the_engine_uses_a_private_engine_name():
+    engine_files = sorted((ROOT / "pipeline" / "engine").glob("*.py"))
+    private = {node.name for path in engine_files for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name.startswith("_")
+               and not node.name.startswith("__")}
+    private |= {target.id for path in engine_files for node in ast.parse(path.read_text()).body
+                if isinstance(node, ast.Assign) for target in node.targets
+                if isinstance(target, ast.Name) and target.id.startswith("_")}
+    private |= {node.attr for path in engine_files for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr.startswith("_")}
+    assert {"_time_loop", "_compiled_loop", "_fast_batch", "_frames_current"} <= private
+    found = {}
+    for path in [p for folder in ("pipeline", "tools", "tests") for p in sorted((ROOT / folder).rglob("*.py"))
+                 if "engine" not in p.relative_to(ROOT).parts]:
+        tree = ast.parse(path.read_text())
+        used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        used |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 and (node.module or "").startswith("pipeline.engine") for alias in node.names}
+        if used & private:
+            found[str(path.relative_to(ROOT))] = sorted(used & private)
+    assert found == {}

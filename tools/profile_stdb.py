@@ -30,7 +30,7 @@ def main(argv):
     import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
     import numpy as np
     import tensorflow as tf
-    from pipeline import engine, settings as settings_module, workspace
+    from pipeline import conversion, engine, settings as settings_module, workspace
     from pipeline.training import stdb
 
     own = {k: v for k, v in (a.split("=", 1) for a in argv if a.split("=", 1)[0] in ("BATCH", "REPEATS"))}
@@ -40,10 +40,9 @@ def main(argv):
     timesteps, batch = settings.timesteps or 28, int(own.get("BATCH", 32))
     repeats = int(own.get("REPEATS", 3))
     ws = workspace.prepare(settings)
-    network, _ = workspace.converted_network(
-        ws, engine.SnnSettings(timesteps=timesteps, leak=settings.leak, **workspace.input_coding(settings),
-                               seed=0, batch_size=batch),
-        settings.thresholds, ws.dataset.x_train[:workspace.CALIBRATION_SAMPLES])
+    network, _ = conversion.converted(
+        ws, engine.SnnSettings(timesteps=timesteps, leak=settings.leak, **settings.input_coding(),
+                               seed=0, batch_size=batch), settings.thresholds)
     x = tf.constant(ws.dataset.x_train[:batch], tf.float32)
     labels = tf.constant(engine.as_labels(ws.dataset.y_train[:batch]))
     keys = engine.sample_keys(0, 1, np.arange(batch))

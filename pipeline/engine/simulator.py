@@ -485,11 +485,11 @@ class SpikingNetwork:
 
     def _frames_current(self, stage, passive, h, sparse):
         """Input current of ``stage`` at every step from the spikes ``h`` (T, batch, ...) below:
-        one op over all frames, event by event (`_event_current`) for binary spikes if ``sparse``."""
+        one op over all frames, event by event (`event_current`) for binary spikes if ``sparse``."""
         T, batch = h.shape[:2]
         binary = isinstance(h, np.ndarray) and h.dtype == bool and all(p.kind != POOL for p in passive)
         if sparse and binary and _event_driven(stage):
-            out = _event_current(stage, h.reshape((T * batch,) + tuple(stage.input_shape)))
+            out = event_current(stage, h.reshape((T * batch,) + tuple(stage.input_shape)))
             return out.reshape((T, batch) + out.shape[1:])
         frames = tf.reshape(tf.cast(h, tf.float32), [T * batch] + list(h.shape[2:]))
         out = self._stage_current(stage, self._apply_passive(passive, frames, {}))
@@ -557,13 +557,13 @@ def _add_time(seconds, part, since):
 
 
 def _event_driven(stage):
-    """Whether `_event_current` handles the stage: Dense, or Conv2D with unit strides and dilation."""
+    """Whether `event_current` handles the stage: Dense, or Conv2D with unit strides and dilation."""
     if isinstance(stage, network.Conv2d):
         return tuple(stage.stride) == (1, 1) and tuple(stage.dilation) == (1, 1)
     return isinstance(stage, network.Affine)
 
 
-def _event_current(stage, frames):
+def event_current(stage, frames):
     """Input current of binary frames (F, ...) computed event by event (`pipeline.engine.kernels`)."""
     kernel = _numpy(stage.layer.kernel.value())
     if isinstance(stage, network.Conv2d):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import UserError, engine, plots, results, stats, workspace
+from pipeline import UserError, conversion, engine, plots, results, stats, workspace
 from pipeline.energy import (coding_floor, costs, count_operations, cumulative_energy, encoder_updates,
                              energy_table, fan_out, silent_fractions, summary_lines)
 from pipeline.training import ann
@@ -77,7 +77,8 @@ def main(settings):
     ws = workspace.prepare(settings)
     n = workspace.test_samples(settings, ws)
     T, batch_size = settings.timesteps, min(n, 32)
-    net, description = workspace.network_of(settings, ws, batch_size)
+    net, description = conversion.network_of(ws, settings.net, T, settings.input_coding(), batch_size,
+                                             settings.thresholds, settings.levels, settings.sparsity)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     layers_geometry = net.graph.compute_nodes
     measured = measure(net, x, y, layers_geometry[0])

@@ -5,11 +5,9 @@ what the graph does not hold (input coding, readout, initial membrane) and every
 Before it reports, the file is read back into the engine and both networks run on the same test
 samples: the export is kept only if every layer spikes the same.
 """
-import dataclasses
-
 import numpy as np
 
-from pipeline import UserError, engine, nirgraph, results, workspace
+from pipeline import UserError, conversion, nirgraph, results, workspace
 
 CHECK_SAMPLES = 10   # test samples the read-back network must spike identically on
 
@@ -19,13 +17,11 @@ def main(settings):
         raise UserError("T is required: make export NET=converted T=100")
     ws = workspace.prepare(settings)
     n = min(CHECK_SAMPLES, len(ws.dataset.y_test))
-    net, description = workspace.network_of(settings, ws, n)
+    net, description = conversion.network_of(ws, settings.net, settings.timesteps, settings.input_coding(), n,
+                                             settings.thresholds, settings.levels, settings.sparsity)
     path = ws.dir / f"{settings.net}_T{settings.timesteps}.nir"
     side = nirgraph.write(path, net.describe())
-    model, thresholds, neurons = nirgraph.read(path)
-    back = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(
-        **dataclasses.asdict(neurons), timesteps=settings.timesteps, seed=net.settings.seed,
-        batch_size=net.settings.batch_size))
+    back, _ = conversion.from_nir(path, settings.timesteps, net.settings.seed, net.settings.batch_size)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     ours, theirs = net.simulate(x, y, fast=True), back.simulate(x, y, fast=True)
     same = (np.array_equal(ours.spikes_per_timestep, theirs.spikes_per_timestep)

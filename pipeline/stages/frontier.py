@@ -4,9 +4,9 @@
 ``CODINGS`` (analog, Poisson, the deterministic rate encoder, the delta encoder) x method x T:
 
 - ``conversion``: the RUN's modified ESCAPE-NET, thresholds 0.7 x the maximum input current
-  (`engine.calibrate_thresholds` on training samples outside the validation split, with analog
+  (`conversion.conversion_thresholds`: on training samples outside the validation split, with analog
   input at max(TS): one set of thresholds for every coding, so only the coding changes);
-- ``qcfs``: its QCFS fine-tune (`workspace.qcfs_model`, L = ``L``), theta = lambda, v(0) = theta/2;
+- ``qcfs``: its QCFS fine-tune (`conversion.qcfs_model`, L = ``L``), theta = lambda, v(0) = theta/2;
 - ``qcfs+sparsity``: the QCFS fine-tune with the activation-sparsity penalty (`qcfs.penalise_activity`),
   its weight one of ``SPARSITIES``, converted the same way;
 - ``qcfs+stdb`` (``STDB=1``): the ``qcfs`` network, with the coding parameter its row chose, fine-tuned
@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
-from pipeline import data, energy, engine, frontier, plots, results, stats, workspace
+from pipeline import conversion, energy, engine, frontier, plots, results, stats, workspace
 from pipeline.training import ann as train
 from pipeline.training import stdb
 
@@ -78,7 +78,7 @@ def tuning_key(s):
 class Grid:
     """The networks (`network_name`), the conversion thresholds and the cell cache of one RUN."""
 
-    def __init__(self, settings, ws, qcfs_paths, train_idx, timesteps, cost, stdb_samples=None):
+    def __init__(self, settings, ws, qcfs_paths, timesteps, cost, stdb_samples=None):
         self.ws, self.cost, self.force, self.levels = ws, cost, settings.force, settings.levels
         self.seed = int(ws.record["seed"])
         # qcfs+stdb: (x_train, y_train, x_select, y_select), its settings, what its cells depend on
@@ -90,14 +90,11 @@ class Grid:
         self.paths = {"conversion": ws.model.path, **qcfs_paths}
         self.sha = {m: results.file_sha256(p) for m, p in self.paths.items()}
         self.models = {m: engine.load_keras(p) for m, p in self.paths.items()}
-        pick = train_idx[data.balanced_subset(ws.dataset.y_train[train_idx], workspace.CALIBRATION_SAMPLES, self.seed)]
         calibration = engine.SnnSettings(timesteps=max(timesteps), coding="analog", readout="membrane",
                                          pooling="linear", seed=self.seed, batch_size=SIM_BATCH)
-        self.thresholds = engine.calibrate_thresholds(
-            engine.SpikingNetwork(self.models["conversion"], None, calibration), ws.dataset.x_train[pick])
-        self.threshold_note = (f"0.7 x max input current on {len(pick)} training samples outside the validation "
-                               f"split, analog input, T={max(timesteps)}")
-        nodes = engine.SpikingNetwork(self.models["conversion"], self.thresholds, calibration).graph.compute_nodes
+        self.thresholds, source = conversion.conversion_thresholds(ws, calibration, "max", self.models["conversion"])
+        self.threshold_note = f"{source.removeprefix('thresholds ')}, analog input, T={max(timesteps)}"
+        nodes = conversion.from_model(self.models["conversion"], calibration, self.thresholds).graph.compute_nodes
         self.ann_energy_j = dense_energy(nodes, cost)
 
     def network(self, method, coding, parameter, sparsity, timesteps):
@@ -107,15 +104,15 @@ class Grid:
                                initial_membrane=0.0 if method == "conversion" else 0.5, **changes)
         if method == "qcfs+stdb":
             return self.fine_tuned(s)
-        return engine.SpikingNetwork(self.models[network_name(method, sparsity)],
-                                     self.thresholds if method == "conversion" else None, s)
+        return conversion.from_model(self.models[network_name(method, sparsity)], s,
+                                     self.thresholds if method == "conversion" else None)
 
     def fine_tuned(self, s):
         """The QCFS network fine-tuned with STDB under engine settings ``s`` (trained once per run, on a
         fresh copy of the model: STDB changes weights in place); its best epoch by the selection samples."""
         key = tuning_key(s)
         if key not in self.tuned:
-            net = engine.SpikingNetwork(engine.load_keras(self.paths["qcfs"]), None, s)
+            net = conversion.qcfs(self.paths["qcfs"], s)
             x_train, y_train, x_select, y_select = self.stdb_samples
             print(f"  STDB: {s.coding} T={s.timesteps}, {len(x_train)} training samples, "
                   f"{self.stdb_settings.epochs} epochs", flush=True)
@@ -239,17 +236,17 @@ def write_markdown(path, record):
 
 def main(settings):
     timesteps, cost, ws, n = workspace.engine_stage(settings, 'make frontier TS="2 4 8 16"')
-    train_idx, val_idx = workspace.training_split(ws)
+    val_idx = workspace.training_split(ws)[1]
     x_val, y_val = np.asarray(ws.dataset.x_train[val_idx], np.float32), ws.dataset.y_train[val_idx]
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
-    qcfs_paths = {network_name(m, w): workspace.qcfs_model(ws, settings.levels, w, force=settings.force).path
+    qcfs_paths = {network_name(m, w): conversion.qcfs_model(ws, settings.levels, w, force=settings.force).path
                   for m in METHODS[1:] for w in weights(settings, m)}
     methods = METHODS + ("qcfs+stdb",) * settings.stdb
     stdb_samples = None
     if settings.stdb:
         pick = workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)[0]
         stdb_samples = (np.asarray(ws.dataset.x_train[pick], np.float32), ws.dataset.y_train[pick], x_val, y_val)
-    grid = Grid(settings, ws, qcfs_paths, train_idx, timesteps, cost, stdb_samples)
+    grid = Grid(settings, ws, qcfs_paths, timesteps, cost, stdb_samples)
     anns = {name: {"test": train.predict(model, x), "validation": train.predict(model, x_val)}
             for name, model in grid.models.items()}
     reference_val = float(np.mean(anns["conversion"]["validation"] == y_val))

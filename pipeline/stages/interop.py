@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, energy, engine, nirgraph, peers, results, stats, workspace
+from pipeline import UserError, conversion, energy, engine, peers, results, stats, workspace
 
 DEFAULT_N = 50
 BATCH_SIZE = 25   # samples per batch, in both simulators
@@ -52,21 +52,19 @@ def main(settings):
         raise UserError(f"{path}: not found; make export NET={settings.net} T={settings.timesteps} "
                         f"RUN={settings.run} writes it")
     peers.python()
-    model, thresholds, neurons = nirgraph.read(path)
+    n = workspace.test_samples(settings, ws, DEFAULT_N)
+    batch = min(BATCH_SIZE, n)
+    net, neurons = conversion.from_nir(path, settings.timesteps, int(ws.record["seed"]), batch,
+                                       coding=settings.coding, gain=settings.gain)
     if neurons.readout != "spike_count" or neurons.pooling != "spiking":
         raise UserError(f"{path}: snnTorch imports IF nodes only (no NIR integrator I, the membrane readout): "
                         "cross-check NET=converted or NET=stdb")
     if settings.coding == "delta":
         raise UserError("CODING=delta: its events are held as conv1's current, not sent as frames; cross-check "
                         "CODING=analog, poisson or rate")
-    n = workspace.test_samples(settings, ws, DEFAULT_N)
     T, threads = settings.timesteps, os.cpu_count()
     x, labels = np.asarray(ws.dataset.x_test[:n], np.float32), np.asarray(ws.dataset.y_test[:n])
-    batch = min(BATCH_SIZE, n)
 
-    net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(
-        timesteps=T, coding=settings.coding, gain=settings.gain, poisson_rule=neurons.poisson_rule,
-        pooling=neurons.pooling, readout=neurons.readout, batch_size=batch, seed=int(ws.record["seed"])))
     frames = engine.coded_frames(net, x) if settings.coding != "analog" else None
     print(f"\nengine (fast): {n} samples, T={T}, {_input(net.settings)}")
     net.simulate(x[:batch], fast=True)   # compiles the kernels (untimed)

@@ -4,7 +4,7 @@
 ANN?" with one row per method and T, each against its own ANN on the same test samples:
 
 - ``conversion``: the RUN's modified ESCAPE-NET on the TF engine, thresholds 0.7 x the maximum
-  input current (`engine.calibrate_thresholds`, calibrated once at max(TS) on training samples).
+  input current (`conversion.conversion_thresholds`, calibrated once at max(TS)).
 - ``qcfs``: that model fine-tuned with QCFS activations (`keras_models.qcfs`, L = ``L`` levels;
   `pipeline.training.ann`), converted as Bu et al. (ICLR 2022) do: theta = lambda per layer, v(0) = theta/2.
 - ``conversion+stdb`` / ``qcfs+stdb`` (``STDB=1`` only): the same networks fine-tuned with STDB
@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_models import qcfs  # also registers the QCFS layer, so .h5 models with it load
-from pipeline import UserError, data, energy, engine, results, stats, workspace
+from pipeline import UserError, conversion, energy, engine, results, stats, workspace
 from pipeline.settings import Settings
 from pipeline.training import ann as train, stdb
 
@@ -86,41 +86,23 @@ class Methods:
     def __init__(self, settings, ws, qcfs_path, timesteps):
         self.ws, self.qcfs_path, self.settings = ws, qcfs_path, settings
         self.seed = int(ws.record["seed"])
-        base = self.engine_settings(max(timesteps))
-        x_cal = ws.dataset.x_train[data.balanced_subset(ws.dataset.y_train, workspace.CALIBRATION_SAMPLES, self.seed)]
-        self.thresholds = workspace.conversion_thresholds(ws, base, "max", x_cal)[0]
-        self.qcfs_readout = readout_threshold(engine.load_keras(qcfs_path), x_cal)
+        self.thresholds = conversion.conversion_thresholds(ws, self.engine_settings(max(timesteps)), "max")[0]
 
     def engine_settings(self, timesteps, **changes):
-        return engine.SnnSettings(timesteps=timesteps, leak=self.settings.leak, **workspace.input_coding(self.settings),
+        return engine.SnnSettings(timesteps=timesteps, leak=self.settings.leak, **self.settings.input_coding(),
                                readout="membrane", pooling="linear", seed=self.seed, batch_size=SIM_BATCH,
                                **changes)
 
     def network(self, method, timesteps):
-        if method.startswith("qcfs"):   # theta = lambda (per unit spike: lambda_k / lambda_k-1), the engine default
-            return engine.SpikingNetwork(engine.load_keras(self.qcfs_path), None,
-                                      self.engine_settings(timesteps, initial_membrane=0.5))
-        return engine.SpikingNetwork(engine.load_keras(self.ws.model.path), self.thresholds,
-                                  self.engine_settings(timesteps))
+        if method.startswith("qcfs"):
+            return conversion.qcfs(self.qcfs_path, self.engine_settings(timesteps, initial_membrane=0.5))
+        return conversion.from_model(engine.load_keras(self.ws.model.path), self.engine_settings(timesteps),
+                                     self.thresholds)
 
     def toolbox_semantics(self, timesteps):
         """The QCFS network as SNN Toolbox's INI simulator runs it (v(0) = 0, spiking pools, spike counts)."""
-        return engine.SpikingNetwork(engine.load_keras(self.qcfs_path), self.qcfs_readout, engine.SnnSettings.ini_compatible(
-            timesteps, **workspace.input_coding(self.settings), seed=self.seed, batch_size=SIM_BATCH))
-
-
-def readout_threshold(model, x, percentile=99.9):
-    """``{readout name: threshold}`` of a QCFS network for the spike-count readout, as SNN Toolbox
-    sets it: the 99.9th percentile of the ANN's positive logits (its softmax becomes ReLU), in units
-    of the last hidden layer's lambda (the engine's spikes are unit events)."""
-    readout = model.layers[-1]
-    hidden = tf.keras.Model(model.inputs, readout.input).predict(x, batch_size=128, verbose=0)
-    logits = hidden @ readout.kernel.numpy() + (readout.bias.numpy() if readout.use_bias else 0.0)
-    positive = logits[logits > 0]
-    if not positive.size:
-        raise UserError(f"readout {readout.name!r} of the QCFS network has no positive logit on the calibration data")
-    last_lambda = float(qcfs.layers_of(model)[-1].threshold.numpy())
-    return {readout.name: float(np.percentile(positive, percentile)) / last_lambda}
+        return conversion.qcfs_ini(self.ws, self.qcfs_path, timesteps, self.settings.input_coding(), self.seed,
+                                   SIM_BATCH)
 
 
 def cheapest_within(rows, pp=WITHIN_PP):
@@ -213,7 +195,7 @@ def main(settings: Settings):
     if workspace.user_model(ws):
         raise UserError(f"make latency rebuilds ESCAPE-NET as a QCFS network and fine-tunes it; RUN={ws.run} "
                         f"runs on MODEL={workspace.user_model(ws)} (use a RUN without MODEL)")
-    qcfs_trained = workspace.qcfs_model(ws, settings.levels, settings.sparsity, force=settings.force)
+    qcfs_trained = conversion.qcfs_model(ws, settings.levels, settings.sparsity, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}
     whole = {m: train.predict(model, ws.dataset.x_test) for m, model in models.items()}   # the whole test set
@@ -263,7 +245,8 @@ def main(settings: Settings):
                                                          ws.dataset.y_test)},
         "conversion_thresholds": {"values": methods.thresholds,
                                   "how": f"0.7 x max input current, calibrated at T={max(timesteps)} on "
-                                         f"{workspace.CALIBRATION_SAMPLES} training samples"},
+                                         f"{conversion.CALIBRATION_SAMPLES} class-balanced training samples outside "
+                                         "the validation split"},
         "qcfs_toolbox_semantics": toolbox_rows,
         "poisson_input_ceiling": (poisson_ceiling(models, x, y, timesteps, methods.seed)
                                   if settings.coding == "poisson" else None),

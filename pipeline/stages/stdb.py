@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, engine, plots, results, stats, workspace
+from pipeline import UserError, conversion, engine, plots, results, stats, workspace
 from pipeline.toolbox import configs, runner
 from pipeline.training import ann, stdb
 from pipeline.training.stdb import stage_settings
@@ -78,11 +78,10 @@ def run_stdb(settings, ws, timesteps):
 
     ann_model = ann.load(ws.model.path)
     ann_predictions = ann.predict(ann_model, ws.dataset.x_test)
-    engine_settings = engine.SnnSettings(timesteps=timesteps, leak=settings.leak, **workspace.input_coding(settings),
+    engine_settings = engine.SnnSettings(timesteps=timesteps, leak=settings.leak, **settings.input_coding(),
                                       seed=seed, batch_size=stdb_settings.batch_size)
     with strategy.scope():   # the network's variables live on every replica
-        network, source = workspace.converted_network(ws, engine_settings, settings.thresholds,
-                                                      ws.dataset.x_train[:workspace.CALIBRATION_SAMPLES])
+        network, source = conversion.converted(ws, engine_settings, settings.thresholds)
         if chief:
             print(f"STDB at T={timesteps}: {ntrain} training samples, the best epoch chosen on {len(val_idx)} "
                   f"validation samples, {n} test samples, {strategy.num_replicas_in_sync} replica(s); {source}")
@@ -205,7 +204,7 @@ def main(settings):
     if settings.timesteps is None:
         raise UserError("T is required: make stdb T=28")
     stage_settings(settings)          # refuse bad settings before any work
-    engine.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, **workspace.input_coding(settings))
+    engine.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, **settings.input_coding())
     strategy = stdb.distribution_strategy()   # first: a cluster's collective ops are set up as TF starts
     ws = workspace.prepare(settings, lock=stdb.worker_index(strategy) == 0)
     record = run_stdb(settings, ws, settings.timesteps)
@@ -226,7 +225,7 @@ def sweep_main(settings):
     if not settings.timesteps_list:
         raise UserError("TS is required: make stdb-sweep TS=\"5 10 15 20 25 28 35 50 75 100\"")
     stage_settings(settings)
-    engine.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, **workspace.input_coding(settings))
+    engine.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, **settings.input_coding())
     strategy = stdb.distribution_strategy()
     chief = stdb.worker_index(strategy) == 0
     ws = workspace.prepare(settings, lock=chief)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, engine, results, stats
+from pipeline import UserError, conversion, engine, results, stats
 from pipeline.toolbox import configs, runner
 from pipeline.training import ann
 
@@ -92,7 +92,7 @@ def fast_network(config):
     labels = np.argmax(np.load(config.dataset_path / "y_test.npz")["arr_0"][:config.num_to_test], axis=1)
     settings = engine.SnnSettings.ini_compatible(config.duration, coding="poisson" if config.poisson_input else "analog",
                                               batch_size=config.batch_size, seed=config.seed)
-    return engine.SpikingNetwork(model, settings=settings), x, labels, factors
+    return conversion.from_model(model, settings), x, labels, factors
 
 
 def fast_run(config, progress=True):

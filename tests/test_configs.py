@@ -1,4 +1,6 @@
 """Config rendering and rejection: every bad ini is refused with the file and key named."""
+import ast
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,32 @@ def test_unparsable_and_missing_files(tmp_path):
         configs.validate(broken)
     with pytest.raises(UserError, match="nope.ini: config file not found"):
         configs.validate(tmp_path / "nope.ini")
+
+
+@pytest.mark.parametrize("edits", [
+    {("simulation", "sample_idxs_to_test"): "__import__('os').system('touch {marker}')"},
+    {("output", "plot_vars"): "__import__('pathlib').Path('{marker}').touch() or {{}}"},
+    {("parameter_sweep", "param_values"): "[__import__('os').system('touch {marker}')]"},
+    {("parameter_sweep", "param_name"): "tau_refrac", ("cell", "tau_refrac"): "__import__('os').system('touch {marker}')"},
+], ids=["sample_idxs_to_test", "plot_vars", "param_values", "swept cell value"])
+def test_an_ini_value_the_toolbox_would_eval_must_be_a_literal_and_nothing_runs(sandbox, paths, capsys, edits):
+    from pipeline.__main__ import main
+    x = np.zeros((40, 2))   # enough samples that the toolbox would reach its eval() on the old code
+    for name in ("x_test.npz", "y_test.npz", "x_norm.npz"):
+        np.savez(paths["dataset_path"] / name, x)
+    marker = sandbox / "MARKER"
+    path = render(paths)
+    for (section, key), value in edits.items():
+        edit(path, section, key, value.format(marker=marker))
+    section, key = list(edits)[-1]
+    value = edits[section, key].format(marker=marker)
+    assert main(["convert", f"CONFIG={path}", "RUN=hostile"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path}: [{section}] {key} = {value!r} is not a Python literal" in err[0], err
+    assert not marker.exists()
+
+
+def test_the_template_and_toolbox_defaults_are_literals_where_the_toolbox_evals(sandbox, paths):
+    settings = configs.merged(render(paths))
+    for section, key in configs.EVALUATED:
+        ast.literal_eval(settings.get(section, key))

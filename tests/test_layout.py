@@ -38,9 +38,9 @@ def test_keras_models_do_not_import_pipeline():
     assert offenders("keras_models", ("pipeline",)) == {}
 
 
-def test_energy_counting_the_network_description_and_stats_need_no_tensorflow():
+def test_energy_counting_the_network_description_stats_and_the_model_file_check_need_no_tensorflow():
     assert offenders("pipeline/energy", ("tensorflow", "tf_keras", "keras")) == {}
-    code = ("import sys, pipeline.energy, pipeline.network, pipeline.stats; "
+    code = ("import sys, pipeline.energy, pipeline.network, pipeline.stats, pipeline.modelfile; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"

@@ -62,7 +62,7 @@ def test_convert_runs_on_a_model_the_user_brings(sandbox, tiny_npz, capsys):
 
 
 @pytest.mark.parametrize("kind, parts", [
-    ("lstm", ["layer 0 'lstm' (LSTM) cannot be mapped"]),
+    ("lstm", ["layer 0 'lstm' (LSTM) is refused unread"]),
     ("outputs", ["has 4 outputs", "3 classes"]),
     ("garbage", ["not a readable Keras .h5 model"]),
     ("keras", ["cannot read this .keras file", "InputLayer", "save the model as .h5"]),

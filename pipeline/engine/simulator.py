@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from pipeline import UserError, network
+from pipeline import UserError, modelfile, network
 from pipeline.engine import kernels
 from pipeline.engine.coding import (batch_key, delta_input, delta_levels, input_spikes, padded_batch,
                                    stateless_uniform)
@@ -68,7 +68,9 @@ class SnnSettings(Neurons):
 
 
 def load_keras(path):
-    """Load a trained Keras ``.h5`` for the engine (no compile: the engine never uses Keras' loss)."""
+    """Load a trained Keras ``.h5`` for the engine (no compile: the engine never uses Keras' loss), once
+    `modelfile.check` has read its architecture as data."""
+    modelfile.check(path)
     try:
         return tf.keras.models.load_model(str(path), compile=False)
     except (OSError, IOError, ValueError) as error:

@@ -2,7 +2,8 @@
 
 The toolbox reads a string-keyed ConfigParser everywhere; we parse an ini once
 into `ToolboxConfig` (typed) and refuse unknown keys or bad values with the key
-and file named, so a typo never silently falls back to a toolbox default.
+and file named, so a typo never silently falls back to a toolbox default. The values the toolbox
+passes to eval() must be Python literals (`EVALUATED`): an ini someone hands you runs no code.
 """
 import ast
 import configparser
@@ -20,6 +21,11 @@ OUR_SECTION = "escape_snn"
 OUR_KEYS = {"seed"}
 RESETS = ("Reset by subtraction", "Reset to zero", "Reset by modulo")
 SIMULATORS = ("INI", "brian2", "nest")
+# The values SNN Toolbox 0.6.0 passes to Python's eval() (its [restrictions] ones too, a section an ini
+# may not set); each must be a Python literal, so an ini is data. Also [cell] <[parameter_sweep] param_name>.
+EVALUATED = (("simulation", "sample_idxs_to_test"), ("output", "log_vars"), ("output", "plot_vars"),
+             ("output", "plotproperties"), ("parameter_sweep", "param_values"), ("input", "datagen_kwargs"),
+             ("input", "dataflow_kwargs"), ("input", "chip_size"), ("input", "label_dict"))
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,20 @@ def _typed(parser, path, section, key, kind):
     return raw
 
 
+def _check_literals(settings, path):
+    """Refuse, naming section, key and value, a value SNN Toolbox would eval() that is not a Python literal."""
+    sweep = ("cell", settings.get("parameter_sweep", "param_name", raw=True, fallback="v_thresh"))
+    for section, key in (*EVALUATED, sweep):
+        if not settings.has_option(section, key):
+            continue
+        raw = settings.get(section, key, raw=True)
+        try:   # the value as the toolbox reads it: %(...)s interpolated
+            ast.literal_eval(settings.get(section, key).strip())
+        except (configparser.Error, ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise UserError(f"{path}: [{section}] {key} = {raw!r} is not a Python literal "
+                            "(SNN Toolbox would run it as code with eval())") from None
+
+
 def validate(path):
     """Parse and check an ini; return a ToolboxConfig or raise UserError naming file and key."""
     path = Path(path)
@@ -143,6 +163,7 @@ def validate(path):
             if key not in legal:
                 raise UserError(f"{path}: unknown key [{section}] {key}")
     settings = merged(path)
+    _check_literals(settings, path)
     if not settings.has_section(OUR_SECTION):
         settings.add_section(OUR_SECTION)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline import UserError
+from pipeline import UserError, modelfile
 from pipeline.engine import decide
 from pipeline.results import file_sha256
 from pipeline.toolbox import compat, configs
@@ -100,6 +100,8 @@ def _parse_and_normalize(config: ToolboxConfig, tb_config, normset, seconds):
     from snntoolbox.conversion.utils import normalize_parameters
     from snntoolbox.parsing.model_libs import keras_input_lib
     start = time.perf_counter()
+    architecture = config.path_wd / f"{config.filename_ann}.json"   # the toolbox prefers it to the .h5's own
+    modelfile.check(architecture if architecture.is_file() else architecture.with_suffix(".h5"))
     model = keras_input_lib.load(str(config.path_wd), config.filename_ann)["model"]
     parser = keras_input_lib.ModelParser(model, tb_config)
     parser.parse()

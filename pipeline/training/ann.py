@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_models import escape_net, qcfs
-from pipeline import ROOT, UserError, results
+from pipeline import ROOT, UserError, modelfile, results
 
 TRAINED = ROOT / "keras_models" / "trained"
 BATCH_SIZE = 64
@@ -172,8 +172,9 @@ def _train(dataset, settings, path, verbose):
 def bring(source, dataset, force=False):
     """A trained Keras model the user brings (``MODEL=path``), checked and made ready for the toolbox.
 
-    Checked before anything runs: every layer convertible (`network.describe` refuses one by index
-    and name; a QCFS layer too, since SNN Toolbox cannot parse it), the input shape against the
+    Checked before anything runs: the file's architecture read as data (`modelfile.check` refuses a
+    Lambda, custom or unknown layer unread), then every layer convertible (`network.describe` refuses
+    one by index and name; a QCFS layer too, since SNN Toolbox cannot parse it), the input shape against the
     data's and the output size against its number of classes. The model is then saved compiled
     (categorical cross-entropy, as SNN Toolbox evaluates it) to ``keras_models/trained/user_<model
     sha>_d<data sha>.h5``, a verified cache like a trained one, with its test accuracy beside it.
@@ -205,8 +206,9 @@ def bring(source, dataset, force=False):
 
 def _read_user_model(path):
     import tf_keras
+    modelfile.check(path, f"MODEL={path}")
     try:
-        return load(path)
+        return _keras_load(path)
     except Exception as exc:   # h5py, JSON or Keras errors: all mean "not a model we can read"
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200]
         if path.suffix.lower() == ".keras":
@@ -240,6 +242,12 @@ def predict(model, x, batch_size=256):
 
 
 def load(path):
+    """The Keras model in ``path``, once `modelfile.check` has read its architecture as data."""
+    modelfile.check(path)
+    return _keras_load(path)
+
+
+def _keras_load(path):
     import tensorflow as tf
     return tf.keras.models.load_model(path, custom_objects=qcfs.CUSTOM_OBJECTS, compile=False)
 

@@ -206,6 +206,13 @@ class Settings:
         """The engine's input-coding fields (`network.Neurons`: coding, gain, delta) these settings ask for."""
         return {"coding": self.coding, "gain": self.gain, "delta": self.delta}
 
+    def stdb_choices(self):
+        """STDB's fields (`training.stdb.StdbSettings`) these settings ask for: STDB_EPOCHS, LR, SURROGATE,
+        TRAIN_THRESHOLDS, TRAIN_LEAK, NEURON_LR, SPARSITY."""
+        return {"epochs": self.stdb_epochs, "learning_rate": self.lr, "surrogate": self.surrogate,
+                "train_thresholds": self.train_thresholds, "train_leak": self.train_leak,
+                "neuron_lr": self.neuron_lr, "sparsity": self.sparsity}
+
 
 OPTIONS = tuple(f for f in fields(Settings) if f.metadata)
 BY_MAKE_NAME = {f.metadata["make"]: f for f in OPTIONS}

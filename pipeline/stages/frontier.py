@@ -83,7 +83,7 @@ class Grid:
         self.seed = int(ws.record["seed"])
         # qcfs+stdb: (x_train, y_train, x_select, y_select), its settings, what its cells depend on
         self.stdb_samples, self.tuned = stdb_samples, {}
-        self.stdb_settings = stdb.stage_settings(settings, self.seed)
+        self.stdb_settings = stdb.StdbSettings(**settings.stdb_choices(), seed=self.seed)
         self.stdb_key = None if stdb_samples is None else {
             "settings": dataclasses.asdict(self.stdb_settings), "selection": stdb.SELECTION,
             "samples": frontier.samples_digest(*(np.asarray(a) for a in stdb_samples))}

@@ -73,7 +73,8 @@ def poisson_ceiling(models, x, y, timesteps, seed):
 def fine_tune(network, x_train, y_train, x_val, y_val, settings):
     """STDB at the network's T, in place, its epoch chosen on the validation samples; returns what
     the record keeps of it."""
-    stdb_settings = stdb.stage_settings(settings, network.settings.seed, batch_size=stdb.default_batch_size(network))
+    stdb_settings = stdb.StdbSettings(**settings.stdb_choices(), seed=network.settings.seed,
+                                      batch_size=stdb.default_batch_size(network))
     tuned = stdb.train(network, x_train, y_train, x_val, y_val, stdb_settings, progress=False)
     return {"validation_accuracy_before": tuned.validation_before, "validation_accuracy": tuned.validation_after,
             "validation_samples": len(y_val), "best_epoch": tuned.best_epoch,

@@ -10,7 +10,6 @@ import numpy as np
 from pipeline import UserError, conversion, engine, plots, results, stats, workspace
 from pipeline.toolbox import configs, runner
 from pipeline.training import ann, stdb
-from pipeline.training.stdb import stage_settings
 
 TABLE3_ACCURACIES = ("ann_accuracy", "snn_accuracy_before", "snn_accuracy")
 TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "snn_accuracy", "best_epoch",
@@ -74,7 +73,7 @@ def run_stdb(settings, ws, timesteps):
     x_train, y_train = ws.dataset.x_train[train_idx], ws.dataset.y_train[train_idx]
     x_val, y_val = ws.dataset.x_train[val_idx], ws.dataset.y_train[val_idx]
     x_test, y_test = ws.dataset.x_test[:n], ws.dataset.y_test[:n]
-    stdb_settings = stage_settings(settings, seed)
+    stdb_settings = stdb.StdbSettings(**settings.stdb_choices(), seed=seed)
 
     ann_model = ann.load(ws.model.path)
     ann_predictions = ann.predict(ann_model, ws.dataset.x_test)
@@ -203,7 +202,7 @@ def main(settings):
     """`make stdb T=28`: one fine-tuning run."""
     if settings.timesteps is None:
         raise UserError("T is required: make stdb T=28")
-    stage_settings(settings)          # refuse bad settings before any work
+    stdb.StdbSettings(**settings.stdb_choices())   # refuse bad settings before any work
     engine.SnnSettings(timesteps=settings.timesteps, leak=settings.leak, **settings.input_coding())
     strategy = stdb.distribution_strategy()   # first: a cluster's collective ops are set up as TF starts
     ws = workspace.prepare(settings, lock=stdb.worker_index(strategy) == 0)
@@ -224,7 +223,7 @@ def sweep_main(settings):
     import io
     if not settings.timesteps_list:
         raise UserError("TS is required: make stdb-sweep TS=\"5 10 15 20 25 28 35 50 75 100\"")
-    stage_settings(settings)
+    stdb.StdbSettings(**settings.stdb_choices())
     engine.SnnSettings(timesteps=max(settings.timesteps_list), leak=settings.leak, **settings.input_coding())
     strategy = stdb.distribution_strategy()
     chief = stdb.worker_index(strategy) == 0

@@ -508,12 +508,3 @@ def default_batch_size(network, budget_gb=8.0, floats_per_neuron_step=1.5, large
     while batch > 1 and batch * per_sample_gb > budget_gb:
         batch //= 2
     return batch
-
-
-def stage_settings(settings, seed=0, **changes):
-    """StdbSettings from the CLI settings (STDB_EPOCHS, LR, SURROGATE, TRAIN_THRESHOLDS, TRAIN_LEAK,
-    NEURON_LR, SPARSITY), ``changes`` overriding them; refuses bad ones."""
-    chosen = dict(epochs=settings.stdb_epochs, learning_rate=settings.lr, surrogate=settings.surrogate,
-                  train_thresholds=settings.train_thresholds, train_leak=settings.train_leak,
-                  neuron_lr=settings.neuron_lr, sparsity=settings.sparsity, seed=seed)
-    return StdbSettings(**{**chosen, **changes})

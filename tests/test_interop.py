@@ -107,14 +107,14 @@ def test_a_missing_environment_or_a_bad_file_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_interop_stage_cross_checks_the_exported_file(sandbox, tiny_npz, capsys):
     from pipeline.__main__ import main
-    common = ["--run", "io", "--timesteps", "8"]
+    common = ["--run", "io", "--timesteps", "16"]
     assert main(["interop", "--data", str(tiny_npz), "--epochs", "2", "--width", "4", *common]) == 2
-    assert "make export NET=converted T=8 RUN=io writes it" in capsys.readouterr().err
+    assert "make export NET=converted T=16 RUN=io writes it" in capsys.readouterr().err
     assert main(["export", *common]) == 0
     assert main(["interop", *common, "--num-samples", "6"]) == 0
     run = sandbox / "results" / "io"
     record = json.loads((run / "interop.json").read_text())
-    assert record["num_samples"] == 6 and record["timesteps"] == 8 and record["threads"] > 0
+    assert record["num_samples"] == 6 and record["timesteps"] == 16 and record["threads"] > 0
     corrected = record["snntorch"]["corrected"]
     assert corrected["first_difference"] is None and corrected["accuracy"] == record["engine"]["accuracy"]
     assert corrected["accuracy_per_timestep"] == pytest.approx(record["engine"]["accuracy_per_timestep"])

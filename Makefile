@@ -11,9 +11,15 @@ INTEROP_VENV := .venv-interop
 INTEROP_STAMP := $(INTEROP_VENV)/.installed
 
 # The names come from pipeline/settings.py (standard library only: no .venv needed); each one set
-# goes to the pipeline as NAME=value, which parses and checks it.
+# goes to the pipeline as NAME=value, which parses and checks it. So does any other variable given on
+# the command line that is not one of this file's own: the pipeline refuses it by name (a typo such
+# as TT=100 would otherwise be ignored).
 SETTING_NAMES := $(shell $(PYTHON) -m pipeline.settings names)
-ARGS = $(strip $(foreach v,$(SETTING_NAMES),$(if $($(v)),'$(v)=$($(v))')))
+OWN_NAMES := PYTHON VENV PY BASE_STAMP SIMS_STAMP INTEROP_VENV INTEROP_STAMP SETTING_NAMES OWN_NAMES OTHER_NAMES \
+	ARGS STAGES
+OTHER_NAMES = $(filter-out $(SETTING_NAMES) $(OWN_NAMES),\
+	$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
+ARGS = $(strip $(foreach v,$(SETTING_NAMES) $(OTHER_NAMES),$(if $($(v)),'$(v)=$($(v))')))
 
 STAGES := convert sweep stdb stdb-sweep energy latency frontier export report
 

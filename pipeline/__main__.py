@@ -1,6 +1,8 @@
 """Command line: `python -m pipeline STAGE [NAME=value | --flags]` (the Makefile's targets call this).
 
-Bad input of any kind ends in one line on stderr and exit code 2.
+Bad input ends in one line on stderr and exit code 2: every check of settings, files and data raises
+`UserError` (tests/test_cli.py runs a few through this module and through make). Any other exception is
+a bug of the pipeline and keeps its traceback.
 """
 import importlib
 import sys

@@ -169,7 +169,8 @@ def _pair(a, b):
 def correlation_interval(per_sample_r):
     """{"mean", "interval": [lo, hi], "n"}: the mean of per-sample correlations in Fisher z, with a 95 %
     t interval. The samples are the independent units: a layer's neurons within one sample are not
-    independent draws, so a Fisher interval with n = neurons would be far too narrow. Samples whose r is undefined (None or NaN: a constant rate vector) are left out; n counts
+    independent draws, so a Fisher interval with n = neurons would be far too narrow. Samples whose r is
+    undefined (None: the same constant rates in both, e.g. silent in both; or NaN) are left out; n counts
     those used. The mean is None without any, the interval None with fewer than 2.
     """
     from scipy import stats as scipy_stats

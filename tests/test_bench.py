@@ -50,6 +50,9 @@ def test_bench_writes_the_side_by_side_record(sandbox, tiny_npz, monkeypatch, ca
     check_uncertainty(record, (("ini", "accuracy_ini"), ("engine", "accuracy_engine")), (("engine", "ini"),))
     assert record["engine_vs_ini_mcnemar"] == {"engine_only": 0, "ini_only": 0, "p_value": 1.0}
     assert set(record["spike_agreement_per_layer"]) == {"conv1", "pool1", "conv2", "pool2", "conv3", "dense1", "dense2"}
+    # the default fast path (event-driven currents) against the exact one (sparse=False), per layer
+    sparse = record["sparse_agreement_per_layer"]
+    assert set(sparse) == set(record["spike_agreement_per_layer"]) and min(sparse.values()) >= 0.999
     assert record["peak_memory_mb"] > 0 and "conv2 current" in record["engine_stage_seconds"]
     peer = record["snntorch"]     # the same network and input in snnTorch, corrected to the file's IF
     assert peer["accuracy"] == record["accuracy_engine"] and peer["accuracy_per_timestep_equal_to_engine"]
@@ -57,6 +60,7 @@ def test_bench_writes_the_side_by_side_record(sandbox, tiny_npz, monkeypatch, ca
     assert peer["engine_speedup"] == pytest.approx(peer["seconds"] / record["engine_seconds"])
     out = capsys.readouterr().out
     assert "speedup" in out and "engine (fast)" in out and "INI batch 10" in out and "snnTorch (corrected)" in out
+    assert "engine's event-driven currents against its exact ones (sparse=False)" in out
 
 
 @pytest.mark.slow

@@ -42,7 +42,7 @@ def test_compare_ini_brian2(sandbox, tiny_npz):
     layers = report["rate_correlation"]
     assert len(layers) == 7 and any(name.startswith("00Conv2D") for name in layers)
     # ON/OFF input and even kernels wired as Keras computes them: every layer's rates agree, not just conv1's
-    assert all(r is None or r > 0.95 for r in layers.values()), layers
+    assert all(r is None or r > 0.95 for r in layers.values()), layers    # None: silent in both
     for layer, interval in report["rate_correlation_interval"].items():
         assert interval["mean"] is None or interval["n"] <= 4, layer
     brian2 = report["simulators"]["brian2"]
@@ -59,6 +59,26 @@ def test_compare_keeps_unsigned_input_as_an_option(sandbox, tiny_npz):
     assert report["scale"] == "unsigned" and report["input"] == "as is" and report["negative_input_fraction"] == 0
     assert list(report["simulators"]) == ["INI"] and report["num_samples"] == 4 and not report["pairs"]
     assert "accuracy_interval" in report["simulators"]["INI"]
+
+
+def test_a_layer_silent_in_one_simulator_fails_the_rate_check_and_one_silent_in_both_is_said():
+    rng = np.random.default_rng(0)
+    spiking = rng.integers(0, 20, (3, 10)).astype(float)
+    silent = np.zeros((3, 10))
+    ini = {"conv": spiking, "dense": silent, "out": spiking}
+    brian2 = {"conv": silent, "dense": silent, "out": spiking}
+    r, interval, diff = compare.rate_statistics(ini, brian2, 20)
+    assert r["conv"] == 0.0 and interval["conv"] == {"mean": 0.0, "interval": [0.0, 0.0], "n": 3}
+    assert not r["conv"] > 0.95                       # the check of test_compare_ini_brian2 fails
+    assert r["dense"] is None and interval["dense"]["mean"] is None and diff["dense"] == 0
+    assert r["out"] == pytest.approx(1)
+    report = {"timesteps": 20, "num_samples": 3, "input": "onoff", "scale": "signed", "width": 4, "epochs": 3,
+              "ann": {"accuracy": 1.0, "accuracy_interval": [0.4, 1.0], "accuracy_test": 1.0, "num_test": 3},
+              "simulators": {}, "class_agreement": 1.0, "class_agreement_interval": [0.4, 1.0],
+              "rate_correlation": r, "rate_correlation_interval": interval, "rate_mean_abs_diff": diff}
+    rows = {line.split(" | ")[0]: line for line in compare.markdown(report).splitlines()}
+    assert "n/a (the same constant rates: silent in both)" in rows["| dense"]
+    assert "| 0.000 |" in rows["| conv"]
 
 
 def test_first_output_spike_and_matched_latency():

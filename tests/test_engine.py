@@ -1,4 +1,6 @@
 """The TF spiking engine: neuron pieces on hand traces, coding, layer mapping, a tiny converted net."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -305,6 +307,36 @@ def test_fast_simulation_is_the_step_engine_in_ini_mode(tiny, sparse):
     same_run(fast, step, exact=not sparse)   # dense currents: the very ops, bit for bit
     np.testing.assert_array_equal(fast.accuracy_per_timestep, step.accuracy_per_timestep)
 
+
+
+def test_the_fast_path_is_bit_exact_only_with_dense_currents_and_batches_of_two_or_more():
+    # 1024 neurons spiking at every step feed a readout: the event-driven sum (the default, sparse=True)
+    # adds their weights in spike order, TF's matmul (the step engine, and sparse=False) in its own blocks,
+    # and the two differ in the last bits. A readout threshold set to one neuron's event-driven current
+    # makes it spike at step 1 on the default path but not on the step engine's.
+    from pipeline.engine import kernels
+    k, weights = 1024, np.random.default_rng(0).normal(size=(1024, 64)).astype(np.float32)
+    inputs = layers.Input((k,))
+    hidden = layers.Dense(k, use_bias=False, activation="relu", name="d1")(inputs)
+    model = tf.keras.Model(inputs, layers.Dense(64, use_bias=False, activation="softmax", name="d2")(hidden))
+    model.set_weights([np.eye(k, dtype=np.float32), weights])
+    event = kernels.dense_current(np.ones((1, k), bool), weights)[0]
+    dense = tf.matmul(tf.ones((2, k)), weights).numpy()[0]
+    j = np.flatnonzero((event > dense) & (dense > 0))[0]
+    settings = engine.SnnSettings.ini_compatible(2, batch_size=2)
+    net = engine.SpikingNetwork(model, {"d1": 1.0, "d2": float(event[j])}, settings)
+    x = np.ones((2, k), np.float32)
+    step = net.simulate(x, record=range(2))
+    same_run(net.simulate(x, record=range(2), fast=True, sparse=False), step)          # bit for bit
+    default = net.simulate(x, record=range(2), fast=True)
+    assert default.recorded["d2"][:, j].tolist() == [2, 2] and step.recorded["d2"][:, j].tolist() == [1, 1]
+    # sparse=False is bit for bit the step engine at batch sizes >= 2 only: TF's matmul of a single row
+    # (the step engine at batch size 1) sums in yet another order.
+    single = tf.matmul(tf.ones((1, k)), weights).numpy()[0]
+    j = np.flatnonzero((dense > single) & (single > 0))[0]
+    one = engine.SpikingNetwork(model, {"d1": 1.0, "d2": float(dense[j])}, dataclasses.replace(settings, batch_size=1))
+    step, exact = one.simulate(x[:1], record=[0]), one.simulate(x[:1], record=[0], fast=True, sparse=False)
+    assert exact.recorded["d2"][0, j] == 2 and step.recorded["d2"][0, j] == 1
 
 
 @pytest.mark.parametrize("replayed", [False, True])

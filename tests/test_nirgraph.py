@@ -1,5 +1,6 @@
 """NIR export: the round trip gives the same spikes, and a NumPy reading of the NIR graph in NIR's own
 channels-first terms (written from NIR's definitions, not from our engine) spikes as the engine does."""
+import dataclasses
 import json
 
 import numpy as np
@@ -126,6 +127,48 @@ def test_a_numpy_reading_of_the_nir_graph_spikes_as_the_engine(pooling, readout)
             np.testing.assert_allclose(result.logits[sample], out, rtol=1e-4, atol=1e-4)
 
 
+def test_the_export_check_compares_every_neurons_train_and_refuses_a_file_that_differs(tmp_path):
+    import h5py
+    from pipeline.stages import export
+    one_at_a_time = dataclasses.replace(settings("spiking", "spike_count"), batch_size=1)   # as the check runs
+    net = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, one_at_a_time)
+    x, y = corner_inputs(), np.array([0, 1, 2, 0])
+    path = tmp_path / "net.nir"
+    nirgraph.write(path, net.describe())
+    checked = export.check_round_trip(net, path, x, y)
+    run = net.simulate(x, y, record=range(4))
+    neurons = 3 * 6 * 10 + 3 * 3 * 5 + 2 * 3 * 5 + 2 * 3 * 2 + 7 + 3
+    assert checked == {"num_samples": 4, "timesteps": T, "layers": ["c1", "p1", "c2", "p2", "d1", "d2"],
+                       "spike_values_compared": 4 * T * neurons, "spike_values_differing": 0, "spikes_equal": True,
+                       "predictions_equal": True, "snn_accuracy": run.accuracy}
+    d1 = run.recorded["d1"].sum(axis=0)
+    i, j = np.argmax(d1), np.argmin(d1)
+    assert d1[i] > d1[j]
+
+    # Two hidden neurons swapped (d1's rows and d2's columns): the same function, the same per-layer totals
+    # and decisions (all that the check compared before), but neurons i and j spike differently.
+    order = np.arange(7)
+    order[[i, j]] = order[[j, i]]
+    with h5py.File(path, "r+") as f:
+        f["node/nodes/d1/weight"][...] = f["node/nodes/d1/weight"][...][order]       # NIR: (out, in)
+        f["node/nodes/d2/weight"][...] = f["node/nodes/d2/weight"][...][:, order]
+    back = engine.SpikingNetwork(*nirgraph.read(path)[:2], one_at_a_time)
+    ours, theirs = net.simulate(x, fast=True), back.simulate(x, fast=True)     # as the check was
+    np.testing.assert_array_equal(ours.spikes_per_timestep, theirs.spikes_per_timestep)
+    np.testing.assert_array_equal(ours.predictions, theirs.predictions)
+    with pytest.raises(UserError, match=r"net.nir: .* neuron-steps differ on 4 test samples\); export refused"):
+        export.check_round_trip(net, path, x, y)
+    assert not path.exists() and not path.with_suffix(".json").exists()
+
+    # One weight of the first layer changed.
+    nirgraph.write(path, net.describe())
+    with h5py.File(path, "r+") as f:
+        f["node/nodes/c1/weight"][0, 0, 0, 0] += 1.0
+    with pytest.raises(UserError, match="neuron-steps differ"):
+        export.check_round_trip(net, path, x, y)
+    assert not path.exists()
+
+
 def test_same_padding_is_asymmetric_in_the_file():
     net = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, settings("linear", "membrane"))
     graph = nirgraph.to_nir(net.describe())
@@ -165,17 +208,20 @@ def test_the_description_names_match_nir():
 @pytest.mark.slow
 def test_export_stage_writes_a_file_the_engine_reads_back(sandbox, tiny_npz, capsys):
     from pipeline.__main__ import main
-    args = ["export", "--data", str(tiny_npz), "--run", "ex", "--epochs", "2", "--width", "4", "--timesteps", "8"]
+    args = ["export", "--data", str(tiny_npz), "--run", "ex", "--epochs", "2", "--width", "4", "--timesteps", "16"]
     assert main(args) == 0
     run = sandbox / "results" / "ex"
-    side = json.loads((run / "converted_T8.json").read_text())
-    assert side["round_trip"]["spikes_equal"] and side["round_trip"]["num_samples"] == 10
+    side = json.loads((run / "converted_T16.json").read_text())
+    checked = side["round_trip"]
+    assert checked["spikes_equal"] and checked["spike_values_differing"] == 0 and checked["num_samples"] == 10
+    assert checked["layers"] == ["conv1", "pool1", "conv2", "pool2", "conv3", "dense1", "dense2"]
     assert side["readout"] == "spike_count" and side["pooling"] == "spiking" and side["nir_version"] == "1.0.5"
-    model, thresholds, neurons = nirgraph.read(run / "converted_T8.nir")
+    model, thresholds, neurons = nirgraph.read(run / "converted_T16.nir")
+    assert checked["spike_values_compared"] == 10 * 16 * sum(engine.SpikingNetwork(model).neuron_counts().values())
     assert set(thresholds) == {"conv1", "conv2", "conv3", "dense1", "dense2"} and neurons.pooling == "spiking"
-    assert main(["export", "--run", "ex", "--timesteps", "8", "--net", "qcfs"]) == 0
-    qcfs = json.loads((run / "qcfs_T8.json").read_text())
+    assert main(["export", "--run", "ex", "--timesteps", "16", "--net", "qcfs"]) == 0
+    qcfs = json.loads((run / "qcfs_T16.json").read_text())
     assert qcfs["initial_membrane_fraction_of_threshold"] == 0.5 and qcfs["round_trip"]["spikes_equal"]
     assert qcfs["readout"] == "membrane" and qcfs["pooling"] == "linear"
-    assert main(["export", "--run", "ex", "--timesteps", "8", "--net", "stdb"]) == 2
-    assert "make stdb T=8" in capsys.readouterr().err
+    assert main(["export", "--run", "ex", "--timesteps", "16", "--net", "stdb"]) == 2
+    assert "make stdb T=16" in capsys.readouterr().err

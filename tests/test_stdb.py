@@ -176,6 +176,19 @@ def test_neuron_learning_rate_is_validated():
         stdb.StdbSettings(neuron_lr=0.0)
 
 
+def test_more_than_one_gpu_gives_a_mirrored_strategy_and_one_the_default(monkeypatch):
+    # No GPU here: the device list is faked, and MirroredStrategy (which would look for the devices
+    # itself) stands in as a name; what is tested is the choice `distribution_strategy` makes.
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda: "mirrored")
+    real = tf.config.list_logical_devices
+    for gpus, chosen in ((2, "mirrored"), (1, tf.distribute.get_strategy())):
+        fake = [tf.config.LogicalDevice(f"/device:GPU:{i}", "GPU") for i in range(gpus)]
+        monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: fake if kind == "GPU" else real(kind))
+        monkeypatch.setattr(stdb, "_STRATEGY", [])
+        assert stdb.distribution_strategy() is chosen and stdb.distribution_strategy() is chosen   # made once
+
+
 DISTRIBUTED = """
 import json, sys
 sys.path[:0] = [{root!r}]

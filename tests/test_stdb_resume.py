@@ -1,5 +1,5 @@
-"""Resumable STDB: killed after an epoch, the same call continues from its checkpoint and ends exactly
-as an uninterrupted run (history, weights, thresholds, leaks)."""
+"""Resumable STDB: killed after an epoch, the same call continues from its checkpoint (trains only the
+epochs left) and ends exactly as an uninterrupted run (history, weights, thresholds, leaks)."""
 import dataclasses
 
 import numpy as np
@@ -58,8 +58,16 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(problem, tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["stdb_T5.ckpt.npz"]    # no temp file left
 
     capsys.readouterr()
+    trained = []   # the epoch of every training batch: a run that restarted instead would train epoch 1 again
+    keys = stdb.engine.sample_keys
+
+    def counted(seed, epoch, idx):
+        trained.append(epoch)
+        return keys(seed, epoch, idx)
+    monkeypatch.setattr(stdb.engine, "sample_keys", counted)
     resumed, resumed_history, resumed_weights = run(problem, checkpoint)
     assert capsys.readouterr().out == ""      # progress=False: resumed silently
+    assert sorted(set(trained)) == [2]
     # Bit-exact: the restored values are the saved float32 arrays, the permutation generator's state is
     # restored, and every sample's Poisson/dropout key is derived from (seed, epoch, sample index).
     assert resumed_history == whole_history

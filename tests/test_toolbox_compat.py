@@ -43,14 +43,15 @@ def test_bool_alias_in_init_log_vars(fresh_toolbox):
     assert sim_utils.np.prod is np.prod      # everything else is NumPy itself
 
 
-def test_product_alias(fresh_toolbox):
+def test_the_product_alias_gives_the_toolbox_np_product_where_numpy_lacks_it(fresh_toolbox, monkeypatch):
+    # NumPy 2 removed np.product (setup.cfg allows numpy>=1.26.4; constraints.txt pins 1.26.4, which still
+    # has it): take it away, as NumPy 2 does, and the toolbox's set_connectivity call breaks until patched.
+    monkeypatch.delattr(np, "product")
     _, sim_utils = fresh_toolbox()
-    if hasattr(np, "product"):
-        pytest.skip("np.product exists on this NumPy (removed in NumPy 2)")
     with pytest.raises(AttributeError):
-        sim_utils.np.product
+        sim_utils.np.product((8, 12, 2))
     compat.patch_simulation_numpy()
-    assert sim_utils.np.product([2, 3]) == 6
+    assert sim_utils.np.product((8, 12, 2)) == 192
 
 
 def test_ragged_log_vars_are_saved(fresh_toolbox, tmp_path):

@@ -16,6 +16,10 @@ constant input (the rendered ini's settings):
 - Spike agreement: a separate, small INI run with spike logging (its per-neuron counts need
   gigabytes at width 64) on the first `AGREEMENT_SAMPLES` samples, against the engine's counts
   for the same samples: the fraction of (sample, neuron) counts that are equal.
+- The engine's own exactness: the timed run is the default fast path, whose deeper layers' currents are
+  summed event by event, in another float order than the step engine's dense ops; on the same samples
+  the dense-current fast path (``sparse=False``, bit for bit the step engine) gives
+  ``sparse_agreement_per_layer``, the fraction of per-neuron counts the default gets exactly.
 
 Every part runs in a child process of its own (spawn), so its wall time and peak memory are
 its own; `os.getloadavg` before and after says how busy the machine was.
@@ -47,7 +51,7 @@ def _ini(config_path, log_spikes):
 
 def _engine(config_path, agreement):
     """The timed fast run after a compiling warm-up batch, then (untimed) the per-neuron counts
-    of the first ``agreement`` samples."""
+    of the first ``agreement`` samples, by the default (event-driven) and the exact fast path."""
     config = configs.validate(config_path)
     network, x, labels, _ = simulate.fast_network(config)
     start = time.perf_counter()
@@ -56,10 +60,11 @@ def _engine(config_path, agreement):
     start = time.perf_counter()
     result = network.simulate(x, labels, fast=True)
     seconds = time.perf_counter() - start
-    counts = network.simulate(x[:agreement], labels[:agreement], record=range(agreement), fast=True).recorded
+    counts, exact = (network.simulate(x[:agreement], labels[:agreement], record=range(agreement), fast=True,
+                                      sparse=sparse).recorded for sparse in (True, False))
     return {"seconds": seconds, "warmup_seconds": warmup, "stage_seconds": result.stage_seconds,
             "accuracy_per_timestep": result.accuracy_per_timestep, "predictions": result.predictions[:, -1],
-            "spike_counts": counts,
+            "spike_counts": counts, "exact_spike_counts": exact,
             "peak_memory_mb": processes.peak_memory_mb()}
 
 
@@ -151,6 +156,7 @@ def main(settings: Settings):
     print(f"\nINI with spike logging: {agreement} samples, T={timesteps}")
     logged = processes.in_child(_ini, str(render(ws, timesteps, agreement, agreement)), True)
     overall, per_layer = spike_agreement(logged["spike_counts"], engine["spike_counts"], agreement)
+    _, sparse_per_layer = spike_agreement(engine["exact_spike_counts"], engine["spike_counts"], agreement)
     peer = (_peer(ws, config_path, timesteps, n, best, engine["spike_counts"], agreement)
             if "snntorch" in settings.peers else None)
 
@@ -177,6 +183,7 @@ def main(settings: Settings):
         "accuracy_per_timestep_equal": bool(np.array_equal(curve_ini, curve_engine)),
         "accuracy_max_abs_difference": float(np.abs(curve_ini - curve_engine).max()),
         "spike_agreement_samples": agreement, "spike_agreement_per_layer": per_layer,
+        "sparse_agreement_per_layer": sparse_per_layer,
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "cpu_count": os.cpu_count(),
         **ws.provenance(),
@@ -228,6 +235,8 @@ def table(record):
               f"(max difference {record['accuracy_max_abs_difference']:.4f})",
               f"  spike agreement {record['spike_agreement']:.5f} on {record['spike_agreement_samples']} samples: "
               + ", ".join(f"{k} {v:.5f}" for k, v in record["spike_agreement_per_layer"].items()),
+              "  engine's event-driven currents against its exact ones (sparse=False), same samples: "
+              + ", ".join(f"{k} {v:.5f}" for k, v in record["sparse_agreement_per_layer"].items()),
               "  engine time by part (s, summed over its threads): "
               + ", ".join(f"{k} {v:.1f}" for k, v in record["engine_stage_seconds"].items())]
     return "\n".join(lines)

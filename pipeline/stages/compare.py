@@ -103,8 +103,11 @@ def rate_statistics(a, b, timesteps):
 
 
 def _pearson(x, y):
-    """Pearson r, or None where either vector is constant (r undefined)."""
-    return None if x.std() == 0 or y.std() == 0 else float(np.corrcoef(x, y)[0, 1])
+    """Pearson r. Where a vector is constant r is undefined: None when both are the same (a layer silent in
+    both simulators), 0.0 when they differ (silent, or constant, in one simulator only: no rate agrees)."""
+    if x.std() == 0 or y.std() == 0:
+        return None if np.array_equal(x, y) else 0.0
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 def synapse_hops(outcome):
@@ -215,7 +218,7 @@ def _with_interval(record, name):
 
 def _correlation(c):
     if c["mean"] is None:
-        return "n/a (constant)"
+        return "n/a (the same constant rates in every sample)"
     return f"{c['mean']:.3f}" + ("" if c["interval"] is None else " [{:.3f}, {:.3f}]".format(*c["interval"]))
 
 
@@ -245,7 +248,7 @@ def markdown(report):
                   "| layer | rate correlation r (pooled) | per-sample r, Fisher-z mean [95 %] | "
                   "mean abs rate diff |\n|---|---|---|---|\n")
         for layer, r in report["rate_correlation"].items():
-            r_text = "n/a (constant)" if r is None else f"{r:.3f}"
+            r_text = "n/a (the same constant rates: silent in both)" if r is None else f"{r:.3f}"
             out.write(f"| {layer} | {r_text} | {_correlation(report['rate_correlation_interval'][layer])} | "
                       f"{report['rate_mean_abs_diff'][layer]:.4f} |\n")
     return out.getvalue()

@@ -15,9 +15,12 @@ INTEROP_STAMP := $(INTEROP_VENV)/.installed
 SETTING_NAMES := $(shell $(PYTHON) -m pipeline.settings names)
 ARGS = $(strip $(foreach v,$(SETTING_NAMES),$(if $($(v)),'$(v)=$($(v))')))
 
-STAGES := convert sweep stdb stdb-sweep energy latency frontier export report
+# The stages, from their one declaration in pipeline/settings.py; compare, bench and interop have rules of
+# their own below (each may need another environment first).
+STAGES := $(shell $(PYTHON) -m pipeline.settings stages)
+OWN_RULES := compare bench interop
 
-.PHONY: $(STAGES) compare bench interop $(INTEROP_VENV) all test venv clean-venv help
+.PHONY: $(STAGES) $(INTEROP_VENV) all test venv clean-venv help
 
 help:
 	@$(PYTHON) -m pipeline.settings help
@@ -40,7 +43,7 @@ $(INTEROP_STAMP): constraints-interop.txt
 
 $(INTEROP_VENV): $(INTEROP_STAMP)
 
-$(STAGES): $(BASE_STAMP)
+$(filter-out $(OWN_RULES),$(STAGES)): $(BASE_STAMP)
 	$(PY) -m pipeline $@ $(ARGS)
 
 # brian2 comes with the `sims` extra, installed here when a listed simulator needs it.

@@ -20,7 +20,7 @@ ARGS = $(strip $(foreach v,$(SETTING_NAMES),$(if $($(v)),'$(v)=$($(v))')))
 STAGES := $(shell $(PYTHON) -m pipeline.settings stages)
 OWN_RULES := compare bench interop
 
-.PHONY: $(STAGES) $(INTEROP_VENV) all test venv clean-venv help
+.PHONY: $(STAGES) $(INTEROP_VENV) all test test-fast venv clean-venv help
 
 help:
 	@$(PYTHON) -m pipeline.settings help
@@ -66,6 +66,10 @@ all: $(BASE_STAMP)
 
 test: $(SIMS_STAMP) $(INTEROP_STAMP)
 	$(PY) -m pytest -q
+
+# The inner loop: the tests that need no trained network, no toolbox run and no other environment.
+test-fast: $(BASE_STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 clean-venv:
 	rm -rf $(VENV) $(INTEROP_VENV)

@@ -19,6 +19,7 @@ def run(tiny_npz, *extra):
     return stage.main(settings_module.parse(argv))
 
 
+@pytest.mark.slow  # the whole stage, trainings included
 def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
     record = run(tiny_npz)
     rows = record["rows"]

@@ -11,6 +11,8 @@ from conftest import check_uncertainty
 from pipeline import UserError, energy, engine, nirgraph, peers
 from test_nirgraph import THRESHOLDS, T, asymmetric_net, corner_inputs, settings
 
+pytestmark = pytest.mark.slow  # every test runs snnTorch or NeuroBench in .venv-interop
+
 
 def test_snntorch_spikes_as_the_engine_on_the_symmetric_bug_network(tmp_path):
     net = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, settings("spiking", "spike_count"))
@@ -104,7 +106,6 @@ def test_a_missing_environment_or_a_bad_file_is_one_line(tmp_path):
         peers.snntorch(bad, corner_inputs(), T, batch_size=4, threads=1)
 
 
-@pytest.mark.slow
 def test_interop_stage_cross_checks_the_exported_file(sandbox, tiny_npz, capsys):
     from pipeline.__main__ import main
     common = ["--run", "io", "--timesteps", "8"]

@@ -218,6 +218,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # two worker processes train
 def test_one_device_two_replicas_and_two_workers_train_alike(problem, tmp_path):
     # The same global batches on one device, on two replicas of one process (two logical CPUs stand in
     # for two GPUs: MirroredStrategy) and on two worker processes on localhost (TF_CONFIG:

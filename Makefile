@@ -64,7 +64,9 @@ all: $(BASE_STAMP)
 	$(MAKE) energy T=28 NET=stdb
 	$(MAKE) report
 
+# ruff (pinned in constraints.txt, configured in pyproject.toml) first: a lint error fails in seconds.
 test: $(SIMS_STAMP) $(INTEROP_STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 # The inner loop: the tests that need no trained network, no toolbox run and no other environment.

@@ -156,7 +156,8 @@ class Settings:
     scale: str | None = option("SCALE", "`signed` (÷ the training set's peak \\|x\\|, to [-1, 1]) or `unsigned` "
                                         "(min-max to [0, 1]); the test set uses the training set's factors and is "
                                         "clipped; `make compare` gives signed data to its simulators as ON/OFF "
-                                        "channels (max(x, 0), max(−x, 0))", choices=("signed", "unsigned"), shown="recorded, else `signed`")
+                                        "channels (max(x, 0), max(−x, 0))", choices=("signed", "unsigned"),
+                              shown="recorded, else `signed`")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
     model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "
@@ -193,8 +194,9 @@ class Settings:
                              choices=("max", "toolbox"))
     coding: str = option("CODING", "input coding of the engine: `poisson`, `analog` (constant current), `rate` "
                                    "(deterministic integrate-and-fire encoder, rate `GAIN`·\\|x\\|) or `delta` "
-                                   "(level crossings of step `DELTA`, sent once, held as conv1's current); `make interop` sends the "
-                                   "peers the engine's own frames (poisson, rate) or the held input (analog), "
+                                   "(level crossings of step `DELTA`, sent once, held as conv1's current); "
+                                   "`make interop` sends the peers the engine's own frames (poisson, rate) or the "
+                                   "held input (analog), "
                                    "and refuses delta", "poisson",
                          choices=("poisson", "analog", "rate", "delta"))
     gain: float = option("GAIN", "input gain g of `CODING=rate`: events at rate g·\\|x\\| (at most one a step), each "
@@ -209,10 +211,10 @@ class Settings:
     deltas: tuple = option("DELTAS", "delta-encoder steps `make frontier` chooses from on the validation split",
                            (0.02, 0.05, 0.1), parse=_float_list, shown="`0.02 0.05 0.1`")
     sparsity: float = option("SPARSITY", "activation-sparsity penalty weight: the QCFS fine-tune (`make latency`, "
-                                         "`NET=qcfs`) adds weight × the hidden QCFS neurons' mean activation h/λ to its "
-                                         "loss, STDB weight × the hidden neurons' mean firing rate (spikes per neuron "
-                                         "and step): the same quantity, as h/λ is the rate the converted neuron fires "
-                                         "at; 0: no penalty", 0.0, parse=_non_negative_float)
+                                         "`NET=qcfs`) adds weight × the hidden QCFS neurons' mean activation h/λ to "
+                                         "its loss, STDB weight × the hidden neurons' mean firing rate (spikes per "
+                                         "neuron and step): the same quantity, as h/λ is the rate the converted neuron "
+                                         "fires at; 0: no penalty", 0.0, parse=_non_negative_float)
     sparsities: tuple = option("SPARSITIES", "penalty weights the `qcfs+sparsity` rows of `make frontier` choose from "
                                              "on the validation split", (4.0, 16.0), parse=_float_list,
                                shown="`4 16`")

@@ -62,7 +62,8 @@ def test_snntorch_spikes_as_the_engine_on_its_poisson_frames(tmp_path):
                                      len(x), "spiking")
     assert bench["layers"]["c1"]["calls_as_ac"] == T and bench["layers"]["c1"]["macs"] == 0
     assert bench["layers"]["c1"]["acs"] == round(counts[0].snn_acs * len(x))
-    assert peers.compare_operations(net.graph.compute_nodes, counts, bench, x, frames, T, len(x))["all_equal_to_expected"]
+    compared = peers.compare_operations(net.graph.compute_nodes, counts, bench, x, frames, T, len(x))
+    assert compared["all_equal_to_expected"]
 
 
 def test_neurobench_counts_the_symmetric_bug_network_as_computed_by_hand(tmp_path):

@@ -54,7 +54,8 @@ def test_penalty_weight_is_validated_and_names_the_model():
 
     class Data:
         sha256 = "0" * 64
-    assert ann.model_name(Data, ann.TrainSettings("qcfs")) == ann.model_name(Data, ann.TrainSettings("qcfs", sparsity=0.0))
+    assert (ann.model_name(Data, ann.TrainSettings("qcfs"))
+            == ann.model_name(Data, ann.TrainSettings("qcfs", sparsity=0.0)))
     assert "_sp4_" in ann.model_name(Data, ann.TrainSettings("qcfs", sparsity=4.0))
 
 

@@ -245,7 +245,8 @@ def test_one_device_two_replicas_and_two_workers_train_alike(problem, tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     runs = {"one": start("one"), "mirrored": start("mirrored", TWO_LOGICAL_CPUS)}
-    runs.update({f"worker{i}": start(f"worker{i}", tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}})
+    runs.update({f"worker{i}": start(f"worker{i}",
+                                     tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}})
                  for i in range(2)})
     outcome = {}
     for name, process in runs.items():

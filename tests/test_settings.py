@@ -73,3 +73,9 @@ def test_the_readme_table_is_the_declaration():
     readme = (ROOT / "README.md").read_text()
     table = re.search(r"\n(\| variable \| meaning \| default \|\n.*?)\n\n", readme, re.S).group(1)
     assert table == settings.markdown_table(), "regenerate it: python3 -m pipeline.settings markdown"
+
+
+def test_the_readme_stage_table_is_the_declaration():
+    readme = (ROOT / "README.md").read_text()
+    table = re.search(r"\n(\| `make` target \| what it answers \|.*?)\n\n", readme, re.S).group(1)
+    assert table == settings.stages_markdown_table(), "regenerate it: python3 -m pipeline.settings stages-markdown"

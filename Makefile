@@ -1,5 +1,6 @@
 # escape-snn: every target bootstraps .venv from constraints.txt when it is missing or stale.
-# Settings are Make variables (make help lists them, from their one declaration in pipeline/settings.py).
+# Stages are targets and settings are Make variables (make help lists both, from their one declaration in
+# pipeline/settings.py).
 
 PYTHON ?= python3
 VENV := .venv

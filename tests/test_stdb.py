@@ -109,6 +109,7 @@ def test_settings_are_validated():
 
 
 # ------------------------------------------------------------------ training
+@pytest.mark.slow  # STDB training
 def test_stdb_raises_the_accuracy_of_a_short_simulation(problem):
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     model.set_weights(weights)
@@ -123,6 +124,7 @@ def test_stdb_raises_the_accuracy_of_a_short_simulation(problem):
     assert result.peak_memory_mb > 0
 
 
+@pytest.mark.slow  # STDB training
 def test_the_converted_network_is_kept_where_no_trained_epoch_beats_it(problem):
     # Validation: the samples the converted network decides, labelled with its own decisions (analog
     # input: no draws, a sample's decision does not depend on its batch). It scores 1.0, no trained
@@ -145,6 +147,7 @@ def test_the_converted_network_is_kept_where_no_trained_epoch_beats_it(problem):
         np.testing.assert_array_equal(now.numpy(), before)
 
 
+@pytest.mark.slow  # STDB training
 def test_trainable_thresholds_and_leak_receive_updates(problem):
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     model.set_weights(weights)
@@ -159,6 +162,7 @@ def test_trainable_thresholds_and_leak_receive_updates(problem):
     assert all(0 < value <= 1 for value in result.leaks.values())
 
 
+@pytest.mark.slow  # STDB training
 def test_thresholds_take_relative_steps_of_the_neuron_learning_rate(problem):
     # One Adam step moves each log threshold by neuron_lr: every layer changes by the same
     # fraction, whatever its threshold's scale.

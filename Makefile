@@ -1,5 +1,6 @@
 # escape-snn: every target bootstraps .venv from constraints.txt when it is missing or stale.
-# Settings are Make variables (make help lists them, from their one declaration in pipeline/settings.py).
+# Stages are targets and settings are Make variables (make help lists both, from their one declaration in
+# pipeline/settings.py).
 
 PYTHON ?= python3
 VENV := .venv
@@ -21,9 +22,12 @@ OTHER_NAMES = $(filter-out $(SETTING_NAMES) $(OWN_NAMES),\
 	$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
 ARGS = $(strip $(foreach v,$(SETTING_NAMES) $(OTHER_NAMES),$(if $($(v)),'$(v)=$($(v))')))
 
-STAGES := convert sweep stdb stdb-sweep energy latency frontier export report
+# The stages, from their one declaration in pipeline/settings.py; compare, bench and interop have rules of
+# their own below (each may need another environment first).
+STAGES := $(shell $(PYTHON) -m pipeline.settings stages)
+OWN_RULES := compare bench interop
 
-.PHONY: $(STAGES) compare bench interop $(INTEROP_VENV) all test venv clean-venv help
+.PHONY: $(STAGES) $(INTEROP_VENV) all test test-fast venv clean-venv help
 
 help:
 	@$(PYTHON) -m pipeline.settings help
@@ -46,7 +50,7 @@ $(INTEROP_STAMP): constraints-interop.txt
 
 $(INTEROP_VENV): $(INTEROP_STAMP)
 
-$(STAGES): $(BASE_STAMP)
+$(filter-out $(OWN_RULES),$(STAGES)): $(BASE_STAMP)
 	$(PY) -m pipeline $@ $(ARGS)
 
 # brian2 comes with the `sims` extra, installed here when a listed simulator needs it.
@@ -67,8 +71,14 @@ all: $(BASE_STAMP)
 	$(MAKE) energy T=28 NET=stdb
 	$(MAKE) report
 
+# ruff (pinned in constraints.txt, configured in pyproject.toml) first: a lint error fails in seconds.
 test: $(SIMS_STAMP) $(INTEROP_STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# The inner loop: the tests that need no trained network, no toolbox run and no other environment.
+test-fast: $(BASE_STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 clean-venv:
 	rm -rf $(VENV) $(INTEROP_VENV)

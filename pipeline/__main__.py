@@ -9,27 +9,13 @@ import sys
 
 from pipeline import UserError
 
-STAGE_MODULES = {
-    "convert": "pipeline.stages.convert",
-    "sweep": "pipeline.stages.sweep",
-    "compare": "pipeline.stages.compare",
-    "stdb": "pipeline.stages.stdb",
-    "stdb-sweep": "pipeline.stages.stdb:sweep_main",
-    "energy": "pipeline.stages.energy",
-    "bench": "pipeline.stages.bench",
-    "latency": "pipeline.stages.latency",
-    "frontier": "pipeline.stages.frontier",
-    "export": "pipeline.stages.export",
-    "interop": "pipeline.stages.interop",
-    "report": "pipeline.stages.report",
-}
-
 
 def main(argv=None):
     from pipeline import settings as settings_module
     try:
         settings = settings_module.parse(sys.argv[1:] if argv is None else argv)
-        module_name, _, function = STAGE_MODULES[settings.stage].partition(":")
+        stage = next(s for s in settings_module.STAGE_LIST if s.name == settings.stage)
+        module_name, _, function = stage.entry.partition(":")
         getattr(importlib.import_module(module_name), function or "main")(settings)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

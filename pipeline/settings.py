@@ -1,9 +1,12 @@
-"""Every setting, declared once: its Make name, default, choices and meaning.
+"""Every stage and every setting, declared once.
 
-The `Settings` dataclass is the declaration. From it come the CLI's ``--flags`` (`parser`), the
-``NAME=value`` arguments the Makefile passes (`parse`), the Makefile's list of variable names and
-`make help` (``python -m pipeline.settings names|help``) and the README's variable table
-(``python -m pipeline.settings markdown``; a test keeps the README equal to it).
+`STAGE_LIST` declares the stages: name, code, what each answers and writes. The `Settings` dataclass
+declares the settings: Make name, default, choices and meaning. From them come the CLI's stages and
+``--flags`` (`parser`), `__main__`'s dispatch, the ``NAME=value`` arguments the Makefile passes (`parse`),
+the Makefile's stage targets and variable names and `make help` (``python -m pipeline.settings
+stages|names|help``), and the README's stage and variable tables (``python -m pipeline.settings
+stages-markdown|markdown``; a test keeps the README equal to them). Standard library only: the Makefile
+runs this module without the venv.
 """
 import argparse
 import re
@@ -12,8 +15,46 @@ from dataclasses import dataclass, field, fields
 
 from pipeline import UserError
 
-STAGES = ("convert", "sweep", "compare", "stdb", "stdb-sweep", "energy", "bench", "latency", "frontier", "export",
-          "interop", "report")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage: its Make target and CLI name, the code it runs (``module[:function]``, ``main`` when no
+    function is named), the question it answers and what it writes under ``results/<RUN>/``."""
+    name: str
+    entry: str
+    answers: str
+    writes: str
+
+
+# The one list of stages: the CLI's choices, `__main__`'s dispatch, the Makefile's targets and `make help`.
+STAGE_LIST = (
+    Stage("convert", "pipeline.stages.convert", "ANN vs SNN accuracy at T (INI, or the engine with SIM=fast)",
+          "convert_T<T>.json"),
+    Stage("sweep", "pipeline.stages.sweep", "Tables 1-2: SNN accuracy per T of TS; the original ESCAPE-NET",
+          "table2.{md,csv,png}, ann_original.json, convert_T<T>.json"),
+    Stage("compare", "pipeline.stages.compare", "one network and its samples on several toolbox simulators (SIMS)",
+          "simulators.{md,json}"),
+    Stage("stdb", "pipeline.stages.stdb", "what STDB fine-tuning at T buys over the converted network",
+          "stdb_T<T>.{json,h5}, stdb_T<T>_curves.png"),
+    Stage("stdb-sweep", "pipeline.stages.stdb:sweep_main", "Table 3: STDB at every T of TS",
+          "table3.{md,csv}, stdb_T<T>.*"),
+    Stage("energy", "pipeline.stages.energy", "per-layer operations and energy of NET vs the ANN (CODING, PRESET)",
+          "energy[_<CODING>].json, energy_fig*.png"),
+    Stage("bench", "pipeline.stages.bench", "the engine's fast path vs INI (and PEERS): seconds, spike agreement",
+          "bench.json"),
+    Stage("latency", "pipeline.stages.latency", "low T: plain conversion vs QCFS (STDB=1: fine-tuned) per T",
+          "latency[_<CODING>].{json,md,png}"),
+    Stage("frontier", "pipeline.stages.frontier", "the accuracy-energy frontier: codings x methods x T",
+          "frontier.{json,md,png}, frontier_cells/"),
+    Stage("export", "pipeline.stages.export", "NET as a NIR graph, read back and checked on the engine",
+          "<NET>_T<T>.nir, <NET>_T<T>.json"),
+    Stage("interop", "pipeline.stages.interop", "snnTorch and NeuroBench on the exported graph vs the engine",
+          "interop.{json,md}"),
+    Stage("report", "pipeline.stages.report", "everything collected; missing stages named with their command",
+          "REPORT.md"),
+)
+STAGES = tuple(s.name for s in STAGE_LIST)
 TRUE = ("1", "yes", "true")
 
 
@@ -115,7 +156,8 @@ class Settings:
     scale: str | None = option("SCALE", "`signed` (÷ the training set's peak \\|x\\|, to [-1, 1]) or `unsigned` "
                                         "(min-max to [0, 1]); the test set uses the training set's factors and is "
                                         "clipped; `make compare` gives signed data to its simulators as ON/OFF "
-                                        "channels (max(x, 0), max(−x, 0))", choices=("signed", "unsigned"), shown="recorded, else `signed`")
+                                        "channels (max(x, 0), max(−x, 0))", choices=("signed", "unsigned"),
+                              shown="recorded, else `signed`")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
     model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "
@@ -153,8 +195,9 @@ class Settings:
                              choices=("max", "toolbox"))
     coding: str = option("CODING", "input coding of the engine: `poisson`, `analog` (constant current), `rate` "
                                    "(deterministic integrate-and-fire encoder, rate `GAIN`·\\|x\\|) or `delta` "
-                                   "(level crossings of step `DELTA`, sent once, held as conv1's current); `make interop` sends the "
-                                   "peers the engine's own frames (poisson, rate) or the held input (analog), "
+                                   "(level crossings of step `DELTA`, sent once, held as conv1's current); "
+                                   "`make interop` sends the peers the engine's own frames (poisson, rate) or the "
+                                   "held input (analog), "
                                    "and refuses delta", "poisson",
                          choices=("poisson", "analog", "rate", "delta"))
     gain: float = option("GAIN", "input gain g of `CODING=rate`: events at rate g·\\|x\\| (at most one a step), each "
@@ -169,10 +212,10 @@ class Settings:
     deltas: tuple = option("DELTAS", "delta-encoder steps `make frontier` chooses from on the validation split",
                            (0.02, 0.05, 0.1), parse=_float_list, shown="`0.02 0.05 0.1`")
     sparsity: float = option("SPARSITY", "activation-sparsity penalty weight: the QCFS fine-tune (`make latency`, "
-                                         "`NET=qcfs`) adds weight × the hidden QCFS neurons' mean activation h/λ to its "
-                                         "loss, STDB weight × the hidden neurons' mean firing rate (spikes per neuron "
-                                         "and step): the same quantity, as h/λ is the rate the converted neuron fires "
-                                         "at; 0: no penalty", 0.0, parse=_non_negative_float)
+                                         "`NET=qcfs`) adds weight × the hidden QCFS neurons' mean activation h/λ to "
+                                         "its loss, STDB weight × the hidden neurons' mean firing rate (spikes per "
+                                         "neuron and step): the same quantity, as h/λ is the rate the converted neuron "
+                                         "fires at; 0: no penalty", 0.0, parse=_non_negative_float)
     sparsities: tuple = option("SPARSITIES", "penalty weights the `qcfs+sparsity` rows of `make frontier` choose from "
                                              "on the validation split", (4.0, 16.0), parse=_float_list,
                                shown="`4 16`")
@@ -279,10 +322,19 @@ def parse(argv):
 
 def help_text():
     width = max(len(f.metadata["make"]) for f in OPTIONS)
-    lines = ["Make variables (make STAGE NAME=value ...; stages: " + ", ".join(STAGES) + "):"]
+    name_width = max(len(s.name) for s in STAGE_LIST)
+    lines = ["Stages (make STAGE NAME=value ...): what each answers -> what it writes under results/<RUN>/"]
+    lines += [f"  {s.name:<{name_width}}  {s.answers} -> {s.writes}" for s in STAGE_LIST]
+    lines += ["", "Make variables:"]
     for f in OPTIONS:
         meaning = f.metadata["meaning"].replace("`", "").replace("\\|", "|")
         lines.append(f"  {f.metadata['make']:<{width}}  {meaning} [default: {default_text(f).replace('`', '')}]")
+    return "\n".join(lines)
+
+
+def stages_markdown_table():
+    lines = ["| `make` target | what it answers | writes under `results/<RUN>/` |", "|---|---|---|"]
+    lines += [f"| `{s.name}` | {s.answers} | {', '.join(f'`{w}`' for w in s.writes.split(', '))} |" for s in STAGE_LIST]
     return "\n".join(lines)
 
 
@@ -294,4 +346,5 @@ def markdown_table():
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "names"
-    print({"names": lambda: " ".join(BY_MAKE_NAME), "help": help_text, "markdown": markdown_table}[what]())
+    print({"names": lambda: " ".join(BY_MAKE_NAME), "stages": lambda: " ".join(STAGES), "help": help_text,
+           "markdown": markdown_table, "stages-markdown": stages_markdown_table}[what]())

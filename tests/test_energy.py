@@ -84,7 +84,8 @@ def test_merged_fan_out_of_a_linear_pool_and_a_conv(shape):
 # --------------------------------------------------------------------- hand-counted operations and energy
 def test_hand_counted_acs_macs_and_energy():
     geometry = network.describe(conv_dense()).compute_nodes
-    assert [(g.name, g.neurons, energy.ann_macs(g)) for g in geometry] == [("conv", 32, 4 * 4 * 2 * 9), ("dense", 3, 96)]
+    assert [(g.name, g.neurons, energy.ann_macs(g)) for g in geometry] == [("conv", 32, 4 * 4 * 2 * 9),
+                                                                            ("dense", 3, 96)]
     input_totals = np.zeros((4, 4, 1))
     input_totals[0, 0], input_totals[1, 1], input_totals[3, 2] = 3, 2, 1   # corner, interior, edge
     conv_totals = np.zeros((4, 4, 2))

@@ -177,8 +177,8 @@ def test_biases_are_added_every_step():
     np.testing.assert_array_equal(totals, [4, 2])
 
 
-@pytest.mark.parametrize("field, value", [("timesteps", 0), ("leak", 0.0), ("leak", 1.5), ("coding", "morse"), ("gain", 0.0), ("delta", -0.1),
-                                          ("readout", "votes"), ("pooling", "max")])
+@pytest.mark.parametrize("field, value", [("timesteps", 0), ("leak", 0.0), ("leak", 1.5), ("coding", "morse"),
+                                          ("gain", 0.0), ("delta", -0.1), ("readout", "votes"), ("pooling", "max")])
 def test_bad_settings_are_user_errors(field, value):
     with pytest.raises(UserError):
         engine.SnnSettings(**{field: value})

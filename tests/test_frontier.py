@@ -15,10 +15,12 @@ ROW_FIELDS = {"coding", "method", "timesteps", "num_samples", "ann_accuracy", "o
 
 def run(tiny_npz, *extra):
     argv = ["frontier", "--run", "tiny", "--data", str(tiny_npz), "--width", "4", "--epochs", "2",
-            "--timesteps-list", "2 4", "--num-samples", "20", "--gains", "1 4", "--deltas", "0.1 0.3", "--sparsities", "1 8", *extra]
+            "--timesteps-list", "2 4", "--num-samples", "20", "--gains", "1 4", "--deltas", "0.1 0.3",
+            "--sparsities", "1 8", *extra]
     return stage.main(settings_module.parse(argv))
 
 
+@pytest.mark.slow  # the whole stage, trainings included
 def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
     record = run(tiny_npz)
     rows = record["rows"]
@@ -78,7 +80,8 @@ def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
     for tuning in (r["stdb"] for r in stdb_rows):   # epoch 1 only where it beats the untrained network (epoch 0)
         before, after = tuning["validation_accuracy_before"], tuning["validation_accuracy_after"]
         assert after >= before and (tuning["best_epoch"] == 1) == (after > before)
-    assert run(tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")["cells"]["simulated"] == 0
+    rerun = run(tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")
+    assert rerun["cells"]["simulated"] == 0
 
     from pipeline.__main__ import main          # make report shows the frontier and its figure
     assert main(["report", "--run", "tiny"]) == 0

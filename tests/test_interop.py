@@ -11,6 +11,8 @@ from conftest import check_uncertainty
 from pipeline import UserError, energy, engine, nirgraph, peers
 from test_nirgraph import THRESHOLDS, T, asymmetric_net, corner_inputs, settings
 
+pytestmark = pytest.mark.slow  # every test runs snnTorch or NeuroBench in .venv-interop
+
 
 def test_snntorch_spikes_as_the_engine_on_the_symmetric_bug_network(tmp_path):
     net = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, settings("spiking", "spike_count"))
@@ -60,7 +62,8 @@ def test_snntorch_spikes_as_the_engine_on_its_poisson_frames(tmp_path):
                                      len(x), "spiking")
     assert bench["layers"]["c1"]["calls_as_ac"] == T and bench["layers"]["c1"]["macs"] == 0
     assert bench["layers"]["c1"]["acs"] == round(counts[0].snn_acs * len(x))
-    assert peers.compare_operations(net.graph.compute_nodes, counts, bench, x, frames, T, len(x))["all_equal_to_expected"]
+    compared = peers.compare_operations(net.graph.compute_nodes, counts, bench, x, frames, T, len(x))
+    assert compared["all_equal_to_expected"]
 
 
 def test_neurobench_counts_the_symmetric_bug_network_as_computed_by_hand(tmp_path):
@@ -104,7 +107,6 @@ def test_a_missing_environment_or_a_bad_file_is_one_line(tmp_path):
         peers.snntorch(bad, corner_inputs(), T, batch_size=4, threads=1)
 
 
-@pytest.mark.slow
 def test_interop_stage_cross_checks_the_exported_file(sandbox, tiny_npz, capsys):
     from pipeline.__main__ import main
     common = ["--run", "io", "--timesteps", "16"]

@@ -19,6 +19,7 @@ def run(tiny_npz, *extra):
     return latency.main(settings_module.parse(argv))
 
 
+@pytest.mark.slow  # the whole stage, trainings included
 def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
     run(tiny_npz, "--coding", "analog")
     folder = sandbox / "results" / "tiny"

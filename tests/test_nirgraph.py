@@ -66,7 +66,8 @@ def numpy_reference(graph, x):
             if isinstance(node, nir.Conv2d):
                 w = node.weight
                 kh, kw = w.shape[2:]
-                pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (kh, kw)] if node.padding == "same" else [(0, 0)] * 2
+                pads = ([((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (kh, kw)] if node.padding == "same"
+                        else [(0, 0)] * 2)
                 padded = np.pad(h, [(0, 0)] + pads)
                 rows, cols = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
                 h = np.stack([[[np.sum(padded[:, i:i + kh, j:j + kw] * w[o]) for j in range(cols)] for i in range(rows)]

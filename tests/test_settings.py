@@ -1,4 +1,6 @@
-"""The one declaration of settings: Make names, CLI flags, help and the README's table all come from it."""
+"""The one declaration of stages and settings: Make targets and names, CLI flags, help and the README's table
+all come from it."""
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -29,8 +31,38 @@ def test_bad_settings_are_one_line_user_errors(argv, message):
         settings.parse(argv)
 
 
+# Make may not rebuild the virtual environments the tests run in.
+KEEP_VENVS = ["-o", ".venv/.installed", "-o", ".venv/.installed-sims", "-o", ".venv-interop/.installed"]
+
+
+def make_help():
+    return subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def test_make_help_opens_with_the_stages_one_line_each_then_the_variables():
+    lines = make_help().splitlines()
+    stage_lines = lines[1:1 + len(settings.STAGE_LIST)]
+    assert lines[0].startswith("Stages")
+    for stage, line in zip(settings.STAGE_LIST, stage_lines):
+        assert line.split()[0] == stage.name and f"{stage.answers} -> {stage.writes}" in line
+    assert lines.index("Make variables:") == len(settings.STAGE_LIST) + 2
+
+
+def test_every_declared_stage_is_a_make_target_that_runs_it():
+    out = subprocess.run(["make", "-n", *KEEP_VENVS, *settings.STAGES], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert re.findall(r"-m pipeline (\S+)", out) == list(settings.STAGES)
+
+
+def test_every_stage_runs_a_function_its_module_defines():
+    for stage in settings.STAGE_LIST:
+        module, _, function = stage.entry.partition(":")
+        tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
+        assert (function or "main") in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}, stage
+
+
 def test_make_help_lists_every_variable_with_its_default():
-    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = make_help()
     for f in settings.OPTIONS:
         line = next(line for line in out.splitlines() if line.split()[:1] == [f.metadata["make"]])
         assert "[default: " in line
@@ -41,3 +73,9 @@ def test_the_readme_table_is_the_declaration():
     readme = (ROOT / "README.md").read_text()
     table = re.search(r"\n(\| variable \| meaning \| default \|\n.*?)\n\n", readme, re.S).group(1)
     assert table == settings.markdown_table(), "regenerate it: python3 -m pipeline.settings markdown"
+
+
+def test_the_readme_stage_table_is_the_declaration():
+    readme = (ROOT / "README.md").read_text()
+    table = re.search(r"\n(\| `make` target \| what it answers \|.*?)\n\n", readme, re.S).group(1)
+    assert table == settings.stages_markdown_table(), "regenerate it: python3 -m pipeline.settings stages-markdown"

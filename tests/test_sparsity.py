@@ -32,6 +32,7 @@ def fine_tune(weight, x, y):
     return model
 
 
+@pytest.mark.slow  # QCFS fine-tunes
 def test_qcfs_penalty_is_its_formula_lowers_activity_and_weight_0_changes_nothing():
     x, y = blobs(400, 0)
     x_test, _ = blobs(100, 1)
@@ -54,7 +55,8 @@ def test_penalty_weight_is_validated_and_names_the_model():
 
     class Data:
         sha256 = "0" * 64
-    assert ann.model_name(Data, ann.TrainSettings("qcfs")) == ann.model_name(Data, ann.TrainSettings("qcfs", sparsity=0.0))
+    assert (ann.model_name(Data, ann.TrainSettings("qcfs"))
+            == ann.model_name(Data, ann.TrainSettings("qcfs", sparsity=0.0)))
     assert "_sp4_" in ann.model_name(Data, ann.TrainSettings("qcfs", sparsity=4.0))
 
 
@@ -81,6 +83,7 @@ def test_stdb_firing_rate_is_the_engines_count(problem):
     assert float(stdb.firing_rate(net, out["counts"])) == pytest.approx(hidden_rate(net, x_test[:50]), rel=1e-5)
 
 
+@pytest.mark.slow  # STDB training
 def test_stdb_penalty_lowers_firing_and_weight_0_leaves_the_loss_alone(problem, monkeypatch):
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     settings = engine.SnnSettings(timesteps=6, batch_size=100)

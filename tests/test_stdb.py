@@ -108,6 +108,7 @@ def test_settings_are_validated():
 
 
 # ------------------------------------------------------------------ training
+@pytest.mark.slow  # STDB training
 def test_stdb_raises_the_accuracy_of_a_short_simulation(problem):
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     model.set_weights(weights)
@@ -122,6 +123,7 @@ def test_stdb_raises_the_accuracy_of_a_short_simulation(problem):
     assert result.peak_memory_mb > 0
 
 
+@pytest.mark.slow  # STDB training
 def test_the_converted_network_is_kept_where_no_trained_epoch_beats_it(problem):
     # Validation: the samples the converted network decides, labelled with its own decisions (analog
     # input: no draws, a sample's decision does not depend on its batch). It scores 1.0, no trained
@@ -144,6 +146,7 @@ def test_the_converted_network_is_kept_where_no_trained_epoch_beats_it(problem):
         np.testing.assert_array_equal(now.numpy(), before)
 
 
+@pytest.mark.slow  # STDB training
 def test_trainable_thresholds_and_leak_receive_updates(problem):
     model, thresholds, weights, x_train, y_train, x_test, y_test = problem
     model.set_weights(weights)
@@ -158,6 +161,7 @@ def test_trainable_thresholds_and_leak_receive_updates(problem):
     assert all(0 < value <= 1 for value in result.leaks.values())
 
 
+@pytest.mark.slow  # STDB training
 def test_thresholds_take_relative_steps_of_the_neuron_learning_rate(problem):
     # One Adam step moves each log threshold by neuron_lr: every layer changes by the same
     # fraction, whatever its threshold's scale.
@@ -230,6 +234,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # two worker processes train
 def test_one_device_two_replicas_and_two_workers_train_alike(problem, tmp_path):
     # The same global batches on one device, on two replicas of one process (two logical CPUs stand in
     # for two GPUs: MirroredStrategy) and on two worker processes on localhost (TF_CONFIG:
@@ -256,7 +261,8 @@ def test_one_device_two_replicas_and_two_workers_train_alike(problem, tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     runs = {"one": start("one"), "mirrored": start("mirrored", TWO_LOGICAL_CPUS)}
-    runs.update({f"worker{i}": start(f"worker{i}", tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}})
+    runs.update({f"worker{i}": start(f"worker{i}",
+                                     tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}})
                  for i in range(2)})
     outcome = {}
     for name, process in runs.items():

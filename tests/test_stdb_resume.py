@@ -11,6 +11,8 @@ from conftest import trained_blobs_net
 from pipeline import engine
 from pipeline.training import stdb
 
+pytestmark = pytest.mark.slow  # every test trains STDB, some twice
+
 SETTINGS = stdb.StdbSettings(epochs=2, learning_rate=1e-3, train_thresholds=True, train_leak=True, seed=1)
 
 

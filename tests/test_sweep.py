@@ -57,7 +57,8 @@ def test_poisson_sweep_resumes_after_interruption(sandbox, tiny_npz, monkeypatch
     calls.clear()
     monkeypatch.setattr(simulate, "run_config", real_run)
     counted = []
-    monkeypatch.setattr(simulate, "run_config", lambda p, out, *a, **k: counted.append(out.name) or real_run(p, out, *a, **k))
+    monkeypatch.setattr(simulate, "run_config",
+                        lambda p, out, *a, **k: counted.append(out.name) or real_run(p, out, *a, **k))
     assert main(args) == 0
     assert counted == ["convert_T20.json"]          # T=10 reused, only T=20 simulated
     assert "Poisson-input run per T" in (run / "table2.md").read_text()

@@ -11,7 +11,8 @@ def _import_tensorflow(tmp_path=None):
         package = tmp_path / "tensorflow"
         package.mkdir()
         (package / "__init__.py").write_text(
-            "import os\nos.write(2, b'loader: libtensorflow_cc.so.2 not found\\n')\nraise ImportError('no TensorFlow')\n")
+            "import os\nos.write(2, b'loader: libtensorflow_cc.so.2 not found\\n')\n"
+            "raise ImportError('no TensorFlow')\n")
         env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-c", "import pipeline, tensorflow"], cwd=ROOT, env=env,
                           capture_output=True, text=True)

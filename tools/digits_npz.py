@@ -1,4 +1,4 @@
-"""scikit-learn's handwritten digits as a `.npz` the pipeline reads (`DATA=path`, README "Any other data").
+"""scikit-learn's handwritten digits as a `.npz` the pipeline reads (`DATA=path`, docs/data.md "Any other data").
 
 A second dataset for `make frontier`, unlike the default nerve-cuff data in what sets an SNN's
 energy: dense non-negative pixels instead of sparse signed ones, 8 x 8 images instead of 56 x 100,

@@ -17,7 +17,8 @@ training samples), one batch of training samples, the same process, the parts ti
 
 Printed: seconds per batch and milliseconds per sample-timestep, and the ratio to the STDB step;
 then the CPU's float32 rate as TensorFlow reaches it (a 2048 x 2048 matmul, GFLOP/s), the ceiling a
-step's arithmetic (its multiply-adds, counted in the README) is measured against. A profile of where time goes, never a test: the numbers vary with the machine and its load.
+step's arithmetic (its multiply-adds, counted in docs/stdb.md) is measured against. A profile of where time
+goes, never a test: the numbers vary with the machine and its load.
 """
 import statistics
 import sys

@@ -22,7 +22,7 @@ baselines are not reproducible: they are listed apart and ignored in the A/B com
 A refactor's check: two `run`s of the unchanged code (base1, base2), one `run` of the refactored
 checkout with the same keras_models/trained/ and data/, then
 `compare base1.json after.json --only-stable base1.json base2.json`. Training is reproducible on
-one machine (the README says what was compared), so emptying the model cache checks the training
+one machine (docs/results.md says what was compared), so emptying the model cache checks the training
 code too.
 
 Stdlib only, no TensorFlow: it only shells out to `make` in the checkout it lives in.

@@ -48,8 +48,8 @@ n is; labels come in blocks of three that permute the classes (balanced). defaul
 training and test sets from two independent streams of the same seed.
 
 Calibration. DEFAULT_NOISE is chosen so that the conversion-friendly ESCAPE-NET trained with the
-real recipe lands near the real task's accuracy, not at 100 %: conversion losses stay visible. The
-README's *Data* section has the calibration table and the input statistics.
+real recipe lands near the real task's accuracy, not at 100 %: conversion losses stay visible.
+docs/data.md has the calibration table and the input statistics.
 """
 from dataclasses import dataclass
 

@@ -6,7 +6,7 @@ inputs spike in a step, where a dense op multiplies every input (Rueckauer et al
 in another order: equal up to float rounding.
 
 The membrane scan (`scan`): a layer's neurons and the spiking pools they feed, stepped
-through T one sample at a time, so its membranes stay in cache (the README's bench compares it).
+through T one sample at a time, so its membranes stay in cache (docs/engine.md's bench compares it).
 """
 import numba
 import numpy as np

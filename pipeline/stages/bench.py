@@ -34,7 +34,7 @@ from pipeline import UserError, engine, nirgraph, peers, processes, results, sta
 from pipeline.toolbox import configs, runner, simulate
 from pipeline.settings import Settings
 
-DEFAULT_T, DEFAULT_N = 100, 50   # the README's bench: T=100 on 50 samples
+DEFAULT_T, DEFAULT_N = 100, 50   # docs/engine.md's bench: T=100 on 50 samples
 INI_BATCH_SIZES = (25, 50)
 AGREEMENT_SAMPLES = 5
 DENSE_REPEATS = 5   # the dense pass is timed this often; the fastest counts

@@ -172,7 +172,7 @@ def cross_entropy(accumulated, labels, timesteps):
     grows; the decision (argmax) is the same. With the sum, a few confidently wrong samples
     dominated the loss and STDB lowered it by raising the deep layers' thresholds (fewer spikes,
     smaller logits) while accuracy fell; the mean's near-uniform softmax lets every sample push
-    its own class up (the README has the measurements).
+    its own class up (docs/stdb.md has the measurements).
     """
     logits = accumulated / float(timesteps)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
@@ -500,7 +500,7 @@ def default_batch_size(network, budget_gb=8.0, floats_per_neuron_step=1.5, large
     """Largest power-of-two batch (<= ``largest``) whose BPTT activations fit ``budget_gb``.
 
     ``floats_per_neuron_step``: float32 values the engine keeps per neuron, sample and step for the
-    backward pass (the README's STDB peak memory).
+    backward pass (the STDB peak memory in docs/data.md).
     """
     neurons = sum(network.neuron_counts().values())
     per_sample_gb = network.settings.timesteps * neurons * floats_per_neuron_step * 4 / 1e9

@@ -100,7 +100,8 @@ def _check_model(config, label, outer):
     if not isinstance(layers, list):
         raise UserError(f"{label}: {outer or 'the model'} has no list of layers in its stored architecture")
     if config.get("class_name") == "Sequential":
-        layers = [layer for layer in layers if not (isinstance(layer, dict) and layer.get("class_name") == "InputLayer")]
+        layers = [layer for layer in layers
+                  if not (isinstance(layer, dict) and layer.get("class_name") == "InputLayer")]
     for index, layer in enumerate(layers):
         if not isinstance(layer, dict):
             raise UserError(f"{label}: {outer}layer {index} of the stored architecture is not a layer config")

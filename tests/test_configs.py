@@ -84,7 +84,8 @@ def test_unparsable_and_missing_files(tmp_path):
     {("simulation", "sample_idxs_to_test"): "__import__('os').system('touch {marker}')"},
     {("output", "plot_vars"): "__import__('pathlib').Path('{marker}').touch() or {{}}"},
     {("parameter_sweep", "param_values"): "[__import__('os').system('touch {marker}')]"},
-    {("parameter_sweep", "param_name"): "tau_refrac", ("cell", "tau_refrac"): "__import__('os').system('touch {marker}')"},
+    {("parameter_sweep", "param_name"): "tau_refrac",
+     ("cell", "tau_refrac"): "__import__('os').system('touch {marker}')"},
 ], ids=["sample_idxs_to_test", "plot_vars", "param_values", "swept cell value"])
 def test_an_ini_value_the_toolbox_would_eval_must_be_a_literal_and_nothing_runs(sandbox, paths, capsys, edits):
     from pipeline.__main__ import main

@@ -36,7 +36,8 @@ def calibrate_thresholds(network, x, percentile=100.0, scale=0.7, timesteps=None
         peaks = []
         for batch, start in enumerate(range(0, len(x), size)):
             xb, n = padded_batch(x[start:start + size], size)
-            out = probe_net.run(tf.constant(xb), batch_key(probe_net.settings.seed, batch), record=Recording(peaks=True))
+            out = probe_net.run(tf.constant(xb), batch_key(probe_net.settings.seed, batch),
+                                record=Recording(peaks=True))
             peaks.append(out["peaks"].numpy()[:, k, :n].ravel())
         peak = float(np.percentile(np.concatenate(peaks), percentile))
         if not peak > 0:

@@ -22,6 +22,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pipeline import UserError, results
 
 # --------------------------------------------------------------------- declaring fields
+FRONTIER_METHODS = "`conversion`, `qcfs`, `qcfs+sparsity` or `qcfs+stdb`"
+TUNED = "`qcfs+stdb`: the fine-tune's `best_epoch`, `seconds` and validation accuracies before and after"
 MCNEMAR = ("exact McNemar test of `{a}` vs `{b}` on the same samples: `{a}_only` and `{b}_only` (samples only "
            "that one gets right) and the two-sided binomial `p_value` (1 when they never disagree)")
 INTERVAL = ("95 % Wilson score interval `[lo, hi]` of `{name}` on the samples it was measured on (absent in "
@@ -52,6 +54,11 @@ COMMON = {
     "levels": "quantisation levels L of the QCFS network (`L`)",
     "leak": "multiplicative leak of the neurons (`LEAK`)",
     "config": "the ini that was run (path)",
+    "split": "the samples: `validation` or `test`",
+    "layer_energy": "per layer with MACs: its SNN energy / the modified ANN's dense energy",
+    "input_floor_formula": "how `input_floor` was computed",
+    "input_events_per_inference": "input spikes (events) per inference",
+    "encoder_updates_per_inference": "the encoder's own updates per inference (counted for no coding)",
     "pooling": "how average pools are simulated: `linear` (their average current) or spiking",
     "readout": "how the output is read: `membrane` (the accumulated current of the output layer) or spike counts",
     "surrogate": "the surrogate gradient (`SURROGATE`)",
@@ -530,7 +537,7 @@ class FrontierRow(Record):
     """One network (method, input coding with its chosen parameter, T) on the frontier's test samples."""
     FILES = "`rows`, `chosen`, `pareto_front`, `cheapest_within_1pp_test` of `frontier.json`"
     coding: str = info("the input coding: `analog`, `poisson`, `rate`, `delta`")
-    method: str = info("`conversion`, `qcfs`, `qcfs+sparsity` or `qcfs+stdb`")
+    method: str = info(FRONTIER_METHODS)
     timesteps: int = count()
     parameter: str | None = info("the coding's parameter chosen on validation: `gain` (rate), `delta` (delta), "
                                  "null for none")
@@ -547,18 +554,61 @@ class FrontierRow(Record):
     saving: float = info("1 / `normalized_energy`")
     input_floor: float = info("what the input alone costs, normalised as `normalized_energy` (its events' ACs "
                               "into conv1; analog: conv1's MACs)")
-    input_floor_formula: str = info("how `input_floor` was computed")
-    layer_energy: dict = info("per layer with MACs: its SNN energy, normalised as `normalized_energy`")
-    input_events_per_inference: float = info("input spikes (events) per inference")
-    encoder_updates_per_inference: float = info("the encoder's own updates per inference (counted for no coding)")
+    input_floor_formula: str = info()
+    layer_energy: dict = info()
+    input_events_per_inference: float = info()
+    encoder_updates_per_inference: float = info()
     validation_accuracy: float = accuracy("the SNN on the validation samples (bare)")
     validation_energy: float = info("its normalised energy on the validation samples")
     validation_candidates: list = info("every candidate tried on validation: `parameter`, `value`, `sparsity`, "
                                        "`accuracy`, `normalized_energy`")
     predictions: dict = info()
     snn_vs_ann_mcnemar: dict = mcnemar()
-    stdb: dict = info("`qcfs+stdb`: the fine-tune's `best_epoch`, `seconds` and validation accuracies before "
-                      "and after", optional=True)
+    stdb: dict = info(TUNED, optional=True)
+
+
+@record
+class FrontierCellKey(Record):
+    """What one frontier cell depends on: its cache file is named by this key's hash
+    (`frontier.cell_key`), so a changed model, threshold, coding, T, sample set or energy preset misses it."""
+    FILES = "the name of `frontier_cells/<key>.json`"
+    model: str = info("sha256 of the network's .h5")
+    method: str = info(FRONTIER_METHODS)
+    coding: str = info("the input coding")
+    parameter: tuple = info("the coding's parameter: (`gain` or `delta` or null, its value)")
+    timesteps: int = count()
+    split: str = info()
+    seed: int = info()
+    levels: int = count()
+    samples: str = info("digest of the samples and their labels (`frontier.samples_digest`)")
+    thresholds: dict | None = info("the conversion thresholds (`conversion`; else null)")
+    costs: list = info("[E_MAC, E_AC] in pJ")
+    sparsity: float = info("the sparsity-penalty weight; 0 is left out", optional=True)
+    stdb: dict = info("`qcfs+stdb`: the STDB settings, selection rule and training-sample digest", optional=True)
+
+
+@record
+class FrontierCell(Record):
+    """One network simulated once on one sample set (validation or test): the frontier's cache."""
+    FILES = "`frontier_cells/<key>.json` (make frontier)"
+    method: str = info(FRONTIER_METHODS)
+    coding: str = info("the input coding")
+    parameter: str | None = info("the coding's parameter: `gain`, `delta` or null")
+    value: float | None = info("its value")
+    sparsity: float = info("the sparsity-penalty weight (0: none)")
+    timesteps: int = count()
+    split: str = info()
+    num_samples: int = count("the samples simulated")
+    accuracy: float = accuracy("the SNN on these samples (bare)")
+    predictions: str | list = info("each sample's final class, encoded as in `predictions` elsewhere")
+    normalized_energy: float = info()
+    layer_energy: dict = info()
+    input_floor: float = info("what the input alone costs, normalised as `normalized_energy`")
+    input_floor_formula: str = info()
+    input_events_per_inference: float = info()
+    encoder_updates_per_inference: float = info()
+    seconds: float = info("seconds to simulate and count it")
+    stdb: dict = info(TUNED, optional=True)
 
 
 @record
@@ -601,7 +651,7 @@ class FrontierRecord(Record):
 
 # --------------------------------------------------------------------- the reference
 RECORDS = (ConvertRecord, AnnOriginalRecord, StdbRecord, StdbKey, EnergyRecord, LatencyRecord, LatencyRow,
-           FrontierRecord, FrontierRow, BenchRecord)
+           FrontierRecord, FrontierRow, FrontierCell, FrontierCellKey, BenchRecord)
 
 
 def markdown():

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import UserError, engine, nirgraph, peers, processes, results, stats, workspace
+from pipeline import UserError, engine, nirgraph, peers, processes, records, stats, workspace
 from pipeline.toolbox import configs, runner, simulate
 from pipeline.settings import Settings
 
@@ -156,40 +156,42 @@ def main(settings: Settings):
 
     ini = ini_runs[best]
     curve_ini, curve_engine = np.asarray(ini["accuracy_per_timestep"]), np.asarray(engine["accuracy_per_timestep"])
-    record = {
-        "timesteps": timesteps, "num_samples": n,
-        "ini_seconds": ini["seconds"]["simulate"], "engine_seconds": engine["seconds"],
-        "speedup": ini["seconds"]["simulate"] / engine["seconds"],
-        "ann_dense_seconds": dense["seconds"], "dense_bound_ratio": engine["seconds"] / dense["seconds"],
-        "spike_agreement": overall,
+    snntorch = None
+    if peer:
+        per_step = peer.pop("predictions_per_timestep")
+        snntorch = {**peer, "ms_per_sample_step": peer["seconds"] / (n * timesteps) * 1e3,
+                    "engine_speedup": peer["seconds"] / engine["seconds"],
+                    **stats.scored("accuracy", per_step[:, -1], ini["labels"]),
+                    "accuracy_per_timestep_equal_to_engine": bool(np.array_equal(
+                        (per_step == ini["labels"][:, None]).mean(axis=0), curve_engine))}
+    record = records.BenchRecord(
+        timesteps=timesteps, num_samples=n,
+        ini_seconds=ini["seconds"]["simulate"], engine_seconds=engine["seconds"],
+        speedup=ini["seconds"]["simulate"] / engine["seconds"],
+        ann_dense_seconds=dense["seconds"], dense_bound_ratio=engine["seconds"] / dense["seconds"],
+        spike_agreement=overall,
         **stats.scored("accuracy_ini", ini["predictions"], ini["labels"]),
         **stats.scored("accuracy_engine", engine["predictions"], ini["labels"]),
         **stats.comparison(ini["labels"], {"engine": engine["predictions"], "ini": ini["predictions"]},
                            pairs=(("engine", "ini"),)),
-        "peak_memory_mb": engine["peak_memory_mb"],
-        "ini_batch_size": best,
-        "ini_runs": {str(b): {"seconds": r["seconds"], **stats.scored("accuracy", r["predictions"], r["labels"]),
-                              "peak_memory_mb": r["peak_memory_mb"]} for b, r in ini_runs.items()},
-        "ini_peak_memory_mb": ini["peak_memory_mb"],
-        "engine_warmup_seconds": engine["warmup_seconds"],
-        "engine_stage_seconds": engine["stage_seconds"],
-        "ann_dense_pass_seconds": dense["pass_seconds"],
-        "accuracy_per_timestep_equal": bool(np.array_equal(curve_ini, curve_engine)),
-        "accuracy_max_abs_difference": float(np.abs(curve_ini - curve_engine).max()),
-        "spike_agreement_samples": agreement, "spike_agreement_per_layer": per_layer,
-        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
-        "cpu_count": os.cpu_count(),
+        peak_memory_mb=engine["peak_memory_mb"],
+        ini_batch_size=best,
+        ini_runs={str(b): {"seconds": r["seconds"], **stats.scored("accuracy", r["predictions"], r["labels"]),
+                           "peak_memory_mb": r["peak_memory_mb"]} for b, r in ini_runs.items()},
+        ini_peak_memory_mb=ini["peak_memory_mb"],
+        engine_warmup_seconds=engine["warmup_seconds"],
+        engine_stage_seconds=engine["stage_seconds"],
+        ann_dense_pass_seconds=dense["pass_seconds"],
+        accuracy_per_timestep_equal=bool(np.array_equal(curve_ini, curve_engine)),
+        accuracy_max_abs_difference=float(np.abs(curve_ini - curve_engine).max()),
+        spike_agreement_samples=agreement, spike_agreement_per_layer=per_layer,
+        load_average={"before": list(load_before), "after": list(os.getloadavg())},
+        cpu_count=os.cpu_count(),
         **ws.provenance(),
-    }
-    if peer:
-        per_step = peer.pop("predictions_per_timestep")
-        record["snntorch"] = {**peer, "ms_per_sample_step": peer["seconds"] / (n * timesteps) * 1e3,
-                              "engine_speedup": peer["seconds"] / engine["seconds"],
-                              **stats.scored("accuracy", per_step[:, -1], ini["labels"]),
-                              "accuracy_per_timestep_equal_to_engine": bool(np.array_equal(
-                                  (per_step == ini["labels"][:, None]).mean(axis=0), curve_engine))}
+        snntorch=snntorch,
+    )
     out = ws.dir / "bench.json"
-    results.write_json(out, record)
+    record.write(out)
     print("\n" + table(record))
     print(f"-> {out}")
     return record

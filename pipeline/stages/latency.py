@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_models import qcfs  # also registers the QCFS layer, so .h5 models with it load
-from pipeline import UserError, data, energy, engine, results, stats, workspace
+from pipeline import UserError, data, energy, engine, records, results, stats, workspace
 from pipeline.settings import Settings
 from pipeline.training import ann as train, stdb
 
@@ -232,9 +232,9 @@ def main(settings: Settings):
             extra = fine_tune(network, x_train, y_train, x_val, y_val, settings) if method.endswith("+stdb") else None
             predictions, normalized = measure(network, x, y, cost)
             ann = anns[method.removesuffix("+stdb")]
-            row = {"method": method, "timesteps": t, **stats.scored("ann_accuracy", ann, y),
-                   **stats.scored("snn_accuracy", predictions, y), "normalized_energy": normalized,
-                   **stats.comparison(y, {"snn": predictions, "ann": ann})}
+            row = records.LatencyRow(method=method, timesteps=t, **stats.scored("ann_accuracy", ann, y),
+                                     **stats.scored("snn_accuracy", predictions, y), normalized_energy=normalized,
+                                     **stats.comparison(y, {"snn": predictions, "ann": ann}))
             rows.append(row)
             if extra is not None:
                 stdb_runs.append({"method": method, "timesteps": t, **extra})
@@ -245,35 +245,35 @@ def main(settings: Settings):
         toolbox_rows.append({"timesteps": t, **stats.scored(
             "snn_accuracy", methods.toolbox_semantics(t).simulate(x, y).predictions[:, -1], y)})
 
-    record = {
-        "stage": "latency", "rows": rows, "readout": "membrane", "pooling": "linear", "reset": "subtraction",
-        "input_coding": settings.coding, "leak": settings.leak, "levels": settings.levels,
-        "sparsity": settings.sparsity, "num_samples": n,
-        "num_test_samples": len(ws.dataset.y_test),
-        "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
-        "cheapest_within_1pp": cheapest_within(rows),
-        "ann": {"modified": {**stats.scored("accuracy_on_samples", anns["conversion"], y),
-                             **stats.scored("test_accuracy", whole["conversion"], ws.dataset.y_test),
-                             "path": str(ws.model.path), "sha256": ws.model_sha256},
-                "qcfs": {**stats.scored("accuracy_on_samples", anns["qcfs"], y),
-                         **stats.scored("test_accuracy", whole["qcfs"], ws.dataset.y_test),
-                         "path": str(qcfs_trained.path), "sha256": results.file_sha256(qcfs_trained.path),
-                         "lambda": qcfs.threshold_values(models["qcfs"])},
-                "qcfs_vs_modified_mcnemar": stats.paired("qcfs", whole["qcfs"], "modified", whole["conversion"],
-                                                         ws.dataset.y_test)},
-        "conversion_thresholds": {"values": methods.thresholds,
-                                  "how": f"0.7 x max input current, calibrated at T={max(timesteps)} on "
-                                         f"{workspace.CALIBRATION_SAMPLES} training samples"},
-        "qcfs_toolbox_semantics": toolbox_rows,
-        "poisson_input_ceiling": (poisson_ceiling(models, x, y, timesteps, methods.seed)
-                                  if settings.coding == "poisson" else None),
-        "stdb": ({"epochs": settings.stdb_epochs, "train_samples": len(train_idx), "lr": settings.lr,
-                  "surrogate": settings.surrogate, "selection": stdb.SELECTION, "runs": stdb_runs}
-                 if settings.stdb else None),
+    record = records.LatencyRecord(
+        stage="latency", rows=rows, readout="membrane", pooling="linear", reset="subtraction",
+        input_coding=settings.coding, leak=settings.leak, levels=settings.levels,
+        sparsity=settings.sparsity, num_samples=n,
+        num_test_samples=len(ws.dataset.y_test),
+        preset=cost.preset, e_mac_pj=cost.e_mac_pj, e_ac_pj=cost.e_ac_pj,
+        cheapest_within_1pp=cheapest_within(rows),
+        ann={"modified": {**stats.scored("accuracy_on_samples", anns["conversion"], y),
+                          **stats.scored("test_accuracy", whole["conversion"], ws.dataset.y_test),
+                          "path": str(ws.model.path), "sha256": ws.model_sha256},
+             "qcfs": {**stats.scored("accuracy_on_samples", anns["qcfs"], y),
+                      **stats.scored("test_accuracy", whole["qcfs"], ws.dataset.y_test),
+                      "path": str(qcfs_trained.path), "sha256": results.file_sha256(qcfs_trained.path),
+                      "lambda": qcfs.threshold_values(models["qcfs"])},
+             "qcfs_vs_modified_mcnemar": stats.paired("qcfs", whole["qcfs"], "modified", whole["conversion"],
+                                                      ws.dataset.y_test)},
+        conversion_thresholds={"values": methods.thresholds,
+                               "how": f"0.7 x max input current, calibrated at T={max(timesteps)} on "
+                                      f"{workspace.CALIBRATION_SAMPLES} training samples"},
+        qcfs_toolbox_semantics=toolbox_rows,
+        poisson_input_ceiling=(poisson_ceiling(models, x, y, timesteps, methods.seed)
+                               if settings.coding == "poisson" else None),
+        stdb=({"epochs": settings.stdb_epochs, "train_samples": len(train_idx), "lr": settings.lr,
+               "surrogate": settings.surrogate, "selection": stdb.SELECTION, "runs": stdb_runs}
+              if settings.stdb else None),
         **ws.provenance(),
-    }
+    )
     stem = ws.dir / result_stem(settings.coding)
-    results.write_json(stem.with_suffix(".json"), record)
+    record.write(stem.with_suffix(".json"))
     write_markdown(stem.with_suffix(".md"), record)
     plot(stem.with_suffix(".png"), record)
     best = record["cheapest_within_1pp"]["overall"]

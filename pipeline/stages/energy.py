@@ -135,6 +135,6 @@ def main(settings):
     print("\n".join(summary_lines(layers, total)))
     print(f"  input-coding floor: {floor:.4f} ({formula}) of the network's {total['normalized_energy']:.4f}; SNN accuracy {stats.format_recorded(record, 'snn_accuracy')}, "
           f"ANN {stats.format_recorded(record, 'ann_accuracy')} on the same samples "
-          f"(paired: {stats.format_mcnemar(record['snn_vs_ann_mcnemar'])})")
+          f"(paired: {stats.format_mcnemar(record.snn_vs_ann_mcnemar)})")
     print(f"  -> {out}")
     return record

@@ -136,12 +136,12 @@ def print_rows(records):
     """Per T: the accuracies (with interval and N), the best epoch, the cost."""
     print()
     for r in records:
-        print(f"  T={r['timesteps']}: ANN {stats.format_recorded(r, 'ann_accuracy')}, SNN before "
+        print(f"  T={r.timesteps}: ANN {stats.format_recorded(r, 'ann_accuracy')}, SNN before "
               f"{stats.format_recorded(r, 'snn_accuracy_before')}, STDB {stats.format_recorded(r, 'snn_accuracy')} "
-              f"(best epoch {r['best_epoch']}, chosen on validation "
-              f"{stats.format_recorded(r, 'validation_accuracy', r.get('validation_samples'))}), "
+              f"(best epoch {r.best_epoch}, chosen on validation "
+              f"{stats.format_recorded(r, 'validation_accuracy', r.validation_samples)}), "
               f"toolbox (export) {stats.format_recorded(r, 'toolbox_export_accuracy')}; "
-              f"{r['seconds_per_epoch']:.0f} s/epoch, peak {r['peak_memory_mb']:.0f} MB")
+              f"{r.seconds_per_epoch:.0f} s/epoch, peak {r.peak_memory_mb:.0f} MB")
 
 
 def _train_one(settings, timesteps, threads, folders, log):
@@ -205,9 +205,9 @@ def main(settings):
     if record is None:                        # a cluster's other worker: the chief reports
         return None
     print_rows([record])
-    print(f"  STDB changed accuracy by {record['improvement']:+.4f} (before "
+    print(f"  STDB changed accuracy by {record.improvement:+.4f} (before "
           f"{stats.format_recorded(record, 'snn_accuracy_before')}, after {stats.format_recorded(record, 'snn_accuracy')}"
-          f"; paired: {stats.format_mcnemar(record['snn_vs_snn_before_mcnemar'])}); "
+          f"; paired: {stats.format_mcnemar(record.snn_vs_snn_before_mcnemar)}); "
           f"ANN {stats.format_recorded(record, 'ann_accuracy')}; -> {ws.dir / f'stdb_T{settings.timesteps}.json'}")
     return record
 
@@ -244,7 +244,7 @@ def sweep_main(settings):
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TABLE3_COLUMNS)
     writer.writerows([[row[c] for c in TABLE3_COLUMNS] for row in
-                      ({**r, **stats.bounds(r, TABLE3_ACCURACIES, r["num_samples"])} for r in runs)])
+                      ({**r, **stats.bounds(r, TABLE3_ACCURACIES, r.num_samples)} for r in runs)])
     results.write_atomic(ws.dir / "table3.csv", buffer.getvalue())
     trained = ["weights"] + ["thresholds"] * settings.train_thresholds + ["leaks"] * settings.train_leak
     lines = [f"**Table 3. ANN to SNN + STDB** ({n} test samples, {ntrain} training samples, "
@@ -256,9 +256,9 @@ def sweep_main(settings):
              "converted network on validation, so it is kept (STDB = SNN only).", "",
              "| ANN Accuracy | Timesteps | Leak | SNN only Accuracy | SNN STDB Accuracy | Best Epoch "
              "| STDB vs SNN only |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {stats.format_recorded(r, 'ann_accuracy')} | {r['timesteps']} | {r['leak']} | "
+    lines += [f"| {stats.format_recorded(r, 'ann_accuracy')} | {r.timesteps} | {r.leak} | "
               f"{stats.format_recorded(r, 'snn_accuracy_before')} | {stats.format_recorded(r, 'snn_accuracy')} | "
-              f"{r['best_epoch']} | {stats.format_mcnemar(r.get('snn_vs_snn_before_mcnemar'))} |" for r in runs]
+              f"{r.best_epoch} | {stats.format_mcnemar(r.snn_vs_snn_before_mcnemar)} |" for r in runs]
     results.write_atomic(ws.dir / "table3.md", "\n".join(lines) + "\n")
     print_rows(runs)
     print(f"  -> {ws.dir / 'table3.md'}")

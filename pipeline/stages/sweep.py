@@ -84,8 +84,8 @@ def write_table(ws, rows, curve, source, num_samples, simulator, longest):
              "| Timesteps | ANN Accuracy | ANN to SNN only |", "|---|---|---|"]
     lines += [f"| {t} | {stats.format_accuracy(ann_acc, num_samples)} | {stats.format_accuracy(snn_acc, num_samples)} |"
               for t, ann_acc, snn_acc in rows]
-    lines += ["", f"SNN vs ANN at T={longest['timesteps']} on the same samples (exact McNemar test): "
-                  f"{stats.format_mcnemar(longest.get('snn_vs_ann_mcnemar'))}."]
+    lines += ["", f"SNN vs ANN at T={longest.timesteps} on the same samples (exact McNemar test): "
+                  f"{stats.format_mcnemar(longest.snn_vs_ann_mcnemar)}."]
     results.write_atomic(ws.dir / "table2.md", "\n".join(lines) + "\n")
     from pipeline import plots
     plots.accuracy_vs_timesteps(ws.dir / "table2.png", rows, curve, simulator, num_samples)
@@ -102,13 +102,13 @@ def main(settings: Settings):
     print(f"  {'T':>6}  {'ANN':<28}  SNN")
     for t, ann_acc, snn_acc in rows:
         print(f"  {t:>6}  {stats.format_accuracy(ann_acc, n):<28}  {stats.format_accuracy(snn_acc, n)}")
-    print(f"  SNN vs ANN at T={longest['timesteps']} (exact McNemar): {stats.format_mcnemar(longest.get('snn_vs_ann_mcnemar'))}")
+    print(f"  SNN vs ANN at T={longest.timesteps} (exact McNemar): {stats.format_mcnemar(longest.snn_vs_ann_mcnemar)}")
     if workspace.user_model(ws):   # Table 1's row compares ESCAPE-NET's two variants: not this model's
         print(f"  original ESCAPE-NET (Table 1): skipped, RUN={ws.run} runs on MODEL={workspace.user_model(ws)}")
     else:
         original = original_ann(settings, ws)
-        test_n = original["num_test_samples"]
+        test_n = original.num_test_samples
         print(f"  original ESCAPE-NET (max pool, bias, BN): {stats.format_recorded(original, 'ann_accuracy_test', test_n)}"
               f" on the test set; modified: {stats.format_recorded(original, 'modified_ann_accuracy_test', test_n)}; "
-              f"paired: {stats.format_mcnemar(original['original_vs_modified_mcnemar'])}")
+              f"paired: {stats.format_mcnemar(original.original_vs_modified_mcnemar)}")
     print(f"  -> {ws.dir / 'table2.md'}")

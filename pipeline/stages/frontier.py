@@ -168,34 +168,34 @@ class Grid:
 
 def label(row):
     """'rate g=2' / 'delta Δ=0.05' / 'analog': the coding with its chosen parameter."""
-    if row["parameter"] == "gain":
-        return f"rate g={row['value']:g}"
-    if row["parameter"] == "delta":
-        return f"delta Δ={row['value']:g}"
-    return row["coding"]
+    if row.parameter == "gain":
+        return f"rate g={row.value:g}"
+    if row.parameter == "delta":
+        return f"delta Δ={row.value:g}"
+    return row.coding
 
 
 def method_label(row):
     """'qcfs' / 'qcfs+sparsity w=4': the method with its chosen penalty weight."""
-    return f"{row['method']} w={row['sparsity']:g}" if row.get("sparsity") else row["method"]
+    return f"{row.method} w={row.sparsity:g}" if row.sparsity else row.method
 
 
 def split_text(row):
-    return ", ".join(f"{name} {value:.4f}" for name, value in row["layer_energy"].items())
+    return ", ".join(f"{name} {value:.4f}" for name, value in row.layer_energy.items())
 
 
 def write_markdown(path, record):
-    rows, n = record["rows"], record["num_samples"]
-    ann = record["ann"]
+    rows, n = record.rows, record.num_samples
+    ann = record.ann
     lines = [f"**The accuracy-energy frontier** ({n} test samples; parameters and the chosen point picked on "
-             f"{record['validation_samples']} validation samples; {record['preset']})", "",
+             f"{record.validation_samples} validation samples; {record.preset})", "",
              "Energy: SNN / the modified ANN's dense energy on the same samples (one denominator for every row). "
              "Floor: what the input alone costs (its events' ACs into conv1; analog: conv1's MACs). Encoder updates "
              "(Poisson draws, rate-encoder IF steps, delta compares) are counted for no coding. Accuracy [95 % "
              "Wilson interval] (N); own ANN: the network's own ANN (qcfs, qcfs+stdb: the QCFS ANN; qcfs+sparsity w: "
              "the QCFS ANN fine-tuned with the activation-sparsity penalty of weight w).", "",
              f"Modified ANN: {stats.format_recorded(ann, 'test_accuracy', n)} on the test samples, "
-             f"{stats.format_accuracy(ann['validation_accuracy'], record['validation_samples'])} on validation "
+             f"{stats.format_accuracy(ann['validation_accuracy'], record.validation_samples)} on validation "
              "(its best epoch was chosen there); QCFS ANN "
              f"{stats.format_recorded(ann, 'qcfs_test_accuracy', n)}"
              + "".join(f"; with sparsity w={a['sparsity']:g} {stats.format_recorded(a, 'test_accuracy', n)}"
@@ -204,33 +204,33 @@ def write_markdown(path, record):
              "validation SNN | per layer |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {label(r)} | {method_label(r)} | {r['timesteps']} | "
+        lines.append(f"| {label(r)} | {method_label(r)} | {r.timesteps} | "
                      f"{stats.format_recorded(r, 'own_ann_accuracy', n)} | {stats.format_recorded(r, 'snn_accuracy', n)} | "
-                     f"{100 * (r['snn_accuracy'] - r['ann_accuracy']):+.1f} | "
-                     f"{stats.format_mcnemar(r['snn_vs_ann_mcnemar'])} | {r['normalized_energy']:.4f} | "
-                     f"{r['saving']:.1f}x | {r['input_floor']:.4f} | {r['validation_accuracy']:.3f} | {split_text(r)} |")
+                     f"{100 * (r.snn_accuracy - r.ann_accuracy):+.1f} | "
+                     f"{stats.format_mcnemar(r.snn_vs_ann_mcnemar)} | {r.normalized_energy:.4f} | "
+                     f"{r.saving:.1f}x | {r.input_floor:.4f} | {r.validation_accuracy:.3f} | {split_text(r)} |")
     lines += ["", "**Pareto front** (test rows no other row beats on both accuracy and energy):", "",
               "| energy | saving | SNN | coding | method | T |", "|---|---|---|---|---|---|"]
-    for r in record["pareto_front"]:
-        lines.append(f"| {r['normalized_energy']:.4f} | {r['saving']:.1f}x | {stats.format_recorded(r, 'snn_accuracy', n)} "
-                     f"| {label(r)} | {method_label(r)} | {r['timesteps']} |")
-    chosen = record["chosen"]
+    for r in record.pareto_front:
+        lines.append(f"| {r.normalized_energy:.4f} | {r.saving:.1f}x | {stats.format_recorded(r, 'snn_accuracy', n)} "
+                     f"| {label(r)} | {method_label(r)} | {r.timesteps} |")
+    chosen = record.chosen
     lines += ["", "**Chosen on validation**: of every network simulated there (each row's candidates), the cheapest "
                   f"(validation energy) within {frontier.WITHIN_PP:g} pp of the modified ANN's validation accuracy: " + ("none" if chosen is None else
-                  f"{label(chosen)}, {method_label(chosen)}, T={chosen['timesteps']} (validation SNN "
-                  f"{chosen['validation_accuracy']:.3f}, ANN {ann['validation_accuracy']:.3f}): test SNN "
+                  f"{label(chosen)}, {method_label(chosen)}, T={chosen.timesteps} (validation SNN "
+                  f"{chosen.validation_accuracy:.3f}, ANN {ann['validation_accuracy']:.3f}): test SNN "
                   f"{stats.format_recorded(chosen, 'snn_accuracy', n)} vs ANN "
                   f"{stats.format_recorded(chosen, 'ann_accuracy', n)} "
-                  f"({stats.format_mcnemar(chosen['snn_vs_ann_mcnemar'])}), normalised energy "
-                  f"{chosen['normalized_energy']:.4f} ({chosen['saving']:.1f}x; floor {chosen['input_floor']:.4f}; "
+                  f"({stats.format_mcnemar(chosen.snn_vs_ann_mcnemar)}), normalised energy "
+                  f"{chosen.normalized_energy:.4f} ({chosen.saving:.1f}x; floor {chosen.input_floor:.4f}; "
                   f"{split_text(chosen)})."),
               "", "On the test rows themselves (picked on the test set: optimistic), the cheapest within "
-                  f"{frontier.WITHIN_PP:g} pp of the ANN: " + ("none" if record["cheapest_within_1pp_test"] is None else
-                  "{0}, {1}, T={2}, energy {3:.4f}".format(label(record["cheapest_within_1pp_test"]),
-                                                          method_label(record["cheapest_within_1pp_test"]),
-                                                          record["cheapest_within_1pp_test"]["timesteps"],
-                                                          record["cheapest_within_1pp_test"]["normalized_energy"])) + ".",
-              "", f"Conversion thresholds: {record['conversion_thresholds']['how']}."]
+                  f"{frontier.WITHIN_PP:g} pp of the ANN: " + ("none" if record.cheapest_within_1pp_test is None else
+                  "{0}, {1}, T={2}, energy {3:.4f}".format(label(record.cheapest_within_1pp_test),
+                                                          method_label(record.cheapest_within_1pp_test),
+                                                          record.cheapest_within_1pp_test.timesteps,
+                                                          record.cheapest_within_1pp_test.normalized_energy)) + ".",
+              "", f"Conversion thresholds: {record.conversion_thresholds['how']}."]
     results.write_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -294,8 +294,8 @@ def main(settings):
                     qcfs_pick[coding, t] = option
                 rows.append(row)
                 print(f"  {label(row):<14} {method_label(row):<18} T={t:<4} SNN {stats.format_recorded(row, 'snn_accuracy')}  "
-                      f"energy {row['normalized_energy']:.4f} (floor {row['input_floor']:.4f})  "
-                      f"val {row['validation_accuracy']:.3f}  ({time.perf_counter() - start:.0f} s)", flush=True)
+                      f"energy {row.normalized_energy:.4f} (floor {row.input_floor:.4f})  "
+                      f"val {row.validation_accuracy:.3f}  ({time.perf_counter() - start:.0f} s)", flush=True)
     # the reported point: the cheapest of every network tried on validation (each coding parameter and
     # penalty weight, not only each row's pick) within 1 pp of the ANN there, by its validation energy
     best = frontier.choose_point([{"network": (*key, o), "validation_accuracy": c.accuracy,
@@ -337,13 +337,13 @@ def main(settings):
     stem = ws.dir / "frontier"
     record.write(stem.with_suffix(".json"))
     write_markdown(stem.with_suffix(".md"), record)
-    plots.frontier(stem.with_suffix(".png"), rows, record["pareto_front"], record["chosen"],
+    plots.frontier(stem.with_suffix(".png"), rows, record.pareto_front, record.chosen,
                    ann_test["test_accuracy"], n)
-    chosen = record["chosen"]
+    chosen = record.chosen
     print(f"\n{counts['simulated']} cells simulated, {counts['reused']} reused; chosen on validation: "
           + ("none within 1 pp" if chosen is None else
-             f"{label(chosen)} {method_label(chosen)} T={chosen['timesteps']}: SNN "
+             f"{label(chosen)} {method_label(chosen)} T={chosen.timesteps}: SNN "
              f"{stats.format_recorded(chosen, 'snn_accuracy')} vs ANN {stats.format_recorded(chosen, 'ann_accuracy')}, "
-             f"energy {chosen['normalized_energy']:.4f} ({chosen['saving']:.1f}x)"))
+             f"energy {chosen.normalized_energy:.4f} ({chosen.saving:.1f}x)"))
     print(f"  -> {stem.with_suffix('.md')}")
     return record

@@ -144,7 +144,7 @@ def format_accuracy(accuracy, n, interval_=None):
 
 def format_recorded(record, name, n=None):
     """`format_accuracy` of ``record[name]`` with its stored interval, on ``n`` samples
-    (default: the record's ``num_samples``)."""
+    (default: the record's ``num_samples``); ``record``: a `pipeline.records` record or a dict."""
     n = record.get("num_samples") if n is None else n
     return format_accuracy(record.get(name), n, record.get(f"{name}_interval"))
 

@@ -143,3 +143,10 @@ def test_a_run_without_results_is_refused(sandbox, setup, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "RUN=empty: no results" in err[0]
     assert not (sandbox / "results" / "empty" / "REPORT.md").exists()
+
+
+def test_a_result_file_with_an_impossible_accuracy_is_refused_in_one_line_naming_it(run, capsys):
+    write(run, "stdb_T28.json", {"timesteps": 28, "snn_accuracy": 69.9, "num_samples": 100})   # a percentage
+    assert main(["report", "--run", "r"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stdb_T28.json: StdbRecord.snn_accuracy = 69.9 is not an accuracy in [0, 1]" in err[0]

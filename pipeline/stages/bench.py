@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import UserError, engine, nirgraph, peers, processes, results, stats, workspace
+from pipeline import UserError, engine, nirgraph, peers, processes, records, stats, workspace
 from pipeline.toolbox import configs, runner, simulate
 from pipeline.settings import Settings
 
@@ -162,41 +162,43 @@ def main(settings: Settings):
 
     ini = ini_runs[best]
     curve_ini, curve_engine = np.asarray(ini["accuracy_per_timestep"]), np.asarray(engine["accuracy_per_timestep"])
-    record = {
-        "timesteps": timesteps, "num_samples": n,
-        "ini_seconds": ini["seconds"]["simulate"], "engine_seconds": engine["seconds"],
-        "speedup": ini["seconds"]["simulate"] / engine["seconds"],
-        "ann_dense_seconds": dense["seconds"], "dense_bound_ratio": engine["seconds"] / dense["seconds"],
-        "spike_agreement": overall,
+    snntorch = None
+    if peer:
+        per_step = peer.pop("predictions_per_timestep")
+        snntorch = {**peer, "ms_per_sample_step": peer["seconds"] / (n * timesteps) * 1e3,
+                    "engine_speedup": peer["seconds"] / engine["seconds"],
+                    **stats.scored("accuracy", per_step[:, -1], ini["labels"]),
+                    "accuracy_per_timestep_equal_to_engine": bool(np.array_equal(
+                        (per_step == ini["labels"][:, None]).mean(axis=0), curve_engine))}
+    record = records.BenchRecord(
+        timesteps=timesteps, num_samples=n,
+        ini_seconds=ini["seconds"]["simulate"], engine_seconds=engine["seconds"],
+        speedup=ini["seconds"]["simulate"] / engine["seconds"],
+        ann_dense_seconds=dense["seconds"], dense_bound_ratio=engine["seconds"] / dense["seconds"],
+        spike_agreement=overall,
         **stats.scored("accuracy_ini", ini["predictions"], ini["labels"]),
         **stats.scored("accuracy_engine", engine["predictions"], ini["labels"]),
         **stats.comparison(ini["labels"], {"engine": engine["predictions"], "ini": ini["predictions"]},
                            pairs=(("engine", "ini"),)),
-        "peak_memory_mb": engine["peak_memory_mb"],
-        "ini_batch_size": best,
-        "ini_runs": {str(b): {"seconds": r["seconds"], **stats.scored("accuracy", r["predictions"], r["labels"]),
-                              "peak_memory_mb": r["peak_memory_mb"]} for b, r in ini_runs.items()},
-        "ini_peak_memory_mb": ini["peak_memory_mb"],
-        "engine_warmup_seconds": engine["warmup_seconds"],
-        "engine_stage_seconds": engine["stage_seconds"],
-        "ann_dense_pass_seconds": dense["pass_seconds"],
-        "accuracy_per_timestep_equal": bool(np.array_equal(curve_ini, curve_engine)),
-        "accuracy_max_abs_difference": float(np.abs(curve_ini - curve_engine).max()),
-        "spike_agreement_samples": agreement, "spike_agreement_per_layer": per_layer,
-        "sparse_agreement_per_layer": sparse_per_layer,
-        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
-        "cpu_count": os.cpu_count(),
+        peak_memory_mb=engine["peak_memory_mb"],
+        ini_batch_size=best,
+        ini_runs={str(b): {"seconds": r["seconds"], **stats.scored("accuracy", r["predictions"], r["labels"]),
+                           "peak_memory_mb": r["peak_memory_mb"]} for b, r in ini_runs.items()},
+        ini_peak_memory_mb=ini["peak_memory_mb"],
+        engine_warmup_seconds=engine["warmup_seconds"],
+        engine_stage_seconds=engine["stage_seconds"],
+        ann_dense_pass_seconds=dense["pass_seconds"],
+        accuracy_per_timestep_equal=bool(np.array_equal(curve_ini, curve_engine)),
+        accuracy_max_abs_difference=float(np.abs(curve_ini - curve_engine).max()),
+        spike_agreement_samples=agreement, spike_agreement_per_layer=per_layer,
+        sparse_agreement_per_layer=sparse_per_layer,
+        load_average={"before": list(load_before), "after": list(os.getloadavg())},
+        cpu_count=os.cpu_count(),
         **ws.provenance(),
-    }
-    if peer:
-        per_step = peer.pop("predictions_per_timestep")
-        record["snntorch"] = {**peer, "ms_per_sample_step": peer["seconds"] / (n * timesteps) * 1e3,
-                              "engine_speedup": peer["seconds"] / engine["seconds"],
-                              **stats.scored("accuracy", per_step[:, -1], ini["labels"]),
-                              "accuracy_per_timestep_equal_to_engine": bool(np.array_equal(
-                                  (per_step == ini["labels"][:, None]).mean(axis=0), curve_engine))}
+        snntorch=snntorch,
+    )
     out = ws.dir / "bench.json"
-    results.write_json(out, record)
+    record.write(out)
     print("\n" + table(record))
     print(f"-> {out}")
     return record
@@ -204,39 +206,39 @@ def main(settings: Settings):
 
 def table(record):
     """The bench as a printed table."""
-    steps = record["num_samples"] * record["timesteps"]
-    lines = [f"Bench: {record['num_samples']} samples, T={record['timesteps']}, constant input, "
-             f"load average {record['load_average']['before'][0]:.1f} -> {record['load_average']['after'][0]:.1f} "
-             f"on {record['cpu_count']} CPUs",
+    steps = record.num_samples * record.timesteps
+    lines = [f"Bench: {record.num_samples} samples, T={record.timesteps}, constant input, "
+             f"load average {record.load_average['before'][0]:.1f} -> {record.load_average['after'][0]:.1f} "
+             f"on {record.cpu_count} CPUs",
              f"  {'':24}{'seconds':>10}{'ms/sample-step':>16}{'accuracy':>10}{'peak MB':>10}"]
-    for batch, run in record["ini_runs"].items():
+    for batch, run in record.ini_runs.items():
         s = run["seconds"]
-        mark = " *" if int(batch) == record["ini_batch_size"] else ""
+        mark = " *" if int(batch) == record.ini_batch_size else ""
         lines.append(f"  {'INI batch ' + batch + mark:24}{s['simulate']:>10.1f}{s['simulate'] / steps * 1e3:>16.2f}"
                      f"{run['accuracy']:>10.4f}{run['peak_memory_mb']:>10.0f}"
                      f"   (parse {s['parse']:.1f} s, normalise {s['normalize']:.1f} s, build {s['build']:.1f} s)")
-    engine = record["engine_seconds"]
+    engine = record.engine_seconds
     lines.append(f"  {'engine (fast)':24}{engine:>10.1f}{engine / steps * 1e3:>16.2f}"
-                 f"{record['accuracy_engine']:>10.4f}{record['peak_memory_mb']:>10.0f}"
-                 f"   (warm-up and compile {record['engine_warmup_seconds']:.1f} s)")
-    peer = record.get("snntorch")
+                 f"{record.accuracy_engine:>10.4f}{record.peak_memory_mb:>10.0f}"
+                 f"   (warm-up and compile {record.engine_warmup_seconds:.1f} s)")
+    peer = record.snntorch
     if peer:
         lines.append(f"  {'snnTorch (corrected)':24}{peer['seconds']:>10.1f}{peer['ms_per_sample_step']:>16.2f}"
                      f"{peer['accuracy']:>10.4f}{'':>10}   ({peer['threads']} threads; engine "
                      f"{peer['engine_speedup']:.1f}x faster; spike agreement "
                      + ", ".join(f"{k} {v:.5f}" for k, v in peer["spike_agreement_per_layer"].items()) + ")")
-    lines.append(f"  {'T dense ANN passes':24}{record['ann_dense_seconds']:>10.1f}"
-                 f"{record['ann_dense_seconds'] / steps * 1e3:>16.2f}")
+    lines.append(f"  {'T dense ANN passes':24}{record.ann_dense_seconds:>10.1f}"
+                 f"{record.ann_dense_seconds / steps * 1e3:>16.2f}")
     lines += [f"  accuracy: INI {stats.format_recorded(record, 'accuracy_ini')}, engine "
               f"{stats.format_recorded(record, 'accuracy_engine')}; engine vs INI on the same samples "
-              f"(exact McNemar): {stats.format_mcnemar(record.get('engine_vs_ini_mcnemar'))}",
-              f"  speedup {record['speedup']:.1f}x, engine / dense bound {record['dense_bound_ratio']:.2f}, "
-              f"accuracy equal at every step: {record['accuracy_per_timestep_equal']} "
-              f"(max difference {record['accuracy_max_abs_difference']:.4f})",
-              f"  spike agreement {record['spike_agreement']:.5f} on {record['spike_agreement_samples']} samples: "
-              + ", ".join(f"{k} {v:.5f}" for k, v in record["spike_agreement_per_layer"].items()),
+              f"(exact McNemar): {stats.format_mcnemar(record.engine_vs_ini_mcnemar)}",
+              f"  speedup {record.speedup:.1f}x, engine / dense bound {record.dense_bound_ratio:.2f}, "
+              f"accuracy equal at every step: {record.accuracy_per_timestep_equal} "
+              f"(max difference {record.accuracy_max_abs_difference:.4f})",
+              f"  spike agreement {record.spike_agreement:.5f} on {record.spike_agreement_samples} samples: "
+              + ", ".join(f"{k} {v:.5f}" for k, v in record.spike_agreement_per_layer.items()),
               "  engine's event-driven currents against its exact ones (sparse=False), same samples: "
-              + ", ".join(f"{k} {v:.5f}" for k, v in record["sparse_agreement_per_layer"].items()),
+              + ", ".join(f"{k} {v:.5f}" for k, v in record.sparse_agreement_per_layer.items()),
               "  engine time by part (s, summed over its threads): "
-              + ", ".join(f"{k} {v:.1f}" for k, v in record["engine_stage_seconds"].items())]
+              + ", ".join(f"{k} {v:.1f}" for k, v in record.engine_stage_seconds.items())]
     return "\n".join(lines)

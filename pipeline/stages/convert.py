@@ -15,17 +15,17 @@ from pipeline.toolbox import configs, simulate
 def print_summary(record):
     """ANN and final SNN accuracy with N and 95 % interval, the SNN at a few earlier steps (bare),
     and the paired test of SNN vs ANN on the same samples."""
-    acc, n = record["accuracy_per_timestep"], record["num_samples"]
+    acc, n = record.accuracy_per_timestep, record.num_samples
     steps = sorted({max(1, len(acc) * k // 10) for k in (1, 2, 5)})
-    print(f"\n{record['simulator']} simulation of {n} test samples ({record['wall_seconds']:.0f} s)")
+    print(f"\n{record.simulator} simulation of {n} test samples ({record.wall_seconds:.0f} s)")
     print(f"  {'':14}accuracy [95 % interval]")
     print(f"  {'ANN':14}{stats.format_recorded(record, 'ann_accuracy')}   "
-          f"(whole test set: {stats.format_recorded(record, 'ann_accuracy_test', record.get('num_test_samples'))})")
+          f"(whole test set: {stats.format_recorded(record, 'ann_accuracy_test', record.num_test_samples)})")
     for t in steps:
         if t < len(acc):
             print(f"  {'SNN T=' + str(t):14}{acc[t - 1]:.3f}")
     print(f"  {'SNN T=' + str(len(acc)):14}{stats.format_recorded(record, 'snn_accuracy')}")
-    print(f"  SNN vs ANN on the same samples (exact McNemar): {stats.format_mcnemar(record.get('snn_vs_ann_mcnemar'))}")
+    print(f"  SNN vs ANN on the same samples (exact McNemar): {stats.format_mcnemar(record.snn_vs_ann_mcnemar)}")
 
 
 def main(settings: Settings):

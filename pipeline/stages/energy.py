@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import UserError, conversion, engine, plots, results, stats, workspace
+from pipeline import UserError, conversion, engine, plots, records, stats, workspace
 from pipeline.energy import (coding_floor, costs, count_operations, cumulative_energy, encoder_updates,
                              energy_table, fan_out, silent_fractions, summary_lines)
 from pipeline.training import ann
@@ -95,18 +95,18 @@ def main(settings):
     own_ann = net.model if settings.net == "qcfs" else None   # the QCFS ANN is the network's own ANN
     names = result.layer_names[1:]
     stem = result_name(settings.coding).removesuffix(".json")
-    record = {
-        "stage": "energy", "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
-        "timesteps": T, "input_coding": settings.coding, "net": settings.net, "network": description,
-        "pooling": net.settings.pooling, "readout": net.settings.readout, "num_samples": n,
-        "layers": layers, "total": total,
-        "per_timestep": {
+    record = records.EnergyRecord(
+        stage="energy", preset=cost.preset, e_mac_pj=cost.e_mac_pj, e_ac_pj=cost.e_ac_pj,
+        timesteps=T, input_coding=settings.coding, net=settings.net, network=description,
+        pooling=net.settings.pooling, readout=net.settings.readout, num_samples=n,
+        layers=layers, total=total,
+        per_timestep={
             "snn_cumulative_energy_j": cumulative,
             "snn_cumulative_normalized": cumulative / total["ann_energy_j"],
             "method": "ACs at step t = source spikes at t x its spike-weighted mean fan-out "
                       "(input: replayed exactly); exact at t = T",
         },
-        "input": {
+        input={
             "coding": settings.coding, "poisson_rule": net.settings.poisson_rule, "mean_abs_x": mean_abs_x,
             "gain": net.settings.gain if settings.coding == "rate" else None,
             "delta": net.settings.delta if settings.coding == "delta" else None,
@@ -117,25 +117,25 @@ def main(settings):
             "floor_normalized_energy": floor, "floor_formula": formula,
             "first_layer_normalized_energy": layers[0]["snn_energy_j"] / total["ann_energy_j"],
         },
-        "silent_fraction": {"sample": silent_fractions({k: result.recorded[k][0] for k in names}),
-                            "all_samples": silent_fractions({k: result.neuron_totals[k] for k in names})},
-        "raster_sample": RASTER_SAMPLE,
+        silent_fraction={"sample": silent_fractions({k: result.recorded[k][0] for k in names}),
+                         "all_samples": silent_fractions({k: result.neuron_totals[k] for k in names})},
+        raster_sample=RASTER_SAMPLE,
         **stats.scored("snn_accuracy", result.predictions[:, -1], y),
         **stats.scored("ann_accuracy", ann_predictions, y),
         **stats.scored("own_ann_accuracy", ann.predict(own_ann, x) if own_ann is not None else ann_predictions, y),
         **stats.comparison(y, {"snn": result.predictions[:, -1], "ann": ann_predictions}),
-        "snn_seconds_per_sample": result.seconds / n,
-        "ann_seconds_per_sample": ann_seconds,
+        snn_seconds_per_sample=result.seconds / n,
+        ann_seconds_per_sample=ann_seconds,
         **ws.provenance(),
-    }
-    record["figures"] = figures(ws, stem, result, RASTER_SAMPLE, layers, total, cumulative, n, names)
+        figures=figures(ws, stem, result, RASTER_SAMPLE, layers, total, cumulative, n, names),
+    )
     out = ws.dir / result_name(settings.coding)
-    results.write_json(out, record)
+    record.write(out)
     print(f"\nEnergy per inference, {description}; T={T}, {settings.coding} input, {n} test samples, "
           f"{cost.preset} (MAC {cost.e_mac_pj} pJ, AC {cost.e_ac_pj} pJ):")
     print("\n".join(summary_lines(layers, total)))
     print(f"  input-coding floor: {floor:.4f} ({formula}) of the network's {total['normalized_energy']:.4f}; SNN accuracy {stats.format_recorded(record, 'snn_accuracy')}, "
           f"ANN {stats.format_recorded(record, 'ann_accuracy')} on the same samples "
-          f"(paired: {stats.format_mcnemar(record['snn_vs_ann_mcnemar'])})")
+          f"(paired: {stats.format_mcnemar(record.snn_vs_ann_mcnemar)})")
     print(f"  -> {out}")
     return record

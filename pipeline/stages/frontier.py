@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
-from pipeline import conversion, energy, engine, frontier, plots, results, stats, workspace
+from pipeline import conversion, energy, engine, frontier, plots, records, results, stats, workspace
 from pipeline.training import ann as train
 from pipeline.training import stdb
 
@@ -125,18 +125,17 @@ class Grid:
         return self.tuned[key][0]
 
     def cell(self, split, x, y, method, coding, parameter, sparsity, timesteps):
-        """One simulated network on one sample set, from the cache or simulated now."""
-        name = network_name(method, sparsity)
-        key = frontier.cell_key(model=self.sha[name], method=method, coding=coding, parameter=parameter,
-                                timesteps=timesteps, split=split, seed=self.seed, levels=self.levels,
-                                samples=frontier.samples_digest(x, np.asarray(y, np.int64)),
-                                thresholds=self.thresholds if method == "conversion" else None,
-                                costs=[self.cost.e_mac_pj, self.cost.e_ac_pj],
-                                **({"sparsity": sparsity} if sparsity else {}),
-                                **({"stdb": self.stdb_key} if method == "qcfs+stdb" else {}))
-        path = self.ws.dir / CELLS / f"{key}.json"
+        """One simulated network on one sample set (`records.FrontierCell`), from the cache or simulated
+        now, and whether it came from the cache."""
+        key = records.FrontierCellKey(model=self.sha[network_name(method, sparsity)], method=method, coding=coding,
+                                      parameter=parameter, timesteps=timesteps, split=split, seed=self.seed,
+                                      levels=self.levels, samples=frontier.samples_digest(x, np.asarray(y, np.int64)),
+                                      thresholds=self.thresholds if method == "conversion" else None,
+                                      costs=[self.cost.e_mac_pj, self.cost.e_ac_pj], sparsity=sparsity or None,
+                                      stdb=self.stdb_key if method == "qcfs+stdb" else None)
+        path = self.ws.dir / CELLS / f"{frontier.cell_key(**key.to_dict())}.json"
         if path.exists() and not self.force:
-            return {**results.read_json(path), "cached": True}
+            return records.FrontierCell.read(path), True
         start = time.perf_counter()
         net = self.network(method, coding, parameter, sparsity, timesteps)
         result = net.simulate(x, y, fast=True)
@@ -147,55 +146,53 @@ class Grid:
         counts = energy.count_operations(nodes, result.neuron_totals, totals, len(x), "linear")
         layers, total = energy.energy_table(counts, self.cost)
         floor, formula = energy.coding_floor(coding, nodes[0], totals, len(x), self.cost, self.ann_energy_j)
-        record = {
-            "method": method, "coding": coding, "parameter": parameter[0], "value": parameter[1], "sparsity": sparsity,
-            "timesteps": timesteps, "split": split, "num_samples": len(x),
-            "accuracy": float(np.mean(result.predictions[:, -1] == y)),
-            "predictions": stats.encode_predictions(result.predictions[:, -1]),
-            "normalized_energy": total["snn_energy_j"] / self.ann_energy_j,
-            "layer_energy": {row["name"]: row["snn_energy_j"] / self.ann_energy_j for row in layers
-                             if row["ann_macs"] > 0},
-            "input_floor": floor, "input_floor_formula": formula,
-            "input_events_per_inference": float(events.sum()) / len(x),
-            "encoder_updates_per_inference": energy.encoder_updates(coding, x[0].size, timesteps),
-            "seconds": time.perf_counter() - start,
-        }
-        if method == "qcfs+stdb":
-            record["stdb"] = self.tuned[tuning_key(net.settings)][1]
-        results.write_json(path, record)
-        return {**record, "cached": False}
+        record = records.FrontierCell(
+            method=method, coding=coding, parameter=parameter[0], value=parameter[1], sparsity=sparsity,
+            timesteps=timesteps, split=split, num_samples=len(x),
+            accuracy=float(np.mean(result.predictions[:, -1] == y)),
+            predictions=stats.encode_predictions(result.predictions[:, -1]),
+            normalized_energy=total["snn_energy_j"] / self.ann_energy_j,
+            layer_energy={row["name"]: row["snn_energy_j"] / self.ann_energy_j for row in layers
+                          if row["ann_macs"] > 0},
+            input_floor=floor, input_floor_formula=formula,
+            input_events_per_inference=float(events.sum()) / len(x),
+            encoder_updates_per_inference=energy.encoder_updates(coding, x[0].size, timesteps),
+            seconds=time.perf_counter() - start,
+            stdb=self.tuned[tuning_key(net.settings)][1] if method == "qcfs+stdb" else None)
+        record.write(path)
+        return record, False
 
 
 def label(row):
     """'rate g=2' / 'delta Δ=0.05' / 'analog': the coding with its chosen parameter."""
-    if row["parameter"] == "gain":
-        return f"rate g={row['value']:g}"
-    if row["parameter"] == "delta":
-        return f"delta Δ={row['value']:g}"
-    return row["coding"]
+    if row.parameter == "gain":
+        return f"rate g={row.value:g}"
+    if row.parameter == "delta":
+        return f"delta Δ={row.value:g}"
+    return row.coding
 
 
 def method_label(row):
     """'qcfs' / 'qcfs+sparsity w=4': the method with its chosen penalty weight."""
-    return f"{row['method']} w={row['sparsity']:g}" if row.get("sparsity") else row["method"]
+    return f"{row.method} w={row.sparsity:g}" if row.sparsity else row.method
 
 
 def split_text(row):
-    return ", ".join(f"{name} {value:.4f}" for name, value in row["layer_energy"].items())
+    return ", ".join(f"{name} {value:.4f}" for name, value in row.layer_energy.items())
 
 
 def write_markdown(path, record):
-    rows, n = record["rows"], record["num_samples"]
-    ann = record["ann"]
+    rows, n = record.rows, record.num_samples
+    ann = record.ann
     lines = [f"**The accuracy-energy frontier** ({n} test samples; parameters and the chosen point picked on "
-             f"{record['validation_samples']} validation samples; {record['preset']})", "",
+             f"{record.validation_samples} validation samples; {record.preset})", "",
              "Energy: SNN / the modified ANN's dense energy on the same samples (one denominator for every row). "
              "Floor: what the input alone costs (its events' ACs into conv1; analog: conv1's MACs). Encoder updates "
              "(Poisson draws, rate-encoder IF steps, delta compares) are counted for no coding. Accuracy [95 % "
              "Wilson interval] (N); own ANN: the network's own ANN (qcfs, qcfs+stdb: the QCFS ANN; qcfs+sparsity w: "
              "the QCFS ANN fine-tuned with the activation-sparsity penalty of weight w).", "",
              f"Modified ANN: {stats.format_recorded(ann, 'test_accuracy', n)} on the test samples, "
-             f"{stats.format_accuracy(ann['validation_accuracy'], record['validation_samples'])} on validation "
+             f"{stats.format_accuracy(ann['validation_accuracy'], record.validation_samples)} on validation "
              "(its best epoch was chosen there); QCFS ANN "
              f"{stats.format_recorded(ann, 'qcfs_test_accuracy', n)}"
              + "".join(f"; with sparsity w={a['sparsity']:g} {stats.format_recorded(a, 'test_accuracy', n)}"
@@ -204,33 +201,33 @@ def write_markdown(path, record):
              "validation SNN | per layer |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {label(r)} | {method_label(r)} | {r['timesteps']} | "
+        lines.append(f"| {label(r)} | {method_label(r)} | {r.timesteps} | "
                      f"{stats.format_recorded(r, 'own_ann_accuracy', n)} | {stats.format_recorded(r, 'snn_accuracy', n)} | "
-                     f"{100 * (r['snn_accuracy'] - r['ann_accuracy']):+.1f} | "
-                     f"{stats.format_mcnemar(r['snn_vs_ann_mcnemar'])} | {r['normalized_energy']:.4f} | "
-                     f"{r['saving']:.1f}x | {r['input_floor']:.4f} | {r['validation_accuracy']:.3f} | {split_text(r)} |")
+                     f"{100 * (r.snn_accuracy - r.ann_accuracy):+.1f} | "
+                     f"{stats.format_mcnemar(r.snn_vs_ann_mcnemar)} | {r.normalized_energy:.4f} | "
+                     f"{r.saving:.1f}x | {r.input_floor:.4f} | {r.validation_accuracy:.3f} | {split_text(r)} |")
     lines += ["", "**Pareto front** (test rows no other row beats on both accuracy and energy):", "",
               "| energy | saving | SNN | coding | method | T |", "|---|---|---|---|---|---|"]
-    for r in record["pareto_front"]:
-        lines.append(f"| {r['normalized_energy']:.4f} | {r['saving']:.1f}x | {stats.format_recorded(r, 'snn_accuracy', n)} "
-                     f"| {label(r)} | {method_label(r)} | {r['timesteps']} |")
-    chosen = record["chosen"]
+    for r in record.pareto_front:
+        lines.append(f"| {r.normalized_energy:.4f} | {r.saving:.1f}x | {stats.format_recorded(r, 'snn_accuracy', n)} "
+                     f"| {label(r)} | {method_label(r)} | {r.timesteps} |")
+    chosen = record.chosen
     lines += ["", "**Chosen on validation**: of every network simulated there (each row's candidates), the cheapest "
                   f"(validation energy) within {frontier.WITHIN_PP:g} pp of the modified ANN's validation accuracy: " + ("none" if chosen is None else
-                  f"{label(chosen)}, {method_label(chosen)}, T={chosen['timesteps']} (validation SNN "
-                  f"{chosen['validation_accuracy']:.3f}, ANN {ann['validation_accuracy']:.3f}): test SNN "
+                  f"{label(chosen)}, {method_label(chosen)}, T={chosen.timesteps} (validation SNN "
+                  f"{chosen.validation_accuracy:.3f}, ANN {ann['validation_accuracy']:.3f}): test SNN "
                   f"{stats.format_recorded(chosen, 'snn_accuracy', n)} vs ANN "
                   f"{stats.format_recorded(chosen, 'ann_accuracy', n)} "
-                  f"({stats.format_mcnemar(chosen['snn_vs_ann_mcnemar'])}), normalised energy "
-                  f"{chosen['normalized_energy']:.4f} ({chosen['saving']:.1f}x; floor {chosen['input_floor']:.4f}; "
+                  f"({stats.format_mcnemar(chosen.snn_vs_ann_mcnemar)}), normalised energy "
+                  f"{chosen.normalized_energy:.4f} ({chosen.saving:.1f}x; floor {chosen.input_floor:.4f}; "
                   f"{split_text(chosen)})."),
               "", "On the test rows themselves (picked on the test set: optimistic), the cheapest within "
-                  f"{frontier.WITHIN_PP:g} pp of the ANN: " + ("none" if record["cheapest_within_1pp_test"] is None else
-                  "{0}, {1}, T={2}, energy {3:.4f}".format(label(record["cheapest_within_1pp_test"]),
-                                                          method_label(record["cheapest_within_1pp_test"]),
-                                                          record["cheapest_within_1pp_test"]["timesteps"],
-                                                          record["cheapest_within_1pp_test"]["normalized_energy"])) + ".",
-              "", f"Conversion thresholds: {record['conversion_thresholds']['how']}."]
+                  f"{frontier.WITHIN_PP:g} pp of the ANN: " + ("none" if record.cheapest_within_1pp_test is None else
+                  "{0}, {1}, T={2}, energy {3:.4f}".format(label(record.cheapest_within_1pp_test),
+                                                          method_label(record.cheapest_within_1pp_test),
+                                                          record.cheapest_within_1pp_test.timesteps,
+                                                          record.cheapest_within_1pp_test.normalized_energy)) + ".",
+              "", f"Conversion thresholds: {record.conversion_thresholds['how']}."]
     results.write_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -256,26 +253,26 @@ def main(settings):
     def row_of(coding, method, t, option, tried):
         """The test row of one network (method, coding, option = (coding parameter, penalty weight), T)
         with the validation cells it was chosen from."""
-        cell = grid.cell("test", x, y, method, coding, *option, t)
-        counts["reused" if cell["cached"] else "simulated"] += 1
+        cell, cached = grid.cell("test", x, y, method, coding, *option, t)
+        counts["reused" if cached else "simulated"] += 1
         (parameter, sparsity), validated = option, dict(tried)[option]
-        predictions = stats.decode_predictions(cell["predictions"])
-        return {"coding": coding, "method": method, "timesteps": t, "parameter": parameter[0],
-                "value": parameter[1], "sparsity": sparsity,
-                "num_samples": n, **stats.scored("ann_accuracy", anns["conversion"]["test"], y),
-                **stats.scored("own_ann_accuracy", anns[network_name(method, sparsity)]["test"], y),
-                **stats.scored("snn_accuracy", predictions, y),
-                "normalized_energy": cell["normalized_energy"], "saving": 1.0 / cell["normalized_energy"],
-                "input_floor": cell["input_floor"], "input_floor_formula": cell["input_floor_formula"],
-                "layer_energy": cell["layer_energy"],
-                "input_events_per_inference": cell["input_events_per_inference"],
-                "encoder_updates_per_inference": cell["encoder_updates_per_inference"],
-                "validation_accuracy": validated["accuracy"], "validation_energy": validated["normalized_energy"],
-                "validation_candidates": [{"parameter": p[0], "value": p[1], "sparsity": w,
-                                           "accuracy": c["accuracy"], "normalized_energy": c["normalized_energy"]}
-                                          for (p, w), c in tried],
-                **stats.comparison(y, {"snn": predictions, "ann": anns["conversion"]["test"]}),
-                **({"stdb": cell["stdb"]} if "stdb" in cell else {})}
+        predictions = stats.decode_predictions(cell.predictions)
+        return records.FrontierRow(
+            coding=coding, method=method, timesteps=t, parameter=parameter[0], value=parameter[1], sparsity=sparsity,
+            num_samples=n, **stats.scored("ann_accuracy", anns["conversion"]["test"], y),
+            **stats.scored("own_ann_accuracy", anns[network_name(method, sparsity)]["test"], y),
+            **stats.scored("snn_accuracy", predictions, y),
+            normalized_energy=cell.normalized_energy, saving=1.0 / cell.normalized_energy,
+            input_floor=cell.input_floor, input_floor_formula=cell.input_floor_formula,
+            layer_energy=cell.layer_energy,
+            input_events_per_inference=cell.input_events_per_inference,
+            encoder_updates_per_inference=cell.encoder_updates_per_inference,
+            validation_accuracy=validated.accuracy, validation_energy=validated.normalized_energy,
+            validation_candidates=[{"parameter": p[0], "value": p[1], "sparsity": w,
+                                    "accuracy": c.accuracy, "normalized_energy": c.normalized_energy}
+                                   for (p, w), c in tried],
+            **stats.comparison(y, {"snn": predictions, "ann": anns["conversion"]["test"]}),
+            stdb=cell.stdb)
 
     rows, validated, picked, qcfs_pick = [], {}, {}, {}
     for coding in settings.codings:
@@ -284,66 +281,66 @@ def main(settings):
                 start = time.perf_counter()
                 options = ([qcfs_pick[coding, t]] if method == "qcfs+stdb" else   # STDB: minutes per option
                            [(p, w) for p in candidates(settings, coding) for w in weights(settings, method)])
-                tried = [(o, grid.cell("validation", x_val, y_val, method, coding, *o, t)) for o in options]
-                validated[coding, method, t] = tried
-                for _, c in tried:
-                    counts["reused" if c["cached"] else "simulated"] += 1
-                option = frontier.choose_parameter([(o, c["accuracy"], c["normalized_energy"]) for o, c in tried])
+                simulated = [(o, *grid.cell("validation", x_val, y_val, method, coding, *o, t)) for o in options]
+                tried = validated[coding, method, t] = [(o, c) for o, c, _ in simulated]
+                for _, _, cached in simulated:
+                    counts["reused" if cached else "simulated"] += 1
+                option = frontier.choose_parameter([(o, c.accuracy, c.normalized_energy) for o, c in tried])
                 row = picked[coding, method, t, option] = row_of(coding, method, t, option, tried)
                 if method == "qcfs":
                     qcfs_pick[coding, t] = option
                 rows.append(row)
                 print(f"  {label(row):<14} {method_label(row):<18} T={t:<4} SNN {stats.format_recorded(row, 'snn_accuracy')}  "
-                      f"energy {row['normalized_energy']:.4f} (floor {row['input_floor']:.4f})  "
-                      f"val {row['validation_accuracy']:.3f}  ({time.perf_counter() - start:.0f} s)", flush=True)
+                      f"energy {row.normalized_energy:.4f} (floor {row.input_floor:.4f})  "
+                      f"val {row.validation_accuracy:.3f}  ({time.perf_counter() - start:.0f} s)", flush=True)
     # the reported point: the cheapest of every network tried on validation (each coding parameter and
     # penalty weight, not only each row's pick) within 1 pp of the ANN there, by its validation energy
-    best = frontier.choose_point([{"network": (*key, o), "validation_accuracy": c["accuracy"],
-                                   "normalized_energy": c["normalized_energy"]}
+    best = frontier.choose_point([{"network": (*key, o), "validation_accuracy": c.accuracy,
+                                   "normalized_energy": c.normalized_energy}
                                   for key, tried in validated.items() for o, c in tried], reference_val)
     chosen = None if best is None else (picked.get(best["network"])
                                         or row_of(*best["network"], validated[best["network"][:3]]))
 
     ann_test = stats.scored("test_accuracy", anns["conversion"]["test"], y)
-    record = {
-        "stage": "frontier", "rows": rows, "num_samples": n, "validation_samples": len(val_idx),
-        "codings": list(settings.codings), "methods": list(methods), "timesteps": list(timesteps),
-        "gains": list(settings.gains), "deltas": list(settings.deltas), "sparsities": list(settings.sparsities),
-        "levels": settings.levels,
-        "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
-        "ann_energy_j": grid.ann_energy_j,
-        "ann": {**ann_test, "validation_accuracy": reference_val,
-                **stats.scored("qcfs_test_accuracy", anns["qcfs"]["test"], y),
-                "qcfs_validation_accuracy": float(np.mean(anns["qcfs"]["validation"] == y_val)),
-                "qcfs_sparsity": [{"sparsity": w, **stats.scored("test_accuracy", anns[network_name("qcfs+sparsity", w)]["test"], y),
-                                   "validation_accuracy": float(np.mean(anns[network_name("qcfs+sparsity", w)]["validation"]
-                                                                        == y_val))}
-                                  for w in settings.sparsities]},
-        "chosen": chosen,
-        "pareto_front": frontier.pareto_front(rows),
-        "cheapest_within_1pp_test": frontier.choose_point(rows, ann_test["test_accuracy"], "snn_accuracy"),
-        "conversion_thresholds": {"values": grid.thresholds, "how": grid.threshold_note},
-        "stdb": None if stdb_samples is None else {
+    record = records.FrontierRecord(
+        stage="frontier", rows=rows, num_samples=n, validation_samples=len(val_idx),
+        codings=list(settings.codings), methods=list(methods), timesteps=list(timesteps),
+        gains=list(settings.gains), deltas=list(settings.deltas), sparsities=list(settings.sparsities),
+        levels=settings.levels,
+        preset=cost.preset, e_mac_pj=cost.e_mac_pj, e_ac_pj=cost.e_ac_pj,
+        ann_energy_j=grid.ann_energy_j,
+        ann={**ann_test, "validation_accuracy": reference_val,
+             **stats.scored("qcfs_test_accuracy", anns["qcfs"]["test"], y),
+             "qcfs_validation_accuracy": float(np.mean(anns["qcfs"]["validation"] == y_val)),
+             "qcfs_sparsity": [{"sparsity": w, **stats.scored("test_accuracy", anns[network_name("qcfs+sparsity", w)]["test"], y),
+                                "validation_accuracy": float(np.mean(anns[network_name("qcfs+sparsity", w)]["validation"]
+                                                                     == y_val))}
+                               for w in settings.sparsities]},
+        chosen=chosen,
+        pareto_front=frontier.pareto_front(rows),
+        cheapest_within_1pp_test=frontier.choose_point(rows, ann_test["test_accuracy"], "snn_accuracy"),
+        conversion_thresholds={"values": grid.thresholds, "how": grid.threshold_note},
+        stdb=None if stdb_samples is None else {
             **grid.stdb_key["settings"], "train_samples": len(stdb_samples[0]),
             "epoch_chosen_on": f"the {len(val_idx)} validation samples", "selection": grid.stdb_key["selection"]},
-        "accounting": {"denominator": "the modified ANN's dense energy (MACs and pooling adds), one for every row",
-                       "encoder": "encoder updates are counted for no coding (encoder_updates_per_inference "
-                                  "reports them)",
-                       "floor": "input_floor: the input's own cost (events x fan-out into conv1 x E_AC; analog: "
-                                "conv1's MACs x E_MAC) / the denominator"},
-        "cells": {**counts, "folder": CELLS},
+        accounting={"denominator": "the modified ANN's dense energy (MACs and pooling adds), one for every row",
+                    "encoder": "encoder updates are counted for no coding (encoder_updates_per_inference "
+                               "reports them)",
+                    "floor": "input_floor: the input's own cost (events x fan-out into conv1 x E_AC; analog: "
+                             "conv1's MACs x E_MAC) / the denominator"},
+        cells={**counts, "folder": CELLS},
         **ws.provenance(),
-    }
+    )
     stem = ws.dir / "frontier"
-    results.write_json(stem.with_suffix(".json"), record)
+    record.write(stem.with_suffix(".json"))
     write_markdown(stem.with_suffix(".md"), record)
-    plots.frontier(stem.with_suffix(".png"), rows, record["pareto_front"], record["chosen"],
+    plots.frontier(stem.with_suffix(".png"), rows, record.pareto_front, record.chosen,
                    ann_test["test_accuracy"], n)
-    chosen = record["chosen"]
+    chosen = record.chosen
     print(f"\n{counts['simulated']} cells simulated, {counts['reused']} reused; chosen on validation: "
           + ("none within 1 pp" if chosen is None else
-             f"{label(chosen)} {method_label(chosen)} T={chosen['timesteps']}: SNN "
+             f"{label(chosen)} {method_label(chosen)} T={chosen.timesteps}: SNN "
              f"{stats.format_recorded(chosen, 'snn_accuracy')} vs ANN {stats.format_recorded(chosen, 'ann_accuracy')}, "
-             f"energy {chosen['normalized_energy']:.4f} ({chosen['saving']:.1f}x)"))
+             f"energy {chosen.normalized_energy:.4f} ({chosen.saving:.1f}x)"))
     print(f"  -> {stem.with_suffix('.md')}")
     return record

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_models import qcfs  # also registers the QCFS layer, so .h5 models with it load
-from pipeline import UserError, conversion, energy, engine, results, stats, workspace
+from pipeline import UserError, conversion, energy, engine, records, results, stats, workspace
 from pipeline.settings import Settings
 from pipeline.training import ann as train, stdb
 
@@ -108,59 +108,59 @@ class Methods:
 
 def cheapest_within(rows, pp=WITHIN_PP):
     """Per method and overall: the lowest-energy row whose SNN is within ``pp`` points of its ANN."""
-    good = [r for r in rows if r["snn_accuracy"] >= r["ann_accuracy"] - pp / 100.0]
-    pick = {m: min((r for r in good if r["method"] == m), key=lambda r: r["normalized_energy"], default=None)
-            for m in METHODS if any(r["method"] == m for r in rows)}
-    pick["overall"] = min(good, key=lambda r: r["normalized_energy"], default=None)
+    good = [r for r in rows if r.snn_accuracy >= r.ann_accuracy - pp / 100.0]
+    pick = {m: min((r for r in good if r.method == m), key=lambda r: r.normalized_energy, default=None)
+            for m in METHODS if any(r.method == m for r in rows)}
+    pick["overall"] = min(good, key=lambda r: r.normalized_energy, default=None)
     return pick
 
 
 def write_markdown(path, record):
-    rows, ann, n = record["rows"], record["ann"], record["num_samples"]
-    test_n = record.get("num_test_samples")
-    lines = [f"**Low-latency conversion: accuracy and energy vs timesteps** ({record['num_samples']} test samples, "
-             f"{record['input_coding']} input, QCFS L={record['levels']})", "",
+    rows, ann, n = record.rows, record.ann, record.num_samples
+    test_n = record.num_test_samples
+    lines = [f"**Low-latency conversion: accuracy and energy vs timesteps** ({record.num_samples} test samples, "
+             f"{record.input_coding} input, QCFS L={record.levels})", "",
              "All rows use the TF engine's **membrane readout** (the accumulated input current of the output "
              "layer; no output spikes), reset by subtraction and linear average pooling. Each SNN is compared "
              "with its own ANN on the same samples; energy is normalised by that ANN's energy "
-             f"({record['preset']}). Accuracy [95 % Wilson interval] (N samples); SNN vs ANN: the exact McNemar "
+             f"({record.preset}). Accuracy [95 % Wilson interval] (N samples); SNN vs ANN: the exact McNemar "
              "test on the same samples (samples only one of them gets right, p).", "",
              "| Method | T | ANN accuracy | SNN accuracy | SNN - ANN (pp) | SNN vs ANN | Normalised energy |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['timesteps']} | {stats.format_recorded(r, 'ann_accuracy', n)} | "
+        lines.append(f"| {r.method} | {r.timesteps} | {stats.format_recorded(r, 'ann_accuracy', n)} | "
                      f"{stats.format_recorded(r, 'snn_accuracy', n)} | "
-                     f"{100 * (r['snn_accuracy'] - r['ann_accuracy']):+.1f} | "
-                     f"{stats.format_mcnemar(r.get('snn_vs_ann_mcnemar'))} | {r['normalized_energy']:.4f} |")
+                     f"{100 * (r.snn_accuracy - r.ann_accuracy):+.1f} | "
+                     f"{stats.format_mcnemar(r.snn_vs_ann_mcnemar)} | {r.normalized_energy:.4f} |")
     lines += ["", f"Cheapest network within {WITHIN_PP:g} pp of its ANN (on these {n} samples; a difference "
                   "the paired test cannot tell from 0 is not a measured loss either):"]
-    for method, r in record["cheapest_within_1pp"].items():
+    for method, r in record.cheapest_within_1pp.items():
         lines.append(f"- {method}: " + ("none" if r is None else
-                                         f"{r['method']} at T={r['timesteps']} (SNN "
+                                         f"{r.method} at T={r.timesteps} (SNN "
                                          f"{stats.format_recorded(r, 'snn_accuracy', n)}, ANN "
                                          f"{stats.format_recorded(r, 'ann_accuracy', n)}, normalised energy "
-                                         f"{r['normalized_energy']:.4f})"))
+                                         f"{r.normalized_energy:.4f})"))
     lines += ["", f"ANNs on the whole test set: modified ESCAPE-NET "
                   f"{stats.format_recorded(ann['modified'], 'test_accuracy', test_n)}, "
-                  f"QCFS ESCAPE-NET (L={record['levels']}) {stats.format_recorded(ann['qcfs'], 'test_accuracy', test_n)} "
+                  f"QCFS ESCAPE-NET (L={record.levels}) {stats.format_recorded(ann['qcfs'], 'test_accuracy', test_n)} "
                   f"({100 * (ann['qcfs']['test_accuracy'] - ann['modified']['test_accuracy']):+.1f} pp; paired: "
                   f"{stats.format_mcnemar(ann.get('qcfs_vs_modified_mcnemar'))}).",
-              "", f"Conversion thresholds: {record['conversion_thresholds']['how']}. QCFS thresholds: "
+              "", f"Conversion thresholds: {record.conversion_thresholds['how']}. QCFS thresholds: "
                   "theta = lambda of each layer, v(0) = theta/2.",
               "", "SNN Toolbox cannot express v(0) = theta/2 or linear pooling (its membranes start at 0 and its "
                   "pools spike); the engine's INI-compatible mode, which matches the toolbox spike for spike, "
                   "gives for the QCFS network (spike-count readout): "
                   + ", ".join(f"T={p['timesteps']}: {stats.format_recorded(p, 'snn_accuracy', n)}"
-                              for p in record["qcfs_toolbox_semantics"])
+                              for p in record.qcfs_toolbox_semantics)
                   + "."]
-    if record["poisson_input_ceiling"]:
+    if record.poisson_input_ceiling:
         lines += ["", "Ceiling set by the Poisson input: each ANN on the mean of the same first T input frames "
                       "(a rate read from T frames is this noisy): "
                   + ", ".join(f"T={p['timesteps']}: modified {stats.format_recorded(p, 'conversion_ann_accuracy', n)}, "
                               f"QCFS {stats.format_recorded(p, 'qcfs_ann_accuracy', n)}"
-                              for p in record["poisson_input_ceiling"]) + "."]
-    if record["stdb"]:
-        lines += ["", f"STDB: {record['stdb']['epochs']} epochs on {record['stdb']['train_samples']} training "
+                              for p in record.poisson_input_ceiling) + "."]
+    if record.stdb:
+        lines += ["", f"STDB: {record.stdb['epochs']} epochs on {record.stdb['train_samples']} training "
                       "samples per T, the epoch chosen on the validation samples (epoch 0: the converted "
                       "network, kept where no trained epoch beat it)."]
     results.write_atomic(path, "\n".join(lines) + "\n")
@@ -171,12 +171,12 @@ def plot(path, record):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True, constrained_layout=True)
-    for k, method in enumerate(m for m in METHODS if any(r["method"] == m for r in record["rows"])):
-        rows = [r for r in record["rows"] if r["method"] == method]
-        ts = [r["timesteps"] for r in rows]
-        top.plot(ts, [r["snn_accuracy"] for r in rows], "o-", color=f"C{k}", label=f"{method} SNN")
-        top.axhline(rows[0]["ann_accuracy"], color=f"C{k}", ls="--", lw=1, label=f"{method} ANN")
-        bottom.plot(ts, [r["normalized_energy"] for r in rows], "o-", color=f"C{k}", label=method)
+    for k, method in enumerate(m for m in METHODS if any(r.method == m for r in record.rows)):
+        rows = [r for r in record.rows if r.method == method]
+        ts = [r.timesteps for r in rows]
+        top.plot(ts, [r.snn_accuracy for r in rows], "o-", color=f"C{k}", label=f"{method} SNN")
+        top.axhline(rows[0].ann_accuracy, color=f"C{k}", ls="--", lw=1, label=f"{method} ANN")
+        bottom.plot(ts, [r.normalized_energy for r in rows], "o-", color=f"C{k}", label=method)
     top.set_ylabel("test accuracy")
     top.set_ylim(0, 1.02)
     top.set_title("Accuracy vs timesteps (membrane readout)")
@@ -215,9 +215,9 @@ def main(settings: Settings):
             extra = fine_tune(network, x_train, y_train, x_val, y_val, settings) if method.endswith("+stdb") else None
             predictions, normalized = measure(network, x, y, cost)
             ann = anns[method.removesuffix("+stdb")]
-            row = {"method": method, "timesteps": t, **stats.scored("ann_accuracy", ann, y),
-                   **stats.scored("snn_accuracy", predictions, y), "normalized_energy": normalized,
-                   **stats.comparison(y, {"snn": predictions, "ann": ann})}
+            row = records.LatencyRow(method=method, timesteps=t, **stats.scored("ann_accuracy", ann, y),
+                                     **stats.scored("snn_accuracy", predictions, y), normalized_energy=normalized,
+                                     **stats.comparison(y, {"snn": predictions, "ann": ann}))
             rows.append(row)
             if extra is not None:
                 stdb_runs.append({"method": method, "timesteps": t, **extra})
@@ -228,44 +228,44 @@ def main(settings: Settings):
         toolbox_rows.append({"timesteps": t, **stats.scored(
             "snn_accuracy", methods.toolbox_semantics(t).simulate(x, y).predictions[:, -1], y)})
 
-    record = {
-        "stage": "latency", "rows": rows, "readout": "membrane", "pooling": "linear", "reset": "subtraction",
-        "input_coding": settings.coding, "leak": settings.leak, "levels": settings.levels,
-        "sparsity": settings.sparsity, "num_samples": n,
-        "num_test_samples": len(ws.dataset.y_test),
-        "preset": cost.preset, "e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj,
-        "cheapest_within_1pp": cheapest_within(rows),
-        "ann": {"modified": {**stats.scored("accuracy_on_samples", anns["conversion"], y),
-                             **stats.scored("test_accuracy", whole["conversion"], ws.dataset.y_test),
-                             "path": str(ws.model.path), "sha256": ws.model_sha256},
-                "qcfs": {**stats.scored("accuracy_on_samples", anns["qcfs"], y),
-                         **stats.scored("test_accuracy", whole["qcfs"], ws.dataset.y_test),
-                         "path": str(qcfs_trained.path), "sha256": results.file_sha256(qcfs_trained.path),
-                         "lambda": qcfs.threshold_values(models["qcfs"])},
-                "qcfs_vs_modified_mcnemar": stats.paired("qcfs", whole["qcfs"], "modified", whole["conversion"],
-                                                         ws.dataset.y_test)},
-        "conversion_thresholds": {"values": methods.thresholds,
-                                  "how": f"0.7 x max input current, calibrated at T={max(timesteps)} on "
-                                         f"{conversion.CALIBRATION_SAMPLES} class-balanced training samples outside "
-                                         "the validation split"},
-        "qcfs_toolbox_semantics": toolbox_rows,
-        "poisson_input_ceiling": (poisson_ceiling(models, x, y, timesteps, methods.seed)
-                                  if settings.coding == "poisson" else None),
-        "stdb": ({"epochs": settings.stdb_epochs, "train_samples": len(train_idx), "lr": settings.lr,
-                  "surrogate": settings.surrogate, "selection": stdb.SELECTION, "runs": stdb_runs}
-                 if settings.stdb else None),
+    record = records.LatencyRecord(
+        stage="latency", rows=rows, readout="membrane", pooling="linear", reset="subtraction",
+        input_coding=settings.coding, leak=settings.leak, levels=settings.levels,
+        sparsity=settings.sparsity, num_samples=n,
+        num_test_samples=len(ws.dataset.y_test),
+        preset=cost.preset, e_mac_pj=cost.e_mac_pj, e_ac_pj=cost.e_ac_pj,
+        cheapest_within_1pp=cheapest_within(rows),
+        ann={"modified": {**stats.scored("accuracy_on_samples", anns["conversion"], y),
+                          **stats.scored("test_accuracy", whole["conversion"], ws.dataset.y_test),
+                          "path": str(ws.model.path), "sha256": ws.model_sha256},
+             "qcfs": {**stats.scored("accuracy_on_samples", anns["qcfs"], y),
+                      **stats.scored("test_accuracy", whole["qcfs"], ws.dataset.y_test),
+                      "path": str(qcfs_trained.path), "sha256": results.file_sha256(qcfs_trained.path),
+                      "lambda": qcfs.threshold_values(models["qcfs"])},
+             "qcfs_vs_modified_mcnemar": stats.paired("qcfs", whole["qcfs"], "modified", whole["conversion"],
+                                                      ws.dataset.y_test)},
+        conversion_thresholds={"values": methods.thresholds,
+                               "how": f"0.7 x max input current, calibrated at T={max(timesteps)} on "
+                                      f"{conversion.CALIBRATION_SAMPLES} class-balanced training samples "
+                                      "outside the validation split"},
+        qcfs_toolbox_semantics=toolbox_rows,
+        poisson_input_ceiling=(poisson_ceiling(models, x, y, timesteps, methods.seed)
+                               if settings.coding == "poisson" else None),
+        stdb=({"epochs": settings.stdb_epochs, "train_samples": len(train_idx), "lr": settings.lr,
+               "surrogate": settings.surrogate, "selection": stdb.SELECTION, "runs": stdb_runs}
+              if settings.stdb else None),
         **ws.provenance(),
-    }
+    )
     stem = ws.dir / result_stem(settings.coding)
-    results.write_json(stem.with_suffix(".json"), record)
+    record.write(stem.with_suffix(".json"))
     write_markdown(stem.with_suffix(".md"), record)
     plot(stem.with_suffix(".png"), record)
-    best = record["cheapest_within_1pp"]["overall"]
-    test_n = record["num_test_samples"]
-    print(f"\nQCFS ANN {stats.format_recorded(record['ann']['qcfs'], 'test_accuracy', test_n)} vs modified ANN "
-          f"{stats.format_recorded(record['ann']['modified'], 'test_accuracy', test_n)} on the test set; "
+    best = record.cheapest_within_1pp["overall"]
+    test_n = record.num_test_samples
+    print(f"\nQCFS ANN {stats.format_recorded(record.ann['qcfs'], 'test_accuracy', test_n)} vs modified ANN "
+          f"{stats.format_recorded(record.ann['modified'], 'test_accuracy', test_n)} on the test set; "
           f"cheapest within {WITHIN_PP:g} pp: "
-          + ("none" if best is None else f"{best['method']} at T={best['timesteps']} "
-                                         f"(normalised energy {best['normalized_energy']:.4f})"))
+          + ("none" if best is None else f"{best.method} at T={best.timesteps} "
+                                         f"(normalised energy {best.normalized_energy:.4f})"))
     print(f"  -> {stem.with_suffix('.md')}")
     return record

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import UserError, results, stats
+from pipeline.records import AnnOriginalRecord, BenchRecord, ConvertRecord, EnergyRecord, StdbRecord
 
 STUDY_TS = "50 75 100 200 300"
 STDB_TS = "5 10 15 20 25 28 35 50 75 100"
@@ -24,41 +25,41 @@ FIGURE_CAPTIONS = {
 
 @dataclass
 class Found:
-    """The result files of one RUN, read once."""
+    """The result files of one RUN, read once (older files too: a field they lack reads None)."""
     folder: Path
-    convert: list       # convert_T*.json records, sorted by T
-    stdb: list          # stdb_T*.json records, sorted by T
-    energy: list        # (file name, record) of energy*.json
-    original: dict | None
+    convert: list[ConvertRecord]         # convert_T*.json, sorted by T
+    stdb: list[StdbRecord]               # stdb_T*.json, sorted by T
+    energy: list[tuple[str, EnergyRecord]]   # (file name, record) of energy*.json
+    original: AnnOriginalRecord | None
     texts: dict         # table2.md, table3.md, simulators.md, latency(_analog).md, frontier.md -> text
-    bench: dict | None
+    bench: BenchRecord | None
     trained: dict       # the RUN's modified ANN's training record (beside its .h5), {} if unknown
 
     def empty(self):
         return not (self.convert or self.stdb or self.energy or self.original or self.texts or self.bench)
 
 
-def _numbered(folder, prefix):
-    """Records of prefix_T<T>.json, sorted by T."""
+def _numbered(folder, prefix, kind):
+    """The ``kind`` records of prefix_T<T>.json, sorted by T."""
     found = []
     for path in folder.glob(f"{prefix}_T*.json"):
         match = re.fullmatch(rf"{prefix}_T(\d+)\.json", path.name)
         if match:
-            found.append((int(match.group(1)), results.read_json(path)))
+            found.append((int(match.group(1)), kind.read(path)))
     return [record for _, record in sorted(found, key=lambda item: item[0])]
 
 
 def collect(folder):
     folder = Path(folder)
-    energy = [(p.name, results.read_json(p)) for p in sorted(folder.glob("energy*.json"))]
+    energy = [(p.name, EnergyRecord.read(p)) for p in sorted(folder.glob("energy*.json"))]
     texts = {name: (folder / name).read_text() for name in ("table2.md", "table3.md", "simulators.md", "latency.md",
                                                             "latency_analog.md", "frontier.md")
              if (folder / name).exists()}
     original = folder / "ann_original.json"
     bench = folder / "bench.json"
-    return Found(folder, _numbered(folder, "convert"), _numbered(folder, "stdb"), energy,
-                 results.read_json(original) if original.exists() else None, texts,
-                 results.read_json(bench) if bench.exists() else None, _trained_record(folder))
+    return Found(folder, _numbered(folder, "convert", ConvertRecord), _numbered(folder, "stdb", StdbRecord), energy,
+                 AnnOriginalRecord.read(original) if original.exists() else None, texts,
+                 BenchRecord.read(bench) if bench.exists() else None, _trained_record(folder))
 
 
 def _trained_record(folder):
@@ -86,71 +87,71 @@ def _seconds(value):
 
 def _best(records):
     """The record with the highest SNN accuracy (the shortest T among ties)."""
-    scored = [r for r in records if r.get("snn_accuracy") is not None]
-    return max(scored, key=lambda r: (r["snn_accuracy"], -r.get("timesteps", 0))) if scored else None
+    scored = [r for r in records if r.snn_accuracy is not None]
+    return max(scored, key=lambda r: (r.snn_accuracy, -(r.timesteps or 0))) if scored else None
 
 
 def _energy_of(found, net, timesteps):
     """'0.0194 (Poisson) / 0.18 (analog)' for the energy files of this network; T noted when it differs."""
     parts = []
     for _, record in found.energy:
-        if record.get("net") != net:
+        if record.net != net:
             continue
-        value = f"{record['total']['normalized_energy']:.4g} ({record['input_coding']}"
-        if record.get("timesteps") != timesteps:
-            value += f", at T={record.get('timesteps')}"
+        value = f"{record.total['normalized_energy']:.4g} ({record.input_coding}"
+        if record.timesteps != timesteps:
+            value += f", at T={record.timesteps}"
         parts.append(value + ")")
     return " / ".join(parts) or "—"
 
 
 def _engine_latency(found, net, timesteps):
     for _, record in found.energy:
-        if record.get("net") == net and record.get("timesteps") == timesteps:
-            return f"{_seconds(record.get('snn_seconds_per_sample'))} (TF engine)"
+        if record.net == net and record.timesteps == timesteps:
+            return f"{_seconds(record.snn_seconds_per_sample)} (TF engine)"
     return "—"
 
 
 def _per_sample(record):
     """Simulation time per sample: the toolbox's simulate stage, or the wall time of an engine run."""
-    seconds = record.get("toolbox_seconds", {}).get("simulate", record.get("wall_seconds"))
-    if seconds is None or not record.get("num_samples"):
+    seconds = (record.toolbox_seconds or {}).get("simulate", record.wall_seconds)
+    if seconds is None or not record.num_samples:
         return "—"
-    return f"{_seconds(seconds / record['num_samples'])} ({record.get('simulator', 'SNN')})"
+    return f"{_seconds(seconds / record.num_samples)} ({record.simulator or 'SNN'})"
 
 
 # --------------------------------------------------------------------- sections
 def _modified_ann(found):
     """The modified ANN's test accuracy with N and interval: from ann_original.json, else a
     conversion record, else its training record."""
-    original = found.original or {}
-    if original.get("modified_ann_accuracy_test") is not None:
-        return stats.format_recorded(original, "modified_ann_accuracy_test", original.get("num_test_samples"))
-    convert = found.convert[-1] if found.convert else {}
-    if convert.get("ann_accuracy_test") is not None:
-        return stats.format_recorded(convert, "ann_accuracy_test", convert.get("num_test_samples"))
+    original = found.original
+    if original is not None and original.modified_ann_accuracy_test is not None:
+        return stats.format_recorded(original, "modified_ann_accuracy_test", original.num_test_samples)
+    convert = found.convert[-1] if found.convert else None
+    if convert is not None and convert.ann_accuracy_test is not None:
+        return stats.format_recorded(convert, "ann_accuracy_test", convert.num_test_samples)
     return stats.format_accuracy(found.trained.get("test_accuracy"), None)
 
 
 def table1(found):
-    original = found.original or {}
+    original = found.original or AnnOriginalRecord.from_dict({})   # not run: every field None
     best_convert, best_stdb = _best(found.convert), _best(found.stdb)
-    ann_latency = next((r.get("ann_seconds_per_sample") for _, r in found.energy
-                        if r.get("ann_seconds_per_sample") is not None), None)
+    ann_latency = next((r.ann_seconds_per_sample for _, r in found.energy
+                        if r.ann_seconds_per_sample is not None), None)
     rows = [
-        ("Original ANN", stats.format_recorded(original, "ann_accuracy_test", original.get("num_test_samples")),
+        ("Original ANN", stats.format_recorded(original, "ann_accuracy_test", original.num_test_samples),
          "1 (≈, see note)", "—", "—"),
         ("Modified ANN", _modified_ann(found), "1 (reference)", "—",
          f"{_seconds(ann_latency)} (Keras)" if ann_latency is not None else "—"),
     ]
     if best_convert:
-        t = best_convert["timesteps"]
+        t = best_convert.timesteps
         rows.append(("ANN to SNN only", f"{stats.format_recorded(best_convert, 'snn_accuracy')} (best T)",
                      _energy_of(found, "converted", t),
                      str(t), _per_sample(best_convert)))
     else:
         rows.append(("ANN to SNN only", "—", _energy_of(found, "converted", None), "—", "—"))
     if best_stdb:
-        t = best_stdb["timesteps"]
+        t = best_stdb.timesteps
         rows.append(("ANN to SNN + STDB", f"{stats.format_recorded(best_stdb, 'snn_accuracy')} (best T)",
                      _energy_of(found, "stdb", t), str(t),
                      _engine_latency(found, "stdb", t)))
@@ -166,12 +167,12 @@ def table1(found):
               "Wilson interval and sample count N; the best of several T is picked on the same samples, so it "
               "is optimistic. Latency is wall time per sample on this machine, by the simulator named in "
               "brackets."]
-    paired = [f"{name} at T={r['timesteps']}: {stats.format_mcnemar(r.get('snn_vs_ann_mcnemar'))}"
+    paired = [f"{name} at T={r.timesteps}: {stats.format_mcnemar(r.snn_vs_ann_mcnemar)}"
               for name, r in (("ANN to SNN only", best_convert), ("ANN to SNN + STDB", best_stdb))
-              if r and r.get("snn_vs_ann_mcnemar")]
-    if original.get("original_vs_modified_mcnemar"):
+              if r and r.snn_vs_ann_mcnemar]
+    if original.original_vs_modified_mcnemar:
         paired.append(f"original vs modified ANN on the whole test set: "
-                      f"{stats.format_mcnemar(original['original_vs_modified_mcnemar'])}")
+                      f"{stats.format_mcnemar(original.original_vs_modified_mcnemar)}")
     if paired:
         lines += ["", "Paired on the same samples (exact McNemar test: samples only one of the two gets right, "
                       "p): " + "; ".join(paired) + "."]
@@ -179,24 +180,24 @@ def table1(found):
 
 
 def energy_section(name, record):
-    total, inp = record["total"], record.get("input", {})
-    lines = [f"### `{name}`: NET={record.get('net', '?')}, T={record['timesteps']}, {record['input_coding']} input, "
-             f"{record.get('num_samples', '?')} samples, {record['preset']} (MAC {record['e_mac_pj']} pJ, "
-             f"AC {record['e_ac_pj']} pJ)", "",
+    total, inp = record.total, record.input or {}
+    lines = [f"### `{name}`: NET={record.net or '?'}, T={record.timesteps}, {record.input_coding} input, "
+             f"{record.num_samples or '?'} samples, {record.preset} (MAC {record.e_mac_pj} pJ, "
+             f"AC {record.e_ac_pj} pJ)", "",
              f"Normalised energy **{total['normalized_energy']:.4g}** ({total['saving']:.1f}x saving); "
              f"ANN {total['ann_energy_j'] * 1e6:.3g} uJ, SNN {total['snn_energy_j'] * 1e6:.3g} uJ per inference.",
              ""]
-    if record.get("snn_accuracy") is not None:
+    if record.snn_accuracy is not None:
         lines += [f"Accuracy on these samples: SNN {stats.format_recorded(record, 'snn_accuracy')}, ANN "
                   f"{stats.format_recorded(record, 'ann_accuracy')}; SNN vs ANN (exact McNemar): "
-                  f"{stats.format_mcnemar(record.get('snn_vs_ann_mcnemar'))}.", ""]
+                  f"{stats.format_mcnemar(record.snn_vs_ann_mcnemar)}.", ""]
     if inp:
         lines += [f"Input coding floor ≈ {inp['floor_normalized_energy']:.4g} ({inp['floor_formula']}; "
                   f"mean|x| = {inp['mean_abs_x']:.4f}); the first layer measured "
                   f"{inp['first_layer_normalized_energy']:.4g}.", ""]
     lines += ["| Layer | Neurons | ANN MACs | ANN adds | SNN spikes | SNN ACs | SNN MACs | SNN/ANN energy "
               "| counted as |", "|---|---|---|---|---|---|---|---|---|"]
-    for row in record["layers"]:
+    for row in record.layers:
         ratio = row["snn_energy_j"] / row["ann_energy_j"] if row["ann_energy_j"] else float("nan")
         lines.append(f"| {row['name']} | {row['neurons']:,} | {row['ann_macs']:,} | {row['ann_adds']:,} | "
                      f"{row['snn_spikes']:,.0f} | {row['snn_acs']:,.0f} | {row['snn_macs']:,.0f} | {ratio:.4g} | "
@@ -208,10 +209,10 @@ def bench_section(bench):
     keys = ("timesteps", "num_samples", "ini_seconds", "engine_seconds", "speedup", "dense_bound_ratio",
             "spike_agreement", "peak_memory_mb")
     return ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),
-            "| " + " | ".join(_fmt(bench.get(k), 3) for k in keys) + " |", "",
+            "| " + " | ".join(_fmt(getattr(bench, k), 3) for k in keys) + " |", "",
             f"Accuracy: INI {stats.format_recorded(bench, 'accuracy_ini')}, engine "
             f"{stats.format_recorded(bench, 'accuracy_engine')}; engine vs INI on the same samples (exact McNemar): "
-            f"{stats.format_mcnemar(bench.get('engine_vs_ini_mcnemar'))}.", ""]
+            f"{stats.format_mcnemar(bench.engine_vs_ini_mcnemar)}.", ""]
 
 
 def figure_list(found):
@@ -219,19 +220,19 @@ def figure_list(found):
     figures = []
     folder = found.folder
     for record in found.stdb:
-        name = f"stdb_T{record['timesteps']}_curves.png"
+        name = f"stdb_T{record.timesteps}_curves.png"
         if (folder / name).exists():
-            figures.append((name, f"Figure 3. STDB training curves at T={record['timesteps']} "
+            figures.append((name, f"Figure 3. STDB training curves at T={record.timesteps} "
                                   "(loss and accuracy per epoch)"))
     if (folder / "table2.png").exists():
         figures.append(("table2.png", "Table 2 as a figure: converted SNN accuracy vs timesteps, ANN for reference"))
     for name, record in found.energy:
-        where = f"NET={record.get('net', '?')}, T={record['timesteps']}, {record['input_coding']} input"
-        for key, file in record.get("figures", {}).items():
+        where = f"NET={record.net or '?'}, T={record.timesteps}, {record.input_coding} input"
+        for key, file in (record.figures or {}).items():
             if (folder / file).exists():
                 caption = FIGURE_CAPTIONS.get(key, key)
                 if key == "fig4_raster":
-                    caption = caption.replace("one test sample", f"test sample {record.get('raster_sample', 0)}")
+                    caption = caption.replace("one test sample", f"test sample {record.raster_sample or 0}")
                 figures.append((file, f"{caption}; {where}"))
     for name, coding in (("latency.png", "Poisson"), ("latency_analog.png", "constant")):
         if (folder / name).exists():

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, conversion, engine, plots, results, stats, workspace
+from pipeline import UserError, conversion, engine, plots, records, results, stats, workspace
 from pipeline.toolbox import configs, runner
 from pipeline.training import ann, stdb
 
@@ -16,16 +16,9 @@ TABLE3_COLUMNS = ("ann_accuracy", "timesteps", "leak", "snn_accuracy_before", "s
                   "num_samples") + tuple(f"{name}_{end}" for name in TABLE3_ACCURACIES for end in ("lo", "hi"))
 
 
-def _signature(ws, settings, n, ntrain):
-    """What a finished stdb_T<T>.json must match to be reused by a sweep (``selection``: not one whose
-    epoch was chosen by another rule)."""
-    return {"model_sha256": ws.model_sha256, "num_samples": n, "ntrain": ntrain, "selection": stdb.SELECTION,
-            "leak": settings.leak,
-            "surrogate": settings.surrogate, "lr": settings.lr, "stdb_epochs": settings.stdb_epochs,
-            "thresholds_mode": settings.thresholds, "coding": settings.coding,
-            "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
-            "neuron_lr": settings.neuron_lr,
-            **({"sparsity": settings.sparsity} if settings.sparsity else {})}   # results from before SPARSITY match
+def _key(ws, settings, n, ntrain):
+    """What a finished stdb_T<T>.json must match to be reused by a sweep (`records.StdbKey`)."""
+    return records.StdbKey.of(settings, ws.model_sha256, n, ntrain, stdb.SELECTION)
 
 
 def _checkpoint(ws, settings, timesteps, n, ntrain, writer):
@@ -33,7 +26,7 @@ def _checkpoint(ws, settings, timesteps, n, ntrain, writer):
     T, samples, every STDB setting); FORCE=1 starts again from epoch 1. ``writer``: this process
     writes it (not a cluster's other workers)."""
     checkpoint = stdb.Checkpoint(ws.dir / f"stdb_T{timesteps}.ckpt.npz",
-                                 {**_signature(ws, settings, n, ntrain), "timesteps": timesteps,
+                                 {**_key(ws, settings, n, ntrain).to_dict(), "timesteps": timesteps,
                                   "dataset_sha256": ws.dataset.sha256, "seed": int(ws.record["seed"])}, writer)
     if settings.force:
         checkpoint.remove()
@@ -97,41 +90,41 @@ def run_stdb(settings, ws, timesteps):
     stdb.export_h5(network, export_path)
     toolbox_predictions, toolbox_config = _toolbox_check(ws, export_path, timesteps, n, settings.coding)
     per_epoch = [record.seconds for record in outcome.history]
-    record = {
-        "stage": "stdb", "simulator": "engine", "timesteps": timesteps, "num_samples": n,
+    record = records.StdbRecord(
+        stage="stdb", simulator="engine", timesteps=timesteps, num_samples=n,
         **stats.ann_scores(ann_predictions, ws.dataset.y_test, n),
         **stats.with_intervals({"snn_accuracy_before": before.accuracy, "snn_accuracy": final.accuracy},
                                ("snn_accuracy_before", "snn_accuracy"), n),
-        "improvement": final.accuracy - before.accuracy,
-        "validation_samples": len(val_idx),
+        improvement=final.accuracy - before.accuracy,
+        validation_samples=len(val_idx),
         **stats.with_intervals({"validation_accuracy_before": outcome.validation_before,
                                 "validation_accuracy": outcome.validation_after},
                                ("validation_accuracy_before", "validation_accuracy"), len(val_idx)),
         **stats.scored("ann_validation_accuracy", ann.predict(ann_model, x_val), y_val),
-        "accuracy_per_timestep": [float(a) for a in final.accuracy_per_timestep],
+        accuracy_per_timestep=[float(a) for a in final.accuracy_per_timestep],
         **stats.comparison(y_test, {"snn": final.predictions[:, -1], "ann": ann_predictions[:n],
                                     "snn_before": before.predictions[:, -1], "toolbox_export": toolbox_predictions},
                            pairs=(("snn", "ann"), ("snn", "snn_before"))),
-        "best_epoch": outcome.best_epoch, "leak": settings.leak, "surrogate": settings.surrogate,
-        "learning_rate": settings.lr, "stdb_epochs": settings.stdb_epochs, "ntrain": ntrain,
-        "train_thresholds": settings.train_thresholds, "train_leak": settings.train_leak,
-        "neuron_lr": settings.neuron_lr, "sparsity": settings.sparsity,
-        "thresholds_mode": settings.thresholds, "threshold_source": source,
-        "coding": settings.coding, "poisson_rule": engine_settings.poisson_rule,
-        "pooling": engine_settings.pooling, "readout": engine_settings.readout,
-        "initial_membrane": engine_settings.initial_membrane,
-        "history": outcome.history_dicts(), "seconds_per_epoch": float(np.mean(per_epoch)),
-        "peak_memory_mb": outcome.peak_memory_mb, "wall_seconds": time.perf_counter() - start,
-        "thresholds": outcome.thresholds, "leaks": outcome.leaks,
-        "exported_model": str(export_path), "exported_folded": True,
+        best_epoch=outcome.best_epoch, leak=settings.leak, surrogate=settings.surrogate,
+        learning_rate=settings.lr, stdb_epochs=settings.stdb_epochs, ntrain=ntrain,
+        train_thresholds=settings.train_thresholds, train_leak=settings.train_leak,
+        neuron_lr=settings.neuron_lr, sparsity=settings.sparsity,
+        thresholds_mode=settings.thresholds, threshold_source=source,
+        coding=settings.coding, poisson_rule=engine_settings.poisson_rule,
+        pooling=engine_settings.pooling, readout=engine_settings.readout,
+        initial_membrane=engine_settings.initial_membrane,
+        history=outcome.history_dicts(), seconds_per_epoch=float(np.mean(per_epoch)),
+        peak_memory_mb=outcome.peak_memory_mb, wall_seconds=time.perf_counter() - start,
+        thresholds=outcome.thresholds, leaks=outcome.leaks,
+        exported_model=str(export_path), exported_folded=True,
         **stats.scored("toolbox_export_accuracy", toolbox_predictions, y_test),
-        "toolbox_export_note": "SNN Toolbox INI on the exported .h5 (thresholds folded, normalize = False): "
-                               "its pools spike, it counts output spikes and uses its own Poisson rule, "
-                               "so it differs from the engine's linear pools and membrane readout",
-        "config": toolbox_config, "signature": _signature(ws, settings, n, ntrain),
+        toolbox_export_note="SNN Toolbox INI on the exported .h5 (thresholds folded, normalize = False): "
+                            "its pools spike, it counts output spikes and uses its own Poisson rule, "
+                            "so it differs from the engine's linear pools and membrane readout",
+        config=toolbox_config, signature=_key(ws, settings, n, ntrain),
         **ws.provenance(),
-    }
-    results.write_json(ws.dir / f"stdb_T{timesteps}.json", record)
+    )
+    record.write(ws.dir / f"stdb_T{timesteps}.json")
     checkpoint.remove()   # the result is written: a rerun trains again (or a sweep reuses the result)
     plots.stdb_curves(ws.dir / f"stdb_T{timesteps}_curves.png", record)
     return record
@@ -141,12 +134,12 @@ def print_rows(records):
     """Per T: the accuracies (with interval and N), the best epoch, the cost."""
     print()
     for r in records:
-        print(f"  T={r['timesteps']}: ANN {stats.format_recorded(r, 'ann_accuracy')}, SNN before "
+        print(f"  T={r.timesteps}: ANN {stats.format_recorded(r, 'ann_accuracy')}, SNN before "
               f"{stats.format_recorded(r, 'snn_accuracy_before')}, STDB {stats.format_recorded(r, 'snn_accuracy')} "
-              f"(best epoch {r['best_epoch']}, chosen on validation "
-              f"{stats.format_recorded(r, 'validation_accuracy', r.get('validation_samples'))}), "
+              f"(best epoch {r.best_epoch}, chosen on validation "
+              f"{stats.format_recorded(r, 'validation_accuracy', r.validation_samples)}), "
               f"toolbox (export) {stats.format_recorded(r, 'toolbox_export_accuracy')}; "
-              f"{r['seconds_per_epoch']:.0f} s/epoch, peak {r['peak_memory_mb']:.0f} MB")
+              f"{r.seconds_per_epoch:.0f} s/epoch, peak {r.peak_memory_mb:.0f} MB")
 
 
 def _train_one(settings, timesteps, threads, folders, log):
@@ -210,9 +203,9 @@ def main(settings):
     if record is None:                        # a cluster's other worker: the chief reports
         return None
     print_rows([record])
-    print(f"  STDB changed accuracy by {record['improvement']:+.4f} (before "
+    print(f"  STDB changed accuracy by {record.improvement:+.4f} (before "
           f"{stats.format_recorded(record, 'snn_accuracy_before')}, after {stats.format_recorded(record, 'snn_accuracy')}"
-          f"; paired: {stats.format_mcnemar(record['snn_vs_snn_before_mcnemar'])}); "
+          f"; paired: {stats.format_mcnemar(record.snn_vs_snn_before_mcnemar)}); "
           f"ANN {stats.format_recorded(record, 'ann_accuracy')}; -> {ws.dir / f'stdb_T{settings.timesteps}.json'}")
     return record
 
@@ -234,22 +227,22 @@ def sweep_main(settings):
     def finished(t, fresh=False):
         """stdb_T<t>.json if it is this sweep's (FORCE: only when ``fresh``, written by it just now)."""
         path = ws.dir / f"stdb_T{t}.json"
-        old = results.read_json(path) if path.exists() and (fresh or not settings.force) else None
-        return old if old is not None and old.get("signature") == _signature(ws, settings, n, ntrain) else None
+        old = records.StdbRecord.read(path) if path.exists() and (fresh or not settings.force) else None
+        return old if old is not None and old.signature == _key(ws, settings, n, ntrain) else None
 
     timesteps = sorted(set(settings.timesteps_list))
     todo = [t for t in timesteps if finished(t) is None]
     parallel = settings.jobs > 1 and len(todo) > 1 and strategy.num_replicas_in_sync == 1
     if parallel:
         _train_in_parallel(settings, ws, todo)
-    records = [finished(t, fresh=parallel and t in todo) or run_stdb(settings, ws, t) for t in timesteps]
+    runs = [finished(t, fresh=parallel and t in todo) or run_stdb(settings, ws, t) for t in timesteps]
     if not chief:
         return None
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TABLE3_COLUMNS)
     writer.writerows([[row[c] for c in TABLE3_COLUMNS] for row in
-                      ({**r, **stats.bounds(r, TABLE3_ACCURACIES, r["num_samples"])} for r in records)])
+                      ({**r, **stats.bounds(r, TABLE3_ACCURACIES, r.num_samples)} for r in runs)])
     results.write_atomic(ws.dir / "table3.csv", buffer.getvalue())
     trained = ["weights"] + ["thresholds"] * settings.train_thresholds + ["leaks"] * settings.train_leak
     lines = [f"**Table 3. ANN to SNN + STDB** ({n} test samples, {ntrain} training samples, "
@@ -261,10 +254,10 @@ def sweep_main(settings):
              "converted network on validation, so it is kept (STDB = SNN only).", "",
              "| ANN Accuracy | Timesteps | Leak | SNN only Accuracy | SNN STDB Accuracy | Best Epoch "
              "| STDB vs SNN only |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {stats.format_recorded(r, 'ann_accuracy')} | {r['timesteps']} | {r['leak']} | "
+    lines += [f"| {stats.format_recorded(r, 'ann_accuracy')} | {r.timesteps} | {r.leak} | "
               f"{stats.format_recorded(r, 'snn_accuracy_before')} | {stats.format_recorded(r, 'snn_accuracy')} | "
-              f"{r['best_epoch']} | {stats.format_mcnemar(r.get('snn_vs_snn_before_mcnemar'))} |" for r in records]
+              f"{r.best_epoch} | {stats.format_mcnemar(r.snn_vs_snn_before_mcnemar)} |" for r in runs]
     results.write_atomic(ws.dir / "table3.md", "\n".join(lines) + "\n")
-    print_rows(records)
+    print_rows(runs)
     print(f"  -> {ws.dir / 'table3.md'}")
-    return records
+    return runs

@@ -10,7 +10,7 @@ SIM=fast simulates with the engine instead of the toolbox (convert_T<T>_fast.jso
 import csv
 import io
 
-from pipeline import UserError, results, stats, workspace
+from pipeline import UserError, records, results, stats, workspace
 from pipeline.settings import Settings
 from pipeline.toolbox import configs, simulate
 from pipeline.training import ann
@@ -20,12 +20,8 @@ def reusable(path, model_sha, num_samples, config_path, simulator="INI"):
     """A finished run at `path` made by the same simulator from the same model, samples and (rendered) config."""
     if not path.exists():
         return None
-    record = results.read_json(path)
-    same = (record.get("model", {}).get("sha256") == model_sha
-            and record.get("num_samples") == num_samples
-            and record.get("simulator") == simulator
-            and record.get("config_sha256") == results.file_sha256(config_path))
-    return record if same else None
+    record = records.ConvertRecord.read(path)
+    return record if record.reusable(model_sha, num_samples, results.file_sha256(config_path), simulator) else None
 
 
 def run_or_reuse(ws, timesteps, num_samples, force=False, simulator="INI"):
@@ -45,14 +41,14 @@ def table_rows(settings, ws, num_samples):
     probe = configs.validate(workspace.render_config(ws, max(timesteps), num_samples))
     if not probe.poisson_input:
         record = run_or_reuse(ws, max(timesteps), num_samples, settings.force, settings.sim)
-        curve = record["accuracy_per_timestep"]
+        curve = record.accuracy_per_timestep
         source = f"one constant-input run at T={max(timesteps)} ({simulate.result_name(max(timesteps), settings.sim)})"
-        return [(t, record["ann_accuracy"], curve[t - 1]) for t in timesteps], curve, source, record
+        return [(t, record.ann_accuracy, curve[t - 1]) for t in timesteps], curve, source, record
     rows = []
     for t in timesteps:
         record = run_or_reuse(ws, t, num_samples, settings.force, settings.sim)
-        rows.append((t, record["ann_accuracy"], record["snn_accuracy"]))
-    return rows, record["accuracy_per_timestep"], "one Poisson-input run per T", record
+        rows.append((t, record.ann_accuracy, record.snn_accuracy))
+    return rows, record.accuracy_per_timestep, "one Poisson-input run per T", record
 
 
 def original_ann(settings, ws):
@@ -61,14 +57,14 @@ def original_ann(settings, ws):
     y_test = ws.dataset.y_test
     original = ann.test_predictions(trained.path, ws.dataset.x_test)
     modified = ann.test_predictions(ws.model.path, ws.dataset.x_test)
-    record = {"variant": "original", **stats.scored("ann_accuracy_test", original, y_test),
-              **stats.scored("modified_ann_accuracy_test", modified, y_test), "num_test_samples": len(y_test),
-              **stats.comparison(y_test, {"original": original, "modified": modified},
-                                 pairs=(("original", "modified"),)),
-              "model": {"path": str(trained.path), "sha256": results.file_sha256(trained.path)},
-              "dataset": {"name": ws.dataset.name, "sha256": ws.dataset.sha256},
-              "train_seconds": trained.info["train_seconds"], "epochs": trained.info["epochs"]}
-    results.write_json(ws.dir / "ann_original.json", record)
+    record = records.AnnOriginalRecord(
+        variant="original", **stats.scored("ann_accuracy_test", original, y_test),
+        **stats.scored("modified_ann_accuracy_test", modified, y_test), num_test_samples=len(y_test),
+        **stats.comparison(y_test, {"original": original, "modified": modified}, pairs=(("original", "modified"),)),
+        model={"path": str(trained.path), "sha256": results.file_sha256(trained.path)},
+        dataset={"name": ws.dataset.name, "sha256": ws.dataset.sha256},
+        train_seconds=trained.info["train_seconds"], epochs=trained.info["epochs"])
+    record.write(ws.dir / "ann_original.json")
     return record
 
 
@@ -88,8 +84,8 @@ def write_table(ws, rows, curve, source, num_samples, simulator, longest):
              "| Timesteps | ANN Accuracy | ANN to SNN only |", "|---|---|---|"]
     lines += [f"| {t} | {stats.format_accuracy(ann_acc, num_samples)} | {stats.format_accuracy(snn_acc, num_samples)} |"
               for t, ann_acc, snn_acc in rows]
-    lines += ["", f"SNN vs ANN at T={longest['timesteps']} on the same samples (exact McNemar test): "
-                  f"{stats.format_mcnemar(longest.get('snn_vs_ann_mcnemar'))}."]
+    lines += ["", f"SNN vs ANN at T={longest.timesteps} on the same samples (exact McNemar test): "
+                  f"{stats.format_mcnemar(longest.snn_vs_ann_mcnemar)}."]
     results.write_atomic(ws.dir / "table2.md", "\n".join(lines) + "\n")
     from pipeline import plots
     plots.accuracy_vs_timesteps(ws.dir / "table2.png", rows, curve, simulator, num_samples)
@@ -106,13 +102,13 @@ def main(settings: Settings):
     print(f"  {'T':>6}  {'ANN':<28}  SNN")
     for t, ann_acc, snn_acc in rows:
         print(f"  {t:>6}  {stats.format_accuracy(ann_acc, n):<28}  {stats.format_accuracy(snn_acc, n)}")
-    print(f"  SNN vs ANN at T={longest['timesteps']} (exact McNemar): {stats.format_mcnemar(longest.get('snn_vs_ann_mcnemar'))}")
+    print(f"  SNN vs ANN at T={longest.timesteps} (exact McNemar): {stats.format_mcnemar(longest.snn_vs_ann_mcnemar)}")
     if workspace.user_model(ws):   # Table 1's row compares ESCAPE-NET's two variants: not this model's
         print(f"  original ESCAPE-NET (Table 1): skipped, RUN={ws.run} runs on MODEL={workspace.user_model(ws)}")
     else:
         original = original_ann(settings, ws)
-        test_n = original["num_test_samples"]
+        test_n = original.num_test_samples
         print(f"  original ESCAPE-NET (max pool, bias, BN): {stats.format_recorded(original, 'ann_accuracy_test', test_n)}"
               f" on the test set; modified: {stats.format_recorded(original, 'modified_ann_accuracy_test', test_n)}; "
-              f"paired: {stats.format_mcnemar(original['original_vs_modified_mcnemar'])}")
+              f"paired: {stats.format_mcnemar(original.original_vs_modified_mcnemar)}")
     print(f"  -> {ws.dir / 'table2.md'}")

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, conversion, engine, results, stats
+from pipeline import UserError, conversion, engine, records, results, stats
 from pipeline.toolbox import configs, runner
 from pipeline.training import ann
 
@@ -45,19 +45,19 @@ def result_record(stage, run: runner.ToolboxRun, ann_predictions, y_test, wall_s
     ``y_test`` their labels) on the same simulated samples, each accuracy with its interval, their
     final per-sample predictions and the paired test."""
     snn = run.predictions_per_timestep[:, -1]
-    return {
-        "stage": stage,
-        "simulator": run.simulator,
-        "timesteps": run.timesteps,
-        "num_samples": run.num_samples,
+    return records.ConvertRecord(
+        stage=stage,
+        simulator=run.simulator,
+        timesteps=run.timesteps,
+        num_samples=run.num_samples,
         **stats.ann_scores(ann_predictions, y_test, run.num_samples),
         **stats.scored("snn_accuracy", snn, run.labels),
-        "accuracy_per_timestep": [float(a) for a in run.accuracy_per_timestep],
+        accuracy_per_timestep=[float(a) for a in run.accuracy_per_timestep],
         **stats.comparison(run.labels, {"snn": snn, "ann": ann_predictions[:run.num_samples]}),
-        "wall_seconds": wall_seconds,
-        "toolbox_seconds": run.seconds,
+        wall_seconds=wall_seconds,
+        toolbox_seconds=run.seconds,
         **provenance_fields,
-    }
+    )
 
 
 def check_fast(config):
@@ -126,5 +126,5 @@ def run_config(config_path, out_path, dataset_name=None, dataset_sha=None, stage
                            provenance(config.path, dataset_name or config.dataset_path.name,
                                       dataset_sha or results.file_sha256(config.dataset_path / "x_test.npz"),
                                       model_path.resolve(), config.seed))
-    results.write_json(out_path, record)
+    record.write(out_path)
     return record

@@ -147,6 +147,7 @@ class Grid:
         counts = energy.count_operations(nodes, result.neuron_totals, totals, len(x), "linear")
         layers, total = energy.energy_table(counts, self.cost)
         floor, formula = energy.coding_floor(coding, nodes[0], totals, len(x), self.cost, self.ann_energy_j)
+        memory = energy.memory_record(nodes, counts, self.cost, timesteps, float(events.sum()) / len(x), "linear", coding)
         record = {
             "method": method, "coding": coding, "parameter": parameter[0], "value": parameter[1], "sparsity": sparsity,
             "timesteps": timesteps, "split": split, "num_samples": len(x),
@@ -155,6 +156,8 @@ class Grid:
             "normalized_energy": total["snn_energy_j"] / self.ann_energy_j,
             "layer_energy": {row["name"]: row["snn_energy_j"] / self.ann_energy_j for row in layers
                              if row["ann_macs"] > 0},
+            "normalized_energy_memory": memory["total"]["normalized_energy_memory"],
+            "footprint_bytes": {side: memory["footprint"][side]["total"]["bytes"] for side in ("snn", "ann")},
             "input_floor": floor, "input_floor_formula": formula,
             "input_events_per_inference": float(events.sum()) / len(x),
             "encoder_updates_per_inference": energy.encoder_updates(coding, x[0].size, timesteps),
@@ -266,6 +269,9 @@ def main(settings):
                 **stats.scored("own_ann_accuracy", anns[network_name(method, sparsity)]["test"], y),
                 **stats.scored("snn_accuracy", predictions, y),
                 "normalized_energy": cell["normalized_energy"], "saving": 1.0 / cell["normalized_energy"],
+                # memory-inclusive ratio and bytes stored (`energy.memory`); None in cells cached before it
+                "normalized_energy_memory": cell.get("normalized_energy_memory"),
+                "footprint_bytes": cell.get("footprint_bytes"),
                 "input_floor": cell["input_floor"], "input_floor_formula": cell["input_floor_formula"],
                 "layer_energy": cell["layer_energy"],
                 "input_events_per_inference": cell["input_events_per_inference"],

@@ -28,6 +28,7 @@ def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
     for r in rows:
         assert ROW_FIELDS <= set(r)
         assert r["num_samples"] == 20 and r["normalized_energy"] > 0 and r["input_floor"] > 0
+        assert r["normalized_energy_memory"] > 0 and r["footprint_bytes"]["snn"] > 0   # beside it, with memory
         assert r["input_floor"] <= r["normalized_energy"] + 1e-12     # the input is part of what the network spent
         assert r["normalized_energy"] == pytest.approx(sum(r["layer_energy"].values()))
         check_uncertainty(r)

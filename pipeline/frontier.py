@@ -4,14 +4,18 @@ A cell is one network (method), input coding with its parameter (rate gain, delt
 sample set (validation or test) simulated once; its JSON is named by a hash of everything it
 depends on (`cell_key`), so a rerun finds it and a changed model, threshold, coding, T, sample set
 or energy preset misses it. Choices are made on the validation split only (`choose_parameter`,
-`choose_point`); the test set then gives the reported numbers of exactly those choices.
+`choose_point`), each on the paired difference to the ANN on the same samples with a 1-pp
+non-inferiority margin (`non_inferiority`); the test set then gives the reported numbers of exactly
+those choices.
 """
 import hashlib
 import json
 
 import numpy as np
 
-WITHIN_PP = 1.0     # "as good as the ANN": within this many percentage points
+from pipeline import stats
+
+WITHIN_PP = 1.0     # "as good as the ANN": the non-inferiority margin, in percentage points
 
 
 def cell_key(**depends_on):
@@ -28,25 +32,42 @@ def samples_digest(*arrays):
     return h.hexdigest()[:20]
 
 
-def choose_parameter(candidates, pp=WITHIN_PP):
+def non_inferiority(correct, reference_correct, margin_pp=WITHIN_PP):
+    """``{"difference", "interval", "n", "non_inferior"}``: the network's accuracy minus the reference's
+    (the ANN's) on the same samples, its paired 95 % interval (`stats.paired_difference`), and whether
+    the interval's lower bound lies above ``-margin_pp`` points (non-inferior at that margin).
+
+    Deciding on the paired difference, not on two accuracies each measured with its own noise, uses
+    that both saw the same samples: only the samples where they disagree move the difference.
+    """
+    d = stats.paired_difference(correct, reference_correct)
+    return {"difference": d.difference, "interval": [d.lo, d.hi], "n": d.n,
+            "non_inferior": bool(d.lo > -margin_pp / 100.0)}
+
+
+def choose_parameter(candidates, reference_correct, margin_pp=WITHIN_PP):
     """The coding parameter of one (coding, method, T) from its validation cells.
 
-    ``candidates``: (parameter, validation accuracy, normalised energy). Accuracy first: the
-    cheapest candidate within ``pp`` points of the most accurate one (a larger gain or a finer
-    delta step buys accuracy with input events; past the point where accuracy stops rising, the
-    cheaper one is kept).
+    ``candidates``: (parameter, per-sample correctness, normalised energy), each on the samples of
+    ``reference_correct`` (the ANN's correctness there). The cheapest candidate non-inferior to the
+    ANN (`non_inferiority`); when none is, the one closest to the ANN (largest paired difference, then
+    the cheaper), so a row still shows its best try.
     """
     if not candidates:
         raise ValueError("no candidates to choose from")
-    best = max(accuracy for _, accuracy, _ in candidates)
-    good = [c for c in candidates if c[1] >= best - pp / 100.0]
-    return min(good, key=lambda c: (c[2], -c[1]))[0]
+    tested = [(c, non_inferiority(c[1], reference_correct, margin_pp)) for c in candidates]
+    good = [(c, t) for c, t in tested if t["non_inferior"]]
+    if good:
+        return min(good, key=lambda ct: (ct[0][2], -ct[1]["difference"]))[0][0]
+    return min(tested, key=lambda ct: (-ct[1]["difference"], ct[0][2]))[0][0]
 
 
-def choose_point(rows, reference, accuracy="validation_accuracy", pp=WITHIN_PP):
-    """The cheapest row whose ``accuracy`` is within ``pp`` points of ``reference`` (None if none)."""
-    good = [r for r in rows if r[accuracy] >= reference - pp / 100.0]
-    return min(good, key=lambda r: (r["normalized_energy"], -r[accuracy]), default=None)
+def choose_point(rows, correct, reference_correct, margin_pp=WITHIN_PP):
+    """The cheapest row (``normalized_energy``) non-inferior to the reference (`non_inferiority`), None
+    if none; ``correct``: each row's per-sample correctness on the samples of ``reference_correct``."""
+    good = [(r, non_inferiority(c, reference_correct, margin_pp)) for r, c in zip(rows, correct)]
+    good = [(r, t) for r, t in good if t["non_inferior"]]
+    return min(good, key=lambda rt: (rt[0]["normalized_energy"], -rt[1]["difference"]), default=(None,))[0]
 
 
 def pareto_front(rows, accuracy="snn_accuracy", energy="normalized_energy"):

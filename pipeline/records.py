@@ -411,6 +411,9 @@ class EnergyRecord(Record):
                         "`snn_macs`, `ann_energy_j`, `snn_energy_j`, `ac_source` (what its ACs count), per inference")
     total: dict = info("the whole network: `ann_energy_j`, `snn_energy_j`, `normalized_energy` (SNN / ANN), "
                        "`saving` (ANN / SNN), per inference")
+    memory: dict = info("the memory-inclusive model (`pipeline/energy/memory.py`): per layer and in total the SNN's "
+                        "and the ANN's SRAM accesses and their energy beside the operations, "
+                        "`normalized_energy_memory`, and the `footprint` (weights and neuron state, bytes)")
     per_timestep: dict = info("`snn_cumulative_energy_j` and `snn_cumulative_normalized` after each step, and the "
                               "`method` that splits the ACs over the steps")
     input: dict = info("the input coding's cost: its parameters, events per inference, the encoder's updates "
@@ -555,6 +558,9 @@ class FrontierRow(Record):
     snn_accuracy_interval: list = interval()
     normalized_energy: float = info("SNN energy / the modified ANN's dense energy (one denominator for every row)")
     saving: float = info("1 / `normalized_energy`")
+    normalized_energy_memory: float | None = info("the memory-inclusive SNN energy / the ANN's (`energy.memory`); "
+                                                  "null in cells cached before it")
+    footprint_bytes: dict | None = info("bytes stored, `snn` and `ann` (weights and neuron state)")
     input_floor: float = info("what the input alone costs, normalised as `normalized_energy` (its events' ACs "
                               "into conv1; analog: conv1's MACs)")
     input_floor_formula: str = info()
@@ -564,7 +570,8 @@ class FrontierRow(Record):
     validation_accuracy: float = accuracy("the SNN on the validation samples (bare)")
     validation_energy: float = info("its normalised energy on the validation samples")
     validation_candidates: list = info("every candidate tried on validation: `parameter`, `value`, `sparsity`, "
-                                       "`accuracy`, `normalized_energy`")
+                                       "`accuracy`, `normalized_energy`, `vs_ann` (the paired "
+                                       "non-inferiority test against the ANN: `frontier.non_inferiority`)")
     predictions: dict = info()
     snn_vs_ann_mcnemar: dict = mcnemar()
     stdb: dict = info(TUNED, optional=True)
@@ -606,6 +613,8 @@ class FrontierCell(Record):
     predictions: str | list = info("each sample's final class, encoded as in `predictions` elsewhere")
     normalized_energy: float = info()
     layer_energy: dict = info()
+    normalized_energy_memory: float | None = info("the memory-inclusive SNN energy / the ANN's (`energy.memory`)")
+    footprint_bytes: dict | None = info("bytes stored, `snn` and `ann` (weights and neuron state)")
     input_floor: float = info("what the input alone costs, normalised as `normalized_energy`")
     input_floor_formula: str = info()
     input_events_per_inference: float = info()
@@ -636,11 +645,13 @@ class FrontierRecord(Record):
     ann: dict = info("the ANNs: the modified one's `test_accuracy` (with interval) and `validation_accuracy`, "
                      "the QCFS one's `qcfs_test_accuracy` and `qcfs_validation_accuracy`, and per penalty weight "
                      "`qcfs_sparsity`")
-    chosen: FrontierRow | None = info("the cheapest network tried on validation within 1 pp of the modified ANN "
-                                      "there, by its validation energy, measured on the test samples (null if none)")
+    chosen: FrontierRow | None = info("the cheapest network tried on validation non-inferior to the modified ANN "
+                                      "there (`choice_rule`), by its validation energy, measured on the test samples "
+                                      "(null if none)")
     pareto_front: list[FrontierRow] = info("the rows no other row beats on both accuracy and energy, by energy")
-    cheapest_within_1pp_test: FrontierRow | None = info("the cheapest row within 1 pp of the ANN on the test set "
+    cheapest_within_1pp_test: FrontierRow | None = info("the cheapest row non-inferior to the ANN on the test set "
                                                         "itself (picked on the test set: optimistic)")
+    choice_rule: str = info("the rule that chose `chosen`, in words", optional=True)
     conversion_thresholds: dict = info("the conversion thresholds: `values` per layer and `how` they were set")
     stdb: dict | None = info("`STDB=1`: the STDB settings, `train_samples`, what the epoch was chosen on and the "
                              "`selection` rule")

@@ -5,9 +5,10 @@ percentage point, so every accuracy a result reports carries N and its 95 % Wils
 (`interval`, good at k = 0 or k = N where the normal approximation collapses). Two classifiers
 scored on the same samples are compared by their discordant pairs (`mcnemar`, exact two-sided
 binomial): the paired test sees differences that two overlapping intervals hide, and says when an
-"equal" accuracy cannot be told apart from a few points of difference. Results keep each sample's
-final prediction (`encode_predictions`, one character per sample) so a later comparison can pair
-any two runs on the same labels. NumPy only: the report reads these without TensorFlow.
+"equal" accuracy cannot be told apart from a few points of difference; `paired_difference` gives
+the difference of the two accuracies with its paired interval (a non-inferiority decision reads its
+lower bound). Results keep each sample's final prediction (`encode_predictions`, one character per
+sample) so a later comparison can pair any two runs on the same labels. NumPy only: the report reads these without TensorFlow.
 """
 import math
 from dataclasses import dataclass
@@ -91,6 +92,46 @@ def mcnemar(correct_a, correct_b):
     discordant = a_only + b_only
     tail = sum(math.comb(discordant, i) for i in range(min(a_only, b_only) + 1))
     return Mcnemar(a_only, b_only, min(1.0, 2 * tail / 2 ** discordant))
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Accuracy of A minus accuracy of B on the same ``n`` samples, with its 95 % interval [lo, hi].
+
+    ``a_only``/``b_only``: the discordant pairs (samples only A, only B gets right).
+    """
+    difference: float
+    lo: float
+    hi: float
+    n: int
+    a_only: int
+    b_only: int
+
+
+def paired_difference(correct_a, correct_b, z=Z95):
+    """A's accuracy minus B's on the same samples, with Newcombe's hybrid score interval for paired
+    proportions (Newcombe 1998, "Improved confidence intervals for the difference between binomial
+    proportions based on paired data", Stat. Med. 17:2635-2650, method 10, without continuity correction).
+
+    The interval combines both accuracies' Wilson intervals, corrected for their correlation phi over
+    the 2x2 table (both right ``both``, only A ``a_only``, only B ``b_only``, neither ``neither``):
+    lo = d - sqrt((p_a - l_a)^2 - 2 phi (p_a - l_a)(u_b - p_b) + (u_b - p_b)^2), hi symmetrically.
+    Unlike the Wald interval on per-sample differences (d +- z sqrt((a_only + b_only) - n d^2) / n) it
+    does not collapse to a point when the two never disagree, and keeps its coverage when the
+    discordant pairs are few: the case of an SNN converted from its ANN.
+    """
+    a, b = _pair(np.asarray(correct_a, bool), np.asarray(correct_b, bool))
+    n = a.size
+    both, a_only, b_only = int(np.sum(a & b)), int(np.sum(a & ~b)), int(np.sum(~a & b))
+    neither = n - both - a_only - b_only
+    p_a, p_b = (both + a_only) / n, (both + b_only) / n
+    (l_a, u_a), (l_b, u_b) = wilson(both + a_only, n, z), wilson(both + b_only, n, z)
+    margins = (both + a_only) * (b_only + neither) * (both + b_only) * (a_only + neither)
+    phi = (both * neither - a_only * b_only) / math.sqrt(margins) if margins else 0.0
+    d = p_a - p_b
+    lower = math.sqrt(max(0.0, (p_a - l_a) ** 2 - 2 * phi * (p_a - l_a) * (u_b - p_b) + (u_b - p_b) ** 2))
+    upper = math.sqrt(max(0.0, (u_a - p_a) ** 2 - 2 * phi * (u_a - p_a) * (p_b - l_b) + (p_b - l_b) ** 2))
+    return PairedDifference(d, max(-1.0, d - lower), min(1.0, d + upper), n, a_only, b_only)
 
 
 def paired(name_a, predictions_a, name_b, predictions_b, labels):

@@ -208,6 +208,12 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
     assert conv1["snn_acs"] > 0 and conv1["snn_macs"] == 0
     total = record["total"]
     assert total["normalized_energy"] == pytest.approx(total["snn_energy_j"] / total["ann_energy_j"])
+    memory = record["memory"]            # beside it, with memory accesses (counted by hand in test_energy_memory.py)
+    assert [row["name"] for row in memory["layers"]] == [row["name"] for row in record["layers"]]
+    assert memory["total"]["snn_total_j"] == pytest.approx(total["snn_energy_j"] + memory["total"]["snn_memory_j"])
+    assert memory["total"]["ann_total_j"] == pytest.approx(total["ann_energy_j"] + memory["total"]["ann_memory_j"])
+    footprint = memory["footprint"]
+    assert footprint["snn"]["total"]["weight_bytes"] == footprint["ann"]["total"]["weight_bytes"] > 0
     curve = record["per_timestep"]["snn_cumulative_energy_j"]
     assert len(curve) == 12 and curve[-1] == pytest.approx(total["snn_energy_j"])
     assert all(b >= a for a, b in zip(curve, curve[1:]))
@@ -220,7 +226,8 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
     assert qcfs["net"] == "qcfs" and qcfs["pooling"] == "linear" and qcfs["readout"] == "membrane"
     assert "v(0) = theta/2" in qcfs["network"] and 0 <= qcfs["own_ann_accuracy"] <= 1
     assert qcfs["layers"][0]["snn_macs"] == qcfs["layers"][0]["ann_macs"]      # analog input: conv1's MACs once
-    assert "normalised" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "normalised" in out and "with memory (32-bit words" in out
 
     # Constant input: its own file; the first conv pays its MACs once.
     assert main(["energy", "--coding", "analog", *COMMON]) == 0

@@ -54,6 +54,25 @@ def test_mcnemar_refuses_unpaired_samples():
         stats.mcnemar([True, False], [True])
 
 
+def test_paired_difference_interval_against_a_hand_computation():
+    # 100 samples: both right 80, only A 2, only B 8, neither 10. d = 0.82 - 0.88 = -0.06.
+    # Wilson: A 82/100 [0.733326, 0.882998], B 88/100 [0.801879, 0.930006];
+    # phi = (80*10 - 2*8) / sqrt(82*18*88*12) = 784 / 1248.46 = 0.627973.
+    # lo = d - sqrt(0.086674^2 - 2 phi 0.086674*0.050006 + 0.050006^2) = -0.06 - 0.067598
+    # hi = d + sqrt(0.062998^2 - 2 phi 0.062998*0.078121 + 0.078121^2) = -0.06 + 0.062374
+    a = np.array([1] * 80 + [1] * 2 + [0] * 8 + [0] * 10, bool)
+    b = np.array([1] * 80 + [0] * 2 + [1] * 8 + [0] * 10, bool)
+    d = stats.paired_difference(a, b)
+    assert (d.n, d.a_only, d.b_only) == (100, 2, 8) and d.difference == pytest.approx(-0.06)
+    assert d.lo == pytest.approx(-0.127598, abs=1e-5) and d.hi == pytest.approx(0.002374, abs=1e-5)
+
+
+def test_paired_difference_of_identical_classifiers_keeps_a_width():
+    same = np.array([1] * 90 + [0] * 10, bool)
+    d = stats.paired_difference(same, same)          # Wald would give [0, 0]; Wilson's half-widths remain
+    assert d.difference == 0 and -0.1 < d.lo < -0.01 and 0.01 < d.hi < 0.1
+
+
 def test_predictions_round_trip_and_comparison_fields():
     labels = np.array([0, 1, 2, 2, 1])
     snn = np.array([0, -1, 2, 1, 1])

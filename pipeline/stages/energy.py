@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline import UserError, conversion, engine, plots, records, stats, workspace
 from pipeline.energy import (coding_floor, costs, count_operations, cumulative_energy, encoder_updates,
-                             energy_table, fan_out, silent_fractions, summary_lines)
+                             energy_table, fan_out, memory_lines, memory_record, silent_fractions, summary_lines)
 from pipeline.training import ann
 
 RASTER_SAMPLE = 0           # test sample shown in Figure 4 and in Figure 5's single-sample histogram
@@ -86,6 +86,8 @@ def main(settings):
     counts = count_operations(layers_geometry, result.neuron_totals, measured.input_totals, n,
                               net.settings.pooling)
     layers, total = energy_table(counts, cost)
+    events = float(measured.input_totals.sum()) / n if measured.input_totals is not None else 0.0
+    memory = memory_record(layers_geometry, counts, cost, T, events, net.settings.pooling, settings.coding)
     cumulative = cumulative_energy(counts, cost, result.spikes_per_timestep, result.layer_names,
                                    measured.input_acs_per_step)
     mean_abs_x = float(np.mean(np.abs(x)))
@@ -99,7 +101,7 @@ def main(settings):
         stage="energy", preset=cost.preset, e_mac_pj=cost.e_mac_pj, e_ac_pj=cost.e_ac_pj,
         timesteps=T, input_coding=settings.coding, net=settings.net, network=description,
         pooling=net.settings.pooling, readout=net.settings.readout, num_samples=n,
-        layers=layers, total=total,
+        layers=layers, total=total, memory=memory,
         per_timestep={
             "snn_cumulative_energy_j": cumulative,
             "snn_cumulative_normalized": cumulative / total["ann_energy_j"],
@@ -112,8 +114,7 @@ def main(settings):
             "delta": net.settings.delta if settings.coding == "delta" else None,
             "encoder_updates_per_inference": encoder_updates(settings.coding, x[0].size, T),
             "encoder_energy": "not counted (for any coding)",
-            "events_per_inference": (float(measured.input_totals.sum()) / n
-                                     if measured.input_totals is not None else 0.0),
+            "events_per_inference": events,
             "floor_normalized_energy": floor, "floor_formula": formula,
             "first_layer_normalized_energy": layers[0]["snn_energy_j"] / total["ann_energy_j"],
         },
@@ -134,6 +135,8 @@ def main(settings):
     print(f"\nEnergy per inference, {description}; T={T}, {settings.coding} input, {n} test samples, "
           f"{cost.preset} (MAC {cost.e_mac_pj} pJ, AC {cost.e_ac_pj} pJ):")
     print("\n".join(summary_lines(layers, total)))
+    print("  with memory (weight, membrane and event accesses; the operation-only numbers above stay the comparison):")
+    print("\n".join(memory_lines(memory)))
     print(f"  input-coding floor: {floor:.4f} ({formula}) of the network's {total['normalized_energy']:.4f}; SNN accuracy {stats.format_recorded(record, 'snn_accuracy')}, "
           f"ANN {stats.format_recorded(record, 'ann_accuracy')} on the same samples "
           f"(paired: {stats.format_mcnemar(record.snn_vs_ann_mcnemar)})")

@@ -1,0 +1,258 @@
+"""Memory-inclusive energy and the memory footprint, beside the operation-only model (no TensorFlow).
+
+The operation-only model (`pipeline.energy.costs`) prices arithmetic alone and stays the study's
+comparison. Hardware-aware studies (Lemaire et al. 2022, "An analytical estimation of spiking neural
+networks energy efficiency"; Dampfhoffer et al. 2023, "Are SNNs really more energy-efficient than
+ANNs? An in-depth hardware-aware study") count the memory accesses each operation needs as well;
+this module counts them, per layer, for the SNN and for the ANN, with one set of rules:
+
+Memories: every compute layer keeps its own SRAMs, each sized to hold what it holds (a layer per
+core, the usual neuromorphic mapping): its weights, its neuron state (SNN: membranes, plus the held
+input current of a first layer fed analog or delta input; ANN: its output activations) and, in the
+SNN, its output event buffer (one step's worth at most: every neuron's address once). An access's
+energy is that SRAM's 45 nm read energy for its size class (`sram_access_pj`), writes as reads.
+
+SNN, per inference (event-driven: a neuron that receives no event is not touched):
+- each input event is read once by the layer it feeds (an address word of ceil(log2 N_source) bits);
+- each synaptic event (AC) reads its weight and reads and writes its target's membrane (events of
+  a step arrive in any order, so a running sum cannot stay in a register: read-modify-write);
+- each emitted spike writes one event (its address) and one membrane write (reset by subtraction);
+- every membrane is written once per inference (v(0): 0, or theta/2 for QCFS);
+- a layer whose neurons change without events (a bias, a leak, or the held current of an analog or
+  delta first layer) is swept every step: each neuron's membrane read and written, plus its bias or
+  held current read;
+- analog first layer: its current is computed once (each MAC reads its weight and its input value)
+  and written once per neuron; delta first layer: each input event's ACs update the held current
+  (weight read, current read and write) instead of the membrane;
+- a linear pool is folded into the next layer (as in `count_operations`): no accesses of its own;
+  a spiking pool has no weights to read (its weight is the constant 1/k^2).
+
+ANN, per inference (output-stationary, no reuse from SRAM, the rule Lemaire et al. apply to both
+networks): each MAC reads its weight and its input activation, the running sum stays in a register,
+each output activation is written once (and a bias read once); a pool reads each pooled input once.
+Reuse buffers (weight- or input-stationary dataflows) would cut the ANN's reads; the SNN's event-
+driven accesses cannot use them the same way, so the rule without reuse is the like-for-like one.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline import network
+from pipeline.energy.costs import PJ, energy_table
+
+KIB = 1024
+# pJ per 64-bit SRAM read at 45 nm by array size: Horowitz, "Computing's energy problem (and what we can
+# do about it)", ISSCC 2014 (8 KB: 10 pJ, 32 KB: 20 pJ, 1 MB: 100 pJ).
+SRAM_READ_64BIT_PJ = ((8 * KIB, 10.0), (32 * KIB, 20.0), (1024 * KIB, 100.0))
+# Bits per weight, membrane and activation word: the arithmetic the PRESET prices (`costs.PRESETS`);
+# a user's MAC_PJ/AC_PJ pair is taken as fp32.
+WORD_BITS = {"45nm-fp32": 32, "fp16": 16, "int8": 8, "user": 32}
+
+
+def sram_access_pj(size_bytes, bits):
+    """pJ of one access moving ``bits`` bits in an SRAM of ``size_bytes``.
+
+    The 64-bit energy is interpolated linearly in log2(size) between Horowitz's three points and
+    held at the end points outside them (no smaller or larger SRAM is published in that table: a
+    memory under 8 KB is priced as 8 KB, over 1 MB as 1 MB); it scales with the bits moved
+    (bits / 64: a 32-bit word drives half a 64-bit word's bit lines).
+    """
+    sizes, energies = zip(*SRAM_READ_64BIT_PJ)
+    per_64 = float(np.interp(math.log2(max(float(size_bytes), 1.0)), np.log2(sizes), energies))
+    return per_64 * bits / 64.0
+
+
+def word_bits(cost):
+    """Bits of a weight, membrane or activation word under a `Costs` preset."""
+    return WORD_BITS[cost.preset]
+
+
+def address_bits(neurons):
+    """Bits of an address event naming one of ``neurons`` neurons."""
+    return max(1, math.ceil(math.log2(max(int(neurons), 2))))
+
+
+def weight_count(node):
+    """Stored weights of a layer: conv k_h*k_w*C_in*C_out, dense in*out, plus C_out biases; pools none."""
+    if isinstance(node, network.Conv2d):
+        count = int(np.prod(node.kernel_size)) * int(node.input_shape[-1]) * int(node.output_shape[-1])
+    elif isinstance(node, network.Affine):
+        count = int(np.prod(node.input_shape)) * int(node.output_shape[-1])
+    else:
+        return 0
+    return count + (int(node.output_shape[-1]) if node.use_bias else 0)
+
+
+def holds_current(index, coding):
+    """Whether a layer keeps a held input current beside its membranes: the first, under analog or delta input."""
+    return index == 0 and coding in ("analog", "delta")
+
+
+def state_count(node, index, pooling, coding, kind):
+    """Words of neuron state: SNN membranes (a linear pool has none; a held current doubles the first
+    layer's), ANN output activations."""
+    if kind == "ann":
+        return node.neurons
+    if isinstance(node, network.AvgPool2d) and pooling == "linear":
+        return 0
+    return node.neurons * (2 if holds_current(index, coding) else 1)
+
+
+# --------------------------------------------------------------------- footprint
+def footprint(layers, bits=32, pooling="linear", coding="poisson", kind="snn"):
+    """Bytes the network stores, per layer and in total: weights, and neuron state (``kind`` "snn":
+    membranes and held currents; "ann": output activations), at ``bits`` per word."""
+    rows = []
+    for index, g in enumerate(layers):
+        weights, state = weight_count(g), state_count(g, index, pooling, coding, kind)
+        rows.append({"name": g.name, "weights": weights, "weight_bytes": weights * bits / 8,
+                     "state_words": state, "state_bytes": state * bits / 8})
+    total = {key: sum(r[key] for r in rows) for key in ("weight_bytes", "state_bytes")}
+    return rows, {**total, "bytes": total["weight_bytes"] + total["state_bytes"], "bits": bits}
+
+
+# --------------------------------------------------------------------- accesses
+@dataclass(frozen=True)
+class Access:
+    """``count`` accesses per inference of ``bits`` bits to a memory of ``memory_bytes``: ``what`` and which memory."""
+    what: str
+    memory: str
+    count: float
+    memory_bytes: float
+    bits: int
+
+    @property
+    def energy_j(self):
+        return self.count * sram_access_pj(self.memory_bytes, self.bits) * PJ
+
+
+def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=32):
+    """Per layer, the SNN's memory accesses per inference (`Access` lists), by the module's rules.
+
+    ``counts``: `count_operations` of these layers; ``input_events``: spiking input events per
+    inference (ignored for analog input).
+    """
+    spikes = {c.name: c.snn_spikes for c in counts}
+    sizes = {g.name: g.neurons for g in layers}
+    sizes["input"], spikes["input"] = int(np.prod(layers[0].input_shape)), float(input_events or 0.0)
+    word = bits / 8
+    out = []
+    for index, (g, c) in enumerate(zip(layers, counts)):
+        if isinstance(g, network.AvgPool2d) and pooling == "linear":
+            out.append([])
+            continue
+        n, held = g.neurons, holds_current(index, coding)
+        weights = weight_count(g) * word
+        state = state_count(g, index, pooling, coding, "snn") * word
+        own_address = address_bits(n)
+        a = [Access("membrane init", "state", n, state, bits),
+             Access("spike reset", "state", c.snn_spikes, state, bits),
+             Access("spike event write", "events", c.snn_spikes, n * own_address / 8, own_address)]
+        if c.snn_macs:      # analog input: the current once per inference
+            input_bytes = sizes["input"] * word
+            a += [Access("weight read", "weights", c.snn_macs, weights, bits),
+                  Access("input read", "input", c.snn_macs, input_bytes, bits),
+                  Access("current write", "state", n, state, bits)]
+        elif c.source is not None:
+            source_address = address_bits(sizes[c.source])
+            a.append(Access("event read", f"{c.source} events", spikes[c.source],
+                            sizes[c.source] * source_address / 8, source_address))
+            if isinstance(g, network.Weighted):
+                a.append(Access("weight read", "weights", c.snn_acs, weights, bits))
+            target = "current" if held else "membrane"
+            a += [Access(f"{target} read", "state", c.snn_acs, state, bits),
+                  Access(f"{target} write", "state", c.snn_acs, state, bits)]
+        leaky = getattr(g, "neuron", None) is not None and g.neuron.leak != 1.0
+        bias = isinstance(g, network.Weighted) and g.use_bias
+        if held or leaky or bias:   # neurons that change without events: swept every step
+            sweep = timesteps * n
+            a += [Access("step membrane read", "state", sweep, state, bits),
+                  Access("step membrane write", "state", sweep, state, bits)]
+            if held:
+                a.append(Access("step current read", "state", sweep, state, bits))
+            if bias:
+                a.append(Access("step bias read", "weights", sweep, weights, bits))
+        out.append([x for x in a if x.count])
+    return out
+
+
+def ann_accesses(layers, counts, bits=32):
+    """Per layer, the ANN's memory accesses per inference (`Access` lists), by the module's rules."""
+    word, out = bits / 8, []
+    source_bytes = int(np.prod(layers[0].input_shape)) * word
+    for g, c in zip(layers, counts):
+        n, own = g.neurons, g.neurons * word
+        reads = c.ann_macs or c.ann_adds
+        a = [Access("input read", "input activations", reads, source_bytes, bits),
+             Access("activation write", "activations", n, own, bits)]
+        if isinstance(g, network.Weighted):
+            weights = weight_count(g) * word
+            a.append(Access("weight read", "weights", c.ann_macs, weights, bits))
+            if g.use_bias:
+                a.append(Access("bias read", "weights", n, weights, bits))
+        out.append([x for x in a if x.count])
+        source_bytes = own
+    return out
+
+
+def memory_table(layers, counts, cost, timesteps, input_events, pooling, coding):
+    """Per-layer and total memory energies (joules per inference) beside each side's operation energy.
+
+    ``snn_memory_j``/``ann_memory_j``: the accesses alone; ``*_total_j``: operations + accesses;
+    ``normalized_energy_memory``: SNN total / ANN total (the operation-only ratio stays in
+    `energy_table`). ``accesses``: each kind of access with its count and pJ per access.
+    """
+    bits = word_bits(cost)
+    op_rows, _ = energy_table(counts, cost)
+    snn = snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits)
+    ann = ann_accesses(layers, counts, bits)
+    rows = []
+    for op, s, a in zip(op_rows, snn, ann):
+        snn_mem, ann_mem = sum(x.energy_j for x in s), sum(x.energy_j for x in a)
+        rows.append({"name": op["name"], "snn_memory_j": snn_mem, "ann_memory_j": ann_mem,
+                     "snn_total_j": op["snn_energy_j"] + snn_mem, "ann_total_j": op["ann_energy_j"] + ann_mem,
+                     "accesses": {side: [{"what": x.what, "memory": x.memory, "count": x.count,
+                                          "memory_bytes": x.memory_bytes, "bits": x.bits,
+                                          "pj_per_access": sram_access_pj(x.memory_bytes, x.bits)} for x in xs]
+                                  for side, xs in (("snn", s), ("ann", a))}})
+    total = {key: sum(r[key] for r in rows) for key in ("snn_memory_j", "ann_memory_j", "snn_total_j", "ann_total_j")}
+    total["normalized_energy_memory"] = (total["snn_total_j"] / total["ann_total_j"] if total["ann_total_j"]
+                                         else float("nan"))
+    total["saving_memory"] = total["ann_total_j"] / total["snn_total_j"] if total["snn_total_j"] else float("inf")
+    return rows, {**total, "bits": bits}
+
+
+def memory_lines(record):
+    """The 'with memory' table the energy stage prints beside the operation-only one (``record``: `memory_record`)."""
+    total, snn_fp, ann_fp = record["total"], record["footprint"]["snn"], record["footprint"]["ann"]
+    lines = [f"  {'layer':<8}{'SNN mem uJ':>12}{'ANN mem uJ':>12}{'SNN all uJ':>12}{'ANN all uJ':>12}{'ratio':>9}"
+             f"{'weights B':>12}{'SNN state B':>13}"]
+    for row, fp in zip(record["layers"], snn_fp["layers"]):
+        ratio = row["snn_total_j"] / row["ann_total_j"] if row["ann_total_j"] else float("nan")
+        lines.append(f"  {row['name']:<8}{row['snn_memory_j'] * 1e6:>12.4f}{row['ann_memory_j'] * 1e6:>12.4f}"
+                     f"{row['snn_total_j'] * 1e6:>12.4f}{row['ann_total_j'] * 1e6:>12.4f}{ratio:>9.4f}"
+                     f"{fp['weight_bytes']:>12,.0f}{fp['state_bytes']:>13,.0f}")
+    lines.append(f"  with memory ({total['bits']}-bit words, 45 nm SRAM): ANN {total['ann_total_j'] * 1e6:.3f} uJ, "
+                 f"SNN {total['snn_total_j'] * 1e6:.3f} uJ per inference; normalised "
+                 f"{total['normalized_energy_memory']:.4f} ({total['saving_memory']:.1f}x saving)")
+    lines.append(f"  footprint: weights {snn_fp['total']['weight_bytes']:,.0f} B; state SNN "
+                 f"{snn_fp['total']['state_bytes']:,.0f} B (membranes, held current), ANN "
+                 f"{ann_fp['total']['state_bytes']:,.0f} B (activations)")
+    return lines
+
+
+def memory_record(layers, counts, cost, timesteps, input_events, pooling, coding):
+    """What a result stores of the memory model: per-layer and total energies (`memory_table`), both
+    networks' footprints (`footprint`) and where the constants come from."""
+    rows, total = memory_table(layers, counts, cost, timesteps, input_events, pooling, coding)
+    bits = total["bits"]
+    snn_rows, snn_total = footprint(layers, bits, pooling, coding, "snn")
+    ann_rows, ann_total = footprint(layers, bits, pooling, coding, "ann")
+    return {"layers": rows, "total": total,
+            "footprint": {"snn": {"layers": snn_rows, "total": snn_total},
+                          "ann": {"layers": ann_rows, "total": ann_total}},
+            "sources": {"sram_read_64bit_pj": [list(p) for p in SRAM_READ_64BIT_PJ],
+                        "sram": "Horowitz, ISSCC 2014, 45 nm: 64-bit read by SRAM size, interpolated in log2(size), "
+                                "held outside 8 KB..1 MB, scaled by bits/64, writes as reads",
+                        "rules": "pipeline/energy/memory.py (Lemaire et al. 2022; Dampfhoffer et al. 2023)"}}

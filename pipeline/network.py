@@ -264,14 +264,16 @@ class Network:
 
 
 # --------------------------------------------------------------------- from Keras
-def describe(model, thresholds=None, neurons=Neurons(), leaks=None):
+def describe(model, thresholds=None, neurons=Neurons(), leaks=None, indices=None):
     """The converted SNN of a trained chain-shaped Keras model.
 
     ``thresholds``: per weighted layer (missing ones are 1.0, or ``lambda_k / lambda_{k-1}`` for a
     layer that feeds a QCFS activation, see `qcfs_thresholds`); ``leaks``: per hidden weighted
     layer (default ``neurons.leak``). A layer the engine cannot run is refused by its index (in
     ``model.layers``) and name: supported are Conv2D and Dense with ReLU (or linear and followed by
-    QCFS), AveragePooling2D, Flatten, Dropout, and a softmax/linear/ReLU readout.
+    QCFS), AveragePooling2D, Flatten, Dropout, and a softmax/linear/ReLU readout. ``indices``: the
+    index to name each layer by (``{name: index}``) where the model was rewritten from the user's
+    (`pipeline.canonical`), so a refusal names the user's layer.
     """
     import tensorflow as tf
     from keras_models.qcfs import QCFS
@@ -284,10 +286,11 @@ def describe(model, thresholds=None, neurons=Neurons(), leaks=None):
     if not weighted:
         raise UserError(f"model {model.name!r} has no Conv2D or Dense layer to convert")
     previous, specs = None, []
-    position = {id(layer): k for k, layer in enumerate(model.layers)}   # the index Keras shows (model.layers)
+    indices = indices or {}
+    position = {id(layer): indices.get(layer.name, k) for k, layer in enumerate(model.layers)}   # as Keras shows
     for index, layer in enumerate(layers):
         where = f"layer {position[id(layer)]} {layer.name!r} ({type(layer).__name__})"
-        _check_chain(model, layer, previous, where)
+        check_chain(model, layer, previous, where)
         previous = layer
         if isinstance(layer, QCFS):
             if not specs or specs[-1][1] is not layer:
@@ -363,7 +366,7 @@ def _node(layer, qcfs_layer, is_readout, neurons, threshold, leak):
     return Dropout(**shapes, rate=float(layer.rate))
 
 
-def _check_chain(model, layer, previous, where):
+def check_chain(model, layer, previous, where):
     nodes = getattr(layer, "_inbound_nodes", [])
     if len(nodes) != 1:
         raise UserError(f"{where} of model {model.name!r} is shared or unconnected; "

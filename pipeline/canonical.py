@@ -1,0 +1,253 @@
+"""A user's Keras chain rewritten into the layers the pipeline runs, computing the same function.
+
+Models written the way the Keras tutorials write them (``Conv2D -> BatchNormalization ->
+Activation("relu") -> ... -> GlobalAveragePooling2D -> Dense -> Softmax()``) hold layers that are
+not neurons of their own: a batch norm is an affine map, a ReLU layer is the activation of the
+layer before it. `canonicalise` folds and merges them, each by a stated rule, into the chain of
+Conv2D / Dense (+ReLU) / AveragePooling2D / Flatten / Dropout that `pipeline.network.describe`
+maps (docs/layers.md has the table):
+
+- ``BatchNormalization`` directly after a Conv2D or Dense whose activation is still linear (a
+  batch norm after a batch norm too): folded into its kernel and bias, per output channel
+  ``w' = w * gamma / sqrt(var + eps)``, ``b' = (b - mean) * gamma / sqrt(var + eps) + beta``
+  (gamma 1 without ``scale``, beta 0 without ``center``). After a ReLU, or after anything else,
+  it is refused: the ReLU (or the layer) stands between, so the scale and shift do not fold
+  into the weights before it.
+- ``Activation("relu")`` / plain ``ReLU()`` directly after a Conv2D or Dense (or its batch
+  norm): that layer's ReLU activation (after a layer already ReLU'd: dropped, ReLU is
+  idempotent). ``Activation("linear")``: dropped. ``Softmax()`` / ``Activation("softmax")``
+  directly after the last Dense: the readout's softmax. A clipped ``ReLU(max_value=...)``, a
+  leaky or shifted ReLU and other activations are refused with the reason.
+- ``GlobalAveragePooling2D``: ``AveragePooling2D`` over the whole map (pool = stride = map size,
+  valid padding), then ``Flatten`` unless ``keepdims``; the same mean, summed in another order.
+- ``ZeroPadding2D`` directly before a Conv2D with valid padding: merged into the conv as
+  ``padding="same"`` only where the zeros are exactly what 'same' would add (TF's rule, smaller
+  half first); else refused.
+- ``MaxPooling2D``: refused (no spiking max-pool rule yet): use ``AveragePooling2D``.
+
+Every other layer is kept as it is: `network.describe` stays the semantic check and refuses what
+the engine cannot run. A model with nothing to rewrite is returned unchanged (the very object).
+Refusals name the layer by its index in the user's ``model.layers`` and its name, in one line.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline import UserError, network
+
+DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """The rewritten model, what was done to which layer (``changes``: one dict per user layer that
+    was folded, merged, dropped or replaced, for the model's record) and ``indices``: the user's
+    index of every layer of the new model by name, so that refusals name the user's layer."""
+    model: object
+    changes: tuple
+    indices: dict
+
+
+@dataclass
+class _Spec:
+    """One layer of the chain being built: its class, config and weights (None: the user's own)."""
+    cls: type
+    config: dict
+    index: int
+    weights: list | None = None
+    weighted: bool = False
+
+    @property
+    def activation(self):
+        return self.config.get("activation", "linear") if self.weighted else None
+
+
+def canonicalise(model):
+    """The model as a chain of the layers `network.describe` maps, and what changed (`Canonical`)."""
+    import tensorflow as tf
+    keras = tf.keras.layers
+    layers = [layer for layer in model.layers if type(layer) is not keras.InputLayer]
+    position = {id(layer): k for k, layer in enumerate(model.layers)}
+    names = {layer.name for layer in model.layers}
+    previous = None
+    for layer in layers:      # a graph is not rewritten: its first non-chain layer is refused, by the user's index
+        network.check_chain(model, layer, previous, _where(layer, position))
+        previous = layer
+    specs, changes, pad = [], [], None
+    for k, layer in enumerate(layers):
+        index, where, kind = position[id(layer)], _where(layer, position), type(layer)
+        last = specs[-1] if specs else None
+        if pad is not None and kind is not keras.Conv2D:
+            raise UserError(f"{_where(pad, position)}: zero padding maps only directly before a Conv2D "
+                            f"(it becomes the conv's 'same' padding); here {layer.name!r} follows it")
+        later_weighted = any(type(other) in (keras.Conv2D, keras.Dense) for other in layers[k + 1:])
+
+        def change(rule, layer=layer, index=index):
+            changes.append({"layer": index, "name": layer.name, "class": type(layer).__name__, "rule": rule})
+
+        if kind is keras.BatchNormalization:
+            _fold_batch_norm(layer, last, where)
+            change(f"folded into the kernel and bias of {last.config['name']!r}: w' = w * gamma / sqrt(var + eps), "
+                   "b' = (b - mean) * gamma / sqrt(var + eps) + beta, per output channel")
+        elif kind in (keras.Activation, keras.ReLU, keras.Softmax):
+            rule = _merge_activation(layer, _activation_of(layer, where), last, later_weighted, where)
+            change(rule)
+        elif kind in (keras.LeakyReLU, keras.PReLU, keras.ELU, keras.ThresholdedReLU):
+            raise UserError(f"{where}: {kind.__name__} passes negative (or shifted) values, which an "
+                            "integrate-and-fire neuron (it fires positive spikes only) cannot carry; use ReLU()")
+        elif kind in (keras.MaxPooling2D, keras.MaxPooling1D, keras.GlobalMaxPooling2D, keras.GlobalMaxPooling1D):
+            raise UserError(f"{where}: max pooling has no spiking rule in this pipeline yet (a later step); "
+                            "replace it by AveragePooling2D and retrain")
+        elif kind is keras.GlobalAveragePooling2D:
+            specs += _global_pool(layer, index, where, names)
+            change(f"became AveragePooling2D over the whole {layer.input_shape[1]}x{layer.input_shape[2]} map "
+                   f"(pool = stride = map size, valid){'' if layer.keepdims else ' + Flatten'}: the same mean")
+        elif kind is keras.ZeroPadding2D:
+            pad = layer
+        else:
+            weighted = kind in (keras.Conv2D, keras.Dense)
+            spec = _Spec(kind, layer.get_config(), index, layer.get_weights() if weighted else None, weighted)
+            if pad is not None:
+                _merge_padding(pad, layer, spec, _where(pad, position))
+                change(f"merged into {layer.name!r} as padding='same' (the very zeros 'same' adds)", pad,
+                       position[id(pad)])
+                pad = None
+            specs.append(spec)
+    if pad is not None:
+        raise UserError(f"{_where(pad, position)}: zero padding maps only directly before a Conv2D (it becomes "
+                        "the conv's 'same' padding); it ends the model")
+    if not changes:
+        return Canonical(model, (), {layer.name: k for k, layer in enumerate(model.layers)})
+    return Canonical(_build(model, layers, specs), tuple(changes), {s.config["name"]: s.index for s in specs})
+
+
+def _where(layer, position):
+    return f"layer {position[id(layer)]} {layer.name!r} ({type(layer).__name__})"
+
+
+def _activation_of(layer, where):
+    """The activation an Activation / ReLU / Softmax layer applies, by name; a ReLU that clips, leaks
+    or is shifted, and a softmax over another axis, refused with the reason."""
+    import tensorflow as tf
+    keras = tf.keras.layers
+    if type(layer) is keras.ReLU:
+        if layer.max_value is not None:
+            raise UserError(f"{where}: ReLU(max_value={float(layer.max_value):g}) clips its output; a clipped ReLU is "
+                            "what QCFS trains (keras_models.qcfs: a learned clip, quantised), and mapping it as a "
+                            "plain ReLU would change the ANN, so it is not mapped yet: use ReLU()")
+        if float(layer.negative_slope) != 0.0 or float(layer.threshold) != 0.0:
+            raise UserError(f"{where}: a ReLU with negative_slope or threshold passes negative or shifted values, "
+                            "which an integrate-and-fire neuron (positive spikes only) cannot carry; use ReLU()")
+        return "relu"
+    if type(layer) is keras.Softmax:
+        axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+        if axis not in (-1, len(layer.input_shape) - 1):
+            raise UserError(f"{where}: a softmax over axis {axis} is not a readout (over the classes, axis -1)")
+        return "softmax"
+    activation = getattr(layer.activation, "__name__", str(layer.activation))
+    if activation not in ("relu", "linear", "softmax"):
+        raise UserError(f"{where}: activation {activation!r} has no spiking equivalent (an integrate-and-fire "
+                        "neuron's rate follows a ReLU); use relu, or softmax for the readout")
+    return activation
+
+
+def _merge_activation(layer, activation, last, later_weighted, where):
+    """Merge an activation layer into the weighted spec before it; return the rule it followed."""
+    import tensorflow as tf
+    if activation == "linear":
+        return DROPPED + ": the identity"
+    target = None if last is None or not last.weighted else last
+    if activation == "softmax":
+        if target is None or target.cls is not tf.keras.layers.Dense or later_weighted or target.activation != "linear":
+            raise UserError(f"{where}: a softmax maps only as the readout, directly after the last Dense layer "
+                            "(with a linear activation)")
+        target.config["activation"] = "softmax"
+        return f"the softmax of the readout {target.config['name']!r}"
+    if target is None:
+        raise UserError(f"{where}: a ReLU layer maps only directly after a Conv2D or Dense layer (or its batch "
+                        "norm), where it becomes that layer's activation")
+    if target.activation == "relu":
+        return f"{DROPPED}: {target.config['name']!r} already applies ReLU (ReLU(ReLU(x)) = ReLU(x))"
+    if target.activation != "linear":
+        raise UserError(f"{where}: follows {target.config['name']!r}, whose activation is "
+                        f"{target.activation!r}; a ReLU layer maps only after a linear one")
+    target.config["activation"] = "relu"
+    return f"the activation of {target.config['name']!r} (relu)"
+
+
+def _fold_batch_norm(layer, last, where):
+    """Fold the batch norm's inference transform into the kernel and bias of the weighted spec before it."""
+    if last is None or not last.weighted:
+        raise UserError(f"{where}: batch norm folds only into a Conv2D or Dense layer directly before it; "
+                        "here nothing weighted does (nothing to fold its scale and shift into)")
+    if last.activation != "linear":
+        raise UserError(f"{where}: follows {last.config['name']!r} after its {last.activation} activation: the "
+                        f"{last.activation} stands between, so the batch norm's scale and shift do not fold into "
+                        "the weights before it (put the batch norm before the activation)")
+    axes = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis)
+    rank = len(layer.input_shape)
+    if [a % rank for a in axes] != [rank - 1] or last.config.get("data_format", "channels_last") != "channels_last":
+        raise UserError(f"{where}: batch norm over axis {layer.axis} of a {rank - 1}-d map folds only over the "
+                        "channels (the last axis, channels_last)")
+    if getattr(layer, "renorm", False) or getattr(layer, "virtual_batch_size", None):
+        raise UserError(f"{where}: batch renormalisation / virtual batches are not folded")
+    mean, variance = (np.asarray(v.numpy(), np.float64) for v in (layer.moving_mean, layer.moving_variance))
+    gamma = np.asarray(layer.gamma.numpy(), np.float64) if layer.scale else 1.0
+    beta = np.asarray(layer.beta.numpy(), np.float64) if layer.center else 0.0
+    factor = gamma / np.sqrt(variance + float(layer.epsilon))
+    kernel, bias = last.weights[0], (last.weights[1] if last.config["use_bias"] else 0.0)
+    last.weights = [(np.asarray(kernel, np.float64) * factor).astype(np.float32),
+                    ((np.asarray(bias, np.float64) - mean) * factor + beta).astype(np.float32)]
+    last.config["use_bias"] = True
+
+
+def _global_pool(layer, index, where, names):
+    """AveragePooling2D over the whole map (+ Flatten) for a GlobalAveragePooling2D."""
+    import tensorflow as tf
+    keras = tf.keras.layers
+    if layer.data_format != "channels_last":
+        raise UserError(f"{where}: only channels_last pooling is supported")
+    size = tuple(int(d) for d in layer.input_shape[1:3])
+    pool = _Spec(keras.AveragePooling2D, {"name": layer.name, "pool_size": size, "strides": size,
+                                          "padding": "valid", "data_format": "channels_last"}, index, [])
+    if layer.keepdims:
+        return [pool]
+    name = f"{layer.name}_flatten"
+    while name in names:
+        name += "_"
+    names.add(name)
+    return [pool, _Spec(keras.Flatten, {"name": name, "data_format": "channels_last"}, index, [])]
+
+
+def _merge_padding(pad, conv, spec, where):
+    """Make ``spec`` (the conv after ``pad``) a 'same' conv on the unpadded map, if that is what they compute."""
+    import tensorflow as tf
+    if type(conv) is not tf.keras.layers.Conv2D or conv.padding != "valid" or pad.data_format != "channels_last":
+        raise UserError(f"{where}: zero padding maps only before a channels_last Conv2D with valid padding "
+                        f"(it becomes the conv's 'same' padding); {conv.name!r} is not one")
+    size = pad.input_shape[1:3]
+    same = tuple(network.same_padding(int(size[a]), conv.kernel_size[a], conv.strides[a], conv.dilation_rate[a])[1:]
+                 for a in (0, 1))
+    given = tuple(tuple(int(p) for p in axis) for axis in pad.padding)
+    if given != same:
+        raise UserError(f"{where}: pads {given} (top, bottom), (left, right), but the 'same' padding of "
+                        f"{conv.name!r} would be {same}; only padding equal to 'same' maps (the engine's convolutions are "
+                        "'same' or 'valid')")
+    spec.config["padding"] = "same"
+
+
+def _build(model, layers, specs):
+    """A functional model of ``specs`` on the user's input, weights set (the user's where not rewritten)."""
+    import tensorflow as tf
+    inputs = tf.keras.Input(tuple(model.input_shape[1:]), name=model.layers[0].name
+                            if type(model.layers[0]) is tf.keras.layers.InputLayer else None)
+    own = {layer.name: layer for layer in layers}
+    x, built = inputs, []
+    for spec in specs:
+        layer = spec.cls.from_config(spec.config)
+        x = layer(x)
+        weights = spec.weights if spec.weights is not None else own[spec.config["name"]].get_weights()
+        built.append((layer, weights))
+    for layer, weights in built:
+        layer.set_weights(weights)
+    return tf.keras.Model(inputs, x, name=model.name)

@@ -1,0 +1,166 @@
+"""A user's tutorial-style Keras chain becomes the chain the pipeline runs (`pipeline.canonical`), computing
+the same function; what does not map is refused in one line naming the user's layer."""
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
+
+from pipeline import UserError, canonical, network
+
+RUNNABLE = ("InputLayer", "Conv2D", "Dense", "AveragePooling2D", "Flatten", "Dropout")
+
+
+def layers():
+    import tensorflow as tf
+    return tf.keras.layers
+
+
+def chain(input_shape, *stack):
+    """A Sequential model of ``stack``, its batch norms given non-trivial statistics and affine
+    parameters (set, not trained: gamma and var in [0.5, 2], beta and mean ~ N(0, 1))."""
+    import tensorflow as tf
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([layers().Input(input_shape), *stack])
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if isinstance(layer, layers().BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 2.0, w.shape) if ("gamma" in v.name or "variance" in v.name)
+                               else rng.normal(0.0, 1.0, w.shape) for v, w in zip(layer.weights, layer.get_weights())])
+    return model
+
+
+def same_function(model, other, seed=0):
+    """Both models' outputs on random inputs, equal to float32 rounding."""
+    x = np.random.default_rng(seed).normal(0.0, 1.0, (32, *model.input_shape[1:])).astype(np.float32)
+    np.testing.assert_allclose(other.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def conv_bn(**bn):
+    L = layers()
+    return (L.Conv2D(4, 3, padding="same"), L.BatchNormalization(**bn), L.Activation("relu"))
+
+
+MAPPED = {   # name: (input shape, layers, the user's layers rewritten)
+    "batch norm after a biased conv, then a ReLU layer": (
+        (8, 8, 1), lambda L: [*conv_bn(), L.Flatten(), L.Dense(3)], ["BatchNormalization", "Activation"]),
+    "batch norm without center after an unbiased conv": (
+        (8, 8, 1), lambda L: [L.Conv2D(4, 3, use_bias=False), L.BatchNormalization(center=False), L.ReLU(),
+                              L.Flatten(), L.Dense(3)], ["BatchNormalization", "ReLU"]),
+    "batch norm without scale after a dense layer, two in a row": (
+        (6,), lambda L: [L.Dense(5), L.BatchNormalization(scale=False), L.BatchNormalization(), L.ReLU(),
+                         L.Dropout(0.5), L.Dense(3)], ["BatchNormalization", "BatchNormalization", "ReLU"]),
+    "a linear activation dropped, a ReLU after a ReLU dropped, a softmax readout": (
+        (6,), lambda L: [L.Activation("linear"), L.Dense(5, activation="relu"), L.ReLU(), L.Dense(3),
+                         L.Activation("softmax")], ["Activation", "ReLU", "Activation"]),
+    "global average pooling over the whole map, then a Softmax layer": (
+        (6, 5, 2), lambda L: [*conv_bn(), L.GlobalAveragePooling2D(), L.Dense(3), L.Softmax()],
+        ["BatchNormalization", "Activation", "GlobalAveragePooling2D", "Softmax"]),
+    "global average pooling keeping its dims": (
+        (6, 6, 1), lambda L: [*conv_bn(), L.GlobalAveragePooling2D(keepdims=True), L.Flatten(), L.Dense(3)],
+        ["BatchNormalization", "Activation", "GlobalAveragePooling2D"]),
+    "zero padding equal to an odd kernel's 'same'": (
+        (7, 7, 1), lambda L: [L.ZeroPadding2D(1), L.Conv2D(3, 3, activation="relu"), L.Flatten(), L.Dense(3)],
+        ["ZeroPadding2D"]),
+    "zero padding equal to an even kernel's strided 'same' (smaller half first)": (
+        (7, 7, 1), lambda L: [L.ZeroPadding2D(((0, 1), (1, 2))), L.Conv2D(3, (2, 4), strides=2, activation="relu"),
+                              L.Flatten(), L.Dense(3)], ["ZeroPadding2D"]),
+}
+
+
+@pytest.mark.parametrize("case", MAPPED)
+def test_each_mapping_computes_the_same_function_in_layers_the_engine_runs(case):
+    input_shape, build, rewritten = MAPPED[case]
+    model = chain(input_shape, *build(layers()))
+    form = canonical.canonicalise(model)
+    same_function(model, form.model)
+    assert {type(layer).__name__ for layer in form.model.layers} <= set(RUNNABLE)
+    assert [c["class"] for c in form.changes] == rewritten
+    assert all(model.layers[c["layer"]].name == c["name"] and c["rule"] for c in form.changes)
+    network.describe(form.model, indices=form.indices)
+
+
+def test_a_model_with_nothing_to_rewrite_comes_back_as_it_is():
+    L = layers()
+    model = chain((8, 8, 1), L.Conv2D(4, 3, activation="relu"), L.AveragePooling2D(2), L.Flatten(), L.Dense(3))
+    form = canonical.canonicalise(model)
+    assert form.model is model and form.changes == ()
+
+
+REFUSED = {   # name: (layers, index and name of the refused layer, words of the reason)
+    "batch norm after a ReLU activation": (
+        lambda L: [L.Conv2D(4, 3, activation="relu", name="c"), L.BatchNormalization(name="bn")],
+        "layer 1 'bn'", "relu stands between"),
+    "batch norm after a ReLU layer": (
+        lambda L: [L.Conv2D(4, 3, name="c"), L.ReLU(name="r"), L.BatchNormalization(name="bn")],
+        "layer 2 'bn'", "relu stands between"),
+    "batch norm after a pool": (
+        lambda L: [L.Conv2D(4, 3, name="c"), L.AveragePooling2D(name="p"), L.BatchNormalization(name="bn")],
+        "layer 2 'bn'", "nothing weighted"),
+    "a clipped ReLU": (
+        lambda L: [L.Conv2D(4, 3, name="c"), L.ReLU(max_value=6, name="relu6")], "layer 1 'relu6'", "QCFS"),
+    "a leaky ReLU": (lambda L: [L.Conv2D(4, 3, name="c"), L.LeakyReLU(name="leaky")], "layer 1 'leaky'", "negative"),
+    "max pooling": (lambda L: [L.Conv2D(4, 3, name="c"), L.MaxPooling2D(name="mp")], "layer 1 'mp'",
+                    "replace it by AveragePooling2D"),
+    "a tanh activation": (lambda L: [L.Conv2D(4, 3, name="c"), L.Activation("tanh", name="t")], "layer 1 't'",
+                          "no spiking equivalent"),
+    "a softmax after a hidden layer": (
+        lambda L: [L.Flatten(name="f"), L.Dense(4, name="d"), L.Softmax(name="s"), L.Dense(3, name="out")],
+        "layer 2 's'", "last Dense"),
+    "zero padding other than 'same'": (
+        lambda L: [L.ZeroPadding2D(2, name="zp"), L.Conv2D(4, 3, name="c")], "layer 0 'zp'", "'same' padding"),
+    "zero padding before a pool": (
+        lambda L: [L.ZeroPadding2D(1, name="zp"), L.AveragePooling2D(name="p")], "layer 0 'zp'", "before a Conv2D"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_what_does_not_map_is_refused_in_one_line_naming_the_layer(case):
+    build, where, reason = REFUSED[case]
+    with pytest.raises(UserError) as refused:
+        canonical.canonicalise(chain((8, 8, 1), *build(layers())))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(where) and reason in message, message
+
+
+def test_a_layer_the_engine_cannot_run_is_named_by_the_users_index_after_folding():
+    L = layers()
+    model = chain((8, 8, 1), *conv_bn(), L.UpSampling2D(name="up"), L.Flatten(), L.Dense(3))
+    form = canonical.canonicalise(model)
+    with pytest.raises(UserError, match=r"^layer 3 'up' \(UpSampling2D\) cannot be mapped"):
+        network.describe(form.model, indices=form.indices)
+
+
+def tutorial_cnn(path):
+    """Written as the Keras tutorials write a CNN (max pooling aside): BN and ReLU layers, global pooling, Softmax."""
+    L = layers()
+    model = chain((8, 12, 1), L.Conv2D(4, 3, padding="same"), L.BatchNormalization(), L.Activation("relu"),
+                  L.AveragePooling2D(2), L.Conv2D(6, 3, padding="same", use_bias=False), L.BatchNormalization(),
+                  L.ReLU(), L.GlobalAveragePooling2D(), L.Dense(3), L.Softmax())
+    model.save(path, save_format="h5")
+    return model
+
+
+def test_a_tutorial_cnn_is_brought_described_and_run_spike_for_spike_on_both_engine_paths(sandbox, tiny_npz):
+    from pipeline import conversion, data, engine
+    from pipeline.training import ann
+    model = tutorial_cnn(sandbox / "tutorial.h5")
+    dataset = data.load_dataset(str(tiny_npz))
+    brought = ann.bring(sandbox / "tutorial.h5", dataset)
+    assert [c["class"] for c in brought.info["canonical"]] == [
+        "BatchNormalization", "Activation", "BatchNormalization", "ReLU", "GlobalAveragePooling2D", "Softmax"]
+    copy = engine.load_keras(brought.path)
+    same_function(model, copy)
+    graph = network.describe(copy)
+    assert [type(n).__name__ for n in graph.nodes] == ["Conv2d", "AvgPool2d", "Conv2d", "AvgPool2d", "Flatten",
+                                                        "Affine"]
+    assert graph.nodes[3].kernel_size == (4, 6)                       # the whole 4x6 map
+    x = dataset.x_test[:12]
+    settings = engine.SnnSettings.ini_compatible(20, batch_size=12)     # spiking pools: the map-sized pool scans too
+    net = conversion.from_model(copy, settings, engine.calibrate_thresholds(conversion.from_model(copy, settings), x))
+    step = net.simulate(x, dataset.y_test[:12], record=range(12))
+    fast = net.simulate(x, dataset.y_test[:12], record=range(12), fast=True, sparse=False)
+    assert step.spikes_per_timestep[:, 1:].sum() > 0
+    np.testing.assert_array_equal(fast.spikes_per_timestep, step.spikes_per_timestep)
+    np.testing.assert_array_equal(fast.outputs, step.outputs)
+    for name in step.layer_names[1:]:
+        np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)

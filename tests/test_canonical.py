@@ -164,3 +164,22 @@ def test_a_tutorial_cnn_is_brought_described_and_run_spike_for_spike_on_both_eng
     np.testing.assert_array_equal(fast.outputs, step.outputs)
     for name in step.layer_names[1:]:
         np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
+
+
+def test_snn_toolbox_runs_the_canonical_tutorial_cnn_as_the_engines_ini_mode_does(tmp_path):
+    """SIM=INI on the canonical copy: SNN Toolbox parses the plain chain and spikes as the engine in INI mode."""
+    from conftest import tiny_arrays, toolbox_run
+    from pipeline import engine
+    x_train, _, x_test, y_test = tiny_arrays()
+    x_train, x_test, y_test = x_train[:50, ..., None], x_test[:20, ..., None], y_test[:20]
+    model = canonical.canonicalise(tutorial_cnn(tmp_path / "tutorial.h5")).model
+    _, run = toolbox_run(tmp_path, model, x_test, y_test, x_train, timesteps=20, poisson=False, batch_size=10)
+    exact = engine.SpikingNetwork(engine.toolbox_normalised_model(model, run.scale_factors),
+                                  settings=engine.SnnSettings.ini_compatible(20, batch_size=10))
+    result = exact.simulate(x_test, y_test, record=range(len(x_test)))
+    assert result.spikes_per_timestep[:, 1:].sum() > 0
+    np.testing.assert_array_equal(np.transpose(result.outputs, (0, 2, 1)), run.output_counts)
+    assert len(run.spike_counts) == len(result.layer_names) - 1
+    for toolbox_name, name in zip(run.spike_counts, result.layer_names[1:]):
+        np.testing.assert_array_equal(result.recorded[name].reshape(len(x_test), -1), run.spike_counts[toolbox_name],
+                                      err_msg=f"{toolbox_name} vs {name}")

@@ -133,9 +133,11 @@ def test_a_layer_the_engine_cannot_run_is_named_by_the_users_index_after_folding
 def tutorial_cnn(path):
     """Written as the Keras tutorials write a CNN (max pooling aside): BN and ReLU layers, global pooling, Softmax."""
     L = layers()
-    model = chain((8, 12, 1), L.Conv2D(4, 3, padding="same"), L.BatchNormalization(), L.Activation("relu"),
-                  L.AveragePooling2D(2), L.Conv2D(6, 3, padding="same", use_bias=False), L.BatchNormalization(),
-                  L.ReLU(), L.GlobalAveragePooling2D(), L.Dense(3), L.Softmax())
+    model = chain((8, 12, 1), L.Conv2D(4, 3, padding="same", name="conv1"), L.BatchNormalization(name="bn1"),
+                  L.Activation("relu", name="relu1"), L.AveragePooling2D(2, name="pool1"),
+                  L.Conv2D(6, 3, padding="same", use_bias=False, name="conv2"), L.BatchNormalization(name="bn2"),
+                  L.ReLU(name="relu2"), L.GlobalAveragePooling2D(name="gap"), L.Dense(3, name="out"),
+                  L.Softmax(name="softmax"))
     model.save(path, save_format="h5")
     return model
 
@@ -183,3 +185,21 @@ def test_snn_toolbox_runs_the_canonical_tutorial_cnn_as_the_engines_ini_mode_doe
     for toolbox_name, name in zip(run.spike_counts, result.layer_names[1:]):
         np.testing.assert_array_equal(result.recorded[name].reshape(len(x_test), -1), run.spike_counts[toolbox_name],
                                       err_msg=f"{toolbox_name} vs {name}")
+
+
+def test_the_canonical_tutorial_cnn_goes_to_nir_and_back_spike_for_spike_and_its_global_pool_costs_its_adds(tmp_path):
+    from conftest import tiny_arrays
+    from pipeline import conversion, engine, nirgraph
+    from pipeline.energy import operations
+    model = canonical.canonicalise(tutorial_cnn(tmp_path / "tutorial.h5")).model
+    settings = engine.SnnSettings.ini_compatible(15, batch_size=10)
+    net = conversion.from_model(model, settings, {"conv1": 0.5, "conv2": 0.3, "out": 0.2})
+    pool = net.describe().nodes[3]
+    assert operations.ann_adds(pool) == 4 * 6 * 6          # every input of the 4x6x6 map added once
+    nirgraph.write(tmp_path / "net.nir", net.describe())
+    back, _ = conversion.from_nir(tmp_path / "net.nir", 15, 0, 10)
+    x = tiny_arrays()[2][:10, ..., None]
+    ours, theirs = net.simulate(x, record=range(10)), back.simulate(x, record=range(10))
+    assert ours.spikes_per_timestep[:, 1:].sum() > 0
+    np.testing.assert_array_equal(theirs.spikes_per_timestep, ours.spikes_per_timestep)
+    np.testing.assert_array_equal(theirs.outputs, ours.outputs)

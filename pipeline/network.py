@@ -179,6 +179,13 @@ class Flatten(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Reshape(Node):
+    """Keras Reshape: the same values in channels-last order, in another per-sample shape (e.g. a
+    1-D map (L, C) as the 2-D map (1, L, C) that `pipeline.canonical` makes of a Conv1D model)."""
+    kind: ClassVar[str] = "reshape"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Dropout(Node):
     """The identity at inference; in STDB a mask drawn once per sample and kept for all steps."""
     kind: ClassVar[str] = "dropout"
@@ -230,7 +237,7 @@ class Network:
 
     @property
     def compute_nodes(self):
-        """The nodes that cost operations (conv, dense, pool); flatten and dropout cost nothing."""
+        """The nodes that cost operations (conv, dense, pool); flatten, reshape and dropout cost nothing."""
         return tuple(n for n in self.nodes if isinstance(n, COMPUTE))
 
     def thresholds(self):
@@ -271,7 +278,7 @@ def describe(model, thresholds=None, neurons=Neurons(), leaks=None, indices=None
     layer that feeds a QCFS activation, see `qcfs_thresholds`); ``leaks``: per hidden weighted
     layer (default ``neurons.leak``). A layer the engine cannot run is refused by its index (in
     ``model.layers``) and name: supported are Conv2D and Dense with ReLU (or linear and followed by
-    QCFS), AveragePooling2D, Flatten, Dropout, and a softmax/linear/ReLU readout. ``indices``: the
+    QCFS), AveragePooling2D, Flatten, Reshape, Dropout, and a softmax/linear/ReLU readout. ``indices``: the
     index to name each layer by (``{name: index}``) where the model was rewritten from the user's
     (`pipeline.canonical`), so a refusal names the user's layer.
     """
@@ -363,6 +370,8 @@ def _node(layer, qcfs_layer, is_readout, neurons, threshold, leak):
                          padding=layer.padding, neuron=neuron)
     if type(layer) is keras.Flatten:
         return Flatten(**shapes)
+    if type(layer) is keras.Reshape:
+        return Reshape(**shapes)
     return Dropout(**shapes, rate=float(layer.rate))
 
 
@@ -399,7 +408,7 @@ def _check_layer(layer, where, is_readout, qcfs=False):
         if layer.data_format != "channels_last":
             raise UserError(f"{where}: only channels_last pooling is supported")
         return
-    if type(layer) in (keras.Flatten, keras.Dropout):
+    if type(layer) in (keras.Flatten, keras.Reshape, keras.Dropout):
         return
     raise UserError(f"{where} cannot be mapped to a spiking layer (supported: Conv2D and Dense with ReLU "
-                    "or followed by QCFS, AveragePooling2D, Flatten, Dropout, a softmax/linear readout)")
+                    "or followed by QCFS, AveragePooling2D, Flatten, Reshape, Dropout, a softmax/linear readout)")

@@ -138,15 +138,20 @@ def count_operations(layers, neuron_totals, input_totals, num_samples, pooling):
         elif source is None:
             raise UserError(f"no spike counts for {source_name!r}, which feeds {g.name!r}")
         elif pending is not None:
-            acs = float(np.sum(source * merged_fan_out(pending, g))) / num_samples
+            acs = float(np.sum(_shaped(source, pending) * merged_fan_out(pending, g))) / num_samples
             how = f"{source_name} spikes x merged fan-out of {pending.name}+{g.name}"
         else:
-            acs = float(np.sum(source * fan_out(g))) / num_samples
+            acs = float(np.sum(_shaped(source, g) * fan_out(g))) / num_samples
             how = f"{source_name} spikes x fan-out into {g.name}"
         counts.append(LayerCount(g.name, g.neurons, ann_macs(g), ann_adds(g), spikes, acs, macs,
                                  source_name if source is not None else None, how))
         source, source_name, pending = emitted, g.name, None
     return counts
+
+def _shaped(totals, node):
+    """Per-position totals in the node's input shape: a flatten or reshape between moves no spike."""
+    return np.reshape(np.asarray(totals), tuple(node.input_shape))
+
 
 def cumulative_energy(counts, cost, spikes_per_timestep, column_names, input_acs_per_step=None):
     """SNN energy per inference spent up to each timestep (joules), shape (T,).
@@ -182,7 +187,7 @@ def coding_floor(coding, first, input_totals, num_samples, cost, ann_energy_j):
     """
     if coding == "analog" or input_totals is None:
         return ann_macs(first) * cost.e_mac_pj * PJ / ann_energy_j, "first-layer MACs x E_MAC / ANN energy"
-    acs = float(np.sum(np.asarray(input_totals, np.float64) * fan_out(first))) / num_samples
+    acs = float(np.sum(_shaped(np.asarray(input_totals, np.float64), first) * fan_out(first))) / num_samples
     return acs * cost.e_ac_pj * PJ / ann_energy_j, "input events x their fan-out into the first layer x E_AC / ANN energy"
 
 

@@ -37,8 +37,8 @@ from pipeline.engine.neurons import NEVER_FIRED, IFParams, IFState, _scale, heav
 from pipeline.network import CONSTANT_CODINGS, POOL_THRESHOLD, Neurons
 
 FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
-WEIGHTED, POOL, FLATTEN, DROPOUT = (network.Weighted.kind, network.AvgPool2d.kind, network.Flatten.kind,
-                                    network.Dropout.kind)
+WEIGHTED, POOL, FLATTEN, RESHAPE, DROPOUT = (network.Weighted.kind, network.AvgPool2d.kind, network.Flatten.kind,
+                                             network.Reshape.kind, network.Dropout.kind)
 
 
 @dataclass(frozen=True)
@@ -509,10 +509,12 @@ class SpikingNetwork:
         return value if "leak" in learn else tf.stop_gradient(value)
 
     def _apply_passive(self, stages, h, masks):
-        """Stages without neurons: flatten, dropout, and linear pooling."""
+        """Stages without neurons: flatten, reshape, dropout, and linear pooling."""
         for stage in stages:
             if stage.kind == FLATTEN:
                 h = tf.reshape(h, [tf.shape(h)[0], -1])
+            elif stage.kind == RESHAPE:
+                h = tf.reshape(h, [tf.shape(h)[0], *stage.output_shape])
             elif stage.kind == DROPOUT:
                 mask = masks.get(stage.name)
                 h = h if mask is None else _scale(h, mask)

@@ -23,7 +23,14 @@ maps (docs/layers.md has the table):
 - ``ZeroPadding2D`` directly before a Conv2D with valid padding: merged into the conv as
   ``padding="same"`` only where the zeros are exactly what 'same' would add (TF's rule, smaller
   half first); else refused.
-- ``MaxPooling2D``: refused (no spiking max-pool rule yet): use ``AveragePooling2D``.
+- ``Conv1D`` / ``AveragePooling1D`` / ``GlobalAveragePooling1D`` / ``ZeroPadding1D`` on (length,
+  channels) maps: a ``Reshape`` to (1, length, channels) before the first of them, then each as its
+  2-D twin on that map of height 1 (windows, strides, dilations (1, k); a kernel (k, C_in, C_out)
+  as (1, k, C_in, C_out)), the same sums; the 1-D stack ends at a Flatten or global pooling. A
+  causal convolution (left padding only), and a layer that needs the 1-D map (an LSTM after a
+  Conv1D), are refused.
+- ``MaxPooling1D/2D``, ``GlobalMaxPooling1D/2D``: refused (no spiking max-pool rule yet): use
+  average pooling.
 
 Every other layer is kept as it is: `network.describe` stays the semantic check and refuses what
 the engine cannot run. A model with nothing to rewrite is returned unchanged (the very object).
@@ -73,18 +80,32 @@ def canonicalise(model):
     for layer in layers:      # a graph is not rewritten: its first non-chain layer is refused, by the user's index
         network.check_chain(model, layer, previous, _where(layer, position))
         previous = layer
-    specs, changes, pad = [], [], None
+    one_d = (keras.Conv1D, keras.AveragePooling1D, keras.GlobalAveragePooling1D, keras.ZeroPadding1D)
+    leaky = (keras.LeakyReLU, keras.PReLU, keras.ELU, keras.ThresholdedReLU)
+    max_pools = (keras.MaxPooling2D, keras.MaxPooling1D, keras.GlobalMaxPooling2D, keras.GlobalMaxPooling1D)
+    in_1d = (keras.BatchNormalization, keras.Activation, keras.ReLU, keras.Softmax, keras.Dropout,
+             keras.Flatten) + one_d + leaky + max_pools   # (the last two refused below, each with its reason)
+    specs, changes, pad, as_2d = [], [], None, False   # as_2d: inside a 1-D stack, run as a map of height 1
     for k, layer in enumerate(layers):
         index, where, kind = position[id(layer)], _where(layer, position), type(layer)
         last = specs[-1] if specs else None
-        if pad is not None and kind is not keras.Conv2D:
-            raise UserError(f"{_where(pad, position)}: zero padding maps only directly before a Conv2D "
+        if pad is not None and kind not in (keras.Conv2D, keras.Conv1D):
+            raise UserError(f"{_where(pad, position)}: zero padding maps only directly before a convolution "
                             f"(it becomes the conv's 'same' padding); here {layer.name!r} follows it")
-        later_weighted = any(type(other) in (keras.Conv2D, keras.Dense) for other in layers[k + 1:])
+        later_weighted = any(type(other) in (keras.Conv2D, keras.Conv1D, keras.Dense) for other in layers[k + 1:])
 
         def change(rule, layer=layer, index=index):
             changes.append({"layer": index, "name": layer.name, "class": type(layer).__name__, "rule": rule})
 
+        if as_2d and kind not in in_1d:
+            raise UserError(f"{where}: after 1-D layers (run as a 2-D map of height 1) only Conv1D, "
+                            "AveragePooling1D, ZeroPadding1D, batch norm, ReLU, Dropout, Flatten and "
+                            "GlobalAveragePooling1D map")
+        if kind in one_d and not as_2d:
+            specs.append(_to_2d(layer, index, names))
+            change(f"a Reshape {specs[-1].config['name']!r} inserted before it, {tuple(layer.input_shape[1:])} -> "
+                   f"{specs[-1].config['target_shape']}: the 1-D stack runs as a 2-D map of height 1")
+            as_2d, last = True, specs[-1]
         if kind is keras.BatchNormalization:
             _fold_batch_norm(layer, last, where)
             change(f"folded into the kernel and bias of {last.config['name']!r}: w' = w * gamma / sqrt(var + eps), "
@@ -92,29 +113,36 @@ def canonicalise(model):
         elif kind in (keras.Activation, keras.ReLU, keras.Softmax):
             rule = _merge_activation(layer, _activation_of(layer, where), last, later_weighted, where)
             change(rule)
-        elif kind in (keras.LeakyReLU, keras.PReLU, keras.ELU, keras.ThresholdedReLU):
+        elif kind in leaky:
             raise UserError(f"{where}: {kind.__name__} passes negative (or shifted) values, which an "
                             "integrate-and-fire neuron (it fires positive spikes only) cannot carry; use ReLU()")
-        elif kind in (keras.MaxPooling2D, keras.MaxPooling1D, keras.GlobalMaxPooling2D, keras.GlobalMaxPooling1D):
+        elif kind in max_pools:
             raise UserError(f"{where}: max pooling has no spiking rule in this pipeline yet (a later step); "
-                            "replace it by AveragePooling2D and retrain")
-        elif kind is keras.GlobalAveragePooling2D:
+                            "replace it by average pooling and retrain")
+        elif kind in (keras.GlobalAveragePooling2D, keras.GlobalAveragePooling1D):
             specs += _global_pool(layer, index, where, names)
-            change(f"became AveragePooling2D over the whole {layer.input_shape[1]}x{layer.input_shape[2]} map "
-                   f"(pool = stride = map size, valid){'' if layer.keepdims else ' + Flatten'}: the same mean")
-        elif kind is keras.ZeroPadding2D:
+            size = "x".join(str(d) for d in specs[-1 if layer.keepdims else -2].config["pool_size"])
+            change(f"became AveragePooling2D over the whole {size} map (pool = stride = map size, valid)"
+                   f"{'' if layer.keepdims else ' + Flatten'}: the same mean")
+            as_2d = as_2d and layer.keepdims
+        elif kind in (keras.ZeroPadding2D, keras.ZeroPadding1D):
             pad = layer
         else:
-            weighted = kind in (keras.Conv2D, keras.Dense)
+            weighted = kind in (keras.Conv2D, keras.Conv1D, keras.Dense)
             spec = _Spec(kind, layer.get_config(), index, layer.get_weights() if weighted else None, weighted)
             if pad is not None:
                 _merge_padding(pad, layer, spec, _where(pad, position))
                 change(f"merged into {layer.name!r} as padding='same' (the very zeros 'same' adds)", pad,
                        position[id(pad)])
                 pad = None
+            if kind in (keras.Conv1D, keras.AveragePooling1D):
+                spec = _conv_or_pool_2d(spec, where)
+                change(f"became {spec.cls.__name__} with a {spec.config.get('kernel_size', spec.config.get('pool_size'))} "
+                       "window on the map of height 1 (the same sums)")
+            as_2d = as_2d and kind is not keras.Flatten
             specs.append(spec)
     if pad is not None:
-        raise UserError(f"{_where(pad, position)}: zero padding maps only directly before a Conv2D (it becomes "
+        raise UserError(f"{_where(pad, position)}: zero padding maps only directly before a convolution (it becomes "
                         "the conv's 'same' padding); it ends the model")
     if not changes:
         return Canonical(model, (), {layer.name: k for k, layer in enumerate(model.layers)})
@@ -202,36 +230,71 @@ def _fold_batch_norm(layer, last, where):
 
 
 def _global_pool(layer, index, where, names):
-    """AveragePooling2D over the whole map (+ Flatten) for a GlobalAveragePooling2D."""
+    """AveragePooling2D over the whole map (+ Flatten) for a GlobalAveragePooling2D (or 1D, on its map of height 1)."""
     import tensorflow as tf
     keras = tf.keras.layers
     if layer.data_format != "channels_last":
         raise UserError(f"{where}: only channels_last pooling is supported")
-    size = tuple(int(d) for d in layer.input_shape[1:3])
+    size = (1,) * (4 - len(layer.input_shape)) + tuple(int(d) for d in layer.input_shape[1:-1])   # 1-D: height 1
     pool = _Spec(keras.AveragePooling2D, {"name": layer.name, "pool_size": size, "strides": size,
                                           "padding": "valid", "data_format": "channels_last"}, index, [])
     if layer.keepdims:
         return [pool]
-    name = f"{layer.name}_flatten"
+    return [pool, _Spec(keras.Flatten, {"name": _new_name(f"{layer.name}_flatten", names),
+                                        "data_format": "channels_last"}, index, [])]
+
+
+def _new_name(name, names):
+    """``name``, made unique among ``names`` (and taken)."""
     while name in names:
         name += "_"
     names.add(name)
-    return [pool, _Spec(keras.Flatten, {"name": name, "data_format": "channels_last"}, index, [])]
+    return name
+
+
+def _to_2d(layer, index, names):
+    """The Reshape that makes the (L, C) map before a 1-D layer the 2-D map (1, L, C)."""
+    import tensorflow as tf
+    target = (1,) + tuple(int(d) for d in layer.input_shape[1:])
+    return _Spec(tf.keras.layers.Reshape, {"name": _new_name(f"{layer.name}_as_2d", names), "target_shape": target},
+                 index, [])
+
+
+def _conv_or_pool_2d(spec, where):
+    """A Conv1D / AveragePooling1D spec as its Conv2D / AveragePooling2D twin on a map of height 1:
+    windows, strides and dilations (1, k); a kernel (k, C_in, C_out) becomes (1, k, C_in, C_out)."""
+    import tensorflow as tf
+    keras = tf.keras.layers
+    config = dict(spec.config)
+    if config.get("data_format", "channels_last") != "channels_last":
+        raise UserError(f"{where}: only channels_last 1-D layers are supported")
+    if config["padding"] not in ("same", "valid"):
+        raise UserError(f"{where}: padding {config['padding']!r} (left only) is not a 'same' or 'valid' "
+                        "convolution, which is what the engine runs")
+    for key in ("kernel_size", "strides", "dilation_rate", "pool_size"):
+        if key in config:
+            config[key] = (1,) + tuple(config[key])
+    if spec.cls is keras.Conv1D:
+        return _Spec(keras.Conv2D, config, spec.index, [spec.weights[0][None]] + spec.weights[1:], True)
+    return _Spec(keras.AveragePooling2D, config, spec.index, [])
 
 
 def _merge_padding(pad, conv, spec, where):
     """Make ``spec`` (the conv after ``pad``) a 'same' conv on the unpadded map, if that is what they compute."""
     import tensorflow as tf
-    if type(conv) is not tf.keras.layers.Conv2D or conv.padding != "valid" or pad.data_format != "channels_last":
-        raise UserError(f"{where}: zero padding maps only before a channels_last Conv2D with valid padding "
+    keras = tf.keras.layers
+    twin = keras.Conv1D if type(pad) is keras.ZeroPadding1D else keras.Conv2D
+    if type(conv) is not twin or conv.padding != "valid" or getattr(pad, "data_format", "channels_last") != \
+            "channels_last":
+        raise UserError(f"{where}: zero padding maps only before a channels_last {twin.__name__} with valid padding "
                         f"(it becomes the conv's 'same' padding); {conv.name!r} is not one")
-    size = pad.input_shape[1:3]
-    same = tuple(network.same_padding(int(size[a]), conv.kernel_size[a], conv.strides[a], conv.dilation_rate[a])[1:]
-                 for a in (0, 1))
-    given = tuple(tuple(int(p) for p in axis) for axis in pad.padding)
+    sizes = pad.input_shape[1:-1]
+    same = tuple(network.same_padding(int(sizes[a]), conv.kernel_size[a], conv.strides[a], conv.dilation_rate[a])[1:]
+                 for a in range(len(sizes)))
+    given = tuple(tuple(int(p) for p in axis) for axis in ((pad.padding,) if twin is keras.Conv1D else pad.padding))
     if given != same:
-        raise UserError(f"{where}: pads {given} (top, bottom), (left, right), but the 'same' padding of "
-                        f"{conv.name!r} would be {same}; only padding equal to 'same' maps (the engine's convolutions are "
+        raise UserError(f"{where}: pads {given} (before, after per axis), but the 'same' padding of {conv.name!r} "
+                        f"would be {same}; only padding equal to 'same' maps (the engine's convolutions are "
                         "'same' or 'valid')")
     spec.config["padding"] = "same"
 

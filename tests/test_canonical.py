@@ -7,7 +7,7 @@ import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 
 from pipeline import UserError, canonical, network
 
-RUNNABLE = ("InputLayer", "Conv2D", "Dense", "AveragePooling2D", "Flatten", "Dropout")
+RUNNABLE = ("InputLayer", "Conv2D", "Dense", "AveragePooling2D", "Flatten", "Reshape", "Dropout")
 
 
 def layers():
@@ -64,6 +64,15 @@ MAPPED = {   # name: (input shape, layers, the user's layers rewritten)
     "zero padding equal to an even kernel's strided 'same' (smaller half first)": (
         (7, 7, 1), lambda L: [L.ZeroPadding2D(((0, 1), (1, 2))), L.Conv2D(3, (2, 4), strides=2, activation="relu"),
                               L.Flatten(), L.Dense(3)], ["ZeroPadding2D"]),
+    "a Conv1D stack: zero padding, batch norm, ReLU, 1-D pooling, a strided 'same' conv, global pooling": (
+        (16, 3), lambda L: [L.ZeroPadding1D(1), L.Conv1D(4, 3), L.BatchNormalization(), L.ReLU(),
+                            L.AveragePooling1D(2), L.Conv1D(5, 2, strides=2, padding="same"), L.BatchNormalization(),
+                            L.Activation("relu"), L.GlobalAveragePooling1D(), L.Dense(3), L.Softmax()],
+        ["ZeroPadding1D", "ZeroPadding1D", "Conv1D", "BatchNormalization", "ReLU", "AveragePooling1D", "Conv1D",
+         "BatchNormalization", "Activation", "GlobalAveragePooling1D", "Softmax"]),
+    "a dilated Conv1D, then Flatten": (
+        (12, 2), lambda L: [L.Dropout(0.2), L.Conv1D(3, 3, dilation_rate=2, activation="relu"), L.Flatten(),
+                            L.Dense(3)], ["Conv1D", "Conv1D"]),
 }
 
 
@@ -100,7 +109,7 @@ REFUSED = {   # name: (layers, index and name of the refused layer, words of the
         lambda L: [L.Conv2D(4, 3, name="c"), L.ReLU(max_value=6, name="relu6")], "layer 1 'relu6'", "QCFS"),
     "a leaky ReLU": (lambda L: [L.Conv2D(4, 3, name="c"), L.LeakyReLU(name="leaky")], "layer 1 'leaky'", "negative"),
     "max pooling": (lambda L: [L.Conv2D(4, 3, name="c"), L.MaxPooling2D(name="mp")], "layer 1 'mp'",
-                    "replace it by AveragePooling2D"),
+                    "replace it by average pooling"),
     "a tanh activation": (lambda L: [L.Conv2D(4, 3, name="c"), L.Activation("tanh", name="t")], "layer 1 't'",
                           "no spiking equivalent"),
     "a softmax after a hidden layer": (
@@ -109,7 +118,13 @@ REFUSED = {   # name: (layers, index and name of the refused layer, words of the
     "zero padding other than 'same'": (
         lambda L: [L.ZeroPadding2D(2, name="zp"), L.Conv2D(4, 3, name="c")], "layer 0 'zp'", "'same' padding"),
     "zero padding before a pool": (
-        lambda L: [L.ZeroPadding2D(1, name="zp"), L.AveragePooling2D(name="p")], "layer 0 'zp'", "before a Conv2D"),
+        lambda L: [L.ZeroPadding2D(1, name="zp"), L.AveragePooling2D(name="p")], "layer 0 'zp'", "before a convolution"),
+    "a causal Conv1D": (lambda L: [L.Reshape((8, 8), name="r"), L.Conv1D(4, 3, padding="causal", name="c")],
+                        "layer 1 'c'", "left only"),
+    "an LSTM after a Conv1D": (lambda L: [L.Reshape((8, 8), name="r"), L.Conv1D(4, 3, name="c"), L.LSTM(3, name="l")],
+                               "layer 2 'l'", "after 1-D layers"),
+    "1-D max pooling": (lambda L: [L.Reshape((8, 8), name="r"), L.Conv1D(4, 3, name="c"), L.MaxPooling1D(name="mp")],
+                        "layer 2 'mp'", "replace it by average pooling"),
 }
 
 
@@ -168,13 +183,27 @@ def test_a_tutorial_cnn_is_brought_described_and_run_spike_for_spike_on_both_eng
         np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
 
 
-def test_snn_toolbox_runs_the_canonical_tutorial_cnn_as_the_engines_ini_mode_does(tmp_path):
-    """SIM=INI on the canonical copy: SNN Toolbox parses the plain chain and spikes as the engine in INI mode."""
+def conv1d_classifier():
+    """A time-series classifier on (length 8, channels 12) inputs, as people write one in Keras."""
+    L = layers()
+    return chain((8, 12), L.Conv1D(6, 3, padding="same", name="conv1"), L.BatchNormalization(name="bn1"),
+                 L.ReLU(name="relu1"), L.AveragePooling1D(2, name="pool1"), L.Conv1D(8, 3, padding="same", name="conv2"),
+                 L.BatchNormalization(name="bn2"), L.Activation("relu", name="relu2"), L.GlobalAveragePooling1D(name="gap"),
+                 L.Dense(3, name="out"), L.Softmax(name="softmax"))
+
+
+@pytest.mark.parametrize("kind", ["tutorial CNN", "Conv1D classifier"])
+def test_snn_toolbox_runs_the_canonical_model_as_the_engines_ini_mode_does(tmp_path, kind):
+    """SIM=INI on the canonical copy: SNN Toolbox parses the plain chain (a Conv1D model's Reshape too) and
+    spikes as the engine in INI mode."""
     from conftest import tiny_arrays, toolbox_run
     from pipeline import engine
     x_train, _, x_test, y_test = tiny_arrays()
-    x_train, x_test, y_test = x_train[:50, ..., None], x_test[:20, ..., None], y_test[:20]
-    model = canonical.canonicalise(tutorial_cnn(tmp_path / "tutorial.h5")).model
+    x_train, x_test, y_test = x_train[:50], x_test[:20], y_test[:20]
+    if kind == "tutorial CNN":
+        x_train, x_test = x_train[..., None], x_test[..., None]
+    user = tutorial_cnn(tmp_path / "tutorial.h5") if kind == "tutorial CNN" else conv1d_classifier()
+    model = canonical.canonicalise(user).model
     _, run = toolbox_run(tmp_path, model, x_test, y_test, x_train, timesteps=20, poisson=False, batch_size=10)
     exact = engine.SpikingNetwork(engine.toolbox_normalised_model(model, run.scale_factors),
                                   settings=engine.SnnSettings.ini_compatible(20, batch_size=10))
@@ -203,3 +232,39 @@ def test_the_canonical_tutorial_cnn_goes_to_nir_and_back_spike_for_spike_and_its
     assert ours.spikes_per_timestep[:, 1:].sum() > 0
     np.testing.assert_array_equal(theirs.spikes_per_timestep, ours.spikes_per_timestep)
     np.testing.assert_array_equal(theirs.outputs, ours.outputs)
+
+
+def test_a_conv1d_network_runs_spike_for_spike_on_both_engine_paths_and_costs_what_its_2d_twin_costs():
+    """The Reshape before a Conv1D stack moves no spike and costs nothing: the canonical Conv1D network
+    spikes, and counts operations, as the same network written in 2-D on (1, L, C) inputs."""
+    import tensorflow as tf
+    from conftest import tiny_arrays
+    from pipeline import conversion, engine
+    from pipeline.energy import operations
+    model = canonical.canonicalise(conv1d_classifier()).model
+    twin = tf.keras.Sequential([layers().Input((1, 8, 12))] + [type(layer).from_config(layer.get_config())
+                                                               for layer in model.layers[2:]])
+    twin.set_weights(model.get_weights())
+    x = tiny_arrays()[2][:12]
+    settings = engine.SnnSettings(timesteps=20, coding="poisson", pooling="spiking", batch_size=12)
+    thresholds = engine.calibrate_thresholds(conversion.from_model(model, settings), x)
+    net, twin_net = conversion.from_model(model, settings, thresholds), conversion.from_model(twin, settings, thresholds)
+    step = net.simulate(x, record=range(12))
+    fast = net.simulate(x, record=range(12), fast=True, sparse=False)
+    flat = twin_net.simulate(x[:, None], record=range(12))
+    assert step.spikes_per_timestep[:, 1:].sum() > 0
+    for other in (fast, flat):
+        np.testing.assert_array_equal(other.spikes_per_timestep, step.spikes_per_timestep)
+        for name in step.layer_names[1:]:
+            np.testing.assert_array_equal(other.recorded[name], step.recorded[name], err_msg=name)
+    inputs = engine.replay_input(net, x, operations.fan_out(net.describe().compute_nodes[0]))[0]
+    ours, theirs = (operations.count_operations(n.describe().compute_nodes, step.neuron_totals, inputs, 12, "spiking")
+                    for n in (net, twin_net))
+    assert ours == theirs and ours[0].snn_acs > 0
+
+
+def test_a_conv1d_network_is_refused_by_nir_export_in_one_line():
+    from pipeline import engine, nirgraph
+    net = engine.SpikingNetwork(canonical.canonicalise(conv1d_classifier()).model)
+    with pytest.raises(UserError, match=r"^layer 'conv1_as_2d': NIR 1.0.5 has no Reshape node[^\n]*$"):
+        nirgraph.to_nir(net.describe())

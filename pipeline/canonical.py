@@ -69,8 +69,14 @@ class _Spec:
         return self.config.get("activation", "linear") if self.weighted else None
 
 
-def canonicalise(model):
-    """The model as a chain of the layers `network.describe` maps, and what changed (`Canonical`)."""
+def canonicalise(model, data_shape=None):
+    """The model as a chain of the layers `network.describe` maps, and what changed (`Canonical`).
+
+    ``data_shape``: the per-sample shape of the data it is to run on. Where that is the model's input
+    shape and a trailing 1 (the data loader reads an (n, L, C) array as single-channel images
+    (L, C, 1)), the canonical model takes the data's shape, a Reshape at its input dropping the 1:
+    the same values in the same order.
+    """
     import tensorflow as tf
     keras = tf.keras.layers
     layers = [layer for layer in model.layers if type(layer) is not keras.InputLayer]
@@ -86,6 +92,14 @@ def canonicalise(model):
     in_1d = (keras.BatchNormalization, keras.Activation, keras.ReLU, keras.Softmax, keras.Dropout,
              keras.Flatten) + one_d + leaky + max_pools   # (the last two refused below, each with its reason)
     specs, changes, pad, as_2d = [], [], None, False   # as_2d: inside a 1-D stack, run as a map of height 1
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    entry = None     # the Reshape at the input, if the data's shape asks for one
+    if data_shape is not None and tuple(data_shape) == shape + (1,):
+        entry = _Spec(keras.Reshape, {"name": _new_name("input_as_model", names), "target_shape": shape}, 0, [])
+        specs.append(entry)
+        changes.append({"layer": None, "name": "input", "class": "InputLayer",
+                        "rule": f"takes the data's {tuple(data_shape)}, a Reshape {entry.config['name']!r} to the "
+                                f"model's {shape} at its input (the same values in the same order)"})
     for k, layer in enumerate(layers):
         index, where, kind = position[id(layer)], _where(layer, position), type(layer)
         last = specs[-1] if specs else None
@@ -102,8 +116,11 @@ def canonicalise(model):
                             "AveragePooling1D, ZeroPadding1D, batch norm, ReLU, Dropout, Flatten and "
                             "GlobalAveragePooling1D map")
         if kind in one_d and not as_2d:
-            specs.append(_to_2d(layer, index, names))
-            change(f"a Reshape {specs[-1].config['name']!r} inserted before it, {tuple(layer.input_shape[1:])} -> "
+            if last is not None and last is entry:       # one Reshape at the input does both
+                entry.config["target_shape"] = (1,) + entry.config["target_shape"]
+            else:
+                specs.append(_to_2d(layer, index, names))
+            change(f"a Reshape {specs[-1].config['name']!r} before it makes its {tuple(layer.input_shape[1:])} map "
                    f"{specs[-1].config['target_shape']}: the 1-D stack runs as a 2-D map of height 1")
             as_2d, last = True, specs[-1]
         if kind is keras.BatchNormalization:
@@ -146,7 +163,8 @@ def canonicalise(model):
                         "the conv's 'same' padding); it ends the model")
     if not changes:
         return Canonical(model, (), {layer.name: k for k, layer in enumerate(model.layers)})
-    return Canonical(_build(model, layers, specs), tuple(changes), {s.config["name"]: s.index for s in specs})
+    inputs = tuple(data_shape) if entry is not None else shape
+    return Canonical(_build(model, inputs, layers, specs), tuple(changes), {s.config["name"]: s.index for s in specs})
 
 
 def _where(layer, position):
@@ -299,10 +317,10 @@ def _merge_padding(pad, conv, spec, where):
     spec.config["padding"] = "same"
 
 
-def _build(model, layers, specs):
-    """A functional model of ``specs`` on the user's input, weights set (the user's where not rewritten)."""
+def _build(model, input_shape, layers, specs):
+    """A functional model of ``specs`` on inputs of ``input_shape``, weights set (the user's where not rewritten)."""
     import tensorflow as tf
-    inputs = tf.keras.Input(tuple(model.input_shape[1:]), name=model.layers[0].name
+    inputs = tf.keras.Input(input_shape, name=model.layers[0].name
                             if type(model.layers[0]) is tf.keras.layers.InputLayer else None)
     own = {layer.name: layer for layer in layers}
     x, built = inputs, []

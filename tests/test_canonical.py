@@ -268,3 +268,21 @@ def test_a_conv1d_network_is_refused_by_nir_export_in_one_line():
     net = engine.SpikingNetwork(canonical.canonicalise(conv1d_classifier()).model)
     with pytest.raises(UserError, match=r"^layer 'conv1_as_2d': NIR 1.0.5 has no Reshape node[^\n]*$"):
         nirgraph.to_nir(net.describe())
+
+
+def test_a_conv1d_classifier_is_brought_on_length_by_channel_data_the_loader_reads_as_images(sandbox, tiny_npz):
+    """An .npz of (n, L, C) loads as (L, C, 1) images: the brought Conv1D model takes them, one Reshape at its input."""
+    from pipeline import data, engine
+    from pipeline.training import ann
+    model = conv1d_classifier()
+    model.save(sandbox / "conv1d.h5", save_format="h5")
+    dataset = data.load_dataset(str(tiny_npz))
+    assert dataset.input_shape == (8, 12, 1)
+    brought = ann.bring(sandbox / "conv1d.h5", dataset)
+    assert brought.info["canonical"][0]["name"] == "input" and brought.info["test_accuracy"] >= 0
+    copy = engine.load_keras(brought.path)
+    x = np.asarray(dataset.x_test[:16])
+    np.testing.assert_allclose(copy.predict(x, verbose=0), model.predict(x[..., 0], verbose=0), rtol=1e-5, atol=1e-6)
+    graph = network.describe(copy)
+    assert graph.input_shape == (8, 12, 1) and [type(n).__name__ for n in graph.nodes][:2] == ["Reshape", "Conv2d"]
+    assert graph.nodes[0].output_shape == (1, 8, 12)

@@ -194,7 +194,7 @@ def bring(source, dataset, force=False):
             return cached
         import tensorflow as tf
         model = _read_user_model(path)
-        form = canonical_user_model(model, path)
+        form = canonical_user_model(model, path, dataset.input_shape)
         model = form.model
         check_user_model(model, dataset, path, form.indices)
         model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
@@ -220,13 +220,13 @@ def _read_user_model(path):
         raise UserError(f"MODEL={path}: not a readable Keras .h5 model ({reason})") from None
 
 
-def canonical_user_model(model, path):
+def canonical_user_model(model, path, data_shape):
     """The user's model rewritten into the layers the pipeline runs (`pipeline.canonical`: batch norm
-    folded, ReLU / softmax layers merged, global pooling as a pool, ...), or one line naming the layer
-    that cannot be."""
+    folded, ReLU / softmax layers merged, global pooling as a pool, Conv1D on a map of height 1, an
+    (L, C) model taking the loader's (L, C, 1) samples ...), or one line naming the layer that cannot be."""
     from pipeline import canonical
     try:
-        return canonical.canonicalise(model)
+        return canonical.canonicalise(model, data_shape)
     except UserError as exc:
         raise UserError(f"MODEL={path}: {exc}") from None
 

@@ -137,6 +137,20 @@ def test_what_does_not_map_is_refused_in_one_line_naming_the_layer(case):
     assert "\n" not in message and message.startswith(where) and reason in message, message
 
 
+def test_a_functional_model_is_rewritten_too_and_its_layers_named_by_their_index_in_model_layers():
+    import tensorflow as tf
+    L = layers()
+    inputs = L.Input((8, 8, 1))
+    hidden = L.GlobalAveragePooling2D()(L.ReLU()(L.BatchNormalization()(L.Conv2D(4, 3)(inputs))))
+    model = tf.keras.Model(inputs, L.Softmax()(L.Dense(3)(hidden)))
+    form = canonical.canonicalise(model)
+    same_function(model, form.model)
+    assert [c["layer"] for c in form.changes] == [2, 3, 4, 6]          # model.layers[0] is the InputLayer
+    refused = tf.keras.Model(inputs, L.ReLU(max_value=6.0, name="relu6")(L.Conv2D(4, 3)(inputs)))
+    with pytest.raises(UserError, match=r"^layer 2 'relu6' \(ReLU\): ReLU\(max_value=6\) clips"):
+        canonical.canonicalise(refused)
+
+
 def test_a_layer_the_engine_cannot_run_is_named_by_the_users_index_after_folding():
     L = layers()
     model = chain((8, 8, 1), *conv_bn(), L.UpSampling2D(name="up"), L.Flatten(), L.Dense(3))

@@ -173,6 +173,22 @@ class AvgPool2d(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MaxPool2d(Node):
+    """Max pooling of spikes gated by their counts (SNN Toolbox's INI rule, Rueckauer et al. 2017):
+    in each window, the input that has had the most spikes so far (this step's included; the first
+    in row-major order on ties, as TF's ``max_pool_with_argmax``) passes its spikes on; the others
+    are held back. No membrane: the gate is a function of the input's spike history."""
+    kind: ClassVar[str] = "maxpool"
+    kernel_size: tuple
+    stride: tuple
+    padding: str = "valid"
+
+    def pads(self):
+        return tuple(padding_of(self.input_shape[a], self.kernel_size[a], self.stride[a], 1, self.padding)[1]
+                     for a in (0, 1))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Flatten(Node):
     """Channels-last (H, W, C) to a vector, C fastest (NIR's channels-first order differs)."""
     kind: ClassVar[str] = "flatten"
@@ -192,7 +208,7 @@ class Dropout(Node):
     rate: float = 0.0
 
 
-COMPUTE = (Conv2d, Affine, AvgPool2d)
+COMPUTE = (Conv2d, Affine, AvgPool2d, MaxPool2d)
 
 
 # --------------------------------------------------------------------- the graph
@@ -237,7 +253,7 @@ class Network:
 
     @property
     def compute_nodes(self):
-        """The nodes that cost operations (conv, dense, pool); flatten, reshape and dropout cost nothing."""
+        """The nodes that cost operations (conv, dense, pools); flatten, reshape and dropout cost nothing."""
         return tuple(n for n in self.nodes if isinstance(n, COMPUTE))
 
     def thresholds(self):
@@ -278,7 +294,8 @@ def describe(model, thresholds=None, neurons=Neurons(), leaks=None, indices=None
     layer that feeds a QCFS activation, see `qcfs_thresholds`); ``leaks``: per hidden weighted
     layer (default ``neurons.leak``). A layer the engine cannot run is refused by its index (in
     ``model.layers``) and name: supported are Conv2D and Dense with ReLU (or linear and followed by
-    QCFS), AveragePooling2D, Flatten, Reshape, Dropout, and a softmax/linear/ReLU readout. ``indices``: the
+    QCFS), AveragePooling2D, MaxPooling2D (after a spiking layer), Flatten, Reshape, Dropout, and a
+    softmax/linear/ReLU readout. ``indices``: the
     index to name each layer by (``{name: index}``) where the model was rewritten from the user's
     (`pipeline.canonical`), so a refusal names the user's layer.
     """
@@ -303,6 +320,9 @@ def describe(model, thresholds=None, neurons=Neurons(), leaks=None, indices=None
             if not specs or specs[-1][1] is not layer:
                 raise UserError(f"{where} must directly follow a hidden Conv2D or Dense layer with a linear activation")
             continue
+        if type(layer) is keras.MaxPooling2D and not any(type(spec) in (keras.Conv2D, keras.Dense) for spec, _ in specs):
+            raise UserError(f"{where}: a max pool gates spikes by their counts, so it must follow a spiking layer "
+                            "(here it pools the input)")
         following = layers[index + 1] if index + 1 < len(layers) else None
         absorbed = following if isinstance(following, QCFS) else None
         _check_layer(layer, where, is_readout=layer is weighted[-1], qcfs=absorbed is not None)
@@ -368,6 +388,9 @@ def _node(layer, qcfs_layer, is_readout, neurons, threshold, leak):
         neuron = IF(POOL_THRESHOLD, neurons.leak, neurons.initial_membrane) if neurons.pooling == "spiking" else None
         return AvgPool2d(**shapes, kernel_size=tuple(layer.pool_size), stride=tuple(layer.strides),
                          padding=layer.padding, neuron=neuron)
+    if type(layer) is keras.MaxPooling2D:
+        return MaxPool2d(**shapes, kernel_size=tuple(layer.pool_size), stride=tuple(layer.strides),
+                         padding=layer.padding)
     if type(layer) is keras.Flatten:
         return Flatten(**shapes)
     if type(layer) is keras.Reshape:
@@ -404,11 +427,15 @@ def _check_layer(layer, where, is_readout, qcfs=False):
         if type(layer) is keras.Conv2D and (layer.data_format != "channels_last" or layer.groups != 1):
             raise UserError(f"{where}: only channels_last, ungrouped convolutions are supported")
         return
-    if type(layer) is keras.AveragePooling2D:
+    if type(layer) in (keras.AveragePooling2D, keras.MaxPooling2D):
         if layer.data_format != "channels_last":
             raise UserError(f"{where}: only channels_last pooling is supported")
+        if type(layer) is keras.MaxPooling2D and any(s < p for s, p in zip(layer.strides, layer.pool_size)):
+            raise UserError(f"{where}: overlapping max pools (strides {layer.strides} < pool {layer.pool_size}) are "
+                            "not supported: INI's gate would pass a spike chosen by two windows twice")
         return
     if type(layer) in (keras.Flatten, keras.Reshape, keras.Dropout):
         return
     raise UserError(f"{where} cannot be mapped to a spiking layer (supported: Conv2D and Dense with ReLU "
-                    "or followed by QCFS, AveragePooling2D, Flatten, Reshape, Dropout, a softmax/linear readout)")
+                    "or followed by QCFS, AveragePooling2D, MaxPooling2D, Flatten, Reshape, Dropout, a softmax/linear "
+                    "readout)")

@@ -122,6 +122,10 @@ def count_operations(layers, neuron_totals, input_totals, num_samples, pooling):
     if pooling not in ("spiking", "linear"):
         raise UserError(f"pooling={pooling!r}: choose spiking or linear")
     counts, source, source_name, pending = [], input_totals, "input", None
+    for g in layers:
+        if isinstance(g, network.MaxPool2d):   # the spikes its gate passes are not recorded
+            raise UserError(f"layer {g.name!r}: the operations of a spiking max pool (its gate's comparisons, the "
+                            "spikes it passes on) are not counted yet; use average pooling for energy figures")
     for index, g in enumerate(layers):
         emitted = neuron_totals.get(g.name)
         spikes = float(np.sum(emitted)) / num_samples if emitted is not None else 0.0

@@ -23,14 +23,14 @@ maps (docs/layers.md has the table):
 - ``ZeroPadding2D`` directly before a Conv2D with valid padding: merged into the conv as
   ``padding="same"`` only where the zeros are exactly what 'same' would add (TF's rule, smaller
   half first); else refused.
-- ``Conv1D`` / ``AveragePooling1D`` / ``GlobalAveragePooling1D`` / ``ZeroPadding1D`` on (length,
-  channels) maps: a ``Reshape`` to (1, length, channels) before the first of them, then each as its
+- ``Conv1D`` / ``AveragePooling1D`` / ``MaxPooling1D`` / ``GlobalAveragePooling1D`` / ``ZeroPadding1D``
+  on (length, channels) maps: a ``Reshape`` to (1, length, channels) before the first of them, then each as its
   2-D twin on that map of height 1 (windows, strides, dilations (1, k); a kernel (k, C_in, C_out)
   as (1, k, C_in, C_out)), the same sums; the 1-D stack ends at a Flatten or global pooling. A
   causal convolution (left padding only), and a layer that needs the 1-D map (an LSTM after a
   Conv1D), are refused.
-- ``MaxPooling1D/2D``, ``GlobalMaxPooling1D/2D``: refused (no spiking max-pool rule yet): use
-  average pooling.
+- ``MaxPooling2D`` is kept (`network.MaxPool2d`: SNN Toolbox's spike-count gate), ``MaxPooling1D``
+  becomes its 2-D twin like the other 1-D layers; ``GlobalMaxPooling1D/2D``: refused, not mapped yet.
 
 Every other layer is kept as it is: `network.describe` stays the semantic check and refuses what
 the engine cannot run. A model with nothing to rewrite is returned unchanged (the very object).
@@ -86,9 +86,9 @@ def canonicalise(model, data_shape=None):
     for layer in layers:      # a graph is not rewritten: its first non-chain layer is refused, by the user's index
         network.check_chain(model, layer, previous, _where(layer, position))
         previous = layer
-    one_d = (keras.Conv1D, keras.AveragePooling1D, keras.GlobalAveragePooling1D, keras.ZeroPadding1D)
+    one_d = (keras.Conv1D, keras.AveragePooling1D, keras.MaxPooling1D, keras.GlobalAveragePooling1D, keras.ZeroPadding1D)
     leaky = (keras.LeakyReLU, keras.PReLU, keras.ELU, keras.ThresholdedReLU)
-    max_pools = (keras.MaxPooling2D, keras.MaxPooling1D, keras.GlobalMaxPooling2D, keras.GlobalMaxPooling1D)
+    max_pools = (keras.GlobalMaxPooling2D, keras.GlobalMaxPooling1D)
     in_1d = (keras.BatchNormalization, keras.Activation, keras.ReLU, keras.Softmax, keras.Dropout,
              keras.Flatten) + one_d + leaky + max_pools   # (the last two refused below, each with its reason)
     specs, changes, pad, as_2d = [], [], None, False   # as_2d: inside a 1-D stack, run as a map of height 1
@@ -113,7 +113,7 @@ def canonicalise(model, data_shape=None):
 
         if as_2d and kind not in in_1d:
             raise UserError(f"{where}: after 1-D layers (run as a 2-D map of height 1) only Conv1D, "
-                            "AveragePooling1D, ZeroPadding1D, batch norm, ReLU, Dropout, Flatten and "
+                            "AveragePooling1D, MaxPooling1D, ZeroPadding1D, batch norm, ReLU, Dropout, Flatten and "
                             "GlobalAveragePooling1D map")
         if kind in one_d and not as_2d:
             if last is not None and last is entry:       # one Reshape at the input does both
@@ -134,8 +134,8 @@ def canonicalise(model, data_shape=None):
             raise UserError(f"{where}: {kind.__name__} passes negative (or shifted) values, which an "
                             "integrate-and-fire neuron (it fires positive spikes only) cannot carry; use ReLU()")
         elif kind in max_pools:
-            raise UserError(f"{where}: max pooling has no spiking rule in this pipeline yet (a later step); "
-                            "replace it by average pooling and retrain")
+            raise UserError(f"{where}: global max pooling is not mapped yet (a max pool over the whole map); "
+                            "use GlobalAveragePooling, or MaxPooling over the map and Flatten")
         elif kind in (keras.GlobalAveragePooling2D, keras.GlobalAveragePooling1D):
             specs += _global_pool(layer, index, where, names)
             size = "x".join(str(d) for d in specs[-1 if layer.keepdims else -2].config["pool_size"])
@@ -152,7 +152,7 @@ def canonicalise(model, data_shape=None):
                 change(f"merged into {layer.name!r} as padding='same' (the very zeros 'same' adds)", pad,
                        position[id(pad)])
                 pad = None
-            if kind in (keras.Conv1D, keras.AveragePooling1D):
+            if kind in (keras.Conv1D, keras.AveragePooling1D, keras.MaxPooling1D):
                 spec = _conv_or_pool_2d(spec, where)
                 change(f"became {spec.cls.__name__} with a {spec.config.get('kernel_size', spec.config.get('pool_size'))} "
                        "window on the map of height 1 (the same sums)")
@@ -279,7 +279,7 @@ def _to_2d(layer, index, names):
 
 
 def _conv_or_pool_2d(spec, where):
-    """A Conv1D / AveragePooling1D spec as its Conv2D / AveragePooling2D twin on a map of height 1:
+    """A Conv1D / AveragePooling1D / MaxPooling1D spec as its 2-D twin on a map of height 1:
     windows, strides and dilations (1, k); a kernel (k, C_in, C_out) becomes (1, k, C_in, C_out)."""
     import tensorflow as tf
     keras = tf.keras.layers
@@ -294,7 +294,8 @@ def _conv_or_pool_2d(spec, where):
             config[key] = (1,) + tuple(config[key])
     if spec.cls is keras.Conv1D:
         return _Spec(keras.Conv2D, config, spec.index, [spec.weights[0][None]] + spec.weights[1:], True)
-    return _Spec(keras.AveragePooling2D, config, spec.index, [])
+    twin = keras.MaxPooling2D if spec.cls is keras.MaxPooling1D else keras.AveragePooling2D
+    return _Spec(twin, config, spec.index, [])
 
 
 def _merge_padding(pad, conv, spec, where):

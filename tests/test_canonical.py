@@ -7,7 +7,7 @@ import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 
 from pipeline import UserError, canonical, network
 
-RUNNABLE = ("InputLayer", "Conv2D", "Dense", "AveragePooling2D", "Flatten", "Reshape", "Dropout")
+RUNNABLE = ("InputLayer", "Conv2D", "Dense", "AveragePooling2D", "MaxPooling2D", "Flatten", "Reshape", "Dropout")
 
 
 def layers():
@@ -70,6 +70,9 @@ MAPPED = {   # name: (input shape, layers, the user's layers rewritten)
                             L.Activation("relu"), L.GlobalAveragePooling1D(), L.Dense(3), L.Softmax()],
         ["ZeroPadding1D", "ZeroPadding1D", "Conv1D", "BatchNormalization", "ReLU", "AveragePooling1D", "Conv1D",
          "BatchNormalization", "Activation", "GlobalAveragePooling1D", "Softmax"]),
+    "max pooling kept, 1-D max pooling as its 2-D twin": (
+        (12, 2), lambda L: [L.Conv1D(4, 3, activation="relu"), L.MaxPooling1D(2), L.Flatten(), L.Dense(3)],
+        ["Conv1D", "Conv1D", "MaxPooling1D"]),
     "a dilated Conv1D, then Flatten": (
         (12, 2), lambda L: [L.Dropout(0.2), L.Conv1D(3, 3, dilation_rate=2, activation="relu"), L.Flatten(),
                             L.Dense(3)], ["Conv1D", "Conv1D"]),
@@ -108,8 +111,8 @@ REFUSED = {   # name: (layers, index and name of the refused layer, words of the
     "a clipped ReLU": (
         lambda L: [L.Conv2D(4, 3, name="c"), L.ReLU(max_value=6, name="relu6")], "layer 1 'relu6'", "QCFS"),
     "a leaky ReLU": (lambda L: [L.Conv2D(4, 3, name="c"), L.LeakyReLU(name="leaky")], "layer 1 'leaky'", "negative"),
-    "max pooling": (lambda L: [L.Conv2D(4, 3, name="c"), L.MaxPooling2D(name="mp")], "layer 1 'mp'",
-                    "replace it by average pooling"),
+    "global max pooling": (lambda L: [L.Conv2D(4, 3, name="c"), L.GlobalMaxPooling2D(name="gmp")], "layer 1 'gmp'",
+                           "not mapped yet"),
     "a tanh activation": (lambda L: [L.Conv2D(4, 3, name="c"), L.Activation("tanh", name="t")], "layer 1 't'",
                           "no spiking equivalent"),
     "a softmax after a hidden layer": (
@@ -123,8 +126,6 @@ REFUSED = {   # name: (layers, index and name of the refused layer, words of the
                         "layer 1 'c'", "left only"),
     "an LSTM after a Conv1D": (lambda L: [L.Reshape((8, 8), name="r"), L.Conv1D(4, 3, name="c"), L.LSTM(3, name="l")],
                                "layer 2 'l'", "after 1-D layers"),
-    "1-D max pooling": (lambda L: [L.Reshape((8, 8), name="r"), L.Conv1D(4, 3, name="c"), L.MaxPooling1D(name="mp")],
-                        "layer 2 'mp'", "replace it by average pooling"),
 }
 
 
@@ -206,7 +207,7 @@ def conv1d_classifier():
                  L.Dense(3, name="out"), L.Softmax(name="softmax"))
 
 
-@pytest.mark.parametrize("kind", ["tutorial CNN", "Conv1D classifier"])
+@pytest.mark.parametrize("kind", ["tutorial CNN", "Conv1D classifier", "max-pool CNN"])
 def test_snn_toolbox_runs_the_canonical_model_as_the_engines_ini_mode_does(tmp_path, kind):
     """SIM=INI on the canonical copy: SNN Toolbox parses the plain chain (a Conv1D model's Reshape too) and
     spikes as the engine in INI mode."""
@@ -214,9 +215,10 @@ def test_snn_toolbox_runs_the_canonical_model_as_the_engines_ini_mode_does(tmp_p
     from pipeline import engine
     x_train, _, x_test, y_test = tiny_arrays()
     x_train, x_test, y_test = x_train[:50], x_test[:20], y_test[:20]
-    if kind == "tutorial CNN":
+    if kind != "Conv1D classifier":
         x_train, x_test = x_train[..., None], x_test[..., None]
-    user = tutorial_cnn(tmp_path / "tutorial.h5") if kind == "tutorial CNN" else conv1d_classifier()
+    user = {"tutorial CNN": lambda: tutorial_cnn(tmp_path / "tutorial.h5"), "Conv1D classifier": conv1d_classifier,
+            "max-pool CNN": maxpool_cnn}[kind]()
     model = canonical.canonicalise(user).model
     _, run = toolbox_run(tmp_path, model, x_test, y_test, x_train, timesteps=20, poisson=False, batch_size=10)
     exact = engine.SpikingNetwork(engine.toolbox_normalised_model(model, run.scale_factors),
@@ -224,8 +226,9 @@ def test_snn_toolbox_runs_the_canonical_model_as_the_engines_ini_mode_does(tmp_p
     result = exact.simulate(x_test, y_test, record=range(len(x_test)))
     assert result.spikes_per_timestep[:, 1:].sum() > 0
     np.testing.assert_array_equal(np.transpose(result.outputs, (0, 2, 1)), run.output_counts)
-    assert len(run.spike_counts) == len(result.layer_names) - 1
-    for toolbox_name, name in zip(run.spike_counts, result.layer_names[1:]):
+    layers_with_neurons = [name for name in run.spike_counts if "MaxPooling" not in name]   # INI's max pools relay
+    assert len(layers_with_neurons) == len(result.layer_names) - 1
+    for toolbox_name, name in zip(layers_with_neurons, result.layer_names[1:]):
         np.testing.assert_array_equal(result.recorded[name].reshape(len(x_test), -1), run.spike_counts[toolbox_name],
                                       err_msg=f"{toolbox_name} vs {name}")
 
@@ -300,3 +303,70 @@ def test_a_conv1d_classifier_is_brought_on_length_by_channel_data_the_loader_rea
     graph = network.describe(copy)
     assert graph.input_shape == (8, 12, 1) and [type(n).__name__ for n in graph.nodes][:2] == ["Reshape", "Conv2d"]
     assert graph.nodes[0].output_shape == (1, 8, 12)
+
+
+def maxpool_cnn():
+    L = layers()
+    return chain((8, 12, 1), L.Conv2D(4, 3, padding="same", activation="relu", name="conv1"), L.MaxPooling2D(2, name="mp1"),
+                 L.Conv2D(6, 3, padding="same", activation="relu", name="conv2"), L.MaxPooling2D((2, 3), name="mp2"),
+                 L.Flatten(name="flat"), L.Dense(3, name="out"), L.Softmax(name="softmax"))
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_max_pool_passes_the_spikes_of_the_input_with_the_most_spikes_so_far(fast):
+    """Two inputs through a 1x1 identity conv (threshold 1: its spikes are the input's) into a max pool:
+    a spikes at t = 0, 1, 2, b at t = 3..9. a leads (and wins the tie at t = 5, first in row-major
+    order), b leads from t = 6: the pool passes a's 3 spikes and b's last 4, 7 of the 10."""
+    import tensorflow as tf
+    from pipeline import engine
+    L = layers()
+    model = tf.keras.Sequential([L.Input((1, 2, 1)), L.Conv2D(1, 1, use_bias=False, activation="relu", name="c"),
+                                 L.MaxPooling2D((1, 2), name="mp"), L.Flatten(), L.Dense(2, use_bias=False, name="d")])
+    model.get_layer("c").set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    model.get_layer("d").set_weights([np.array([[1.0, 0.0]], np.float32)])
+    trains = np.zeros((10, 1, 1, 2, 1), np.float32)
+    trains[0:3, 0, 0, 0, 0] = trains[3:10, 0, 0, 1, 0] = 1.0
+    net = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=10, batch_size=1))
+    result = net.simulate(np.zeros((1, 1, 2, 1), np.float32), input_frames=lambda x, T: trains, fast=fast,
+                          sparse=False)
+    assert result.logits[0, 0] == 7.0
+
+
+@pytest.mark.parametrize("coding", ["analog", "poisson"])
+def test_max_pools_spike_the_same_on_both_engine_paths(coding):
+    from conftest import tiny_arrays
+    from pipeline import conversion, engine
+    model = canonical.canonicalise(maxpool_cnn()).model
+    x = tiny_arrays()[2][:12, ..., None]
+    settings = engine.SnnSettings.ini_compatible(20, coding=coding, batch_size=12)
+    net = conversion.from_model(model, settings, engine.calibrate_thresholds(conversion.from_model(model, settings), x))
+    step = net.simulate(x, record=range(12))
+    fast = net.simulate(x, record=range(12), fast=True, sparse=False)
+    assert step.spikes_per_timestep[:, 1:].sum() > 0
+    np.testing.assert_array_equal(fast.spikes_per_timestep, step.spikes_per_timestep)
+    np.testing.assert_array_equal(fast.outputs, step.outputs)
+    for name in step.layer_names[1:]:
+        np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
+
+
+@pytest.mark.parametrize("layer, reason", [
+    ("first", "layer 0 'mp' (MaxPooling2D): a max pool gates spikes by their counts, so it must follow a spiking"),
+    ("overlapping", "layer 1 'mp' (MaxPooling2D): overlapping max pools"),
+])
+def test_a_max_pool_that_does_not_gate_spikes_is_refused_in_one_line(layer, reason):
+    L = layers()
+    stack = ([L.MaxPooling2D(name="mp"), L.Conv2D(2, 3, activation="relu")] if layer == "first" else
+             [L.Conv2D(2, 3, activation="relu"), L.MaxPooling2D(3, strides=2, name="mp")])
+    with pytest.raises(UserError) as refused:
+        network.describe(chain((8, 8, 1), *stack, L.Flatten(), L.Dense(3)))
+    assert str(refused.value).startswith(reason) and "\n" not in str(refused.value)
+
+
+def test_energy_and_nir_refuse_a_max_pool_in_one_line():
+    from pipeline import engine, nirgraph
+    from pipeline.energy import operations
+    graph = engine.SpikingNetwork(canonical.canonicalise(maxpool_cnn()).model).describe()
+    with pytest.raises(UserError, match=r"^layer 'mp1': the operations of a spiking max pool [^\n]*$"):
+        operations.count_operations(graph.compute_nodes, {}, None, 1, "spiking")
+    with pytest.raises(UserError, match=r"^layer 'mp1': NIR 1.0.5 has no max pool node[^\n]*$"):
+        nirgraph.to_nir(graph)

@@ -18,19 +18,20 @@ maps (docs/layers.md has the table):
   idempotent). ``Activation("linear")``: dropped. ``Softmax()`` / ``Activation("softmax")``
   directly after the last Dense: the readout's softmax. A clipped ``ReLU(max_value=...)``, a
   leaky or shifted ReLU and other activations are refused with the reason.
-- ``GlobalAveragePooling2D``: ``AveragePooling2D`` over the whole map (pool = stride = map size,
-  valid padding), then ``Flatten`` unless ``keepdims``; the same mean, summed in another order.
+- ``GlobalAveragePooling2D`` (``GlobalMaxPooling2D``): ``AveragePooling2D`` (``MaxPooling2D``) over
+  the whole map (pool = stride = map size, valid padding), then ``Flatten`` unless ``keepdims``; the
+  same mean (summed in another order) or maximum.
 - ``ZeroPadding2D`` directly before a Conv2D with valid padding: merged into the conv as
   ``padding="same"`` only where the zeros are exactly what 'same' would add (TF's rule, smaller
   half first); else refused.
-- ``Conv1D`` / ``AveragePooling1D`` / ``MaxPooling1D`` / ``GlobalAveragePooling1D`` / ``ZeroPadding1D``
-  on (length, channels) maps: a ``Reshape`` to (1, length, channels) before the first of them, then each as its
+- ``Conv1D`` / ``AveragePooling1D`` / ``MaxPooling1D`` / ``GlobalAveragePooling1D`` /
+  ``GlobalMaxPooling1D`` / ``ZeroPadding1D`` on (length, channels) maps: a ``Reshape`` to (1, length, channels) before the first of them, then each as its
   2-D twin on that map of height 1 (windows, strides, dilations (1, k); a kernel (k, C_in, C_out)
   as (1, k, C_in, C_out)), the same sums; the 1-D stack ends at a Flatten or global pooling. A
   causal convolution (left padding only), and a layer that needs the 1-D map (an LSTM after a
   Conv1D), are refused.
-- ``MaxPooling2D`` is kept (`network.MaxPool2d`: SNN Toolbox's spike-count gate), ``MaxPooling1D``
-  becomes its 2-D twin like the other 1-D layers; ``GlobalMaxPooling1D/2D``: refused, not mapped yet.
+- ``MaxPooling2D`` is kept (`network.MaxPool2d`: SNN Toolbox's spike-count gate); ``MaxPooling1D``
+  and ``GlobalMaxPooling1D`` become their 2-D twins like the other 1-D layers.
 
 Every other layer is kept as it is: `network.describe` stays the semantic check and refuses what
 the engine cannot run. A model with nothing to rewrite is returned unchanged (the very object).
@@ -86,11 +87,13 @@ def canonicalise(model, data_shape=None):
     for layer in layers:      # a graph is not rewritten: its first non-chain layer is refused, by the user's index
         network.check_chain(model, layer, previous, _where(layer, position))
         previous = layer
-    one_d = (keras.Conv1D, keras.AveragePooling1D, keras.MaxPooling1D, keras.GlobalAveragePooling1D, keras.ZeroPadding1D)
+    global_pools = (keras.GlobalAveragePooling2D, keras.GlobalAveragePooling1D, keras.GlobalMaxPooling2D,
+                    keras.GlobalMaxPooling1D)
+    one_d = (keras.Conv1D, keras.AveragePooling1D, keras.MaxPooling1D, keras.GlobalAveragePooling1D,
+             keras.GlobalMaxPooling1D, keras.ZeroPadding1D)
     leaky = (keras.LeakyReLU, keras.PReLU, keras.ELU, keras.ThresholdedReLU)
-    max_pools = (keras.GlobalMaxPooling2D, keras.GlobalMaxPooling1D)
     in_1d = (keras.BatchNormalization, keras.Activation, keras.ReLU, keras.Softmax, keras.Dropout,
-             keras.Flatten) + one_d + leaky + max_pools   # (the last two refused below, each with its reason)
+             keras.Flatten) + one_d + leaky   # (leaky ones refused below, with the reason)
     specs, changes, pad, as_2d = [], [], None, False   # as_2d: inside a 1-D stack, run as a map of height 1
     shape = tuple(int(d) for d in model.input_shape[1:])
     entry = None     # the Reshape at the input, if the data's shape asks for one
@@ -112,9 +115,8 @@ def canonicalise(model, data_shape=None):
             changes.append({"layer": index, "name": layer.name, "class": type(layer).__name__, "rule": rule})
 
         if as_2d and kind not in in_1d:
-            raise UserError(f"{where}: after 1-D layers (run as a 2-D map of height 1) only Conv1D, "
-                            "AveragePooling1D, MaxPooling1D, ZeroPadding1D, batch norm, ReLU, Dropout, Flatten and "
-                            "GlobalAveragePooling1D map")
+            raise UserError(f"{where}: after 1-D layers (run as a 2-D map of height 1) only 1-D convolutions, "
+                            "pooling and zero padding, batch norm, ReLU, Dropout and Flatten map")
         if kind in one_d and not as_2d:
             if last is not None and last is entry:       # one Reshape at the input does both
                 entry.config["target_shape"] = (1,) + entry.config["target_shape"]
@@ -133,14 +135,12 @@ def canonicalise(model, data_shape=None):
         elif kind in leaky:
             raise UserError(f"{where}: {kind.__name__} passes negative (or shifted) values, which an "
                             "integrate-and-fire neuron (it fires positive spikes only) cannot carry; use ReLU()")
-        elif kind in max_pools:
-            raise UserError(f"{where}: global max pooling is not mapped yet (a max pool over the whole map); "
-                            "use GlobalAveragePooling, or MaxPooling over the map and Flatten")
-        elif kind in (keras.GlobalAveragePooling2D, keras.GlobalAveragePooling1D):
+        elif kind in global_pools:
             specs += _global_pool(layer, index, where, names)
-            size = "x".join(str(d) for d in specs[-1 if layer.keepdims else -2].config["pool_size"])
-            change(f"became AveragePooling2D over the whole {size} map (pool = stride = map size, valid)"
-                   f"{'' if layer.keepdims else ' + Flatten'}: the same mean")
+            pool = specs[-1 if layer.keepdims else -2]
+            change(f"became {pool.cls.__name__} over the whole {'x'.join(str(d) for d in pool.config['pool_size'])} "
+                   f"map (pool = stride = map size, valid){'' if layer.keepdims else ' + Flatten'}: the same "
+                   f"{'maximum' if pool.cls is keras.MaxPooling2D else 'mean'}")
             as_2d = as_2d and layer.keepdims
         elif kind in (keras.ZeroPadding2D, keras.ZeroPadding1D):
             pad = layer
@@ -248,14 +248,17 @@ def _fold_batch_norm(layer, last, where):
 
 
 def _global_pool(layer, index, where, names):
-    """AveragePooling2D over the whole map (+ Flatten) for a GlobalAveragePooling2D (or 1D, on its map of height 1)."""
+    """AveragePooling2D (MaxPooling2D) over the whole map (+ Flatten) for a GlobalAveragePooling2D
+    (GlobalMaxPooling2D; or 1D, on its map of height 1)."""
     import tensorflow as tf
     keras = tf.keras.layers
+    twin = keras.MaxPooling2D if type(layer) in (keras.GlobalMaxPooling2D, keras.GlobalMaxPooling1D) else \
+        keras.AveragePooling2D
     if layer.data_format != "channels_last":
         raise UserError(f"{where}: only channels_last pooling is supported")
     size = (1,) * (4 - len(layer.input_shape)) + tuple(int(d) for d in layer.input_shape[1:-1])   # 1-D: height 1
-    pool = _Spec(keras.AveragePooling2D, {"name": layer.name, "pool_size": size, "strides": size,
-                                          "padding": "valid", "data_format": "channels_last"}, index, [])
+    pool = _Spec(twin, {"name": layer.name, "pool_size": size, "strides": size,
+                        "padding": "valid", "data_format": "channels_last"}, index, [])
     if layer.keepdims:
         return [pool]
     return [pool, _Spec(keras.Flatten, {"name": _new_name(f"{layer.name}_flatten", names),

@@ -73,6 +73,10 @@ MAPPED = {   # name: (input shape, layers, the user's layers rewritten)
     "max pooling kept, 1-D max pooling as its 2-D twin": (
         (12, 2), lambda L: [L.Conv1D(4, 3, activation="relu"), L.MaxPooling1D(2), L.Flatten(), L.Dense(3)],
         ["Conv1D", "Conv1D", "MaxPooling1D"]),
+    "global max pooling, 2-D and 1-D": (
+        (6, 6, 1), lambda L: [L.Conv2D(4, 3, activation="relu"), L.GlobalMaxPooling2D(keepdims=True),
+                              L.Reshape((1, 4)), L.Conv1D(3, 1, activation="relu"), L.GlobalMaxPooling1D(), L.Dense(3)],
+        ["GlobalMaxPooling2D", "Conv1D", "Conv1D", "GlobalMaxPooling1D"]),
     "a dilated Conv1D, then Flatten": (
         (12, 2), lambda L: [L.Dropout(0.2), L.Conv1D(3, 3, dilation_rate=2, activation="relu"), L.Flatten(),
                             L.Dense(3)], ["Conv1D", "Conv1D"]),
@@ -111,8 +115,6 @@ REFUSED = {   # name: (layers, index and name of the refused layer, words of the
     "a clipped ReLU": (
         lambda L: [L.Conv2D(4, 3, name="c"), L.ReLU(max_value=6, name="relu6")], "layer 1 'relu6'", "QCFS"),
     "a leaky ReLU": (lambda L: [L.Conv2D(4, 3, name="c"), L.LeakyReLU(name="leaky")], "layer 1 'leaky'", "negative"),
-    "global max pooling": (lambda L: [L.Conv2D(4, 3, name="c"), L.GlobalMaxPooling2D(name="gmp")], "layer 1 'gmp'",
-                           "not mapped yet"),
     "a tanh activation": (lambda L: [L.Conv2D(4, 3, name="c"), L.Activation("tanh", name="t")], "layer 1 't'",
                           "no spiking equivalent"),
     "a softmax after a hidden layer": (

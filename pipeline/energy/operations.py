@@ -152,6 +152,7 @@ def count_operations(layers, neuron_totals, input_totals, num_samples, pooling):
         source, source_name, pending = emitted, g.name, None
     return counts
 
+
 def _shaped(totals, node):
     """Per-position totals in the node's input shape: a flatten or reshape between moves no spike."""
     return np.reshape(np.asarray(totals), tuple(node.input_shape))

@@ -24,6 +24,7 @@ LAYERS = ("InputLayer", "Conv2D", "Dense", "AveragePooling2D", "Flatten", "Dropo
           "BatchNormalization", "Activation", "ReLU", "Softmax", "MaxPooling1D", "MaxPooling2D", "Conv1D",
           "AveragePooling1D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "ZeroPadding1D",
           "ZeroPadding2D", "Reshape", "DepthwiseConv2D", "SeparableConv2D", "Add", "Concatenate",
+          "GlobalMaxPooling1D", "GlobalMaxPooling2D", "LeakyReLU", "PReLU", "ELU", "ThresholdedReLU",
           "escape_snn>QCFS", "QCFS")
 # Keras' built-in activations by name (tf_keras 2.21 `activations`); any other name or object is code.
 ACTIVATIONS = ("elu", "exponential", "gelu", "hard_sigmoid", "linear", "mish", "relu", "selu", "sigmoid",

@@ -173,9 +173,32 @@ class AvgPool2d(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MaxPool2d(Node):
+    """Max pooling of spikes gated by their counts (SNN Toolbox's INI rule, Rueckauer et al. 2017):
+    in each window, the input that has had the most spikes so far (this step's included; the first
+    in row-major order on ties, as TF's ``max_pool_with_argmax``) passes its spikes on; the others
+    are held back. No membrane: the gate is a function of the input's spike history."""
+    kind: ClassVar[str] = "maxpool"
+    kernel_size: tuple
+    stride: tuple
+    padding: str = "valid"
+
+    def pads(self):
+        return tuple(padding_of(self.input_shape[a], self.kernel_size[a], self.stride[a], 1, self.padding)[1]
+                     for a in (0, 1))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Flatten(Node):
     """Channels-last (H, W, C) to a vector, C fastest (NIR's channels-first order differs)."""
     kind: ClassVar[str] = "flatten"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reshape(Node):
+    """Keras Reshape: the same values in channels-last order, in another per-sample shape (e.g. a
+    1-D map (L, C) as the 2-D map (1, L, C) that `pipeline.canonical` makes of a Conv1D model)."""
+    kind: ClassVar[str] = "reshape"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,7 +208,7 @@ class Dropout(Node):
     rate: float = 0.0
 
 
-COMPUTE = (Conv2d, Affine, AvgPool2d)
+COMPUTE = (Conv2d, Affine, AvgPool2d, MaxPool2d)
 
 
 # --------------------------------------------------------------------- the graph
@@ -230,7 +253,7 @@ class Network:
 
     @property
     def compute_nodes(self):
-        """The nodes that cost operations (conv, dense, pool); flatten and dropout cost nothing."""
+        """The nodes that cost operations (conv, dense, pools); flatten, reshape and dropout cost nothing."""
         return tuple(n for n in self.nodes if isinstance(n, COMPUTE))
 
     def thresholds(self):
@@ -264,14 +287,17 @@ class Network:
 
 
 # --------------------------------------------------------------------- from Keras
-def describe(model, thresholds=None, neurons=Neurons(), leaks=None):
+def describe(model, thresholds=None, neurons=Neurons(), leaks=None, indices=None):
     """The converted SNN of a trained chain-shaped Keras model.
 
     ``thresholds``: per weighted layer (missing ones are 1.0, or ``lambda_k / lambda_{k-1}`` for a
     layer that feeds a QCFS activation, see `qcfs_thresholds`); ``leaks``: per hidden weighted
     layer (default ``neurons.leak``). A layer the engine cannot run is refused by its index (in
     ``model.layers``) and name: supported are Conv2D and Dense with ReLU (or linear and followed by
-    QCFS), AveragePooling2D, Flatten, Dropout, and a softmax/linear/ReLU readout.
+    QCFS), AveragePooling2D, MaxPooling2D (after a spiking layer), Flatten, Reshape, Dropout, and a
+    softmax/linear/ReLU readout. ``indices``: the
+    index to name each layer by (``{name: index}``) where the model was rewritten from the user's
+    (`pipeline.canonical`), so a refusal names the user's layer.
     """
     import tensorflow as tf
     from keras_models.qcfs import QCFS
@@ -284,15 +310,20 @@ def describe(model, thresholds=None, neurons=Neurons(), leaks=None):
     if not weighted:
         raise UserError(f"model {model.name!r} has no Conv2D or Dense layer to convert")
     previous, specs = None, []
-    position = {id(layer): k for k, layer in enumerate(model.layers)}   # the index Keras shows (model.layers)
+    indices = indices or {}
+    position = {id(layer): indices.get(layer.name, k) for k, layer in enumerate(model.layers)}   # as Keras shows
     for index, layer in enumerate(layers):
         where = f"layer {position[id(layer)]} {layer.name!r} ({type(layer).__name__})"
-        _check_chain(model, layer, previous, where)
+        check_chain(model, layer, previous, where)
         previous = layer
         if isinstance(layer, QCFS):
             if not specs or specs[-1][1] is not layer:
                 raise UserError(f"{where} must directly follow a hidden Conv2D or Dense layer with a linear activation")
             continue
+        weighted_before = any(type(spec) in (keras.Conv2D, keras.Dense) for spec, _ in specs)
+        if type(layer) is keras.MaxPooling2D and not weighted_before:
+            raise UserError(f"{where}: a max pool gates spikes by their counts, so it must follow a spiking layer "
+                            "(here it pools the input)")
         following = layers[index + 1] if index + 1 < len(layers) else None
         absorbed = following if isinstance(following, QCFS) else None
         _check_layer(layer, where, is_readout=layer is weighted[-1], qcfs=absorbed is not None)
@@ -358,12 +389,17 @@ def _node(layer, qcfs_layer, is_readout, neurons, threshold, leak):
         neuron = IF(POOL_THRESHOLD, neurons.leak, neurons.initial_membrane) if neurons.pooling == "spiking" else None
         return AvgPool2d(**shapes, kernel_size=tuple(layer.pool_size), stride=tuple(layer.strides),
                          padding=layer.padding, neuron=neuron)
+    if type(layer) is keras.MaxPooling2D:
+        return MaxPool2d(**shapes, kernel_size=tuple(layer.pool_size), stride=tuple(layer.strides),
+                         padding=layer.padding)
     if type(layer) is keras.Flatten:
         return Flatten(**shapes)
+    if type(layer) is keras.Reshape:
+        return Reshape(**shapes)
     return Dropout(**shapes, rate=float(layer.rate))
 
 
-def _check_chain(model, layer, previous, where):
+def check_chain(model, layer, previous, where):
     nodes = getattr(layer, "_inbound_nodes", [])
     if len(nodes) != 1:
         raise UserError(f"{where} of model {model.name!r} is shared or unconnected; "
@@ -392,11 +428,15 @@ def _check_layer(layer, where, is_readout, qcfs=False):
         if type(layer) is keras.Conv2D and (layer.data_format != "channels_last" or layer.groups != 1):
             raise UserError(f"{where}: only channels_last, ungrouped convolutions are supported")
         return
-    if type(layer) is keras.AveragePooling2D:
+    if type(layer) in (keras.AveragePooling2D, keras.MaxPooling2D):
         if layer.data_format != "channels_last":
             raise UserError(f"{where}: only channels_last pooling is supported")
+        if type(layer) is keras.MaxPooling2D and any(s < p for s, p in zip(layer.strides, layer.pool_size)):
+            raise UserError(f"{where}: overlapping max pools (strides {layer.strides} < pool {layer.pool_size}) are "
+                            "not supported: INI's gate would pass a spike chosen by two windows twice")
         return
-    if type(layer) in (keras.Flatten, keras.Dropout):
+    if type(layer) in (keras.Flatten, keras.Reshape, keras.Dropout):
         return
     raise UserError(f"{where} cannot be mapped to a spiking layer (supported: Conv2D and Dense with ReLU "
-                    "or followed by QCFS, AveragePooling2D, Flatten, Dropout, a softmax/linear readout)")
+                    "or followed by QCFS, AveragePooling2D, MaxPooling2D, Flatten, Reshape, Dropout, a softmax/linear "
+                    "readout)")

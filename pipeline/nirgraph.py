@@ -19,6 +19,8 @@ the side file (`sidecar`), never dropped silently:
   spike-count readout an ``IF``.
 - Not in the graph, written to the side file: the input coding (Poisson rule), the readout rule,
   the initial membrane (v(0) = fraction x theta, e.g. QCFS's theta/2), the NIR version.
+- A Reshape (a Conv1D model's (L, C) input as a 2-D map (1, L, C)) and a spiking max pool have no NIR
+  1.0.5 node: refused.
 - A leak below 1 (the engine's discrete LIF) has no exact NIR form (NIR's LIF is continuous,
   its discretisation is the importer's): refused.
 """
@@ -66,6 +68,12 @@ def _check_exportable(graph):
         raise UserError(f"network {graph.name!r}: a leak below 1 has no exact NIR form (NIR's LIF is continuous; "
                         "its time step is the importer's): export networks with LEAK=1")
     for node in graph.nodes:
+        if isinstance(node, network.Reshape):
+            raise UserError(f"layer {node.name!r}: NIR {NIR_VERSION} has no Reshape node (a Conv1D model runs "
+                            "here as a 2-D map of height 1): it cannot be exported yet")
+        if isinstance(node, network.MaxPool2d):
+            raise UserError(f"layer {node.name!r}: NIR {NIR_VERSION} has no max pool node (nor a spike-count "
+                            "gate): it cannot be exported")
         if isinstance(node, network.Conv2d) and node.padding == "same" and node.stride != (1, 1) \
                 and any(node.pads()[a] * 2 != _total_pad(node, a) for a in (0, 1)):
             raise UserError(f"layer {node.name!r}: 'same' padding with stride {node.stride} pads unevenly; "

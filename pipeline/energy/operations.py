@@ -122,6 +122,10 @@ def count_operations(layers, neuron_totals, input_totals, num_samples, pooling):
     if pooling not in ("spiking", "linear"):
         raise UserError(f"pooling={pooling!r}: choose spiking or linear")
     counts, source, source_name, pending = [], input_totals, "input", None
+    for g in layers:
+        if isinstance(g, network.MaxPool2d):   # the spikes its gate passes are not recorded
+            raise UserError(f"layer {g.name!r}: the operations of a spiking max pool (its gate's comparisons, the "
+                            "spikes it passes on) are not counted yet; use average pooling for energy figures")
     for index, g in enumerate(layers):
         emitted = neuron_totals.get(g.name)
         spikes = float(np.sum(emitted)) / num_samples if emitted is not None else 0.0
@@ -138,15 +142,21 @@ def count_operations(layers, neuron_totals, input_totals, num_samples, pooling):
         elif source is None:
             raise UserError(f"no spike counts for {source_name!r}, which feeds {g.name!r}")
         elif pending is not None:
-            acs = float(np.sum(source * merged_fan_out(pending, g))) / num_samples
+            acs = float(np.sum(_shaped(source, pending) * merged_fan_out(pending, g))) / num_samples
             how = f"{source_name} spikes x merged fan-out of {pending.name}+{g.name}"
         else:
-            acs = float(np.sum(source * fan_out(g))) / num_samples
+            acs = float(np.sum(_shaped(source, g) * fan_out(g))) / num_samples
             how = f"{source_name} spikes x fan-out into {g.name}"
         counts.append(LayerCount(g.name, g.neurons, ann_macs(g), ann_adds(g), spikes, acs, macs,
                                  source_name if source is not None else None, how))
         source, source_name, pending = emitted, g.name, None
     return counts
+
+
+def _shaped(totals, node):
+    """Per-position totals in the node's input shape: a flatten or reshape between moves no spike."""
+    return np.reshape(np.asarray(totals), tuple(node.input_shape))
+
 
 def cumulative_energy(counts, cost, spikes_per_timestep, column_names, input_acs_per_step=None):
     """SNN energy per inference spent up to each timestep (joules), shape (T,).
@@ -182,7 +192,7 @@ def coding_floor(coding, first, input_totals, num_samples, cost, ann_energy_j):
     """
     if coding == "analog" or input_totals is None:
         return ann_macs(first) * cost.e_mac_pj * PJ / ann_energy_j, "first-layer MACs x E_MAC / ANN energy"
-    acs = float(np.sum(np.asarray(input_totals, np.float64) * fan_out(first))) / num_samples
+    acs = float(np.sum(_shaped(np.asarray(input_totals, np.float64), first) * fan_out(first))) / num_samples
     return acs * cost.e_ac_pj * PJ / ann_energy_j, "input events x their fan-out into the first layer x E_AC / ANN energy"
 
 

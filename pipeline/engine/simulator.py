@@ -37,8 +37,9 @@ from pipeline.engine.neurons import NEVER_FIRED, IFParams, IFState, _scale, heav
 from pipeline.network import CONSTANT_CODINGS, POOL_THRESHOLD, Neurons
 
 FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
-WEIGHTED, POOL, FLATTEN, DROPOUT = (network.Weighted.kind, network.AvgPool2d.kind, network.Flatten.kind,
-                                    network.Dropout.kind)
+WEIGHTED, POOL, MAXPOOL, FLATTEN, RESHAPE, DROPOUT = (network.Weighted.kind, network.AvgPool2d.kind,
+                                                      network.MaxPool2d.kind, network.Flatten.kind,
+                                                      network.Reshape.kind, network.Dropout.kind)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,17 @@ def _layer_weights(stage):
 
 def _avg_pool(stage, h):
     return tf.nn.avg_pool2d(h, stage.kernel_size, stage.stride, stage.padding.upper())
+
+
+def _gated_max_pool(stage, counts, h):
+    """A max pool's output spikes (`network.MaxPool2d`): per window, the spikes ``h`` of the input with
+    the most spikes so far (``counts``, this step's included) pass, with INI's very ops (first in
+    row-major order on ties); windows do not overlap, so the gate is 0 or 1."""
+    window, stride, padding = stage.kernel_size, stage.stride, stage.padding.upper()
+    _, chosen = tf.nn.max_pool_with_argmax(counts, window, stride, padding, include_batch_in_index=True)
+    gate = tf.scatter_nd(tf.reshape(chosen, (-1, 1)), tf.ones(tf.size(chosen)),
+                         tf.reshape(tf.size(h, out_type=tf.int64), [1]))
+    return tf.nn.max_pool2d(h * tf.reshape(gate, tf.shape(h)), window, stride, padding)
 
 
 def _pool_geometry(stage):
@@ -328,6 +340,9 @@ class SpikingNetwork:
             "readout": tf.TensorArray(tf.float32, size=T),
             "counts": tf.TensorArray(tf.float32, size=T),
         }
+        gated = [st for st in self.stages if st.kind == MAXPOOL]
+        if gated:   # a max pool's input spike counts so far (its gate)
+            state["gate_counts"] = [tf.zeros(tf.concat([[batch], st.input_shape], 0)) for st in gated]
         if history:
             state["last"] = [full(st, NEVER_FIRED) for st in neurons]
         if collect:
@@ -339,7 +354,7 @@ class SpikingNetwork:
 
         def body(t, old):
             new = {key_: old[key_] for key_ in ("acc", "out_count", "readout", "counts")}
-            for key_ in ("v", "last", "totals", "trains"):
+            for key_ in ("v", "last", "totals", "trains", "gate_counts"):
                 if key_ in old:
                     new[key_] = []
             now = tf.cast(t, tf.float32)
@@ -352,6 +367,11 @@ class SpikingNetwork:
             j = 0
             for i, stage in enumerate(self.stages):
                 if analog and i < first:
+                    continue
+                if stage.kind == MAXPOOL:
+                    counts = old["gate_counts"][len(new["gate_counts"])] + h
+                    new["gate_counts"].append(counts)
+                    h = _gated_max_pool(stage, counts, h)
                     continue
                 if stage not in stateful:
                     h = self._apply_passive([stage], h, masks)
@@ -439,6 +459,8 @@ class SpikingNetwork:
         for passive, chain in self._chains():
             head = chain[0]
             tick = time.perf_counter()
+            if h is not None and any(p.kind == MAXPOOL for p in passive):
+                h, passive = self._max_pools_in_time(passive, h)
             if h is None:
                 current = _numpy(self._stage_current(head, self._apply_passive(passive, self._held_input(x), {})))
             else:
@@ -480,6 +502,23 @@ class SpikingNetwork:
                 passive = []
         return chains
 
+    def _max_pools_in_time(self, passive, h):
+        """The passive stages up to the last max pool, on spike trains ``h`` (T, batch, ...): a max pool's
+        gate needs the spike counts so far (a sum over T, exact in float32, as `run` adds them step by
+        step), the others act frame by frame. Returns the pooled spike trains and the stages left."""
+        last = max(k for k, stage in enumerate(passive) if stage.kind == MAXPOOL)
+        T, batch = h.shape[:2]
+        h = tf.cast(h, tf.float32)
+        for stage in passive[:last + 1]:
+            frames = tf.reshape(h, [T * batch] + list(h.shape[2:]))
+            if stage.kind == MAXPOOL:
+                counts = tf.reshape(tf.cumsum(h, axis=0), frames.shape)
+                out = _gated_max_pool(stage, counts, frames)
+            else:
+                out = self._apply_passive([stage], frames, {})
+            h = tf.reshape(out, [T, batch] + list(out.shape[1:]))
+        return _numpy(h) > 0, passive[last + 1:]
+
     def _stage_current(self, stage, h):
         if stage.kind == POOL:
             return _avg_pool(stage, h)
@@ -511,10 +550,13 @@ class SpikingNetwork:
         return value if "leak" in learn else tf.stop_gradient(value)
 
     def _apply_passive(self, stages, h, masks):
-        """Stages without neurons: flatten, dropout, and linear pooling."""
+        """Stages without neurons: flatten, reshape, dropout, and linear pooling (max pools need their
+        spike history: `run`'s loop and `_max_pools_in_time` apply them)."""
         for stage in stages:
             if stage.kind == FLATTEN:
                 h = tf.reshape(h, [tf.shape(h)[0], -1])
+            elif stage.kind == RESHAPE:
+                h = tf.reshape(h, [tf.shape(h)[0], *stage.output_shape])
             elif stage.kind == DROPOUT:
                 mask = masks.get(stage.name)
                 h = h if mask is None else _scale(h, mask)

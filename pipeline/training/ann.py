@@ -173,8 +173,10 @@ def bring(source, dataset, force=False):
     """A trained Keras model the user brings (``MODEL=path``), checked and made ready for the toolbox.
 
     Checked before anything runs: the file's architecture read as data (`modelfile.check` refuses a
-    Lambda, custom or unknown layer unread), then every layer convertible (`network.describe` refuses
-    one by index and name; a QCFS layer too, since SNN Toolbox cannot parse it), the input shape against the
+    Lambda, custom or unknown layer unread); then rewritten into the layers the pipeline runs
+    (`canonical_user_model`; the record's ``canonical`` lists what was folded or mapped, layer by layer)
+    and checked again: every layer convertible (`network.describe` refuses one by index
+    and name; a QCFS layer too, since SNN Toolbox cannot parse it), the input shape against the
     data's and the output size against its number of classes. The model is then saved compiled
     (categorical cross-entropy, as SNN Toolbox evaluates it) to ``keras_models/trained/user_<model
     sha>_d<data sha>.h5``, a verified cache like a trained one, with its test accuracy beside it.
@@ -193,13 +195,16 @@ def bring(source, dataset, force=False):
             return cached
         import tensorflow as tf
         model = _read_user_model(path)
-        check_user_model(model, dataset, path)
+        form = canonical_user_model(model, path, dataset.input_shape)
+        model = form.model
+        check_user_model(model, dataset, path, form.indices)
         model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
         results.write_atomic_with(copy, lambda tmp: model.save(tmp, save_format="h5"))
         info = {"variant": "user", "source": {"path": str(path), "sha256": sha},
                 "dataset": {"name": dataset.name, "sha256": dataset.sha256}, "test_samples": len(dataset.y_test),
                 "test_accuracy": float(np.mean(predict(model, dataset.x_test) == dataset.y_test)),
-                "parameters": int(model.count_params()), "sha256": results.file_sha256(copy)}
+                "parameters": int(model.count_params()), "canonical": list(form.changes),
+                "sha256": results.file_sha256(copy)}
         results.write_json(copy.with_suffix(".json"), info)
     return TrainedModel(copy, info)
 
@@ -217,14 +222,28 @@ def _read_user_model(path):
         raise UserError(f"MODEL={path}: not a readable Keras .h5 model ({reason})") from None
 
 
-def check_user_model(model, dataset, path):
-    """Refuse, in one line, a model that the engine or the toolbox cannot run on this dataset."""
+def canonical_user_model(model, path, data_shape):
+    """The user's model rewritten into the layers the pipeline runs (`pipeline.canonical`: batch norm
+    folded, ReLU / softmax layers merged, global pooling as a pool, Conv1D on a map of height 1, an
+    (L, C) model taking the loader's (L, C, 1) samples ...), or one line naming the layer that cannot be."""
+    from pipeline import canonical
+    try:
+        return canonical.canonicalise(model, data_shape)
+    except UserError as exc:
+        raise UserError(f"MODEL={path}: {exc}") from None
+
+
+def check_user_model(model, dataset, path, indices=None):
+    """Refuse, in one line, a model that the engine or the toolbox cannot run on this dataset.
+    ``indices``: the user's index of each layer by name, where ``model`` was rewritten from theirs."""
     from pipeline import network
+    indices = indices or {}
     for index, layer in enumerate(model.layers):
         if isinstance(layer, qcfs.QCFS):
-            raise UserError(f"MODEL={path}: layer {index} {layer.name!r} (QCFS): SNN Toolbox cannot parse it")
+            raise UserError(f"MODEL={path}: layer {indices.get(layer.name, index)} {layer.name!r} (QCFS): "
+                            "SNN Toolbox cannot parse it")
     try:
-        network.describe(model)
+        network.describe(model, indices=indices)
     except UserError as exc:
         raise UserError(f"MODEL={path}: {exc}") from None
     shape = tuple(model.input_shape[1:])

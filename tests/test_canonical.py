@@ -1,0 +1,378 @@
+"""A user's tutorial-style Keras chain becomes the chain the pipeline runs (`pipeline.canonical`), computing
+the same function; what does not map is refused in one line naming the user's layer."""
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
+
+from pipeline import UserError, canonical, network
+
+RUNNABLE = ("InputLayer", "Conv2D", "Dense", "AveragePooling2D", "MaxPooling2D", "Flatten", "Reshape", "Dropout")
+
+
+def layers():
+    import tensorflow as tf
+    return tf.keras.layers
+
+
+def chain(input_shape, *stack):
+    """A Sequential model of ``stack``, its batch norms given non-trivial statistics and affine
+    parameters (set, not trained: gamma and var in [0.5, 2], beta and mean ~ N(0, 1))."""
+    import tensorflow as tf
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([layers().Input(input_shape), *stack])
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if isinstance(layer, layers().BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 2.0, w.shape) if ("gamma" in v.name or "variance" in v.name)
+                               else rng.normal(0.0, 1.0, w.shape) for v, w in zip(layer.weights, layer.get_weights())])
+    return model
+
+
+def same_function(model, other, seed=0):
+    """Both models' outputs on random inputs, equal to float32 rounding."""
+    x = np.random.default_rng(seed).normal(0.0, 1.0, (32, *model.input_shape[1:])).astype(np.float32)
+    np.testing.assert_allclose(other.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def conv_bn(**bn):
+    L = layers()
+    return (L.Conv2D(4, 3, padding="same"), L.BatchNormalization(**bn), L.Activation("relu"))
+
+
+MAPPED = {   # name: (input shape, layers, the user's layers rewritten)
+    "batch norm after a biased conv, then a ReLU layer": (
+        (8, 8, 1), lambda L: [*conv_bn(), L.Flatten(), L.Dense(3)], ["BatchNormalization", "Activation"]),
+    "batch norm without center after an unbiased conv": (
+        (8, 8, 1), lambda L: [L.Conv2D(4, 3, use_bias=False), L.BatchNormalization(center=False), L.ReLU(),
+                              L.Flatten(), L.Dense(3)], ["BatchNormalization", "ReLU"]),
+    "batch norm without scale after a dense layer, two in a row": (
+        (6,), lambda L: [L.Dense(5), L.BatchNormalization(scale=False), L.BatchNormalization(), L.ReLU(),
+                         L.Dropout(0.5), L.Dense(3)], ["BatchNormalization", "BatchNormalization", "ReLU"]),
+    "a linear activation dropped, a ReLU after a ReLU dropped, a softmax readout": (
+        (6,), lambda L: [L.Activation("linear"), L.Dense(5, activation="relu"), L.ReLU(), L.Dense(3),
+                         L.Activation("softmax")], ["Activation", "ReLU", "Activation"]),
+    "global average pooling over the whole map, then a Softmax layer": (
+        (6, 5, 2), lambda L: [*conv_bn(), L.GlobalAveragePooling2D(), L.Dense(3), L.Softmax()],
+        ["BatchNormalization", "Activation", "GlobalAveragePooling2D", "Softmax"]),
+    "global average pooling keeping its dims": (
+        (6, 6, 1), lambda L: [*conv_bn(), L.GlobalAveragePooling2D(keepdims=True), L.Flatten(), L.Dense(3)],
+        ["BatchNormalization", "Activation", "GlobalAveragePooling2D"]),
+    "zero padding equal to an odd kernel's 'same'": (
+        (7, 7, 1), lambda L: [L.ZeroPadding2D(1), L.Conv2D(3, 3, activation="relu"), L.Flatten(), L.Dense(3)],
+        ["ZeroPadding2D"]),
+    "zero padding equal to an even kernel's strided 'same' (smaller half first)": (
+        (7, 7, 1), lambda L: [L.ZeroPadding2D(((0, 1), (1, 2))), L.Conv2D(3, (2, 4), strides=2, activation="relu"),
+                              L.Flatten(), L.Dense(3)], ["ZeroPadding2D"]),
+    "a Conv1D stack: zero padding, batch norm, ReLU, 1-D pooling, a strided 'same' conv, global pooling": (
+        (16, 3), lambda L: [L.ZeroPadding1D(1), L.Conv1D(4, 3), L.BatchNormalization(), L.ReLU(),
+                            L.AveragePooling1D(2), L.Conv1D(5, 2, strides=2, padding="same"), L.BatchNormalization(),
+                            L.Activation("relu"), L.GlobalAveragePooling1D(), L.Dense(3), L.Softmax()],
+        ["ZeroPadding1D", "ZeroPadding1D", "Conv1D", "BatchNormalization", "ReLU", "AveragePooling1D", "Conv1D",
+         "BatchNormalization", "Activation", "GlobalAveragePooling1D", "Softmax"]),
+    "max pooling kept, 1-D max pooling as its 2-D twin": (
+        (12, 2), lambda L: [L.Conv1D(4, 3, activation="relu"), L.MaxPooling1D(2), L.Flatten(), L.Dense(3)],
+        ["Conv1D", "Conv1D", "MaxPooling1D"]),
+    "global max pooling, 2-D and 1-D": (
+        (6, 6, 1), lambda L: [L.Conv2D(4, 3, activation="relu"), L.GlobalMaxPooling2D(keepdims=True),
+                              L.Reshape((1, 4)), L.Conv1D(3, 1, activation="relu"), L.GlobalMaxPooling1D(), L.Dense(3)],
+        ["GlobalMaxPooling2D", "Conv1D", "Conv1D", "GlobalMaxPooling1D"]),
+    "a dilated Conv1D, then Flatten": (
+        (12, 2), lambda L: [L.Dropout(0.2), L.Conv1D(3, 3, dilation_rate=2, activation="relu"), L.Flatten(),
+                            L.Dense(3)], ["Conv1D", "Conv1D"]),
+}
+
+
+@pytest.mark.parametrize("case", MAPPED)
+def test_each_mapping_computes_the_same_function_in_layers_the_engine_runs(case):
+    input_shape, build, rewritten = MAPPED[case]
+    model = chain(input_shape, *build(layers()))
+    form = canonical.canonicalise(model)
+    same_function(model, form.model)
+    assert {type(layer).__name__ for layer in form.model.layers} <= set(RUNNABLE)
+    assert [c["class"] for c in form.changes] == rewritten
+    assert all(model.layers[c["layer"]].name == c["name"] and c["rule"] for c in form.changes)
+    network.describe(form.model, indices=form.indices)
+
+
+def test_a_model_with_nothing_to_rewrite_comes_back_as_it_is():
+    L = layers()
+    model = chain((8, 8, 1), L.Conv2D(4, 3, activation="relu"), L.AveragePooling2D(2), L.Flatten(), L.Dense(3))
+    form = canonical.canonicalise(model)
+    assert form.model is model and form.changes == ()
+
+
+REFUSED = {   # name: (layers, index and name of the refused layer, words of the reason)
+    "batch norm after a ReLU activation": (
+        lambda L: [L.Conv2D(4, 3, activation="relu", name="c"), L.BatchNormalization(name="bn")],
+        "layer 1 'bn'", "relu stands between"),
+    "batch norm after a ReLU layer": (
+        lambda L: [L.Conv2D(4, 3, name="c"), L.ReLU(name="r"), L.BatchNormalization(name="bn")],
+        "layer 2 'bn'", "relu stands between"),
+    "batch norm after a pool": (
+        lambda L: [L.Conv2D(4, 3, name="c"), L.AveragePooling2D(name="p"), L.BatchNormalization(name="bn")],
+        "layer 2 'bn'", "nothing weighted"),
+    "a clipped ReLU": (
+        lambda L: [L.Conv2D(4, 3, name="c"), L.ReLU(max_value=6, name="relu6")], "layer 1 'relu6'", "QCFS"),
+    "a leaky ReLU": (lambda L: [L.Conv2D(4, 3, name="c"), L.LeakyReLU(name="leaky")], "layer 1 'leaky'", "negative"),
+    "a tanh activation": (lambda L: [L.Conv2D(4, 3, name="c"), L.Activation("tanh", name="t")], "layer 1 't'",
+                          "no spiking equivalent"),
+    "a softmax after a hidden layer": (
+        lambda L: [L.Flatten(name="f"), L.Dense(4, name="d"), L.Softmax(name="s"), L.Dense(3, name="out")],
+        "layer 2 's'", "last Dense"),
+    "zero padding other than 'same'": (
+        lambda L: [L.ZeroPadding2D(2, name="zp"), L.Conv2D(4, 3, name="c")], "layer 0 'zp'", "'same' padding"),
+    "zero padding before a pool": (
+        lambda L: [L.ZeroPadding2D(1, name="zp"), L.AveragePooling2D(name="p")], "layer 0 'zp'",
+        "before a convolution"),
+    "a causal Conv1D": (lambda L: [L.Reshape((8, 8), name="r"), L.Conv1D(4, 3, padding="causal", name="c")],
+                        "layer 1 'c'", "left only"),
+    "an LSTM after a Conv1D": (lambda L: [L.Reshape((8, 8), name="r"), L.Conv1D(4, 3, name="c"), L.LSTM(3, name="l")],
+                               "layer 2 'l'", "after 1-D layers"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_what_does_not_map_is_refused_in_one_line_naming_the_layer(case):
+    build, where, reason = REFUSED[case]
+    with pytest.raises(UserError) as refused:
+        canonical.canonicalise(chain((8, 8, 1), *build(layers())))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(where) and reason in message, message
+
+
+def test_a_functional_model_is_rewritten_too_and_its_layers_named_by_their_index_in_model_layers():
+    import tensorflow as tf
+    L = layers()
+    inputs = L.Input((8, 8, 1))
+    hidden = L.GlobalAveragePooling2D()(L.ReLU()(L.BatchNormalization()(L.Conv2D(4, 3)(inputs))))
+    model = tf.keras.Model(inputs, L.Softmax()(L.Dense(3)(hidden)))
+    form = canonical.canonicalise(model)
+    same_function(model, form.model)
+    assert [c["layer"] for c in form.changes] == [2, 3, 4, 6]          # model.layers[0] is the InputLayer
+    refused = tf.keras.Model(inputs, L.ReLU(max_value=6.0, name="relu6")(L.Conv2D(4, 3)(inputs)))
+    with pytest.raises(UserError, match=r"^layer 2 'relu6' \(ReLU\): ReLU\(max_value=6\) clips"):
+        canonical.canonicalise(refused)
+
+
+def test_a_layer_the_engine_cannot_run_is_named_by_the_users_index_after_folding():
+    L = layers()
+    model = chain((8, 8, 1), *conv_bn(), L.UpSampling2D(name="up"), L.Flatten(), L.Dense(3))
+    form = canonical.canonicalise(model)
+    with pytest.raises(UserError, match=r"^layer 3 'up' \(UpSampling2D\) cannot be mapped"):
+        network.describe(form.model, indices=form.indices)
+
+
+def tutorial_cnn(path):
+    """Written as the Keras tutorials write a CNN (max pooling aside): BN and ReLU layers, global pooling, Softmax."""
+    L = layers()
+    model = chain((8, 12, 1), L.Conv2D(4, 3, padding="same", name="conv1"), L.BatchNormalization(name="bn1"),
+                  L.Activation("relu", name="relu1"), L.AveragePooling2D(2, name="pool1"),
+                  L.Conv2D(6, 3, padding="same", use_bias=False, name="conv2"), L.BatchNormalization(name="bn2"),
+                  L.ReLU(name="relu2"), L.GlobalAveragePooling2D(name="gap"), L.Dense(3, name="out"),
+                  L.Softmax(name="softmax"))
+    model.save(path, save_format="h5")
+    return model
+
+
+def test_a_tutorial_cnn_is_brought_described_and_run_spike_for_spike_on_both_engine_paths(sandbox, tiny_npz):
+    from pipeline import conversion, data, engine
+    from pipeline.training import ann
+    model = tutorial_cnn(sandbox / "tutorial.h5")
+    dataset = data.load_dataset(str(tiny_npz))
+    brought = ann.bring(sandbox / "tutorial.h5", dataset)
+    assert [c["class"] for c in brought.info["canonical"]] == [
+        "BatchNormalization", "Activation", "BatchNormalization", "ReLU", "GlobalAveragePooling2D", "Softmax"]
+    copy = engine.load_keras(brought.path)
+    same_function(model, copy)
+    graph = network.describe(copy)
+    assert [type(n).__name__ for n in graph.nodes] == ["Conv2d", "AvgPool2d", "Conv2d", "AvgPool2d", "Flatten",
+                                                        "Affine"]
+    assert graph.nodes[3].kernel_size == (4, 6)                       # the whole 4x6 map
+    x = dataset.x_test[:12]
+    settings = engine.SnnSettings.ini_compatible(20, batch_size=12)     # spiking pools: the map-sized pool scans too
+    net = conversion.from_model(copy, settings, engine.calibrate_thresholds(conversion.from_model(copy, settings), x))
+    step = net.simulate(x, dataset.y_test[:12], record=range(12))
+    fast = net.simulate(x, dataset.y_test[:12], record=range(12), fast=True, sparse=False)
+    assert step.spikes_per_timestep[:, 1:].sum() > 0
+    np.testing.assert_array_equal(fast.spikes_per_timestep, step.spikes_per_timestep)
+    np.testing.assert_array_equal(fast.outputs, step.outputs)
+    for name in step.layer_names[1:]:
+        np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
+
+
+def conv1d_classifier():
+    """A time-series classifier on (length 8, channels 12) inputs, as people write one in Keras."""
+    L = layers()
+    return chain((8, 12), L.Conv1D(6, 3, padding="same", name="conv1"), L.BatchNormalization(name="bn1"),
+                 L.ReLU(name="relu1"), L.AveragePooling1D(2, name="pool1"),
+                 L.Conv1D(8, 3, padding="same", name="conv2"), L.BatchNormalization(name="bn2"),
+                 L.Activation("relu", name="relu2"), L.GlobalAveragePooling1D(name="gap"),
+                 L.Dense(3, name="out"), L.Softmax(name="softmax"))
+
+
+@pytest.mark.parametrize("kind", ["tutorial CNN", "Conv1D classifier", "max-pool CNN"])
+def test_snn_toolbox_runs_the_canonical_model_as_the_engines_ini_mode_does(tmp_path, kind):
+    """SIM=INI on the canonical copy: SNN Toolbox parses the plain chain (a Conv1D model's Reshape too) and
+    spikes as the engine in INI mode."""
+    from conftest import tiny_arrays, toolbox_run
+    from pipeline import engine
+    x_train, _, x_test, y_test = tiny_arrays()
+    x_train, x_test, y_test = x_train[:50], x_test[:20], y_test[:20]
+    if kind != "Conv1D classifier":
+        x_train, x_test = x_train[..., None], x_test[..., None]
+    user = {"tutorial CNN": lambda: tutorial_cnn(tmp_path / "tutorial.h5"), "Conv1D classifier": conv1d_classifier,
+            "max-pool CNN": maxpool_cnn}[kind]()
+    model = canonical.canonicalise(user).model
+    _, run = toolbox_run(tmp_path, model, x_test, y_test, x_train, timesteps=20, poisson=False, batch_size=10)
+    exact = engine.SpikingNetwork(engine.toolbox_normalised_model(model, run.scale_factors),
+                                  settings=engine.SnnSettings.ini_compatible(20, batch_size=10))
+    result = exact.simulate(x_test, y_test, record=range(len(x_test)))
+    assert result.spikes_per_timestep[:, 1:].sum() > 0
+    np.testing.assert_array_equal(np.transpose(result.outputs, (0, 2, 1)), run.output_counts)
+    layers_with_neurons = [name for name in run.spike_counts if "MaxPooling" not in name]   # INI's max pools relay
+    assert len(layers_with_neurons) == len(result.layer_names) - 1
+    for toolbox_name, name in zip(layers_with_neurons, result.layer_names[1:]):
+        np.testing.assert_array_equal(result.recorded[name].reshape(len(x_test), -1), run.spike_counts[toolbox_name],
+                                      err_msg=f"{toolbox_name} vs {name}")
+
+
+def test_the_canonical_tutorial_cnn_goes_to_nir_and_back_spike_for_spike_and_its_global_pool_costs_its_adds(tmp_path):
+    from conftest import tiny_arrays
+    from pipeline import conversion, engine, nirgraph
+    from pipeline.energy import operations
+    model = canonical.canonicalise(tutorial_cnn(tmp_path / "tutorial.h5")).model
+    settings = engine.SnnSettings.ini_compatible(15, batch_size=10)
+    net = conversion.from_model(model, settings, {"conv1": 0.5, "conv2": 0.3, "out": 0.2})
+    pool = net.describe().nodes[3]
+    assert operations.ann_adds(pool) == 4 * 6 * 6          # every input of the 4x6x6 map added once
+    nirgraph.write(tmp_path / "net.nir", net.describe())
+    back, _ = conversion.from_nir(tmp_path / "net.nir", 15, 0, 10)
+    x = tiny_arrays()[2][:10, ..., None]
+    ours, theirs = net.simulate(x, record=range(10)), back.simulate(x, record=range(10))
+    assert ours.spikes_per_timestep[:, 1:].sum() > 0
+    np.testing.assert_array_equal(theirs.spikes_per_timestep, ours.spikes_per_timestep)
+    np.testing.assert_array_equal(theirs.outputs, ours.outputs)
+
+
+def test_a_conv1d_network_runs_spike_for_spike_on_both_engine_paths_and_costs_what_its_2d_twin_costs():
+    """The Reshape before a Conv1D stack moves no spike and costs nothing: the canonical Conv1D network
+    spikes, and counts operations, as the same network written in 2-D on (1, L, C) inputs."""
+    import tensorflow as tf
+    from conftest import tiny_arrays
+    from pipeline import conversion, engine
+    from pipeline.energy import operations
+    model = canonical.canonicalise(conv1d_classifier()).model
+    twin = tf.keras.Sequential([layers().Input((1, 8, 12))] + [type(layer).from_config(layer.get_config())
+                                                               for layer in model.layers[2:]])
+    twin.set_weights(model.get_weights())
+    x = tiny_arrays()[2][:12]
+    settings = engine.SnnSettings(timesteps=20, coding="poisson", pooling="spiking", batch_size=12)
+    thresholds = engine.calibrate_thresholds(conversion.from_model(model, settings), x)
+    net = conversion.from_model(model, settings, thresholds)
+    twin_net = conversion.from_model(twin, settings, thresholds)
+    step = net.simulate(x, record=range(12))
+    fast = net.simulate(x, record=range(12), fast=True, sparse=False)
+    flat = twin_net.simulate(x[:, None], record=range(12))
+    assert step.spikes_per_timestep[:, 1:].sum() > 0
+    for other in (fast, flat):
+        np.testing.assert_array_equal(other.spikes_per_timestep, step.spikes_per_timestep)
+        for name in step.layer_names[1:]:
+            np.testing.assert_array_equal(other.recorded[name], step.recorded[name], err_msg=name)
+    inputs = engine.replay_input(net, x, operations.fan_out(net.describe().compute_nodes[0]))[0]
+    ours, theirs = (operations.count_operations(n.describe().compute_nodes, step.neuron_totals, inputs, 12, "spiking")
+                    for n in (net, twin_net))
+    assert ours == theirs and ours[0].snn_acs > 0
+
+
+def test_a_conv1d_network_is_refused_by_nir_export_in_one_line():
+    from pipeline import engine, nirgraph
+    net = engine.SpikingNetwork(canonical.canonicalise(conv1d_classifier()).model)
+    with pytest.raises(UserError, match=r"^layer 'conv1_as_2d': NIR 1.0.5 has no Reshape node[^\n]*$"):
+        nirgraph.to_nir(net.describe())
+
+
+def test_a_conv1d_classifier_is_brought_on_length_by_channel_data_the_loader_reads_as_images(sandbox, tiny_npz):
+    """An .npz of (n, L, C) loads as (L, C, 1) images: the brought Conv1D model takes them, one Reshape at its input."""
+    from pipeline import data, engine
+    from pipeline.training import ann
+    model = conv1d_classifier()
+    model.save(sandbox / "conv1d.h5", save_format="h5")
+    dataset = data.load_dataset(str(tiny_npz))
+    assert dataset.input_shape == (8, 12, 1)
+    brought = ann.bring(sandbox / "conv1d.h5", dataset)
+    assert brought.info["canonical"][0]["name"] == "input" and brought.info["test_accuracy"] >= 0
+    copy = engine.load_keras(brought.path)
+    x = np.asarray(dataset.x_test[:16])
+    np.testing.assert_allclose(copy.predict(x, verbose=0), model.predict(x[..., 0], verbose=0), rtol=1e-5, atol=1e-6)
+    graph = network.describe(copy)
+    assert graph.input_shape == (8, 12, 1) and [type(n).__name__ for n in graph.nodes][:2] == ["Reshape", "Conv2d"]
+    assert graph.nodes[0].output_shape == (1, 8, 12)
+
+
+def maxpool_cnn():
+    L = layers()
+    return chain((8, 12, 1), L.Conv2D(4, 3, padding="same", activation="relu", name="conv1"),
+                 L.MaxPooling2D(2, name="mp1"),
+                 L.Conv2D(6, 3, padding="same", activation="relu", name="conv2"), L.MaxPooling2D((2, 3), name="mp2"),
+                 L.Flatten(name="flat"), L.Dense(3, name="out"), L.Softmax(name="softmax"))
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_max_pool_passes_the_spikes_of_the_input_with_the_most_spikes_so_far(fast):
+    """Two inputs through a 1x1 identity conv (threshold 1: its spikes are the input's) into a max pool:
+    a spikes at t = 0, 1, 2, b at t = 3..9. a leads (and wins the tie at t = 5, first in row-major
+    order), b leads from t = 6: the pool passes a's 3 spikes and b's last 4, 7 of the 10."""
+    import tensorflow as tf
+    from pipeline import engine
+    L = layers()
+    model = tf.keras.Sequential([L.Input((1, 2, 1)), L.Conv2D(1, 1, use_bias=False, activation="relu", name="c"),
+                                 L.MaxPooling2D((1, 2), name="mp"), L.Flatten(), L.Dense(2, use_bias=False, name="d")])
+    model.get_layer("c").set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    model.get_layer("d").set_weights([np.array([[1.0, 0.0]], np.float32)])
+    trains = np.zeros((10, 1, 1, 2, 1), np.float32)
+    trains[0:3, 0, 0, 0, 0] = trains[3:10, 0, 0, 1, 0] = 1.0
+    net = engine.SpikingNetwork(model, settings=engine.SnnSettings(timesteps=10, batch_size=1))
+    result = net.simulate(np.zeros((1, 1, 2, 1), np.float32), input_frames=lambda x, T: trains, fast=fast,
+                          sparse=False)
+    assert result.logits[0, 0] == 7.0
+
+
+@pytest.mark.parametrize("coding", ["analog", "poisson"])
+def test_max_pools_spike_the_same_on_both_engine_paths(coding):
+    from conftest import tiny_arrays
+    from pipeline import conversion, engine
+    model = canonical.canonicalise(maxpool_cnn()).model
+    x = tiny_arrays()[2][:12, ..., None]
+    settings = engine.SnnSettings.ini_compatible(20, coding=coding, batch_size=12)
+    net = conversion.from_model(model, settings, engine.calibrate_thresholds(conversion.from_model(model, settings), x))
+    step = net.simulate(x, record=range(12))
+    fast = net.simulate(x, record=range(12), fast=True, sparse=False)
+    assert step.spikes_per_timestep[:, 1:].sum() > 0
+    np.testing.assert_array_equal(fast.spikes_per_timestep, step.spikes_per_timestep)
+    np.testing.assert_array_equal(fast.outputs, step.outputs)
+    for name in step.layer_names[1:]:
+        np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
+
+
+@pytest.mark.parametrize("layer, reason", [
+    ("first", "layer 0 'mp' (MaxPooling2D): a max pool gates spikes by their counts, so it must follow a spiking"),
+    ("overlapping", "layer 1 'mp' (MaxPooling2D): overlapping max pools"),
+])
+def test_a_max_pool_that_does_not_gate_spikes_is_refused_in_one_line(layer, reason):
+    L = layers()
+    stack = ([L.MaxPooling2D(name="mp"), L.Conv2D(2, 3, activation="relu")] if layer == "first" else
+             [L.Conv2D(2, 3, activation="relu"), L.MaxPooling2D(3, strides=2, name="mp")])
+    with pytest.raises(UserError) as refused:
+        network.describe(chain((8, 8, 1), *stack, L.Flatten(), L.Dense(3)))
+    assert str(refused.value).startswith(reason) and "\n" not in str(refused.value)
+
+
+def test_energy_and_nir_refuse_a_max_pool_in_one_line():
+    from pipeline import engine, nirgraph
+    from pipeline.energy import operations
+    graph = engine.SpikingNetwork(canonical.canonicalise(maxpool_cnn()).model).describe()
+    with pytest.raises(UserError, match=r"^layer 'mp1': the operations of a spiking max pool [^\n]*$"):
+        operations.count_operations(graph.compute_nodes, {}, None, 1, "spiking")
+    with pytest.raises(UserError, match=r"^layer 'mp1': NIR 1.0.5 has no max pool node[^\n]*$"):
+        nirgraph.to_nir(graph)

@@ -11,14 +11,14 @@ FIELDS = {"stage", "simulator", "timesteps", "num_samples", "ann_accuracy", "ann
           "seed", "versions"}
 
 
-def convert(npz, *extra):
-    return main(["convert", "--data", str(npz), "--width", "4", "--epochs", "3", "--run", "tiny",
+def convert(out, npz, *extra):
+    return main(["convert", f"OUT={out}", "--data", str(npz), "--width", "4", "--epochs", "3", "--run", "tiny",
                  "--num-samples", "20", *extra])
 
 
 @pytest.mark.slow
 def test_convert_end_to_end(sandbox, tiny_npz, capsys):
-    assert convert(tiny_npz, "--timesteps", "60") == 0
+    assert convert(sandbox, tiny_npz, "--timesteps", "60") == 0
     out = sandbox / "results" / "tiny" / "convert_T60.json"
     record = json.loads(out.read_text())
     assert FIELDS <= set(record)
@@ -34,20 +34,20 @@ def test_convert_end_to_end(sandbox, tiny_npz, capsys):
 
     # Cached data and model: a second T reuses them and gives the same curve prefix (constant input is causal).
     run_record = json.loads((sandbox / "results" / "tiny" / "run.json").read_text())
-    assert convert(tiny_npz, "--timesteps", "30") == 0
+    assert convert(sandbox, tiny_npz, "--timesteps", "30") == 0
     short = json.loads((sandbox / "results" / "tiny" / "convert_T30.json").read_text())
     assert short["model"]["sha256"] == record["model"]["sha256"] == run_record["model"]["sha256"]
     assert short["accuracy_per_timestep"] == record["accuracy_per_timestep"][:30]
 
     # Same seed, same numbers.
-    assert convert(tiny_npz, "--timesteps", "60") == 0
+    assert convert(sandbox, tiny_npz, "--timesteps", "60") == 0
     again = json.loads(out.read_text())
     assert again["accuracy_per_timestep"] == record["accuracy_per_timestep"]
 
     # Bad input: exit 2, one line, earlier results untouched.
     before = out.read_bytes()
-    assert convert(tiny_npz, "--timesteps", "60", "--num-samples", "500") == 2
-    assert convert(tiny_npz, "--timesteps", "60", "--width", "8") == 2   # RUN made with WIDTH=4
+    assert convert(sandbox, tiny_npz, "--timesteps", "60", "--num-samples", "500") == 2
+    assert convert(sandbox, tiny_npz, "--timesteps", "60", "--width", "8") == 2   # RUN made with WIDTH=4
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "N=500 is larger than the test set" in err[0] and "WIDTH=8" in err[1]
     assert out.read_bytes() == before
@@ -60,7 +60,7 @@ def test_convert_end_to_end(sandbox, tiny_npz, capsys):
     (["--timesteps", "10", "--config", "/nonexistent.ini"], "nonexistent.ini: config file not found"),
 ])
 def test_bad_input_exits_2_with_one_line(sandbox, args, message, capsys):
-    assert main(["convert", "--run", "bad", *args]) == 2
+    assert main(["convert", f"OUT={sandbox}", "--run", "bad", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (sandbox / "results" / "bad").exists()

@@ -1,9 +1,11 @@
 """End to end on a tiny model: data -> train -> h5 -> ini -> SNN Toolbox INI -> convert_T<T>.json."""
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import check_uncertainty
+from pipeline import results
 from pipeline.__main__ import main
 
 FIELDS = {"stage", "simulator", "timesteps", "num_samples", "ann_accuracy", "ann_accuracy_test",
@@ -64,3 +66,24 @@ def test_bad_input_exits_2_with_one_line(sandbox, args, message, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (sandbox / "results" / "bad").exists()
+
+
+def files_in(folders):
+    """Every path under the four output folders, with its modification time."""
+    return {str(path): path.stat().st_mtime_ns for folder in (folders.results, folders.trained, folders.data,
+                                                              folders.configs) if folder.exists()
+            for path in folder.rglob("*")}
+
+
+@pytest.mark.slow
+def test_out_sends_every_output_under_the_given_folder_and_leaves_the_checkout_alone(tmp_path, tiny_npz, capsys):
+    checkout = files_in(results.Folders.under())
+    out = tmp_path / "scratch"
+    assert main(["convert", f"OUT={out}", "RUN=o", f"DATA={tiny_npz}", "WIDTH=4", "EPOCHS=1", "T=5", "N=10",
+                 "SIM=fast"]) == 0
+    folders = results.Folders.under(out)
+    record = json.loads((folders.run_dir("o") / "convert_T5_fast.json").read_text())
+    assert Path(record["config"]).parent == folders.configs and Path(record["model"]["path"]).parent == folders.trained
+    assert list((folders.data / "toolbox").iterdir()) and (folders.run_dir("o") / "run.json").is_file()
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and p != tiny_npz and out not in p.parents] == []
+    assert files_in(results.Folders.under()) == checkout

@@ -59,9 +59,10 @@ def test_malformed_npz_and_ini_end_in_one_line(sandbox, capsys):
     (["energy", "T=10", "MAC_PJ=-1", "AC_PJ=1"], ["MAC_PJ"]),
     (["convert", "T=10", "RUN=../elsewhere"], ["RUN="]),
     (["convert", "T=1e3"], ["T='1e3' is not an integer"]),
+    (["convert", "T=10", "OUT=/dev/null"], ["OUT='/dev/null' is not a folder"]),
 ])
 def test_out_of_range_settings_end_in_one_line_before_anything_runs(sandbox, capsys, argv, parts):
-    assert main([*argv, f"OUT={sandbox}"]) == 2
+    assert main([argv[0], f"OUT={sandbox}", *argv[1:]]) == 2     # a later OUT= wins
     one_line_error(capsys, *parts)
     assert not (sandbox / "results").exists() or not any((sandbox / "results").iterdir())
 

@@ -86,7 +86,8 @@ def qcfs_model(ws, levels, sparsity=0.0, force=False):
     like every trained model."""
     chosen = ws.record
     return train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),
-                                                       int(chosen["seed"]), levels, sparsity), force=force)
+                                                       int(chosen["seed"]), levels, sparsity),
+                       ws.folders.trained, force=force)
 
 
 def qcfs(path, settings):

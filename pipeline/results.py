@@ -1,5 +1,5 @@
-"""Result files: atomic writes, provenance, the RUN record that later stages reuse, the sha256
-stamps that let a cache be trusted, and the locks of a RUN and of a cache."""
+"""Result files and the folders they go to (`Folders`): atomic writes, provenance, the RUN record that
+later stages reuse, the sha256 stamps that let a cache be trusted, and the locks of a RUN and of a cache."""
 import contextlib
 import fcntl
 import hashlib
@@ -8,19 +8,39 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import ROOT, UserError
 
-RESULTS = ROOT / "results"
 RECORD_KEYS = ("data", "scale", "width", "epochs", "seed", "model_file")
 MAKE_NAMES = {"model_file": "MODEL"}   # the setting of a record key, where its name differs
 
 
-def run_dir(run):
-    if not run or "/" in run or run.startswith("."):
-        raise UserError(f"RUN={run!r}: a results folder name without '/' is required")
-    return RESULTS / run
+@dataclass(frozen=True)
+class Folders:
+    """Where the pipeline writes and reads its outputs: the RUNs' results, the trained-model cache, the data
+    caches and the rendered toolbox configs. One object handed to every library that touches them (no module
+    globals), so a researcher can write elsewhere (``OUT=``, e.g. a cluster's scratch), a sweep's child
+    processes write where their parent does, and a test writes into a temporary folder."""
+    results: Path
+    trained: Path
+    data: Path
+    configs: Path
+
+    @classmethod
+    def under(cls, root=None):
+        """The checkout's layout under ``root`` (``OUT``; None: the checkout itself): results/,
+        keras_models/trained/, data/ and snn_configs/generated/."""
+        root = ROOT if root is None else Path(root).expanduser().resolve()
+        return cls(root / "results", root / "keras_models" / "trained", root / "data",
+                   root / "snn_configs" / "generated")
+
+    def run_dir(self, run):
+        """results/<RUN>/ (refused when RUN is not a plain folder name)."""
+        if not run or "/" in run or run.startswith("."):
+            raise UserError(f"RUN={run!r}: a results folder name without '/' is required")
+        return self.results / run
 
 
 def write_atomic_with(path, write):
@@ -133,17 +153,17 @@ def locked(path):
 _HELD_RUNS = {}
 
 
-def _run_lock(run):
-    return run_dir(run).with_name(f".{run}.lock")
+def _run_lock(run, folders):
+    return folders.run_dir(run).with_name(f".{run}.lock")
 
 
-def held_by_parent(run):
-    """Count the RUN as held by this process: its parent holds the lock and waits for it (a
-    sweep's child process, writing only its own files)."""
-    _HELD_RUNS[str(_run_lock(run).resolve())] = None
+def held_by_parent(run, folders):
+    """Count the RUN (in ``folders``) as held by this process: its parent holds the lock and waits for it
+    (a sweep's child process, writing only its own files)."""
+    _HELD_RUNS[str(_run_lock(run, folders).resolve())] = None
 
 
-def hold_run(run):
+def hold_run(run, folders):
     """Lock results/<RUN>/ for the rest of this process (`workspace.prepare` calls it).
 
     A second stage on the same RUN is refused at once in one line naming the holder, rather than
@@ -152,7 +172,7 @@ def hold_run(run):
     ``results/.<RUN>.lock`` (beside the folder, so a refused stage creates no RUN folder), released by
     the kernel when the process ends (also when it is killed).
     """
-    lock = _run_lock(run)
+    lock = _run_lock(run, folders)
     lock.parent.mkdir(parents=True, exist_ok=True)
     key = str(lock.resolve())
     if key in _HELD_RUNS:
@@ -193,7 +213,7 @@ def provenance(dataset_name, dataset_sha256, model_path, model_sha256, seed):
             "seed": int(seed), "versions": versions()}
 
 
-def resolve_run(run, requested, defaults, force=False):
+def resolve_run(run, folders, requested, defaults, force=False):
     """Settle a RUN's data/scale/width/epochs/seed/MODEL: recorded values win, conflicts are refused.
 
     `requested` holds what the user asked for (None = not asked). The first
@@ -202,7 +222,7 @@ def resolve_run(run, requested, defaults, force=False):
     `force`: FORCE recomputes what the RUN recorded, so a value not given comes from run.json
     (not the default) and a value given replaces it; one line says what changed.
     """
-    record_path = run_dir(run) / "run.json"
+    record_path = folders.run_dir(run) / "run.json"
     recorded = read_json(record_path) if record_path.exists() else None
     if recorded is None:
         return {key: requested[key] if requested.get(key) is not None else defaults[key] for key in RECORD_KEYS}
@@ -220,9 +240,9 @@ def resolve_run(run, requested, defaults, force=False):
             for key in RECORD_KEYS}
 
 
-def record_run(run, chosen, dataset, model_path, model_sha256, model_file_sha256=None):
+def record_run(run, folders, chosen, dataset, model_path, model_sha256, model_file_sha256=None):
     """results/<RUN>/run.json: the choices, the dataset and model they gave, and the sha256 of a MODEL= file."""
-    write_json(run_dir(run) / "run.json", {
+    write_json(folders.run_dir(run) / "run.json", {
         **chosen, "dataset": {"name": dataset.name, "sha256": dataset.sha256},
         "model": {"path": str(model_path), "sha256": model_sha256},
         **({"model_file_sha256": model_file_sha256} if model_file_sha256 else {}),

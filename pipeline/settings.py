@@ -12,6 +12,7 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from pipeline import UserError
 
@@ -132,6 +133,17 @@ def _choice(name, choices):
     return parse
 
 
+def _folder(name):
+    """A folder to write into (made when first written), as an absolute path: a sweep's child processes
+    and a RUN's later stages find the same place whatever their working directory."""
+    def parse(text):
+        path = Path(text).expanduser()
+        if not text or (path.exists() and not path.is_dir()):
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not a folder")
+        return str(path.resolve())
+    return parse
+
+
 def _words(name):
     return lambda text: tuple(text.split())
 
@@ -149,6 +161,9 @@ class Settings:
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, epochs, "
                              "seed, `MODEL` and model in `run.json`, later stages reuse them; asking for others is "
                              "refused (use another RUN, or `FORCE=1` with the new value)", "default")
+    out: str | None = option("OUT", "where `results/`, `keras_models/trained/`, `data/` and `snn_configs/generated/` "
+                                    "are written and read (e.g. a cluster's scratch); every stage of a RUN needs the "
+                                    "same OUT", parse=_folder, shown="the checkout")
     data: str | None = option("DATA", "`synthetic`, or a RAT `.mat` / generic `.npz` path",
                               shown="recorded, else `synthetic`")
     epochs: int | None = option("EPOCHS", "ANN training epochs", parse=_positive_int, shown="recorded, else 8")

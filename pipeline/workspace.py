@@ -2,19 +2,19 @@
 
 `prepare` locks the RUN, settles its recorded choices (results.resolve_run), loads the
 data, trains or reuses the cached model (or checks a MODEL= the user brings) and records both in
-run.json.
+run.json, all in the output folders OUT names (`results.Folders`, the checkout by default), which the
+`Workspace` carries for every later read and write.
 """
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import ROOT, UserError, data, results
+from pipeline import UserError, data, results
 from pipeline.settings import Settings
 from pipeline.toolbox import configs
 from pipeline.toolbox import onoff as onoff_inputs
 from pipeline.training import ann as train
 
-DATA_CACHE = ROOT / "data"
 DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0, "model_file": None}
 NUM_NORM = 500   # training samples the toolbox normalises on
 DEFAULT_N = 100             # test samples simulated when N is not given
@@ -28,10 +28,11 @@ class Workspace:
     record: dict
     dataset: data.Dataset
     model: train.TrainedModel
+    folders: results.Folders
 
     @property
     def dir(self):
-        return results.run_dir(self.run)
+        return self.folders.run_dir(self.run)
 
     @property
     def model_sha256(self):
@@ -46,7 +47,7 @@ class Workspace:
         """Folder with x_test/y_test/x_norm.npz for this dataset (written once; rewritten when a file is
         missing or its sha256 is not the one recorded when it was written); `onoff`: the inputs as ON/OFF
         channels (`onoff.split_inputs`), for the model `onoff_model` writes."""
-        folder = DATA_CACHE / "toolbox" / f"{self.dataset.sha256[:16]}_norm{NUM_NORM}{ONOFF_SUFFIX * onoff}"
+        folder = self.folders.data / "toolbox" / f"{self.dataset.sha256[:16]}_norm{NUM_NORM}{ONOFF_SUFFIX * onoff}"
         with results.locked(folder):
             problems = [(folder / name, results.stamped_problem(folder / name))
                         for name in ("x_test.npz", "y_test.npz", "x_norm.npz")]
@@ -67,53 +68,41 @@ class Workspace:
         return path
 
 
-def output_folders():
-    """Where this process writes results, models, data caches and rendered configs (a child process
-    started with `use_output_folders` writes to the same places)."""
-    return {"results": results.RESULTS, "trained": train.TRAINED, "data": DATA_CACHE, "configs": configs.GENERATED}
-
-
-def use_output_folders(folders):
-    """Write where `output_folders` of another process said."""
-    global DATA_CACHE
-    results.RESULTS, train.TRAINED, DATA_CACHE, configs.GENERATED = (
-        folders["results"], folders["trained"], folders["data"], folders["configs"])
-
-
 def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Workspace:
     """Lock the RUN for this process (`results.hold_run`: a second stage on it is refused), settle its
     recorded choices, load the data, train or reuse the model (or check and take the user's MODEL=)
     and record both in run.json. ``lock=False``: a process working for the process that holds the
     RUN (a cluster's other workers; a sweep's child processes, each writing only its own T's files)."""
+    folders = results.Folders.under(settings.out)
     if lock:
-        results.hold_run(settings.run)
+        results.hold_run(settings.run, folders)
     requested = {"data": settings.data, "scale": settings.scale, "width": settings.width,
                  "epochs": settings.epochs, "seed": settings.seed, "model_file": settings.model}
     for key in ("data", "model_file"):
         if requested[key] not in (None, "synthetic"):
             requested[key] = str(Path(requested[key]).expanduser().resolve())
-    chosen = results.resolve_run(settings.run, requested, DEFAULTS, settings.force)
+    chosen = results.resolve_run(settings.run, folders, requested, DEFAULTS, settings.force)
     user_model = chosen.get("model_file")
     if user_model and variant != "modified":
         raise UserError(f"the {variant} ESCAPE-NET is trained by the pipeline; RUN={settings.run} runs on "
                         f"MODEL={user_model}")
-    dataset = data.load_dataset(chosen["data"], chosen["scale"], cache_dir=DATA_CACHE)
+    dataset = data.load_dataset(chosen["data"], chosen["scale"], cache_dir=folders.data)
     if user_model:
-        trained = train.bring(user_model, dataset, force=settings.force)
+        trained = train.bring(user_model, dataset, folders.trained, force=settings.force)
         was, now = chosen.get("model_file_sha256"), trained.info["source"]["sha256"]
         if was and was != now and not settings.force:   # the file at that path is not the RUN's model any more
             raise UserError(f"MODEL={user_model} changed since RUN={settings.run} recorded it (sha256 {was[:12]}, "
                             f"now {now[:12]}): use FORCE=1 to recompute with it, or another RUN")
     else:
         trained = train.train(dataset, train.TrainSettings(variant, int(chosen["width"]), int(chosen["epochs"]),
-                                                           int(chosen["seed"])),
+                                                           int(chosen["seed"])), folders.trained,
                               force=settings.force and variant == "modified", verbose=verbose)
     if variant == "modified":
         model_sha = results.file_sha256(trained.path)
-        results.record_run(settings.run, chosen, dataset, trained.path, model_sha,
+        results.record_run(settings.run, folders, chosen, dataset, trained.path, model_sha,
                            trained.info["source"]["sha256"] if user_model else None)
-        chosen = results.read_json(results.run_dir(settings.run) / "run.json")
-    return Workspace(settings.run, chosen, dataset, trained)
+        chosen = results.read_json(folders.run_dir(settings.run) / "run.json")
+    return Workspace(settings.run, chosen, dataset, trained, folders)
 
 
 def user_model(ws):
@@ -197,5 +186,5 @@ def render_config(ws, timesteps, num_samples, simulator="INI", overrides=None, b
     `onoff`: on the ON/OFF-input model and data (`toolbox_paths`)."""
     batch_size = batch_size or batch_size_for(num_samples)
     return configs.render(ws.run, timesteps, num_samples, batch_size,
-                          toolbox_paths(ws, batch_size, onoff), simulator=simulator,
+                          toolbox_paths(ws, batch_size, onoff), ws.folders.configs, simulator=simulator,
                           seed=ws.record["seed"], overrides=overrides)

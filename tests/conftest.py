@@ -52,15 +52,10 @@ def tiny_npz(tmp_path):
 
 
 @pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    """Point every output folder of the pipeline into tmp_path."""
-    from pipeline import results, workspace
-    from pipeline.toolbox import configs
-    from pipeline.training import ann
-    monkeypatch.setattr(results, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(ann, "TRAINED", tmp_path / "trained")
-    monkeypatch.setattr(workspace, "DATA_CACHE", tmp_path / "data")
-    monkeypatch.setattr(configs, "GENERATED", tmp_path / "generated")
+def sandbox(tmp_path):
+    """A temporary folder for the pipeline's outputs: a stage given ``OUT={sandbox}`` writes its results/,
+    trained models, data caches and rendered configs under it (`results.Folders.under`), and so does a
+    library call given ``Folders.under(sandbox)`` or one of its folders."""
     return tmp_path
 
 

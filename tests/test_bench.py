@@ -37,8 +37,8 @@ def test_ini_runs_at_the_batch_sizes_that_divide_n():
 def test_bench_writes_the_side_by_side_record(sandbox, tiny_npz, monkeypatch, capsys):
     monkeypatch.setattr(bench, "INI_BATCH_SIZES", (10,))   # one INI run keeps the test short
     monkeypatch.setattr(bench, "AGREEMENT_SAMPLES", 3)
-    assert main(["bench", "--data", str(tiny_npz), *COMMON, "--num-samples", "10", "--timesteps", "20",
-                 "--peers", "snntorch"]) == 0
+    assert main(["bench", f"OUT={sandbox}", "--data", str(tiny_npz), *COMMON, "--num-samples", "10",
+                 "--timesteps", "20", "--peers", "snntorch"]) == 0
     record = json.loads((sandbox / "results" / "fast" / "bench.json").read_text())
     assert BENCH_FIELDS <= set(record)
     assert record["timesteps"] == 20 and record["num_samples"] == 10 and record["ini_batch_size"] == 10
@@ -67,8 +67,8 @@ def test_bench_writes_the_side_by_side_record(sandbox, tiny_npz, monkeypatch, ca
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 def test_sim_fast_convert_and_sweep_read_as_ini(sandbox, tiny_npz, capsys):
     args = [*COMMON, "--data", str(tiny_npz), "--num-samples", "20"]
-    assert main(["convert", *args, "--timesteps", "30"]) == 0
-    assert main(["convert", *args, "--timesteps", "30", "--sim", "fast"]) == 0
+    assert main(["convert", f"OUT={sandbox}", *args, "--timesteps", "30"]) == 0
+    assert main(["convert", f"OUT={sandbox}", *args, "--timesteps", "30", "--sim", "fast"]) == 0
     run = sandbox / "results" / "fast"
     ini = json.loads((run / "convert_T30.json").read_text())
     fast = json.loads((run / "convert_T30_fast.json").read_text())
@@ -78,7 +78,7 @@ def test_sim_fast_convert_and_sweep_read_as_ini(sandbox, tiny_npz, capsys):
     assert set(fast["toolbox_seconds"]) == {"normalize", "simulate"}
 
     # The sweep reads every T from the one constant-input fast run, and reuses it.
-    assert main(["sweep", *args, "--timesteps-list", "10 30", "--sim", "fast"]) == 0
+    assert main(["sweep", f"OUT={sandbox}", *args, "--timesteps-list", "10 30", "--sim", "fast"]) == 0
     with open(run / "table2.csv") as f:
         rows = {int(r["timesteps"]): float(r["snn_accuracy"]) for r in csv.DictReader(f)}
     assert rows == {10: fast["accuracy_per_timestep"][9], 30: fast["accuracy_per_timestep"][29]}
@@ -93,8 +93,8 @@ def test_sim_fast_refuses_settings_it_does_not_reproduce(sandbox, tiny_npz, monk
     template.write_text(configs.TEMPLATE.read_text().replace("reset = Reset by subtraction",
                                                              "reset = Reset by subtraction\nleak = True"))
     monkeypatch.setattr(configs, "TEMPLATE", template)
-    assert main(["convert", *COMMON, "--data", str(tiny_npz), "--num-samples", "10", "--timesteps", "5",
-                 "--sim", "fast"]) == 2
+    assert main(["convert", f"OUT={sandbox}", *COMMON, "--data", str(tiny_npz), "--num-samples", "10",
+                 "--timesteps", "5", "--sim", "fast"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[cell] leak" in err[0] and "SIM=fast" in err[0]
     assert not (sandbox / "results" / "fast" / simulate.result_name(5, "fast")).exists()

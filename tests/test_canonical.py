@@ -180,7 +180,7 @@ def test_a_tutorial_cnn_is_brought_described_and_run_spike_for_spike_on_both_eng
     from pipeline.training import ann
     model = tutorial_cnn(sandbox / "tutorial.h5")
     dataset = data.load_dataset(str(tiny_npz))
-    brought = ann.bring(sandbox / "tutorial.h5", dataset)
+    brought = ann.bring(sandbox / "tutorial.h5", dataset, sandbox / "trained")
     assert [c["class"] for c in brought.info["canonical"]] == [
         "BatchNormalization", "Activation", "BatchNormalization", "ReLU", "GlobalAveragePooling2D", "Softmax"]
     copy = engine.load_keras(brought.path)
@@ -300,7 +300,7 @@ def test_a_conv1d_classifier_is_brought_on_length_by_channel_data_the_loader_rea
     model.save(sandbox / "conv1d.h5", save_format="h5")
     dataset = data.load_dataset(str(tiny_npz))
     assert dataset.input_shape == (8, 12, 1)
-    brought = ann.bring(sandbox / "conv1d.h5", dataset)
+    brought = ann.bring(sandbox / "conv1d.h5", dataset, sandbox / "trained")
     assert brought.info["canonical"][0]["name"] == "input" and brought.info["test_accuracy"] >= 0
     copy = engine.load_keras(brought.path)
     x = np.asarray(dataset.x_test[:16])

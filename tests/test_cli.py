@@ -14,11 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # make runs the pipeline with this interpreter and never (re)installs .venv: the stamps count as up to date.
 MAKE = ["make", "--no-print-directory", f"PY={sys.executable}",
         "-o", ".venv/.installed", "-o", ".venv/.installed-sims", "-o", ".venv-interop/.installed"]
-# `python -m pipeline` as runpy runs it, with the output folders (results, models, data caches) under a
-# temporary folder: a refused stage has already taken its RUN's lock there.
-IN_FOLDER = ("import runpy, sys; from pathlib import Path; from pipeline import workspace; "
-             "out = Path(sys.argv.pop(1)); workspace.use_output_folders({k: out / k for k in "
-             "('results', 'trained', 'data', 'configs')}); runpy.run_module('pipeline', run_name='__main__')")
 
 
 def one_line_and_exit_2(process, message, own_lines=()):
@@ -53,7 +48,8 @@ def test_bad_files_through_the_command_line_end_in_one_line_and_exit_2(tmp_path,
     np.savez(tmp_path / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     (tmp_path / "notes.txt").write_text("not a model\n")
     args = [arg.format(tmp=tmp_path) for arg in args]
-    process = subprocess.run([sys.executable, "-c", IN_FOLDER, str(tmp_path / "out"), "convert", "T=5", *args],
+    # the outputs in a temporary folder (OUT): a refused stage has already taken its RUN's lock there
+    process = subprocess.run([sys.executable, "-m", "pipeline", "convert", f"OUT={tmp_path / 'out'}", "T=5", *args],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
     one_line_and_exit_2(process, message)
     assert [p.name for p in (tmp_path / "out" / "results").iterdir()] == [".default.lock"]   # nothing else

@@ -24,7 +24,7 @@ def test_ragged_spiketrains_become_object_arrays():
 @pytest.mark.slow
 def test_compare_ini_brian2(sandbox, tiny_npz):
     pytest.importorskip("brian2")
-    assert main(["compare", "--data", str(tiny_npz), "--width", "4", "--epochs", "3", "--run", "cmp",
+    assert main(["compare", f"OUT={sandbox}", "--data", str(tiny_npz), "--width", "4", "--epochs", "3", "--run", "cmp",
                  "--timesteps", "40", "--num-samples", "4", "--sims", "INI brian2"]) == 0
     report = json.loads((sandbox / "results" / "cmp" / "simulators.json").read_text())
     assert set(report["simulators"]) == {"INI", "brian2"}
@@ -53,7 +53,7 @@ def test_compare_ini_brian2(sandbox, tiny_npz):
 
 @pytest.mark.slow
 def test_compare_keeps_unsigned_input_as_an_option(sandbox, tiny_npz):
-    assert main(["compare", "--data", str(tiny_npz), "--width", "4", "--epochs", "3", "--run", "cmpu",
+    assert main(["compare", f"OUT={sandbox}", "--data", str(tiny_npz), "--width", "4", "--epochs", "3", "--run", "cmpu",
                  "--scale", "unsigned", "--timesteps", "20", "--num-samples", "4"]) == 0
     report = json.loads((sandbox / "results" / "cmpu" / "simulators.json").read_text())
     assert report["scale"] == "unsigned" and report["input"] == "as is" and report["negative_input_fraction"] == 0
@@ -98,14 +98,14 @@ def test_first_output_spike_and_matched_latency():
 @pytest.mark.parametrize("sims,message", [("", "SIMS is empty"), ("INI loihi9", "unknown simulator 'loihi9'"),
                                           ("INI nest", "nest is not supported")])
 def test_bad_simulators(sandbox, sims, message, capsys):
-    assert main(["compare", "--run", "c", "--timesteps", "10", "--sims", sims]) == 2
+    assert main(["compare", f"OUT={sandbox}", "--run", "c", "--timesteps", "10", "--sims", sims]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_a_simulator_not_installed_is_named_with_its_extra(sandbox, monkeypatch, capsys):
     real = compare.importlib.util.find_spec
     monkeypatch.setattr(compare.importlib.util, "find_spec", lambda name: None if name == "brian2" else real(name))
-    assert main(["compare", "--run", "c", "--sims", "INI brian2"]) == 2
+    assert main(["compare", f"OUT={sandbox}", "--run", "c", "--sims", "INI brian2"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "brian2" in err and "sims extra" in err
     assert not (sandbox / "results" / "c").exists()     # refused before anything is written

@@ -21,7 +21,8 @@ def paths(tmp_path):
 
 
 def render(paths, **kwargs):
-    args = dict(run="r", timesteps=50, num_samples=40, batch_size=20, paths=paths)
+    args = dict(run="r", timesteps=50, num_samples=40, batch_size=20, paths=paths,
+                out_dir=paths["path_wd"].parent / "generated")   # the sandbox's configs folder
     args.update(kwargs)
     return configs.render(**args)
 
@@ -98,7 +99,7 @@ def test_an_ini_value_the_toolbox_would_eval_must_be_a_literal_and_nothing_runs(
         edit(path, section, key, value.format(marker=marker))
     section, key = list(edits)[-1]
     value = edits[section, key].format(marker=marker)
-    assert main(["convert", f"CONFIG={path}", "RUN=hostile"]) == 2
+    assert main(["convert", f"OUT={sandbox}", f"CONFIG={path}", "RUN=hostile"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{path}: [{section}] {key} = {value!r} is not a Python literal" in err[0], err
     assert not marker.exists()

@@ -8,7 +8,7 @@ import pipeline  # noqa: F401  (legacy Keras first)
 import tensorflow as tf
 
 from keras_models import escape_net
-from pipeline import UserError, energy, engine, network
+from pipeline import UserError, energy, engine, network, results
 from pipeline.training import stdb
 from conftest import check_uncertainty
 from pipeline.__main__ import main
@@ -168,10 +168,10 @@ def test_bad_presets_are_refused(kwargs, message):
     (["--timesteps", "5", "--net", "qcfs+stdb"], "NET='qcfs+stdb'"),
 ])
 def test_bad_energy_input_exits_2_before_any_work(sandbox, args, message, capsys):
-    assert main(["energy", "--run", "bad", *args]) == 2
+    assert main(["energy", f"OUT={sandbox}", "--run", "bad", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
-    assert not (sandbox / "results" / "bad").exists() and not (sandbox / "trained").exists()
+    assert not (sandbox / "results" / "bad").exists() and not results.Folders.under(sandbox).trained.exists()
 
 
 # --------------------------------------------------------------------- ESCAPE-NET
@@ -192,7 +192,7 @@ COMMON = ["--width", "4", "--epochs", "3", "--run", "en", "--num-samples", "20",
 
 @pytest.mark.slow
 def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
-    assert main(["energy", "--data", str(tiny_npz), *COMMON]) == 0
+    assert main(["energy", f"OUT={sandbox}", "--data", str(tiny_npz), *COMMON]) == 0
     run = sandbox / "results" / "en"
     record = json.loads((run / "energy.json").read_text())
     assert {"preset", "e_mac_pj", "e_ac_pj", "timesteps", "input_coding", "layers", "total"} <= set(record)
@@ -221,7 +221,8 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
     check_uncertainty(record)
     for name in record["figures"].values():
         assert (run / name).stat().st_size > 0
-    assert main(["energy", "--data", str(tiny_npz), *COMMON, "--net", "qcfs", "--coding", "analog"]) == 0
+    assert main(["energy", f"OUT={sandbox}", "--data", str(tiny_npz), *COMMON, "--net", "qcfs",
+                 "--coding", "analog"]) == 0
     qcfs = json.loads((run / "energy_analog.json").read_text())
     assert qcfs["net"] == "qcfs" and qcfs["pooling"] == "linear" and qcfs["readout"] == "membrane"
     assert "v(0) = theta/2" in qcfs["network"] and 0 <= qcfs["own_ann_accuracy"] <= 1
@@ -230,14 +231,14 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
     assert "normalised" in out and "with memory (32-bit words" in out
 
     # Constant input: its own file; the first conv pays its MACs once.
-    assert main(["energy", "--coding", "analog", *COMMON]) == 0
+    assert main(["energy", f"OUT={sandbox}", "--coding", "analog", *COMMON]) == 0
     analog = json.loads((run / "energy_analog.json").read_text())
     assert analog["layers"][0]["snn_macs"] == analog["layers"][0]["ann_macs"]
     assert analog["layers"][0]["snn_acs"] == 0 and analog["input"]["events_per_inference"] == 0
 
     # The rate and delta encoders: their own files; conv1's ACs are exactly the input's floor.
     for coding, option in (("rate", ["--gain", "2"]), ("delta", ["--delta", "0.1"])):
-        assert main(["energy", "--coding", coding, *option, *COMMON]) == 0
+        assert main(["energy", f"OUT={sandbox}", "--coding", coding, *option, *COMMON]) == 0
         coded = json.loads((run / f"energy_{coding}.json").read_text())
         assert coded["input"]["coding"] == coding and coded["input"]["events_per_inference"] > 0
         assert coded["input"]["floor_normalized_energy"] == pytest.approx(
@@ -245,10 +246,10 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
         assert coded["input"]["encoder_energy"] == "not counted (for any coding)"
 
     # NET=stdb needs the STDB stage's exported network ...
-    assert main(["energy", "--net", "stdb", *COMMON]) == 2
+    assert main(["energy", f"OUT={sandbox}", "--net", "stdb", *COMMON]) == 2
     assert "stdb_T12.json not found" in capsys.readouterr().err
     (run / "stdb_T12.json").write_text(json.dumps({"timesteps": 12}))
-    assert main(["energy", "--net", "stdb", *COMMON]) == 2
+    assert main(["energy", f"OUT={sandbox}", "--net", "stdb", *COMMON]) == 2
     assert "names no exported_model" in capsys.readouterr().err
 
     # ... and counts it with linear pools folded into the next conv and a membrane readout.
@@ -259,7 +260,7 @@ def test_energy_stage_end_to_end(sandbox, tiny_npz, capsys):
     exported = stdb.export_h5(network, sandbox / "stdb_T12.h5")
     (run / "stdb_T12.json").write_text(json.dumps({"timesteps": 12, "exported_model": str(exported),
                                                    "thresholds": network.threshold_values(), "leak": 1.0}))
-    assert main(["energy", "--net", "stdb", *COMMON]) == 0
+    assert main(["energy", f"OUT={sandbox}", "--net", "stdb", *COMMON]) == 0
     tuned = json.loads((run / "energy.json").read_text())
     assert tuned["net"] == "stdb" and tuned["pooling"] == "linear" and tuned["readout"] == "membrane"
     rows = {row["name"]: row for row in tuned["layers"]}

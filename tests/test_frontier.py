@@ -13,8 +13,8 @@ ROW_FIELDS = {"coding", "method", "timesteps", "num_samples", "ann_accuracy", "o
               "snn_accuracy_interval", "normalized_energy", "input_floor", "layer_energy", "validation_accuracy"}
 
 
-def run(tiny_npz, *extra):
-    argv = ["frontier", "--run", "tiny", "--data", str(tiny_npz), "--width", "4", "--epochs", "2",
+def run(out, tiny_npz, *extra):
+    argv = ["frontier", f"OUT={out}", "--run", "tiny", "--data", str(tiny_npz), "--width", "4", "--epochs", "2",
             "--timesteps-list", "2 4", "--num-samples", "20", "--gains", "1 4", "--deltas", "0.1 0.3",
             "--sparsities", "1 8", *extra]
     return stage.main(settings_module.parse(argv))
@@ -22,7 +22,7 @@ def run(tiny_npz, *extra):
 
 @pytest.mark.slow  # the whole stage, trainings included
 def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
-    record = run(tiny_npz)
+    record = run(sandbox, tiny_npz)
     rows = record["rows"]
     assert [(r["coding"], r["method"], r["timesteps"]) for r in rows] == \
         [(c, m, t) for c in ("analog", "poisson", "rate", "delta") for m in ("conversion", "qcfs", "qcfs+sparsity")
@@ -66,17 +66,17 @@ def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
     simulated = record["cells"]["simulated"]
     assert simulated == len(list((folder / stage.CELLS).glob("*.json"))) and record["cells"]["reused"] == 0
 
-    again = run(tiny_npz)                       # every cell reused, the same numbers
+    again = run(sandbox, tiny_npz)                       # every cell reused, the same numbers
     assert again["cells"] == {"simulated": 0, "reused": simulated, "folder": stage.CELLS}
     assert [r["snn_accuracy"] for r in again["rows"]] == [r["snn_accuracy"] for r in rows]
     assert [r["normalized_energy"] for r in again["rows"]] == [r["normalized_energy"] for r in rows]
-    wider = run(tiny_npz, "--codings", "rate", "--gains", "1 4 8")   # a larger grid simulates only what is new
+    wider = run(sandbox, tiny_npz, "--codings", "rate", "--gains", "1 4 8")   # a larger grid simulates only what is new
     extra = wider["chosen"] is not None and wider["chosen"] not in wider["rows"]   # the reported point's test cell
     new_tests = sum(r["value"] == 8 for r in wider["rows"]) + (extra and wider["chosen"]["value"] == 8)
     assert wider["cells"]["simulated"] == 2 * 2 + 2 * 2 + new_tests  # (conversion, qcfs; two penalty weights) x T
     assert wider["cells"]["simulated"] + wider["cells"]["reused"] == 2 * 2 * 4 + 2 * (3 * 2 + 1) + extra
 
-    tuned = run(tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")   # STDB=1
+    tuned = run(sandbox, tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")   # STDB=1
     stdb_rows = [r for r in tuned["rows"] if r["method"] == "qcfs+stdb"]
     assert [r["timesteps"] for r in stdb_rows] == [2, 4] and tuned["stdb"]["train_samples"] == 30
     assert all(r["own_ann_accuracy"] == record["ann"]["qcfs_test_accuracy"] and len(r["validation_candidates"]) == 1
@@ -84,11 +84,11 @@ def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
     for tuning in (r["stdb"] for r in stdb_rows):   # epoch 1 only where it beats the untrained network (epoch 0)
         before, after = tuning["validation_accuracy_before"], tuning["validation_accuracy_after"]
         assert after >= before and (tuning["best_epoch"] == 1) == (after > before)
-    rerun = run(tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")
+    rerun = run(sandbox, tiny_npz, "--codings", "analog", "--stdb", "--stdb-epochs", "1", "--ntrain", "30")
     assert rerun["cells"]["simulated"] == 0
 
     from pipeline.__main__ import main          # make report shows the frontier and its figure
-    assert main(["report", "--run", "tiny"]) == 0
+    assert main(["report", f"OUT={sandbox}", "--run", "tiny"]) == 0
     report = (folder / "REPORT.md").read_text()
     assert "## Accuracy-energy frontier across input codings" in report and "](frontier.png)" in report
 
@@ -96,8 +96,8 @@ def test_frontier_stage_rows_choices_and_cache(tiny_npz, sandbox):
 def test_frontier_needs_timesteps_and_refuses_bad_grids(tiny_npz, sandbox, capsys):
     from pipeline.__main__ import main
     with pytest.raises(UserError, match="TS is required"):
-        stage.main(settings_module.parse(["frontier", "--data", str(tiny_npz)]))
+        stage.main(settings_module.parse(["frontier", f"OUT={sandbox}", "--data", str(tiny_npz)]))
     for bad in ("CODINGS=analog morse", "GAINS=1 0", "DELTAS=-0.1", "SPARSITIES=1 -2", "SPARSITY=-0.5"):
-        assert main(["frontier", "TS=2", bad]) == 2
+        assert main(["frontier", f"OUT={sandbox}", "TS=2", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and bad.split("=")[0] in err

@@ -110,10 +110,10 @@ def test_a_missing_environment_or_a_bad_file_is_one_line(tmp_path):
 def test_interop_stage_cross_checks_the_exported_file(sandbox, tiny_npz, capsys):
     from pipeline.__main__ import main
     common = ["--run", "io", "--timesteps", "16"]
-    assert main(["interop", "--data", str(tiny_npz), "--epochs", "2", "--width", "4", *common]) == 2
+    assert main(["interop", f"OUT={sandbox}", "--data", str(tiny_npz), "--epochs", "2", "--width", "4", *common]) == 2
     assert "make export NET=converted T=16 RUN=io writes it" in capsys.readouterr().err
-    assert main(["export", *common]) == 0
-    assert main(["interop", *common, "--num-samples", "6"]) == 0
+    assert main(["export", f"OUT={sandbox}", *common]) == 0
+    assert main(["interop", f"OUT={sandbox}", *common, "--num-samples", "6"]) == 0
     run = sandbox / "results" / "io"
     record = json.loads((run / "interop.json").read_text())
     assert record["num_samples"] == 6 and record["timesteps"] == 16 and record["threads"] > 0
@@ -134,11 +134,11 @@ def test_interop_stage_cross_checks_the_exported_file(sandbox, tiny_npz, capsys)
     conv1 = nb["operations"]["layers"]["conv1"]
     assert conv1["neurobench_macs"] == pytest.approx(conv1["energy_model_acs"]) and conv1["neurobench_acs"] == 0
     assert "## NeuroBench" in (run / "interop.md").read_text()
-    assert main(["interop", *common, "--num-samples", "6", "--coding", "analog"]) == 0
+    assert main(["interop", f"OUT={sandbox}", *common, "--num-samples", "6", "--coding", "analog"]) == 0
     conv1 = json.loads((run / "interop.json").read_text())["neurobench"]["operations"]["layers"]["conv1"]
     assert conv1["neurobench_macs"] > conv1["energy_model_macs"] > 0 and conv1["equal_to_expected"]
-    assert main(["interop", *common, "--coding", "delta"]) == 2
+    assert main(["interop", f"OUT={sandbox}", *common, "--coding", "delta"]) == 2
     assert "CODING=delta" in capsys.readouterr().err
-    assert main(["export", *common, "--net", "qcfs"]) == 0
-    assert main(["interop", *common, "--net", "qcfs"]) == 2
+    assert main(["export", f"OUT={sandbox}", *common, "--net", "qcfs"]) == 0
+    assert main(["interop", f"OUT={sandbox}", *common, "--net", "qcfs"]) == 2
     assert "NIR integrator I" in capsys.readouterr().err

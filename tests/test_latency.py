@@ -4,7 +4,7 @@ import json
 import pytest
 
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
-from pipeline import UserError, settings as settings_module
+from pipeline import UserError, results, settings as settings_module
 from pipeline.stages import latency
 from pipeline.training import stdb
 from conftest import check_uncertainty
@@ -13,15 +13,15 @@ FIELDS = {"method", "timesteps", "ann_accuracy", "snn_accuracy", "normalized_ene
           "snn_accuracy_interval", "predictions", "snn_vs_ann_mcnemar"}
 
 
-def run(tiny_npz, *extra):
-    argv = ["latency", "--run", "tiny", "--data", str(tiny_npz), "--width", "4", "--epochs", "2",
+def run(out, tiny_npz, *extra):
+    argv = ["latency", f"OUT={out}", "--run", "tiny", "--data", str(tiny_npz), "--width", "4", "--epochs", "2",
             "--timesteps-list", "1 4", "--num-samples", "20", *extra]
     return latency.main(settings_module.parse(argv))
 
 
 @pytest.mark.slow  # the whole stage, trainings included
 def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
-    run(tiny_npz, "--coding", "analog")
+    run(sandbox, tiny_npz, "--coding", "analog")
     folder = sandbox / "results" / "tiny"
     record = json.loads((folder / "latency_analog.json").read_text())
     rows = record["rows"]
@@ -40,10 +40,10 @@ def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
     assert "membrane readout" in (folder / "latency_analog.md").read_text()
     assert (folder / "latency_analog.png").stat().st_size > 0
     assert not (folder / "latency.json").exists()
-    assert len(list((sandbox / "trained").glob("escape_net_qcfs_L8_w4_e2_s0_*.h5"))) == 1
+    assert len(list(results.Folders.under(sandbox).trained.glob("escape_net_qcfs_L8_w4_e2_s0_*.h5"))) == 1
 
     # the same RUN (cached modified model) with STDB rows, Poisson input and another L
-    record = run(tiny_npz, "--stdb", "--stdb-epochs", "1", "--ntrain", "24", "--levels", "4")
+    record = run(sandbox, tiny_npz, "--stdb", "--stdb-epochs", "1", "--ntrain", "24", "--levels", "4")
     methods = [(r["method"], r["timesteps"]) for r in record["rows"]]
     assert methods == [(m, t) for m in latency.METHODS for t in (1, 4)]
     assert record["input_coding"] == "poisson" and record["levels"] == 4
@@ -55,7 +55,7 @@ def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
         before, after = tuning["validation_accuracy_before"], tuning["validation_accuracy"]
         assert after >= before and (tuning["best_epoch"] == 1) == (after > before)
     assert "epoch 0: the converted network" in (folder / "latency.md").read_text()
-    assert len(list((sandbox / "trained").glob("escape_net_qcfs_L4_w4_e2_s0_*.h5"))) == 1
+    assert len(list(results.Folders.under(sandbox).trained.glob("escape_net_qcfs_L4_w4_e2_s0_*.h5"))) == 1
     ceiling = record["poisson_input_ceiling"]
     assert [p["timesteps"] for p in ceiling] == [1, 4]
     assert all(0.0 <= p["qcfs_ann_accuracy"] <= 1.0 for p in ceiling)
@@ -63,4 +63,4 @@ def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
 
 def test_timesteps_are_required(tiny_npz, sandbox):
     with pytest.raises(UserError, match="TS is required"):
-        latency.main(settings_module.parse(["latency", "--data", str(tiny_npz)]))
+        latency.main(settings_module.parse(["latency", f"OUT={sandbox}", "--data", str(tiny_npz)]))

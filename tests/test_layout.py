@@ -91,3 +91,26 @@ def test_no_code_outside_the_engine_uses_a_private_engine_name():
         if used & private:
             found[str(path.relative_to(ROOT))] = sorted(used & private)
     assert found == {}
+
+
+def test_output_folders_are_one_object_passed_in_not_module_globals():
+    # `results.Folders` describes them once; a module global would be monkeypatched by the tests and handed to a
+    # sweep's child processes by hand, and OUT= could not move it
+    outputs = {"results", "trained", "data", "generated"}
+    found = {}
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        bad = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
+        for node in tree.body:
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {t.id for t in targets if isinstance(t, ast.Name)}
+            parts = list(ast.walk(node.value))
+            under_root = any(isinstance(p, ast.Name) and p.id == "ROOT" for p in parts)
+            if names & {"RESULTS", "TRAINED", "DATA_CACHE", "GENERATED"} or under_root and outputs & {
+                    p.value for p in parts if isinstance(p, ast.Constant)}:
+                bad |= names
+        if bad:
+            found[str(path.relative_to(ROOT))] = sorted(bad)
+    assert found == {}

@@ -11,7 +11,7 @@ import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 from conftest import tiny_arrays
 from test_user_model import one_line_error
 
-from pipeline import UserError, modelfile
+from pipeline import UserError, modelfile, results
 from pipeline.__main__ import main
 
 MARKER = []   # the marker file the hostile code below touches, set by each test
@@ -68,7 +68,7 @@ def test_a_model_file_that_would_run_code_is_refused_by_layer_and_nothing_runs(s
     from pipeline import engine
     marker = sandbox / "MARKER"
     path = hostile(kind, sandbox / "hostile.h5", marker)
-    assert main(["convert", f"MODEL={path}", f"DATA={tiny_npz}", "T=5", "RUN=bad"]) == 2
+    assert main(["convert", f"OUT={sandbox}", f"MODEL={path}", f"DATA={tiny_npz}", "T=5", "RUN=bad"]) == 2
     one_line_error(capsys, f"MODEL={path}: {named}")
     with pytest.raises(UserError, match="refused unread|is not a built-in Keras activation"):
         engine.load_keras(path)
@@ -90,8 +90,9 @@ def test_the_model_an_ini_names_is_checked_before_the_toolbox_or_engine_loads_it
     for name, array in (("x_test", x[..., None]), ("y_test", np.eye(3)[y]), ("x_norm", x[..., None])):
         np.savez(data / f"{name}.npz", array)
     ini = configs.render("r", 5, 20, 10, {"path_wd": wd, "dataset_path": data, "filename_ann": "net",
-                                          "log_dir_of_current_run": sandbox / "log"})
-    assert main(["convert", f"CONFIG={ini}", f"SIM={sim}", "RUN=ini"]) == 2
+                                          "log_dir_of_current_run": sandbox / "log"},
+                         results.Folders.under(sandbox).configs)
+    assert main(["convert", f"OUT={sandbox}", f"CONFIG={ini}", f"SIM={sim}", "RUN=ini"]) == 2
     one_line_error(capsys, f"{wd / ('net.json' if beside else 'net.h5')}: layer 0 'sneaky' (Lambda) is refused unread")
     assert not (sandbox / "MARKER").exists()
 

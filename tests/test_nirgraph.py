@@ -209,7 +209,8 @@ def test_the_description_names_match_nir():
 @pytest.mark.slow
 def test_export_stage_writes_a_file_the_engine_reads_back(sandbox, tiny_npz, capsys):
     from pipeline.__main__ import main
-    args = ["export", "--data", str(tiny_npz), "--run", "ex", "--epochs", "2", "--width", "4", "--timesteps", "16"]
+    args = ["export", f"OUT={sandbox}", "--data", str(tiny_npz), "--run", "ex", "--epochs", "2", "--width", "4",
+            "--timesteps", "16"]
     assert main(args) == 0
     run = sandbox / "results" / "ex"
     side = json.loads((run / "converted_T16.json").read_text())
@@ -220,9 +221,9 @@ def test_export_stage_writes_a_file_the_engine_reads_back(sandbox, tiny_npz, cap
     model, thresholds, neurons = nirgraph.read(run / "converted_T16.nir")
     assert checked["spike_values_compared"] == 10 * 16 * sum(engine.SpikingNetwork(model).neuron_counts().values())
     assert set(thresholds) == {"conv1", "conv2", "conv3", "dense1", "dense2"} and neurons.pooling == "spiking"
-    assert main(["export", "--run", "ex", "--timesteps", "16", "--net", "qcfs"]) == 0
+    assert main(["export", f"OUT={sandbox}", "--run", "ex", "--timesteps", "16", "--net", "qcfs"]) == 0
     qcfs = json.loads((run / "qcfs_T16.json").read_text())
     assert qcfs["initial_membrane_fraction_of_threshold"] == 0.5 and qcfs["round_trip"]["spikes_equal"]
     assert qcfs["readout"] == "membrane" and qcfs["pooling"] == "linear"
-    assert main(["export", "--run", "ex", "--timesteps", "16", "--net", "stdb"]) == 2
+    assert main(["export", f"OUT={sandbox}", "--run", "ex", "--timesteps", "16", "--net", "stdb"]) == 2
     assert "make stdb T=16" in capsys.readouterr().err

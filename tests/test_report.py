@@ -52,8 +52,13 @@ def run(sandbox):
     return folder
 
 
+def report(folder):
+    """The report stage on the RUN whose results are in ``folder`` (results/<RUN>/ under the sandbox)."""
+    return main(["report", f"OUT={folder.parents[1]}", "--run", folder.name])
+
+
 def test_report_collects_tables_figures_and_missing_stages(run, capsys):
-    assert main(["report", "--run", "r"]) == 0
+    assert report(run) == 0
     text = (run / "REPORT.md").read_text()
     table1 = text.split("## Table 1")[1].split("## Table 2")[0]
     # results written before intervals existed: computed from accuracy and N, or N said to be unknown
@@ -94,7 +99,7 @@ def test_report_prints_stored_intervals_and_paired_tests(run):
     energy.update(snn_accuracy=0.5, ann_accuracy=0.7, snn_vs_ann_mcnemar={"snn_only": 1, "ann_only": 11,
                                                                          "p_value": 0.0063})
     write(run, "energy.json", energy)
-    assert main(["report", "--run", "r"]) == 0
+    assert report(run) == 0
     text = (run / "REPORT.md").read_text()
     table1 = text.split("## Table 1")[1].split("## Table 2")[0]
     assert "| Original ANN | 0.738 [0.71, 0.76] (N=1000) |" in table1             # the stored interval
@@ -109,7 +114,7 @@ def test_report_prints_stored_intervals_and_paired_tests(run):
 def test_report_reads_a_bench_older_than_intervals(run):
     write(run, "bench.json", {"timesteps": 100, "num_samples": 50, "ini_seconds": 42.2, "engine_seconds": 3.7,
                               "speedup": 11.4, "accuracy_ini": 0.76, "accuracy_engine": 0.76})
-    assert main(["report", "--run", "r"]) == 0
+    assert report(run) == 0
     text = (run / "REPORT.md").read_text()
     assert "Accuracy: INI 0.760 [0.63, 0.86] (N=50), engine 0.760 [0.63, 0.86] (N=50); engine vs INI on the " \
            "same samples (exact McNemar): —." in text
@@ -118,7 +123,7 @@ def test_report_reads_a_bench_older_than_intervals(run):
 def test_report_shows_both_codings_and_converted_energy(run):
     (run / "energy_analog.json").write_text(json.dumps(energy_record("stdb", "analog", 28, 0.18)))
     (run / "energy_converted.json").write_text(json.dumps(energy_record("converted", "poisson", 100, 0.5)))
-    assert main(["report", "--run", "r"]) == 0
+    assert report(run) == 0
     text = (run / "REPORT.md").read_text()
     assert "| 0.01942 (poisson) / 0.18 (analog) | 28 |" in text
     assert "0.5 (poisson, at T=100)" in text                           # converted measured at another T
@@ -126,9 +131,9 @@ def test_report_shows_both_codings_and_converted_energy(run):
 
 
 def test_report_is_rewritten_whole(run):
-    assert main(["report", "--run", "r"]) == 0
+    assert report(run) == 0
     first = (run / "REPORT.md").read_text()
-    assert main(["report", "--run", "r"]) == 0
+    assert report(run) == 0
     assert (run / "REPORT.md").read_text() == first
     assert not list(run.glob(".REPORT.md*"))                          # no temp file left behind
 
@@ -139,7 +144,7 @@ def test_a_run_without_results_is_refused(sandbox, setup, capsys):
         folder = sandbox / "results" / "empty"
         folder.mkdir(parents=True)
         (folder / "run.json").write_text("{}")
-    assert main(["report", "--run", "empty"]) == 2
+    assert main(["report", f"OUT={sandbox}", "--run", "empty"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "RUN=empty: no results" in err[0]
     assert not (sandbox / "results" / "empty" / "REPORT.md").exists()
@@ -147,6 +152,6 @@ def test_a_run_without_results_is_refused(sandbox, setup, capsys):
 
 def test_a_result_file_with_an_impossible_accuracy_is_refused_in_one_line_naming_it(run, capsys):
     write(run, "stdb_T28.json", {"timesteps": 28, "snn_accuracy": 69.9, "num_samples": 100})   # a percentage
-    assert main(["report", "--run", "r"]) == 2
+    assert report(run) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "stdb_T28.json: StdbRecord.snn_accuracy = 69.9 is not an accuracy in [0, 1]" in err[0]

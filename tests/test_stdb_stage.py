@@ -21,7 +21,7 @@ FIELDS = {"stage", "simulator", "timesteps", "num_samples", "ann_accuracy", "ann
 
 @pytest.mark.slow
 def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch, capsys):
-    assert main(["stdb", "--data", str(tiny_npz), "--timesteps", "6", *COMMON]) == 0
+    assert main(["stdb", f"OUT={sandbox}", "--data", str(tiny_npz), "--timesteps", "6", *COMMON]) == 0
     run = sandbox / "results" / "st"
     record = json.loads((run / "stdb_T6.json").read_text())
     assert FIELDS <= set(record)
@@ -47,11 +47,11 @@ def test_stdb_stage_and_sweep(sandbox, tiny_npz, monkeypatch, capsys):
         save(self, settings, state)
         raise KeyboardInterrupt
     monkeypatch.setattr(training_stdb.Checkpoint, "save", killed)   # killed after T=4's first epoch
-    assert main(["stdb-sweep", "--data", str(tiny_npz), "--timesteps-list", "4 6", *COMMON]) == 130
+    assert main(["stdb-sweep", f"OUT={sandbox}", "--data", str(tiny_npz), "--timesteps-list", "4 6", *COMMON]) == 130
     assert [p.name for p in run.glob("*.ckpt.npz")] == ["stdb_T4.ckpt.npz"] and not (run / "stdb_T4.json").exists()
     monkeypatch.setattr(training_stdb.Checkpoint, "save", save)
     capsys.readouterr()
-    assert main(["stdb-sweep", "--data", str(tiny_npz), "--timesteps-list", "4 6", *COMMON]) == 0
+    assert main(["stdb-sweep", f"OUT={sandbox}", "--data", str(tiny_npz), "--timesteps-list", "4 6", *COMMON]) == 0
     assert "STDB: resuming from" in capsys.readouterr().out
     assert ran == [4, 4]                  # T=6 reused from the stdb stage
     assert not list(run.glob("*.ckpt.npz")) and len(json.loads((run / "stdb_T4.json").read_text())["history"]) == 2
@@ -69,13 +69,13 @@ def test_stdb_sweep_trains_in_parallel_processes(sandbox, tiny_npz, monkeypatch,
     # stdb stage has just written, and each T is trained once, by its child: the parent reads the
     # children's fresh results (it used to train every T again itself).
     args = ["--data", str(tiny_npz), *COMMON, "--jobs", "2"]
-    assert main(["stdb", "--timesteps", "4", *args]) == 0      # alone, in this process
+    assert main(["stdb", f"OUT={sandbox}", "--timesteps", "4", *args]) == 0      # alone, in this process
     run = sandbox / "results" / "st"
     alone = json.loads((run / "stdb_T4.json").read_text())
     ran = []
     real = stdb.run_stdb
     monkeypatch.setattr(stdb, "run_stdb", lambda s, ws, t: ran.append(t) or real(s, ws, t))   # in this process
-    assert main(["stdb-sweep", "--timesteps-list", "4 6", *args, "--force"]) == 0
+    assert main(["stdb-sweep", f"OUT={sandbox}", "--timesteps-list", "4 6", *args, "--force"]) == 0
     out = capsys.readouterr().out
     assert "2 at a time, 1 thread(s) each" in out and "T=4 done" in out and "T=6 done" in out
     assert ran == []
@@ -104,7 +104,7 @@ def test_stdb_stage_keeps_the_converted_network_where_training_never_beats_it(sa
     real = engine.SpikingNetwork.simulate
     monkeypatch.setattr(engine.SpikingNetwork, "simulate",
                         lambda net, x, *a, **k: simulated.append(len(x)) or real(net, x, *a, **k))
-    assert main(["stdb", "--data", str(tiny_npz), "--timesteps", "4", *COMMON, "--stdb-epochs", "1",
+    assert main(["stdb", f"OUT={sandbox}", "--data", str(tiny_npz), "--timesteps", "4", *COMMON, "--stdb-epochs", "1",
                  "--lr", "1e3"]) == 0
     record = json.loads((sandbox / "results" / "st" / "stdb_T4.json").read_text())
     assert record["history"][0]["validation_accuracy"] <= record["validation_accuracy_before"]
@@ -125,7 +125,7 @@ def test_stdb_stage_keeps_the_converted_network_where_training_never_beats_it(sa
     (["--timesteps", "28", "--train-thresholds", "--neuron-lr", "0"], "NEURON_LR=0.0"),
 ])
 def test_bad_stdb_settings(sandbox, args, message, capsys):
-    assert main(["stdb", "--run", "bad", *args]) == 2
+    assert main(["stdb", f"OUT={sandbox}", "--run", "bad", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (sandbox / "results" / "bad").exists()

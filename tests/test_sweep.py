@@ -13,7 +13,7 @@ COMMON = ["--width", "4", "--epochs", "3", "--run", "sw", "--num-samples", "20"]
 
 @pytest.mark.slow
 def test_sweep_rows_equal_separate_runs(sandbox, tiny_npz):
-    assert main(["sweep", "--data", str(tiny_npz), "--timesteps-list", "10 25 40", *COMMON]) == 0
+    assert main(["sweep", f"OUT={sandbox}", "--data", str(tiny_npz), "--timesteps-list", "10 25 40", *COMMON]) == 0
     run = sandbox / "results" / "sw"
     with open(run / "table2.csv") as f:
         rows = {int(r["timesteps"]): r for r in csv.DictReader(f)}
@@ -27,7 +27,7 @@ def test_sweep_rows_equal_separate_runs(sandbox, tiny_npz):
     assert "(N=20) |" in table and "SNN vs ANN at T=40 on the same samples (exact McNemar test): snn_only" in table
     assert float(rows[25]["snn_accuracy_lo"]) <= float(rows[25]["snn_accuracy"]) <= float(rows[25]["snn_accuracy_hi"])
     # A separate short run gives exactly the long run's accuracy at that T.
-    assert main(["convert", "--data", str(tiny_npz), "--timesteps", "25", *COMMON]) == 0
+    assert main(["convert", f"OUT={sandbox}", "--data", str(tiny_npz), "--timesteps", "25", *COMMON]) == 0
     separate = json.loads((run / "convert_T25.json").read_text())
     assert float(rows[25]["snn_accuracy"]) == separate["snn_accuracy"]
     assert float(rows[25]["ann_accuracy"]) == separate["ann_accuracy"]
@@ -48,7 +48,7 @@ def test_poisson_sweep_resumes_after_interruption(sandbox, tiny_npz, monkeypatch
         return real_run(config_path, out, *args, **kwargs)
 
     monkeypatch.setattr(simulate, "run_config", interrupted_after_first)
-    args = ["sweep", "--data", str(tiny_npz), "--timesteps-list", "10 20", *COMMON]
+    args = ["sweep", f"OUT={sandbox}", "--data", str(tiny_npz), "--timesteps-list", "10 20", *COMMON]
     assert main(args) == 130
     run = sandbox / "results" / "sw"
     assert (run / "convert_T10.json").exists() and not (run / "convert_T20.json").exists()
@@ -65,8 +65,8 @@ def test_poisson_sweep_resumes_after_interruption(sandbox, tiny_npz, monkeypatch
 
 
 def test_empty_or_bad_ts_is_refused(sandbox, capsys):
-    assert main(["sweep", "--timesteps-list", "", "--run", "x"]) == 2
-    assert main(["sweep", "--timesteps-list", "10 -5", "--run", "x"]) == 2
+    assert main(["sweep", f"OUT={sandbox}", "--timesteps-list", "", "--run", "x"]) == 2
+    assert main(["sweep", f"OUT={sandbox}", "--timesteps-list", "10 -5", "--run", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "TS is empty" in err[0] and "TS=-5 must be a positive integer" in err[1]
     assert not (sandbox / "results" / "x").exists()

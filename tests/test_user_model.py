@@ -37,17 +37,17 @@ def one_line_error(capsys, *parts):
 @pytest.mark.slow
 def test_convert_runs_on_a_model_the_user_brings(sandbox, tiny_npz, capsys):
     path = small_cnn(sandbox / "mine.h5")
-    argv = ["convert", f"MODEL={path}", f"DATA={tiny_npz}", "T=20", "N=20", "RUN=u"]
+    argv = ["convert", f"OUT={sandbox}", f"MODEL={path}", f"DATA={tiny_npz}", "T=20", "N=20", "RUN=u"]
     assert main(argv) == 0
     record = json.loads((sandbox / "results" / "u" / "convert_T20.json").read_text())
     run = json.loads((sandbox / "results" / "u" / "run.json").read_text())
     assert run["model_file"] == str(path) and run["model_file_sha256"] == results.file_sha256(path)
     assert record["model"]["sha256"] == run["model"]["sha256"] and record["num_samples"] == 20
     assert record["ann_accuracy"] > 0.6 and len(record["accuracy_per_timestep"]) == 20
-    assert not list((sandbox / "trained").glob("escape_net_*"))     # nothing trained
+    assert not list(results.Folders.under(sandbox).trained.glob("escape_net_*"))     # nothing trained
 
     capsys.readouterr()
-    assert main(["latency", "RUN=u", "TS=2 4"]) == 2                  # needs ESCAPE-NET itself
+    assert main(["latency", f"OUT={sandbox}", "RUN=u", "TS=2 4"]) == 2                  # needs ESCAPE-NET itself
     one_line_error(capsys, "QCFS", "MODEL=")
 
     import tensorflow as tf                                             # the file changes under the RUN
@@ -80,6 +80,6 @@ def test_an_unusable_model_is_refused_in_one_line_before_anything_runs(sandbox, 
                           keras.layers.Dense(3, activation="softmax")]).save(path)
     elif kind == "garbage":
         path.write_bytes(np.arange(100, dtype=np.uint8).tobytes())
-    assert main(["convert", f"MODEL={path}", f"DATA={tiny_npz}", "T=20", "RUN=bad"]) == 2
+    assert main(["convert", f"OUT={sandbox}", f"MODEL={path}", f"DATA={tiny_npz}", "T=20", "RUN=bad"]) == 2
     one_line_error(capsys, *parts)
     assert not (sandbox / "results" / "bad" / "run.json").exists()

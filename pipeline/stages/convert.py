@@ -31,8 +31,9 @@ def print_summary(record):
 def main(settings: Settings):
     if settings.config:
         config = configs.validate(settings.config)
-        results.hold_run(settings.run)   # the RUN's lock, as workspace.prepare takes it
-        out = results.run_dir(settings.run) / simulate.result_name(config.duration, settings.sim)
+        folders = results.Folders.under(settings.out)
+        results.hold_run(settings.run, folders)   # the RUN's lock, as workspace.prepare takes it
+        out = folders.run_dir(settings.run) / simulate.result_name(config.duration, settings.sim)
         record = simulate.run_config(Path(settings.config).resolve(), out, simulator=settings.sim)
     else:
         if settings.timesteps is None:

@@ -305,7 +305,7 @@ def render(found, run):
 
 
 def main(settings):
-    folder = results.run_dir(settings.run)
+    folder = results.Folders.under(settings.out).run_dir(settings.run)
     found = collect(folder) if folder.is_dir() else None
     if found is None or found.empty():
         raise UserError(f"RUN={settings.run}: no results in {folder} to report; run a stage first "

@@ -43,7 +43,7 @@ def _toolbox_check(ws, export_path, timesteps, n, coding):
     os.symlink(export_path.resolve(), link)
     sha = results.file_sha256(export_path)
     paths.update(filename_ann=link.stem, log_dir_of_current_run=paths["path_wd"] / f"log_stdb_m{sha[:12]}_b{batch}")
-    config = configs.render(f"{ws.run}_stdb", timesteps, n, batch, paths, seed=ws.record["seed"],
+    config = configs.render(f"{ws.run}_stdb", timesteps, n, batch, paths, ws.folders.configs, seed=ws.record["seed"],
                             overrides={("tools", "normalize"): False,
                                        ("input", "poisson_input"): coding == "poisson"})
     run = runner.run(configs.validate(config), progress=True)
@@ -142,17 +142,16 @@ def print_rows(records):
               f"{r.seconds_per_epoch:.0f} s/epoch, peak {r.peak_memory_mb:.0f} MB")
 
 
-def _train_one(settings, timesteps, threads, folders, log):
-    """A sweep's child process: one T, its output in ``log``, in the parent's output folders and RUN
-    (which the parent holds), on ``threads`` threads."""
+def _train_one(settings, timesteps, threads, log):
+    """A sweep's child process: one T, its output in ``log``, in the parent's output folders (its
+    settings' OUT) and RUN (which the parent holds), on ``threads`` threads."""
     with open(log, "w", buffering=1) as out:
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-        workspace.use_output_folders(folders)
-        results.held_by_parent(settings.run)
+        results.held_by_parent(settings.run, results.Folders.under(settings.out))
         main(dataclasses.replace(settings, stage="stdb", timesteps=timesteps, force=False, jobs=1))
 
 
@@ -171,8 +170,7 @@ def _train_in_parallel(settings, ws, timesteps):
         while waiting or running:
             while waiting and len(running) < settings.jobs:
                 t = waiting.pop(0)
-                child = context.Process(target=_train_one, args=(settings, t, threads, workspace.output_folders(),
-                                                                   ws.dir / f"stdb_T{t}.log"))
+                child = context.Process(target=_train_one, args=(settings, t, threads, ws.dir / f"stdb_T{t}.log"))
                 child.start()
                 running[t] = child
             time.sleep(1)

@@ -16,7 +16,6 @@ from pipeline import ROOT, UserError
 from pipeline.results import write_atomic
 
 TEMPLATE = ROOT / "snn_configs" / "base.ini"
-GENERATED = ROOT / "snn_configs" / "generated"
 OUR_SECTION = "escape_snn"
 OUR_KEYS = {"seed"}
 RESETS = ("Reset by subtraction", "Reset to zero", "Reset by modulo")
@@ -78,9 +77,10 @@ def read_ini(path):
     return parser
 
 
-def render(run, timesteps, num_samples, batch_size, paths, simulator="INI", seed=0,
+def render(run, timesteps, num_samples, batch_size, paths, out_dir, simulator="INI", seed=0,
            template=None, overrides=None):
-    """Fill the template for one run and write snn_configs/generated/<run>_T<T>_<sha>.ini.
+    """Fill the template for one run and write ``<out_dir>/<run>_T<T>_<sha>.ini`` (``out_dir``:
+    `results.Folders.configs`, snn_configs/generated/).
 
     The name ends in the first 10 hex digits of the content's sha256, so two configs that differ
     (N, batch size, simulator, overrides) never overwrite each other and a result's ``config``
@@ -108,7 +108,7 @@ def render(run, timesteps, num_samples, batch_size, paths, simulator="INI", seed
     text.write(f"# Rendered from {Path(template).name} for RUN={run}, T={timesteps}; edit the template, not this file.\n")
     parser.write(text)
     text = text.getvalue()
-    out = GENERATED / f"{run}_T{timesteps}_{hashlib.sha256(text.encode()).hexdigest()[:10]}.ini"
+    out = Path(out_dir) / f"{run}_T{timesteps}_{hashlib.sha256(text.encode()).hexdigest()[:10]}.ini"
     write_atomic(out, text)
     validate(out)
     return out

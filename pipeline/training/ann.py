@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_models import escape_net, qcfs
-from pipeline import ROOT, UserError, modelfile, results
+from pipeline import UserError, modelfile, results
 
-TRAINED = ROOT / "keras_models" / "trained"
 BATCH_SIZE = 64
 LEARNING_RATE = 1e-3
 VALIDATION_FRACTION = 0.1
@@ -90,14 +89,15 @@ class _KeepBest:
         return KeepBest()
 
 
-def train(dataset, settings: TrainSettings, force=False, verbose=1):
-    """Return the cached model for these settings, training it first if needed.
+def train(dataset, settings: TrainSettings, folder, force=False, verbose=1):
+    """Return the cached model for these settings in ``folder`` (`results.Folders.trained`), training it
+    first if needed.
 
     A cached ``.h5`` is used only when its sha256 is the one its JSON recorded when it was written;
     otherwise (cut short, edited, JSON missing or damaged) one line says so and it is retrained.
     The cache is locked while it is checked and built, so two processes train it once.
     """
-    path = TRAINED / f"{model_name(dataset, settings)}.h5"
+    path = Path(folder) / f"{model_name(dataset, settings)}.h5"
     with results.locked(path):
         if not force:
             cached = _verified(path)
@@ -126,7 +126,8 @@ def _train(dataset, settings, path, verbose):
     from pipeline.data import balanced_subset, validation_split
     info_path = path.with_suffix(".json")
     quantised = settings.variant == "qcfs"
-    origin = (train(dataset, dataclasses.replace(settings, variant="modified", sparsity=0.0), verbose=verbose)
+    origin = (train(dataset, dataclasses.replace(settings, variant="modified", sparsity=0.0), path.parent,
+                    verbose=verbose)
               if quantised else None)
     import tensorflow as tf
     seed_everything(settings.seed)
@@ -169,7 +170,7 @@ def _train(dataset, settings, path, verbose):
     return TrainedModel(path, info)
 
 
-def bring(source, dataset, force=False):
+def bring(source, dataset, folder, force=False):
     """A trained Keras model the user brings (``MODEL=path``), checked and made ready for the toolbox.
 
     Checked before anything runs: the file's architecture read as data (`modelfile.check` refuses a
@@ -178,8 +179,9 @@ def bring(source, dataset, force=False):
     and checked again: every layer convertible (`network.describe` refuses one by index
     and name; a QCFS layer too, since SNN Toolbox cannot parse it), the input shape against the
     data's and the output size against its number of classes. The model is then saved compiled
-    (categorical cross-entropy, as SNN Toolbox evaluates it) to ``keras_models/trained/user_<model
-    sha>_d<data sha>.h5``, a verified cache like a trained one, with its test accuracy beside it.
+    (categorical cross-entropy, as SNN Toolbox evaluates it) to ``<folder>/user_<model sha>_d<data
+    sha>.h5`` (``folder``: `results.Folders.trained`), a verified cache like a trained one, with its test
+    accuracy beside it.
     A ``.keras`` file is read if tf-keras can (its own format); a Keras-3 one is refused with the reason.
     """
     path = Path(source).expanduser().resolve()
@@ -188,7 +190,7 @@ def bring(source, dataset, force=False):
     if path.suffix.lower() not in (".h5", ".hdf5", ".keras"):
         raise UserError(f"MODEL={source}: a Keras .h5 file is expected (or a .keras file tf-keras can read)")
     sha = results.file_sha256(path)
-    copy = TRAINED / f"user_{sha[:12]}_d{dataset.sha256[:12]}.h5"
+    copy = Path(folder) / f"user_{sha[:12]}_d{dataset.sha256[:12]}.h5"
     with results.locked(copy):
         cached = None if force else _verified(copy)
         if cached is not None:

@@ -132,6 +132,17 @@ def _choice(name, choices):
     return parse
 
 
+def _executor(name):
+    """`local`, or a Dask scheduler's address ``tcp://host:port`` (checked here; reached by `pipeline.cluster`)."""
+    def parse(text):
+        match = re.fullmatch(r"tcp://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):([0-9]{1,5})", text)
+        if text != "local" and not (match and 0 < int(match[2]) < 65536):
+            raise argparse.ArgumentTypeError(f"{name}={text!r}: `local` or a Dask scheduler address "
+                                             "tcp://host:port")
+        return text
+    return parse
+
+
 def _words(name):
     return lambda text: tuple(text.split())
 
@@ -241,6 +252,9 @@ class Settings:
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows, `make frontier` `qcfs+stdb` rows "
                                 "(minutes each)", False, flag=True)
+    executor: str = option("EXECUTOR", "where `make frontier` simulates its cells: `local` (this process) or a Dask "
+                                       "scheduler `tcp://host:port` whose workers simulate them (results identical; "
+                                       "docs/cluster.md)", "local", parse=_executor)
     force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "
                                    "`run.json` (not the defaults), a value given replaces the recorded one and "
                                    "the summary prints what changed", False, flag=True)

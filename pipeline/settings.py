@@ -55,6 +55,7 @@ STAGE_LIST = (
           "REPORT.md"),
 )
 STAGES = tuple(s.name for s in STAGE_LIST)
+CLUSTER_STAGES = ("frontier",)   # the stages whose work EXECUTOR= may send to a Dask cluster
 TRUE = ("1", "yes", "true")
 
 
@@ -331,6 +332,9 @@ def _as_flags(argv):
 
 def parse(argv):
     values = vars(parser().parse_args(_as_flags(argv)))
+    if values["executor"] != "local" and values["stage"] not in CLUSTER_STAGES:   # not silently run here instead
+        raise UserError(f"EXECUTOR={values['executor']}: only {', '.join(CLUSTER_STAGES)} sends its work to a "
+                        f"cluster; run {values['stage']} with EXECUTOR=local")
     return Settings(**{f.name: values[f.name] for f in fields(Settings)})
 
 

@@ -80,7 +80,7 @@ def test_cells_on_two_dask_workers_equal_the_local_run_even_when_a_worker_is_kil
     assert again["rows"] == local["rows"]
 
 
-def test_a_bad_executor_address_is_one_line_and_exit_2(capsys):
+def test_a_bad_executor_address_or_a_stage_without_one_is_one_line_and_exit_2(capsys):
     from pipeline.__main__ import main
     for bad in ("EXECUTOR=dask", "EXECUTOR=tcp://host", "EXECUTOR=tcp://host:99999", "EXECUTOR=udp://h:8786"):
         assert main(["frontier", "TS=2", bad]) == 2
@@ -89,6 +89,9 @@ def test_a_bad_executor_address_is_one_line_and_exit_2(capsys):
     assert settings_module.parse(["frontier", "EXECUTOR=tcp://node-1.cluster:8786"]).executor == \
         "tcp://node-1.cluster:8786"
     assert settings_module.parse(["frontier"]).executor == "local"
+    assert main(["sweep", "TS=50", "EXECUTOR=tcp://node-1:8786"]) == 2   # not run here instead, silently
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "only frontier" in err
 
 
 def test_a_scheduler_that_does_not_answer_is_one_line_and_exit_2(monkeypatch, capsys):

@@ -345,6 +345,7 @@ def main(settings):
 
 
 def frontier_stage(settings, executor=None):
+    """The stage on its cells' ``executor`` (`cluster.Cluster`; None: this process): the record it wrote."""
     timesteps, cost, ws, n = workspace.engine_stage(settings, 'make frontier TS="2 4 8 16"')
     val_idx = workspace.training_split(ws)[1]
     x_val, y_val = np.asarray(ws.dataset.x_train[val_idx], np.float32), ws.dataset.y_train[val_idx]

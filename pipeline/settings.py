@@ -56,6 +56,7 @@ STAGE_LIST = (
           "REPORT.md"),
 )
 STAGES = tuple(s.name for s in STAGE_LIST)
+CLUSTER_STAGES = ("frontier",)   # the stages whose work EXECUTOR= may send to a Dask cluster
 TRUE = ("1", "yes", "true")
 
 
@@ -141,6 +142,17 @@ def _folder(name):
         if not text or (path.exists() and not path.is_dir()):
             raise argparse.ArgumentTypeError(f"{name}={text!r} is not a folder")
         return str(path.resolve())
+    return parse
+
+
+def _executor(name):
+    """`local`, or a Dask scheduler's address ``tcp://host:port`` (checked here; reached by `pipeline.cluster`)."""
+    def parse(text):
+        match = re.fullmatch(r"tcp://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):([0-9]{1,5})", text)
+        if text != "local" and not (match and 0 < int(match[2]) < 65536):
+            raise argparse.ArgumentTypeError(f"{name}={text!r}: `local` or a Dask scheduler address "
+                                             "tcp://host:port")
+        return text
     return parse
 
 
@@ -256,6 +268,9 @@ class Settings:
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows, `make frontier` `qcfs+stdb` rows "
                                 "(minutes each)", False, flag=True)
+    executor: str = option("EXECUTOR", "where `make frontier` simulates its cells: `local` (this process) or a Dask "
+                                       "scheduler `tcp://host:port` whose workers simulate them (results identical; "
+                                       "docs/cluster.md)", "local", parse=_executor)
     force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "
                                    "`run.json` (not the defaults), a value given replaces the recorded one and "
                                    "the summary prints what changed", False, flag=True)
@@ -332,6 +347,9 @@ def _as_flags(argv):
 
 def parse(argv):
     values = vars(parser().parse_args(_as_flags(argv)))
+    if values["executor"] != "local" and values["stage"] not in CLUSTER_STAGES:   # not silently run here instead
+        raise UserError(f"EXECUTOR={values['executor']}: only {', '.join(CLUSTER_STAGES)} sends its work to a "
+                        f"cluster; run {values['stage']} with EXECUTOR=local")
     return Settings(**{f.name: values[f.name] for f in fields(Settings)})
 
 

@@ -30,6 +30,10 @@ conv1, or conv1's MACs for analog input) is printed beside what the network spen
 own updates are counted for no coding (`energy.encoder_updates`). Every simulated cell is cached
 as a JSON named by what it depends on (`pipeline.frontier.cell_key`), so a rerun or a larger grid
 reuses it; ``FORCE=1`` recomputes. Writes frontier.json, frontier.md and frontier.png.
+
+``EXECUTOR=tcp://host:port`` sends the uncached cells (but ``qcfs+stdb``'s) to the workers of that Dask
+scheduler (`pipeline.cluster`, docs/cluster.md): each builds its network from the model's .h5 file and
+returns the cell's record, and this process writes it; the numbers are those of a local run.
 """
 import dataclasses
 import time
@@ -37,7 +41,7 @@ import time
 import numpy as np
 
 from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
-from pipeline import conversion, energy, engine, frontier, plots, records, results, stats, workspace
+from pipeline import cluster, conversion, energy, engine, frontier, plots, records, results, stats, workspace
 from pipeline.training import ann as train
 from pipeline.training import stdb
 
@@ -79,8 +83,11 @@ def tuning_key(s):
 class Grid:
     """The networks (`network_name`), the conversion thresholds and the cell cache of one RUN."""
 
-    def __init__(self, settings, ws, qcfs_paths, timesteps, cost, stdb_samples=None):
+    def __init__(self, settings, ws, qcfs_paths, timesteps, cost, stdb_samples=None, executor=None):
         self.ws, self.cost, self.force, self.levels = ws, cost, settings.force, settings.levels
+        # EXECUTOR: a `cluster.Cluster` simulates the uncached cells (`prefetch`); the keys it simulated in this
+        # run (their files are new, not reused) and the samples already sent to it
+        self.executor, self.fresh, self.shared = executor, set(), {}
         self.seed = int(ws.record["seed"])
         # qcfs+stdb: (x_train, y_train, x_select, y_select), its settings, what its cells depend on
         self.stdb_samples, self.tuned = stdb_samples, {}
@@ -99,10 +106,7 @@ class Grid:
         self.ann_energy_j = dense_energy(nodes, cost)
 
     def network(self, method, coding, parameter, sparsity, timesteps):
-        changes = {} if parameter[0] is None else {parameter[0]: parameter[1]}
-        s = engine.SnnSettings(timesteps=timesteps, coding=coding, readout="membrane", pooling="linear",
-                               seed=self.seed, batch_size=SIM_BATCH,
-                               initial_membrane=0.0 if method == "conversion" else 0.5, **changes)
+        s = engine_settings(method, coding, parameter, timesteps, self.seed)
         if method == "qcfs+stdb":
             return self.fine_tuned(s)
         return conversion.from_model(self.models[network_name(method, sparsity)], s,
@@ -125,47 +129,141 @@ class Grid:
                                      "validation_accuracy_after": outcome.validation_after})
         return self.tuned[key][0]
 
-    def cell(self, split, x, y, method, coding, parameter, sparsity, timesteps):
-        """One simulated network on one sample set (`records.FrontierCell`), from the cache or simulated
-        now, and whether it came from the cache."""
+    def path(self, split, x, y, method, coding, parameter, sparsity, timesteps):
+        """The cache file of one cell: named by everything it depends on (`records.FrontierCellKey`)."""
         key = records.FrontierCellKey(model=self.sha[network_name(method, sparsity)], method=method, coding=coding,
                                       parameter=parameter, timesteps=timesteps, split=split, seed=self.seed,
                                       levels=self.levels, samples=frontier.samples_digest(x, np.asarray(y, np.int64)),
                                       thresholds=self.thresholds if method == "conversion" else None,
                                       costs=[self.cost.e_mac_pj, self.cost.e_ac_pj], sparsity=sparsity or None,
                                       stdb=self.stdb_key if method == "qcfs+stdb" else None)
-        path = self.ws.dir / CELLS / f"{frontier.cell_key(**key.to_dict())}.json"
+        return self.ws.dir / CELLS / f"{frontier.cell_key(**key.to_dict())}.json"
+
+    def cell(self, split, x, y, method, coding, parameter, sparsity, timesteps):
+        """One simulated network on one sample set (`records.FrontierCell`), from the cache or simulated
+        now, and whether it came from the cache (a cell the cluster simulated in this run did not)."""
+        path = self.path(split, x, y, method, coding, parameter, sparsity, timesteps)
+        if path.stem in self.fresh:
+            return records.FrontierCell.read(path), False
         if path.exists() and not self.force:
             return records.FrontierCell.read(path), True
         start = time.perf_counter()
         net = self.network(method, coding, parameter, sparsity, timesteps)
-        result = net.simulate(x, y, fast=True)
-        nodes = net.graph.compute_nodes
-        totals, events, _ = engine.replay_input(net, x, energy.fan_out(nodes[0]))
-        if not np.array_equal(events, result.spikes_per_timestep[:, 0]):
-            raise RuntimeError(f"replayed {coding} input differs from the engine's input count")
-        counts = energy.count_operations(nodes, result.neuron_totals, totals, len(x), "linear")
-        layers, total = energy.energy_table(counts, self.cost)
-        floor, formula = energy.coding_floor(coding, nodes[0], totals, len(x), self.cost, self.ann_energy_j)
-        memory = energy.memory_record(nodes, counts, self.cost, timesteps, float(events.sum()) / len(x), "linear",
-                                      coding)
-        record = records.FrontierCell(
-            method=method, coding=coding, parameter=parameter[0], value=parameter[1], sparsity=sparsity,
-            timesteps=timesteps, split=split, num_samples=len(x),
-            accuracy=float(np.mean(result.predictions[:, -1] == y)),
-            predictions=stats.encode_predictions(result.predictions[:, -1]),
-            normalized_energy=total["snn_energy_j"] / self.ann_energy_j,
-            layer_energy={row["name"]: row["snn_energy_j"] / self.ann_energy_j for row in layers
-                          if row["ann_macs"] > 0},
-            normalized_energy_memory=memory["total"]["normalized_energy_memory"],
-            footprint_bytes={side: memory["footprint"][side]["total"]["bytes"] for side in ("snn", "ann")},
-            input_floor=floor, input_floor_formula=formula,
-            input_events_per_inference=float(events.sum()) / len(x),
-            encoder_updates_per_inference=energy.encoder_updates(coding, x[0].size, timesteps),
-            seconds=time.perf_counter() - start,
-            stdb=self.tuned[tuning_key(net.settings)][1] if method == "qcfs+stdb" else None)
+        record = measure(net, x, y, split, method, parameter, sparsity, self.cost, self.ann_energy_j, start,
+                         stdb=self.tuned[tuning_key(net.settings)][1] if method == "qcfs+stdb" else None)
         record.write(path)
         return record, False
+
+    def prefetch(self, requests):
+        """With a cluster (EXECUTOR=tcp://...): simulate there every cell of ``requests`` (`cell`'s
+        arguments) not cached yet, all at once, and write each here as it arrives, so `cell` then reads
+        them. ``qcfs+stdb`` cells stay here (their STDB training is held in this process). Local: nothing;
+        `cell` simulates each as it comes."""
+        if self.executor is None:
+            return
+        jobs, paths = {}, {}
+        for split, x, y, method, coding, parameter, sparsity, timesteps in requests:
+            path = self.path(split, x, y, method, coding, parameter, sparsity, timesteps)
+            if method == "qcfs+stdb" or path.stem in self.fresh or (path.exists() and not self.force):
+                continue
+            name = network_name(method, sparsity)
+            job = RemoteCell(model_path=str(self.paths[name]), model_sha256=self.sha[name], method=method,
+                             coding=coding, parameter=parameter, sparsity=sparsity, timesteps=timesteps, split=split,
+                             seed=self.seed, thresholds=self.thresholds if method == "conversion" else None,
+                             cost=self.cost, ann_energy_j=self.ann_energy_j)
+            jobs[f"frontier-{path.stem}"], paths[f"frontier-{path.stem}"] = (job, self.share(x), self.share(y)), path
+        if not jobs:
+            return
+        start = time.perf_counter()
+        print(f"  {len(jobs)} cells to {self.executor.workers()} Dask workers at {self.executor.address}", flush=True)
+        for key, record in self.executor.run(simulate, jobs):
+            record.write(paths[key])
+            self.fresh.add(paths[key].stem)
+        print(f"  {len(jobs)} cells back ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    def share(self, samples):
+        """``samples`` on the cluster, sent once per run (keyed by their digest)."""
+        digest = frontier.samples_digest(samples)
+        if digest not in self.shared:
+            self.shared[digest] = self.executor.share(np.asarray(samples))
+        return self.shared[digest]
+
+
+def engine_settings(method, coding, parameter, timesteps, seed):
+    """The engine settings of a cell: its coding with its parameter (``(name, value)``, or ``(None, None)``),
+    linear pools, the membrane readout, v(0) = 0 for plain conversion and theta/2 for the QCFS methods."""
+    changes = {} if parameter[0] is None else {parameter[0]: parameter[1]}
+    return engine.SnnSettings(timesteps=timesteps, coding=coding, readout="membrane", pooling="linear",
+                              seed=seed, batch_size=SIM_BATCH,
+                              initial_membrane=0.0 if method == "conversion" else 0.5, **changes)
+
+
+def measure(net, x, y, split, method, parameter, sparsity, cost, ann_energy_j, start, stdb=None):
+    """The cell record (`records.FrontierCell`) of network ``net`` simulated on ``x``, ``y`` (fast path):
+    accuracy, predictions and the energy model's count on its own spikes, normalised by ``ann_energy_j``;
+    ``start``: when the work on it began (its ``seconds``)."""
+    coding, timesteps = net.settings.coding, net.settings.timesteps
+    result = net.simulate(x, y, fast=True)
+    nodes = net.graph.compute_nodes
+    totals, events, _ = engine.replay_input(net, x, energy.fan_out(nodes[0]))
+    if not np.array_equal(events, result.spikes_per_timestep[:, 0]):
+        raise RuntimeError(f"replayed {coding} input differs from the engine's input count")
+    counts = energy.count_operations(nodes, result.neuron_totals, totals, len(x), "linear")
+    layers, total = energy.energy_table(counts, cost)
+    floor, formula = energy.coding_floor(coding, nodes[0], totals, len(x), cost, ann_energy_j)
+    memory = energy.memory_record(nodes, counts, cost, timesteps, float(events.sum()) / len(x), "linear", coding)
+    return records.FrontierCell(
+        method=method, coding=coding, parameter=parameter[0], value=parameter[1], sparsity=sparsity,
+        timesteps=timesteps, split=split, num_samples=len(x),
+        accuracy=float(np.mean(result.predictions[:, -1] == y)),
+        predictions=stats.encode_predictions(result.predictions[:, -1]),
+        normalized_energy=total["snn_energy_j"] / ann_energy_j,
+        layer_energy={row["name"]: row["snn_energy_j"] / ann_energy_j for row in layers if row["ann_macs"] > 0},
+        normalized_energy_memory=memory["total"]["normalized_energy_memory"],
+        footprint_bytes={side: memory["footprint"][side]["total"]["bytes"] for side in ("snn", "ann")},
+        input_floor=floor, input_floor_formula=formula,
+        input_events_per_inference=float(events.sum()) / len(x),
+        encoder_updates_per_inference=energy.encoder_updates(coding, x[0].size, timesteps),
+        seconds=time.perf_counter() - start, stdb=stdb)
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteCell:
+    """What a cluster worker needs to simulate one cell besides its samples, all plain values: the model's
+    .h5 path (and sha256, checked there), the cell's network and coding, the conversion thresholds, the
+    energy costs and the ANN's dense energy (the denominator)."""
+    model_path: str
+    model_sha256: str
+    method: str
+    coding: str
+    parameter: tuple
+    sparsity: float
+    timesteps: int
+    split: str
+    seed: int
+    thresholds: dict | None
+    cost: energy.Costs
+    ann_energy_j: float
+
+
+_MODELS = {}    # a worker process's loaded models, by sha256: each loaded once, whatever cells follow
+
+
+def simulate(cell, x, y):
+    """A cluster worker's task: `RemoteCell` ``cell`` on samples ``x``, ``y`` -> its record, built as the
+    stage builds it here (`engine_settings`, `conversion.from_model`, `measure`) from the model file, not
+    from anything of the client's TensorFlow."""
+    start = time.perf_counter()
+    if cell.model_sha256 not in _MODELS:
+        if results.file_sha256(cell.model_path) != cell.model_sha256:
+            raise RuntimeError(f"{cell.model_path} on this worker is not the model the stage sent "
+                               f"(sha256 {cell.model_sha256[:12]}): the workers need the stage's files")
+        _MODELS[cell.model_sha256] = engine.load_keras(cell.model_path)
+    net = conversion.from_model(_MODELS[cell.model_sha256],
+                                engine_settings(cell.method, cell.coding, cell.parameter, cell.timesteps, cell.seed),
+                                cell.thresholds)
+    return measure(net, x, y, cell.split, cell.method, cell.parameter, cell.sparsity, cell.cost, cell.ann_energy_j,
+                   start)
 
 
 def label(row):
@@ -238,6 +336,16 @@ def write_markdown(path, record):
 
 
 def main(settings):
+    """`make frontier`: its cells here (EXECUTOR=local) or on the workers of a Dask scheduler, reached first so
+    a wrong address fails before any training."""
+    if settings.executor == "local":
+        return frontier_stage(settings)
+    with cluster.Cluster(settings.executor) as executor:
+        return frontier_stage(settings, executor)
+
+
+def frontier_stage(settings, executor=None):
+    """The stage on its cells' ``executor`` (`cluster.Cluster`; None: this process): the record it wrote."""
     timesteps, cost, ws, n = workspace.engine_stage(settings, 'make frontier TS="2 4 8 16"')
     val_idx = workspace.training_split(ws)[1]
     x_val, y_val = np.asarray(ws.dataset.x_train[val_idx], np.float32), ws.dataset.y_train[val_idx]
@@ -249,7 +357,7 @@ def main(settings):
     if settings.stdb:
         pick = workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)[0]
         stdb_samples = (np.asarray(ws.dataset.x_train[pick], np.float32), ws.dataset.y_train[pick], x_val, y_val)
-    grid = Grid(settings, ws, qcfs_paths, timesteps, cost, stdb_samples)
+    grid = Grid(settings, ws, qcfs_paths, timesteps, cost, stdb_samples, executor)
     anns = {name: {"test": train.predict(model, x), "validation": train.predict(model, x_val)}
             for name, model in grid.models.items()}
     ann_val_correct = anns["conversion"]["validation"] == y_val
@@ -288,34 +396,51 @@ def main(settings):
             **stats.comparison(y, {"snn": predictions, "ann": anns["conversion"]["test"]}),
             stdb=cell.stdb)
 
-    rows, validated, picked, qcfs_pick = [], {}, {}, {}
-    for coding in settings.codings:
-        for method in methods:
-            for t in timesteps:
-                start = time.perf_counter()
-                options = ([qcfs_pick[coding, t]] if method == "qcfs+stdb" else   # STDB: minutes per option
-                           [(p, w) for p in candidates(settings, coding) for w in weights(settings, method)])
-                simulated = [(o, *grid.cell("validation", x_val, y_val, method, coding, *o, t)) for o in options]
-                tried = validated[coding, method, t] = [(o, c) for o, c, _ in simulated]
-                for _, _, cached in simulated:
-                    counts["reused" if cached else "simulated"] += 1
-                option = frontier.choose_parameter([(o, val_correct(c), c.normalized_energy) for o, c in tried],
-                                                   ann_val_correct)
-                row = picked[coding, method, t, option] = row_of(coding, method, t, option, tried)
-                if method == "qcfs":
-                    qcfs_pick[coding, t] = option
-                rows.append(row)
-                print(f"  {label(row):<14} {method_label(row):<18} T={t:<4} SNN {stats.format_recorded(row, 'snn_accuracy')}  "
-                      f"energy {row.normalized_energy:.4f} (floor {row.input_floor:.4f})  "
-                      f"val {row.validation_accuracy:.3f}  ({time.perf_counter() - start:.0f} s)", flush=True)
+    # first every row's choice on its validation cells, then the test cells of the choices: each pass's cells
+    # are independent, so a cluster simulates them all at once (`Grid.prefetch`; local: one after another)
+    plan = [(coding, method, t) for coding in settings.codings for method in methods for t in timesteps]
+
+    def options_of(coding, method, t):
+        """The (coding parameter, penalty weight) pairs a row tries on validation; qcfs+stdb: the qcfs
+        row's pick (STDB: minutes per option)."""
+        if method == "qcfs+stdb":
+            return [qcfs_pick[coding, t]]
+        return [(p, w) for p in candidates(settings, coding) for w in weights(settings, method)]
+
+    choices, validated, picked, qcfs_pick = [], {}, {}, {}
+    grid.prefetch([("validation", x_val, y_val, method, coding, *o, t) for coding, method, t in plan
+                   if method != "qcfs+stdb" for o in options_of(coding, method, t)])
+    for coding, method, t in plan:
+        simulated = [(o, *grid.cell("validation", x_val, y_val, method, coding, *o, t))
+                     for o in options_of(coding, method, t)]
+        tried = validated[coding, method, t] = [(o, c) for o, c, _ in simulated]
+        for _, _, cached in simulated:
+            counts["reused" if cached else "simulated"] += 1
+        option = frontier.choose_parameter([(o, val_correct(c), c.normalized_energy) for o, c in tried],
+                                           ann_val_correct)
+        if method == "qcfs":
+            qcfs_pick[coding, t] = option
+        choices.append((coding, method, t, option))
+    grid.prefetch([("test", x, y, method, coding, *option, t) for coding, method, t, option in choices])
+    rows = []
+    for coding, method, t, option in choices:
+        start = time.perf_counter()
+        row = picked[coding, method, t, option] = row_of(coding, method, t, option, validated[coding, method, t])
+        rows.append(row)
+        print(f"  {label(row):<14} {method_label(row):<18} T={t:<4} SNN {stats.format_recorded(row, 'snn_accuracy')}  "
+              f"energy {row.normalized_energy:.4f} (floor {row.input_floor:.4f})  "
+              f"val {row.validation_accuracy:.3f}  ({time.perf_counter() - start:.0f} s)", flush=True)
     # the reported point: the cheapest of every network tried on validation (each coding parameter and
     # penalty weight, not only each row's pick) non-inferior to the ANN there, by its validation energy
     tried_all = [(key, o, c) for key, tried in validated.items() for o, c in tried]
     best = frontier.choose_point([{"network": (*key, o), "normalized_energy": c.normalized_energy}
                                   for key, o, c in tried_all], [val_correct(c) for _, _, c in tried_all],
                                  ann_val_correct)
-    chosen = None if best is None else (picked.get(best["network"])
-                                        or row_of(*best["network"], validated[best["network"][:3]]))
+    chosen = None
+    if best is not None:
+        coding, method, t, (parameter, sparsity) = best["network"]
+        grid.prefetch([("test", x, y, method, coding, parameter, sparsity, t)])
+        chosen = picked.get(best["network"]) or row_of(*best["network"], validated[best["network"][:3]])
 
     ann_test = stats.scored("test_accuracy", anns["conversion"]["test"], y)
     record = records.FrontierRecord(

@@ -100,6 +100,15 @@ def _non_negative_float(name):
     return parse
 
 
+def _fraction(name):
+    def parse(text):
+        value = _float(name)(text)
+        if not 0 <= value < 1:
+            raise argparse.ArgumentTypeError(f"{name}={value} must lie in [0, 1)")
+        return value
+    return parse
+
+
 def _list_of(item, example):
     """Space- or comma-separated values, each parsed by ``item``."""
     def step(name, text):
@@ -147,8 +156,8 @@ def option(make, meaning, default=None, parse=None, choices=None, flag=False, sh
 class Settings:
     stage: str
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, epochs, "
-                             "seed, `MODEL` and model in `run.json`, later stages reuse them; asking for others is "
-                             "refused (use another RUN, or `FORCE=1` with the new value)", "default")
+                             "seed, `PRUNE`, `MODEL` and model in `run.json`, later stages reuse them; asking for "
+                             "others is refused (use another RUN, or `FORCE=1` with the new value)", "default")
     data: str | None = option("DATA", "`synthetic`, or a RAT `.mat` / generic `.npz` path",
                               shown="recorded, else `synthetic`")
     epochs: int | None = option("EPOCHS", "ANN training epochs", parse=_positive_int, shown="recorded, else 8")
@@ -158,6 +167,11 @@ class Settings:
                                         "clipped; `make compare` gives signed data to its simulators as ON/OFF "
                                         "channels (max(x, 0), max(−x, 0))", choices=("signed", "unsigned"),
                               shown="recorded, else `signed`")
+    prune: float | None = option("PRUNE", "fraction of each Conv2D/Dense kernel set to zero by magnitude pruning "
+                                          "(tensorflow-model-optimization; the trained ANN, and the QCFS fine-tune, "
+                                          "fine-tuned while it prunes: `pipeline/training/pruning.py`); the energy "
+                                          "model counts only non-zero synapses; 0: not pruned", parse=_fraction,
+                              shown="recorded, else 0")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
     model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "

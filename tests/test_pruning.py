@@ -95,3 +95,84 @@ def test_stdb_masks_only_kernels_that_hold_zeros():
     named = dict(zip([w.name for w in net.weight_variables()], masks))
     assert [name for name, m in named.items() if m is not None] == [kernel.name]
     np.testing.assert_array_equal(named[kernel.name].numpy(), kernel.numpy() != 0)
+
+
+# --------------------------------------------------------------------- energy: only non-zero synapses count
+class Kernel:
+    """What the energy model reads of a Keras layer: ``get_weights()[0]``."""
+
+    def __init__(self, kernel):
+        self.kernel = np.asarray(kernel, np.float32)
+
+    def get_weights(self):
+        return [self.kernel]
+
+
+def test_energy_counts_only_non_zero_synapses_by_hand_on_a_tiny_net():
+    """Conv 2x2 'valid' on 3x3x1 -> 2x2x2 (channel 0: tap (0,0) only; channel 1: taps (0,0) and (1,1)),
+    Flatten, Dense 8 -> 2 with 7 non-zero weights. An input at (i, j) reaches output (i - m) through tap m."""
+    from pipeline import energy, network
+    kernel = np.zeros((2, 2, 1, 2))
+    kernel[0, 0, 0, 0], kernel[0, 0, 0, 1], kernel[1, 1, 0, 1] = 0.5, -0.3, 0.7
+    dense = np.zeros((8, 2))
+    dense[0], dense[2, 0], dense[3, 1], dense[5], dense[6, 0] = 0.1, 0.2, 0.3, 0.4, 0.5   # rows: 2 0 1 1 0 2 1 0
+    conv = network.Conv2d(name="conv", input_shape=(3, 3, 1), output_shape=(2, 2, 2), kernel_size=(2, 2),
+                          layer=Kernel(kernel))
+    affine = network.Affine(name="dense", input_shape=(8,), output_shape=(2,), readout=True, layer=Kernel(dense))
+    by_hand = [[2, 2, 0],    # (0,0): ch0 via (0,0), ch1 via (0,0); (0,2): its outputs would lie at column 2
+               [2, 3, 1],    # (1,1): ch0 and ch1 via (0,0) to (1,1), ch1 via (1,1) to (0,0)
+               [0, 1, 1]]    # row 2 reaches only through tap (1,1) of channel 1
+    np.testing.assert_array_equal(energy.fan_out(conv)[:, :, 0], by_hand)
+    np.testing.assert_array_equal(energy.fan_out(affine), [2, 0, 1, 1, 0, 2, 1, 0])
+    assert energy.ann_macs(conv) == 4 * 3 and energy.ann_macs(affine) == 7   # output positions x non-zero weights
+    inputs = np.zeros((3, 3, 1))
+    inputs[0, 0], inputs[1, 1], inputs[2, 2], inputs[0, 2] = 3, 2, 1, 5      # (0,2) reaches nothing
+    spikes = np.zeros((2, 2, 2))
+    spikes[0, 0, 0], spikes[0, 1, 1], spikes[1, 0, 1], spikes[1, 1, 1] = 4, 1, 6, 2   # flat rows 0, 3, 5, 7
+    counts = energy.count_operations([conv, affine], {"conv": spikes}, inputs, num_samples=1, pooling="spiking")
+    assert counts[0].snn_acs == 3 * 2 + 2 * 3 + 1 * 1 + 5 * 0 == 13
+    assert counts[1].snn_acs == 4 * 2 + 1 * 1 + 6 * 2 + 2 * 0 == 21
+    assert (energy.weight_count(conv), energy.weight_count(affine)) == (3, 7)   # only non-zero weights stored
+    _, total = energy.footprint([conv, affine], bits=32)
+    assert total["weight_bytes"] == (3 + 7) * 4
+
+
+def reached(delta, kernel, pool=None, padding="SAME", stride=1):
+    """Output (position, channel) pairs a unit input reaches through ``kernel``'s non-zero entries (after an
+    average pool, when given), pushed through TensorFlow."""
+    import tensorflow as tf
+    h = tf.constant(delta[None], tf.float32)
+    if pool:
+        h = tf.nn.avg_pool2d(h, pool, pool, "VALID")
+    if kernel.ndim == 2:   # dense after the pool's flatten
+        return int(np.count_nonzero(tf.reshape(h, (1, -1)).numpy() @ (kernel != 0)))
+    return int(np.count_nonzero(tf.nn.conv2d(h, (kernel != 0).astype(np.float32), stride, padding).numpy()))
+
+
+@pytest.mark.parametrize("pool,stride,padding", [(None, 1, "same"), (None, 2, "same"), (None, 1, "valid"),
+                                                 ((2, 2), 1, "same"), ("dense", 1, None)])
+def test_pruned_fan_out_equals_the_outputs_a_unit_input_reaches(pool, stride, padding):
+    from pipeline import energy, network
+    rng = np.random.default_rng(1)
+    shape, c_in, c_out = (6, 7), 2, 3
+    pooled = (shape[0] // 2, shape[1] // 2, c_in)
+    if pool == "dense":
+        kernel = rng.normal(size=(int(np.prod(pooled)), 4)) * (rng.random((int(np.prod(pooled)), 4)) < 0.3)
+        layer = network.Affine(name="d", input_shape=(kernel.shape[0],), output_shape=(4,), layer=Kernel(kernel))
+    else:
+        kernel = rng.normal(size=(3, 3, c_in, c_out)) * (rng.random((3, 3, c_in, c_out)) < 0.3)
+        source = pooled if pool else (*shape, c_in)
+        out = [network.padding_of(source[a], 3, stride, 1, padding)[0] for a in (0, 1)]
+        layer = network.Conv2d(name="c", input_shape=source, output_shape=(*out, c_out), kernel_size=(3, 3),
+                               stride=(stride,) * 2, padding=padding, layer=Kernel(kernel))
+    if pool:
+        node = network.AvgPool2d(name="p", input_shape=(*shape, c_in), output_shape=pooled, kernel_size=(2, 2),
+                                 stride=(2, 2))
+        fan = energy.merged_fan_out(node, layer)
+    else:
+        fan = energy.fan_out(layer)
+    for i, j, c in np.ndindex(*shape, c_in):
+        delta = np.zeros((*shape, c_in))
+        delta[i, j, c] = 1
+        brute = reached(delta, kernel, (2, 2) if pool else None, (padding or "same").upper(), stride)
+        assert fan[i, j, c] == brute, (i, j, c)

@@ -169,8 +169,9 @@ class Settings:
                               shown="recorded, else `signed`")
     prune: float | None = option("PRUNE", "fraction of each Conv2D/Dense kernel set to zero by magnitude pruning "
                                           "(tensorflow-model-optimization; the trained ANN, and the QCFS fine-tune, "
-                                          "fine-tuned while it prunes: `pipeline/training/pruning.py`); the energy "
-                                          "model counts only non-zero synapses; 0: not pruned", parse=_fraction,
+                                          "fine-tuned while it prunes); the energy model counts only non-zero "
+                                          "synapses, for the ANN too ([docs/pruning.md](docs/pruning.md)); 0: not "
+                                          "pruned", parse=_fraction,
                               shown="recorded, else 0")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
@@ -342,6 +343,7 @@ def help_text():
     lines += ["", "Make variables:"]
     for f in OPTIONS:
         meaning = f.metadata["meaning"].replace("`", "").replace("\\|", "|")
+        meaning = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", meaning)   # a Markdown link: its text
         lines.append(f"  {f.metadata['make']:<{width}}  {meaning} [default: {default_text(f).replace('`', '')}]")
     return "\n".join(lines)
 

@@ -37,6 +37,7 @@ def pruned_run(tmp_path_factory):
         results.RESULTS, ann.TRAINED, workspace.DATA_CACHE, configs.GENERATED = saved
 
 
+@pytest.mark.slow  # ANN training and its pruning fine-tune (the module's RUN, trained once: 6 s)
 def test_pruning_reaches_the_target_sparsity_in_every_layer_and_is_cached_under_its_own_name(pruned_run):
     ws = pruned_run
     assert f"_p{TARGET:g}_" in ws.model.path.name and ws.record["prune"] == TARGET
@@ -50,6 +51,7 @@ def test_pruning_reaches_the_target_sparsity_in_every_layer_and_is_cached_under_
     assert ann._verified(ws.model.path) is not None   # a verified cache like every trained model
 
 
+@pytest.mark.slow  # STDB training
 def test_pruned_weights_stay_zero_through_conversion_stdb_and_nir_export(pruned_run, tmp_path, monkeypatch):
     model = ann.load(pruned_run.model.path)
     zeros, before = zeros_of(model), {layer.name: layer.get_weights()[0] for layer in model.layers if layer.weights}

@@ -85,6 +85,14 @@ def test_a_prune_target_outside_0_1_is_one_clear_error():
         ann.model_name(type("D", (), {"sha256": "0" * 64}), ann.TrainSettings())
 
 
+def test_a_users_model_is_not_pruned_one_line_says_so(sandbox):
+    model = sandbox / "mine.h5"
+    model.write_bytes(b"not read: the refusal comes first")
+    chosen = settings_module.parse(["convert", f"MODEL={model}", "PRUNE=0.5", "RUN=u"])
+    with pytest.raises(UserError, match=r"PRUNE=0\.5 prunes the ESCAPE-NET the pipeline trains; RUN=u runs on MODEL="):
+        workspace.prepare(chosen, verbose=0)
+
+
 def test_stdb_masks_only_kernels_that_hold_zeros():
     import tensorflow as tf
     from keras_models import escape_net

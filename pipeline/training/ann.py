@@ -10,15 +10,15 @@ A qcfs model starts from the modified model of the same width, epochs and seed
 (trained first if needed; its weights, and every clip level lambda at the 99.9th
 percentile of that layer's input on training data) and is fine-tuned with its
 quantised activations for QCFS_FINE_TUNE_EPOCHS epochs, with the activation-sparsity penalty
-`qcfs.penalise_activity` when ``sparsity`` > 0 (cached under its own name).
+`qcfs.penalise_activity` when ``sparsity`` > 0 (cached under its own name). Trained from scratch,
+ESCAPE-NET's activations (no batch norm, sparse inputs) are so small at
+initialisation that lambda/(2L) rounds almost all of them to zero: at width 64 the
+network never left chance (loss log 3 for 8 epochs).
 
 A pruned model (``prune`` > 0, `pipeline.training.pruning`) starts from the same model unpruned (the
 modified ANN, or its QCFS fine-tune, trained first if needed) and is fine-tuned while magnitude pruning
 raises each Conv2D/Dense kernel's fraction of zeros to ``prune``; it is saved without the pruning
-wrappers (a plain model with zeros) under its own name. Trained from scratch,
-ESCAPE-NET's activations (no batch norm, sparse inputs) are so small at
-initialisation that lambda/(2L) rounds almost all of them to zero: at width 64 the
-network never left chance (loss log 3 for 8 epochs).
+wrappers (a plain model with zeros) under its own name.
 """
 import dataclasses
 import time

@@ -102,6 +102,15 @@ def _non_negative_float(name):
     return parse
 
 
+def _fraction(name):
+    def parse(text):
+        value = _float(name)(text)
+        if not 0 <= value < 1:
+            raise argparse.ArgumentTypeError(f"{name}={value} must lie in [0, 1)")
+        return value
+    return parse
+
+
 def _list_of(item, example):
     """Space- or comma-separated values, each parsed by ``item``."""
     def step(name, text):
@@ -171,8 +180,8 @@ def option(make, meaning, default=None, parse=None, choices=None, flag=False, sh
 class Settings:
     stage: str
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, epochs, "
-                             "seed, `MODEL` and model in `run.json`, later stages reuse them; asking for others is "
-                             "refused (use another RUN, or `FORCE=1` with the new value)", "default")
+                             "seed, `PRUNE`, `MODEL` and model in `run.json`, later stages reuse them; asking for "
+                             "others is refused (use another RUN, or `FORCE=1` with the new value)", "default")
     out: str | None = option("OUT", "where `results/`, `keras_models/trained/`, `data/` and `snn_configs/generated/` "
                                     "are written and read (e.g. a cluster's scratch); every stage of a RUN needs the "
                                     "same OUT", parse=_folder, shown="the checkout")
@@ -185,6 +194,12 @@ class Settings:
                                         "clipped; `make compare` gives signed data to its simulators as ON/OFF "
                                         "channels (max(x, 0), max(−x, 0))", choices=("signed", "unsigned"),
                               shown="recorded, else `signed`")
+    prune: float | None = option("PRUNE", "fraction of each Conv2D/Dense kernel set to zero by magnitude pruning "
+                                          "(tensorflow-model-optimization; the trained ANN, and the QCFS fine-tune, "
+                                          "fine-tuned while it prunes); the energy model counts only non-zero "
+                                          "synapses, for the ANN too ([docs/pruning.md](docs/pruning.md)); 0: not "
+                                          "pruned", parse=_fraction,
+                              shown="recorded, else 0")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
     model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "
@@ -361,6 +376,7 @@ def help_text():
     lines += ["", "Make variables:"]
     for f in OPTIONS:
         meaning = f.metadata["meaning"].replace("`", "").replace("\\|", "|")
+        meaning = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", meaning)   # a Markdown link: its text
         lines.append(f"  {f.metadata['make']:<{width}}  {meaning} [default: {default_text(f).replace('`', '')}]")
     return "\n".join(lines)
 

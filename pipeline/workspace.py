@@ -15,7 +15,8 @@ from pipeline.toolbox import configs
 from pipeline.toolbox import onoff as onoff_inputs
 from pipeline.training import ann as train
 
-DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0, "model_file": None}
+DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0, "model_file": None,
+            "prune": 0.0}
 NUM_NORM = 500   # training samples the toolbox normalises on
 DEFAULT_N = 100             # test samples simulated when N is not given
 STDB_TRAINING_SAMPLES = 256  # STDB's training samples unless NTRAIN says otherwise (sized for a 2-core CPU)
@@ -77,12 +78,16 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
     if lock:
         results.hold_run(settings.run, folders)
     requested = {"data": settings.data, "scale": settings.scale, "width": settings.width,
-                 "epochs": settings.epochs, "seed": settings.seed, "model_file": settings.model}
+                 "epochs": settings.epochs, "seed": settings.seed, "model_file": settings.model,
+                 "prune": settings.prune}
     for key in ("data", "model_file"):
         if requested[key] not in (None, "synthetic"):
             requested[key] = str(Path(requested[key]).expanduser().resolve())
     chosen = results.resolve_run(settings.run, folders, requested, DEFAULTS, settings.force)
     user_model = chosen.get("model_file")
+    if user_model and prune_of(chosen):
+        raise UserError(f"PRUNE={prune_of(chosen)} prunes the ESCAPE-NET the pipeline trains; RUN={settings.run} "
+                        f"runs on MODEL={user_model}")
     if user_model and variant != "modified":
         raise UserError(f"the {variant} ESCAPE-NET is trained by the pipeline; RUN={settings.run} runs on "
                         f"MODEL={user_model}")
@@ -95,7 +100,8 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
                             f"now {now[:12]}): use FORCE=1 to recompute with it, or another RUN")
     else:
         trained = train.train(dataset, train.TrainSettings(variant, int(chosen["width"]), int(chosen["epochs"]),
-                                                           int(chosen["seed"])), folders.trained,
+                                                           int(chosen["seed"]), prune=prune_of(chosen)),
+                              folders.trained,
                               force=settings.force and variant == "modified", verbose=verbose)
     if variant == "modified":
         model_sha = results.file_sha256(trained.path)
@@ -103,6 +109,11 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
                            trained.info["source"]["sha256"] if user_model else None)
         chosen = results.read_json(folders.run_dir(settings.run) / "run.json")
     return Workspace(settings.run, chosen, dataset, trained, folders)
+
+
+def prune_of(record):
+    """The RUN's pruning target (PRUNE): 0 for a RUN recorded before the setting existed."""
+    return float(record.get("prune") or 0.0)
 
 
 def user_model(ws):

@@ -142,3 +142,23 @@ def test_interop_stage_cross_checks_the_exported_file(sandbox, tiny_npz, capsys)
     assert main(["export", f"OUT={sandbox}", *common, "--net", "qcfs"]) == 0
     assert main(["interop", f"OUT={sandbox}", *common, "--net", "qcfs"]) == 2
     assert "NIR integrator I" in capsys.readouterr().err
+
+
+def test_neurobench_and_the_energy_model_skip_the_same_zero_weights(tmp_path):
+    model = asymmetric_net()
+    for name in ("c2", "d1"):   # a pruned network: half of each kernel zero, chosen at random
+        kernel, *rest = model.get_layer(name).get_weights()
+        kernel[np.random.default_rng(0).random(kernel.shape) < 0.5] = 0
+        model.get_layer(name).set_weights([kernel, *rest])
+    net = engine.SpikingNetwork(model, THRESHOLDS, settings("spiking", "spike_count"))
+    nirgraph.write(tmp_path / "net.nir", net.describe())
+    x = corner_inputs()
+    ours = net.simulate(x, record=range(len(x)))
+    bench = peers.neurobench(tmp_path / "net.nir", x, T, threads=1)
+    nodes = net.graph.compute_nodes
+    counts = energy.count_operations(nodes, ours.neuron_totals, None, len(x), "spiking")
+    compared = peers.compare_operations(nodes, counts, bench, x, None, T, len(x))
+    assert compared["all_equal_to_expected"]
+    for name in ("c2", "d1"):
+        row = compared["layers"][name]
+        assert 0 < row["neurobench_acs"] == pytest.approx(row["energy_model_acs"], rel=1e-12)

@@ -40,6 +40,7 @@ import numpy as np
 
 from pipeline import network
 from pipeline.energy.costs import PJ, energy_table
+from pipeline.energy.operations import nonzero_kernel
 
 KIB = 1024
 # pJ per 64-bit SRAM read at 45 nm by array size: Horowitz, "Computing's energy problem (and what we can
@@ -74,8 +75,13 @@ def address_bits(neurons):
 
 
 def weight_count(node):
-    """Stored weights of a layer: conv k_h*k_w*C_in*C_out, dense in*out, plus C_out biases; pools none."""
-    if isinstance(node, network.Conv2d):
+    """Stored weights of a layer: conv k_h*k_w*C_in*C_out, dense in*out, plus C_out biases; pools none.
+    With the layer's weights, only the non-zero kernel entries are stored (a pruned kernel); the index
+    that locates them in a sparse format is not counted (see docs/pruning.md for its size)."""
+    nonzero = nonzero_kernel(node)
+    if nonzero is not None:
+        count = int(nonzero.sum())
+    elif isinstance(node, network.Conv2d):
         count = int(np.prod(node.kernel_size)) * int(node.input_shape[-1]) * int(node.output_shape[-1])
     elif isinstance(node, network.Affine):
         count = int(np.prod(node.input_shape)) * int(node.output_shape[-1])

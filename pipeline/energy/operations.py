@@ -8,7 +8,13 @@ accumulate (AC) only when a spike arrives, once for every neuron the spike reach
 - SNN, per layer: sum over its input positions of (spikes there, summed over samples and
   timesteps) x the position's fan-out (how many neurons of the layer it reaches; exact at the
   borders of a 'same' convolution, where a position reaches fewer outputs), divided by the number
-  of samples. A constant (analog) input current instead costs the first layer its MACs once per
+  of samples.
+- Pruned kernels (issue 24): a synapse whose weight is exactly zero is neither stored nor done. A
+  spike's fan-out counts only the (output position, output channel) pairs its input channel reaches
+  through a non-zero tap; an ANN output costs one MAC per non-zero weight of its window (conv:
+  ``H_out*W_out*nnz(kernel)``, dense ``nnz(kernel)``). The ANN gets the same sparsity benefit as the
+  SNN, so the ratio compares the two networks on the same pruned weights. A description without
+  weights (a node with no Keras ``layer``) counts every synapse: the dense geometry. A constant (analog) input current instead costs the first layer its MACs once per
   inference, not once per timestep: the current does not change, so it is computed once.
 - Pooling: where pools spike (INI semantics) the pool neurons' spikes x the next layer's fan-out
   count like any layer's; where pooling is linear (STDB, QCFS) the pool folds into the next conv,
@@ -27,23 +33,43 @@ from pipeline.energy.costs import PJ
 
 
 # --------------------------------------------------------------------- layer geometry (no TF needed)
-def _window_reach(n_in, size, stride, dilation, padding):
-    """For each input index along one axis, the set of output indices whose window covers it."""
+def _window_taps(n_in, size, stride, dilation, padding):
+    """For each input index along one axis, ``{output index: kernel tap}`` of the outputs whose window covers it."""
     n_out, before = network.padding_of(n_in, size, stride, dilation, padding)
-    reach = [set() for _ in range(n_in)]
+    taps = [{} for _ in range(n_in)]
     for o in range(n_out):
         for m in range(size):
             i = o * stride - before + m * dilation
             if 0 <= i < n_in:
-                reach[i].add(o)
-    return reach
+                taps[i][o] = m
+    return taps
+
+
+def _window_reach(n_in, size, stride, dilation, padding):
+    """For each input index along one axis, the set of output indices whose window covers it."""
+    return [set(t) for t in _window_taps(n_in, size, stride, dilation, padding)]
+
+
+def nonzero_kernel(node):
+    """Where the weighted node's kernel is non-zero (conv (k_h, k_w, C_in, C_out), dense (in, out)), or
+    None for a node without weights: a pool, or a description of the geometry only."""
+    layer = getattr(node, "layer", None)
+    if not isinstance(node, network.Weighted) or layer is None:
+        return None
+    return np.asarray(layer.get_weights()[0]) != 0
 
 
 def ann_macs(node):
-    """Multiply-accumulates of the ANN layer: conv H_out*W_out*C_out*k_h*k_w*C_in, dense in*out."""
+    """Multiply-accumulates of the ANN layer: conv H_out*W_out*C_out*k_h*k_w*C_in, dense in*out; with
+    its weights, only the non-zero ones (conv H_out*W_out*nnz, dense nnz)."""
+    nonzero = nonzero_kernel(node)
     if isinstance(node, network.Conv2d):
+        if nonzero is not None:
+            return int(np.prod(node.output_shape[:2])) * int(nonzero.sum())
         return node.neurons * int(np.prod(node.kernel_size)) * int(node.input_shape[-1])
     if isinstance(node, network.Affine):
+        if nonzero is not None:
+            return int(nonzero.sum())
         return int(np.prod(node.input_shape)) * int(node.output_shape[-1])
     return 0
 
@@ -71,11 +97,50 @@ def fan_out(node):
 
     Conv: output positions the kernel reaches from the position, times C_out (every output
     channel); pool: pool windows covering the position (its own channel only); dense: all units.
+    With the layer's weights, only the synapses whose weight is non-zero (per input channel).
     """
+    nonzero = nonzero_kernel(node)
     if isinstance(node, network.Affine):
+        if nonzero is not None:
+            return nonzero.sum(axis=-1).reshape(node.input_shape).astype(np.float64)
         return np.asarray(node.output_shape[-1], np.float64)
+    if isinstance(node, network.Conv2d) and nonzero is not None:
+        tapsets = [[[(t,) for t in taps.values()] for taps in axis] for axis in _taps(node)]
+        return _pruned_fan_out(nonzero, *tapsets)
     channels = node.output_shape[-1] if isinstance(node, network.Conv2d) else 1
     return (spatial_fan_out(node) * channels)[:, :, None].astype(np.float64)
+
+
+def _taps(node):
+    """Per spatial axis: for each input index, ``{output index: kernel tap}`` (`_window_taps`)."""
+    return [_window_taps(int(node.input_shape[a]), int(node.kernel_size[a]), int(node.stride[a]),
+                         int(node.dilation[a]), node.padding) for a in (0, 1)]
+
+
+def _pruned_fan_out(nonzero, rows, cols):
+    """Fan-out (H, W, C_in) through a kernel's non-zero entries ``nonzero`` (taps_h, taps_w, C_in, C_out).
+
+    ``rows[i]`` lists, for each output row input row i reaches, the kernel rows that connect them (one
+    tap for a conv; several when a linear pool before the conv is folded in); ``cols`` likewise. An
+    input reaches output (row, column, channel k) when some connecting (tap row, tap column) has a
+    non-zero weight from its channel to k. Each distinct pair of tap sets is evaluated once.
+    """
+    def distinct(axis):
+        sets = sorted({tuple(sorted(t)) for per_input in axis for t in per_input})
+        index = {t: a for a, t in enumerate(sets)}
+        multiplicity = np.zeros((len(axis), len(sets)))
+        for i, per_input in enumerate(axis):
+            for t in per_input:
+                multiplicity[i, index[tuple(sorted(t))]] += 1
+        return sets, multiplicity
+
+    (row_sets, row_count), (col_sets, col_count) = distinct(rows), distinct(cols)
+    reached = np.zeros((len(row_sets), len(col_sets), nonzero.shape[2]))
+    for a, r in enumerate(row_sets):
+        any_row = nonzero[list(r)].any(axis=0)
+        for b, c in enumerate(col_sets):
+            reached[a, b] = any_row[list(c)].any(axis=0).sum(axis=-1)
+    return np.einsum("ia,jb,abc->ijc", row_count, col_count, reached)
 
 
 def merged_fan_out(pool, layer):
@@ -87,6 +152,16 @@ def merged_fan_out(pool, layer):
     if not isinstance(pool, network.AvgPool2d) or not isinstance(layer, network.Weighted):
         raise UserError(f"cannot merge {pool.name!r} ({pool.kind}) into {layer.name!r} ({layer.kind})")
     pool_reach = reach(pool)
+    nonzero = nonzero_kernel(layer)
+    if nonzero is not None and isinstance(layer, network.Affine):   # pool output (h, w, c) is a dense row
+        per_position = nonzero.reshape(*pool.output_shape, -1)
+        return _pruned_fan_out(per_position, *[[[qs] if qs else [] for qs in axis] for axis in pool_reach])
+    if nonzero is not None:   # the taps reaching output o from the pool windows covering input p
+        tapsets = []
+        for axis, layer_taps in enumerate(_taps(layer)):
+            tapsets.append([[{layer_taps[q][o] for q in qs if o in layer_taps[q]}
+                             for o in set().union(*(layer_taps[q] for q in qs))] for qs in pool_reach[axis]])
+        return _pruned_fan_out(nonzero, *tapsets)
     if isinstance(layer, network.Affine):
         covered = np.outer([bool(r) for r in pool_reach[0]], [bool(c) for c in pool_reach[1]])
         return (covered * layer.output_shape[-1])[:, :, None].astype(np.float64)

@@ -24,8 +24,9 @@ energy (`pipeline.frontier.choose_point`); the test samples (``N``) are simulate
 per row, with the chosen parameter, and once for the reported point if it is not a row's pick.
 
 Accounting, the same for every row: energy is the energy model's count on the spikes of that
-very run, normalised by the modified ANN's dense energy (one denominator for every row: the
-QCFS network has the same MACs); the input's own cost (each coding's floor: its events' ACs into
+very run, normalised by the modified ANN's energy, every MAC of a frame-based ANN (one denominator
+for every row: the QCFS network has the same MACs; in a pruned RUN, `PRUNE`, the MACs through
+non-zero weights, the same count per layer in both, docs/pruning.md); the input's own cost (each coding's floor: its events' ACs into
 conv1, or conv1's MACs for analog input) is printed beside what the network spent; the encoders'
 own updates are counted for no coding (`energy.encoder_updates`). Every simulated cell is cached
 as a JSON named by what it depends on (`pipeline.frontier.cell_key`), so a rerun or a larger grid
@@ -71,7 +72,7 @@ def network_name(method, sparsity):
 
 
 def dense_energy(nodes, cost):
-    """Joules of one dense ANN inference over these compute nodes (MACs and pooling adds)."""
+    """Joules of one ANN inference over these compute nodes (MACs through non-zero weights, pooling adds)."""
     return sum(energy.ann_macs(n) * cost.e_mac_pj + energy.ann_adds(n) * cost.e_ac_pj for n in nodes) * energy.PJ
 
 

@@ -1,5 +1,5 @@
 """Train ESCAPE-NET on a Dataset and cache the .h5 by (data sha256, variant, width, epochs, seed;
-levels L for the qcfs variant).
+levels L for the qcfs variant; the pruning target).
 
 Adam, batch 64, a class-balanced validation split of the training set, the
 best-validation-accuracy weights kept. The model is saved compiled with
@@ -14,6 +14,11 @@ quantised activations for QCFS_FINE_TUNE_EPOCHS epochs, with the activation-spar
 ESCAPE-NET's activations (no batch norm, sparse inputs) are so small at
 initialisation that lambda/(2L) rounds almost all of them to zero: at width 64 the
 network never left chance (loss log 3 for 8 epochs).
+
+A pruned model (``prune`` > 0, `pipeline.training.pruning`) starts from the same model unpruned (the
+modified ANN, or its QCFS fine-tune, trained first if needed) and is fine-tuned while magnitude pruning
+raises each Conv2D/Dense kernel's fraction of zeros to ``prune``; it is saved without the pruning
+wrappers (a plain model with zeros) under its own name.
 """
 import dataclasses
 import time
@@ -24,6 +29,7 @@ import numpy as np
 
 from keras_models import escape_net, qcfs
 from pipeline import UserError, modelfile, results
+from pipeline.training import pruning
 
 BATCH_SIZE = 64
 LEARNING_RATE = 1e-3
@@ -40,8 +46,10 @@ class TrainSettings:
     seed: int = 0
     levels: int = 8   # L, quantisation steps of the qcfs variant (ignored by the others)
     sparsity: float = 0.0   # the qcfs fine-tune's activation-sparsity penalty weight (`qcfs.penalise_activity`)
+    prune: float = 0.0      # fraction of each Conv2D/Dense kernel set to zero (`pruning`); 0: not pruned
 
     def __post_init__(self):
+        pruning.check_target(self.prune)
         if not 0 <= self.sparsity < float("inf"):
             raise UserError(f"SPARSITY={self.sparsity}: must be a number >= 0")
         if self.sparsity and self.variant != "qcfs":
@@ -58,6 +66,8 @@ def model_name(dataset, settings):
     variant = f"qcfs_L{settings.levels}" if settings.variant == "qcfs" else settings.variant
     if settings.sparsity:
         variant += f"_sp{settings.sparsity:g}"
+    if settings.prune:
+        variant += f"_p{settings.prune:g}"
     return (f"escape_net_{variant}_w{settings.width}_e{settings.epochs}"
             f"_s{settings.seed}_{dataset.sha256[:12]}")
 
@@ -73,16 +83,17 @@ def one_hot(labels, num_classes):
 
 
 class _KeepBest:
-    """Keras callback factory: remember the weights of the best validation accuracy."""
+    """Keras callback factory: remember the weights of the best validation accuracy from epoch ``first``
+    on (a pruning fine-tune's earlier epochs have not reached the target sparsity)."""
 
-    def __new__(cls):
+    def __new__(cls, first=1):
         import tensorflow as tf
 
         class KeepBest(tf.keras.callbacks.Callback):
             best, best_epoch, weights = -1.0, 0, None
 
             def on_epoch_end(self, epoch, logs=None):
-                if logs["val_accuracy"] > self.best:
+                if epoch + 1 >= first and logs["val_accuracy"] > self.best:
                     self.best, self.best_epoch = logs["val_accuracy"], epoch + 1
                     self.weights = self.model.get_weights()
 
@@ -125,30 +136,44 @@ def _verified(path):
 def _train(dataset, settings, path, verbose):
     from pipeline.data import balanced_subset, validation_split
     info_path = path.with_suffix(".json")
-    quantised = settings.variant == "qcfs"
-    origin = (train(dataset, dataclasses.replace(settings, variant="modified", sparsity=0.0), path.parent,
-                    verbose=verbose)
-              if quantised else None)
+    quantised, pruned = settings.variant == "qcfs", bool(settings.prune)
+    if pruned:
+        origin = train(dataset, dataclasses.replace(settings, prune=0.0), path.parent, verbose=verbose)
+    elif quantised:
+        origin = train(dataset, dataclasses.replace(settings, variant="modified", sparsity=0.0), path.parent,
+                       verbose=verbose)
+    else:
+        origin = None
     import tensorflow as tf
     seed_everything(settings.seed)
     train_idx, val_idx = validation_split(dataset.y_train, VALIDATION_FRACTION, settings.seed)
     k = dataset.num_classes
-    model = escape_net.build(settings.variant, dataset.input_shape, k, settings.width, levels=settings.levels)
-    if quantised:
+    epochs, first_kept, extra_callbacks = settings.epochs, 1, []
+    if pruned:
+        model = pruning.prunable(load(origin.path), settings.prune, -(-len(train_idx) // BATCH_SIZE))
+        epochs, first_kept, extra_callbacks = pruning.FINE_TUNE_EPOCHS, pruning.RAMP_EPOCHS, pruning.callbacks()
+        if quantised:
+            qcfs.penalise_activity(model, settings.sparsity)
+    else:
+        model = escape_net.build(settings.variant, dataset.input_shape, k, settings.width, levels=settings.levels)
+    if quantised and not pruned:
         init_idx = train_idx[balanced_subset(dataset.y_train[train_idx], QCFS_INIT_SAMPLES, settings.seed)]
         initial_lambda = qcfs.warm_start(model, load(origin.path), dataset.x_train[init_idx])
         qcfs.penalise_activity(model, settings.sparsity)
+        epochs = QCFS_FINE_TUNE_EPOCHS
     model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
-    keep_best = _KeepBest()
+    keep_best = _KeepBest(first_kept)
     start = time.perf_counter()
     history = model.fit(
         dataset.x_train[train_idx], one_hot(dataset.y_train[train_idx], k),
         validation_data=(dataset.x_train[val_idx], one_hot(dataset.y_train[val_idx], k)),
-        batch_size=BATCH_SIZE, epochs=QCFS_FINE_TUNE_EPOCHS if quantised else settings.epochs,
-        shuffle=True, verbose=verbose,
-        callbacks=[keep_best])
+        batch_size=BATCH_SIZE, epochs=epochs, shuffle=True, verbose=verbose,
+        callbacks=[keep_best, *extra_callbacks])
     seconds = time.perf_counter() - start
     model.set_weights(keep_best.weights)
+    if pruned:
+        model = pruning.strip(model)
+        model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
     test_accuracy = float(np.mean(predict(model, dataset.x_test) == dataset.y_test))
 
     results.write_atomic_with(path, lambda tmp: model.save(tmp, save_format="h5"))
@@ -161,7 +186,13 @@ def _train(dataset, settings, path, verbose):
         "train_seconds": seconds, "parameters": int(model.count_params()), "sha256": results.file_sha256(path),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
     }
-    if quantised:
+    if pruned:
+        info.update(prune=settings.prune, started_from={"path": str(origin.path),
+                                                        "test_accuracy": origin.info["test_accuracy"]},
+                    fine_tune_epochs=epochs, kernel_sparsity=pruning.kernel_sparsity(model))
+        if quantised:
+            info.update(levels=settings.levels, sparsity=settings.sparsity, clip_lambda=qcfs.threshold_values(model))
+    elif quantised:
         info.update(levels=settings.levels, started_from={"path": str(origin.path),
                                                           "test_accuracy": origin.info["test_accuracy"]},
                     fine_tune_epochs=QCFS_FINE_TUNE_EPOCHS, sparsity=settings.sparsity, initial_lambda=initial_lambda,

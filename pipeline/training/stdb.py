@@ -233,6 +233,7 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
         optimizer = tf.keras.optimizers.Adam(settings.learning_rate, amsgrad=settings.amsgrad)
         neuron_optimizer = tf.keras.optimizers.Adam(settings.neuron_lr, amsgrad=settings.amsgrad)
     decay = settings.weight_decay / replicas   # the replicas' gradients are summed: decay once per batch
+    masks = zero_masks(network, weights)
 
     def replica_step(x, labels, keys, batch):
         with tf.GradientTape() as tape:
@@ -243,7 +244,8 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
                 loss = loss + settings.sparsity * firing_rate(network, out["counts"])
             loss = loss * share
         grads = tape.gradient(loss, weights + neuron_params)
-        optimizer.apply_gradients([(g + decay * w, w) for g, w in zip(grads, weights)])
+        optimizer.apply_gradients([((g + decay * w) * (1.0 if m is None else m), w)
+                                   for g, w, m in zip(grads, weights, masks)])
         if logs:   # d loss / d log p = p * d loss / d p
             neuron_optimizer.apply_gradients([(g * p, lg) for g, p, lg in
                                               zip(grads[len(weights):], neuron_params, logs)])
@@ -311,6 +313,15 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
                       validation_after=_validation_accuracy(best_epoch, acc_before, history),
                       thresholds=network.threshold_values(), leaks=network.leak_values(),
                       peak_memory_mb=processes.peak_memory_mb(), seconds=time.perf_counter() - start, settings=settings)
+
+
+def zero_masks(network, weights):
+    """Per variable of ``weights``: for a kernel with exact zeros (a pruned one), 1 where it is non-zero,
+    else None. STDB multiplies the kernel's gradient (weight decay included) by it, so a pruned weight
+    stays exactly zero: Adam moves a weight whose gradient has always been zero by 0 / (0 + eps) = 0."""
+    kernels = {id(stage.layer.kernel) for stage in network.graph.weighted}
+    return [tf.constant(w.numpy() != 0, w.dtype) if id(w) in kernels and not np.all(w.numpy()) else None
+            for w in weights]
 
 
 def _bar(total, label, enabled):

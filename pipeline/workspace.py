@@ -18,6 +18,7 @@ from pipeline.training import ann as train
 DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0, "model_file": None,
             "prune": 0.0}
 NUM_NORM = 500   # training samples the toolbox normalises on
+SIM_BATCH = 50   # samples per batch of the stages that sweep networks on the engine (latency, frontier)
 DEFAULT_N = 100             # test samples simulated when N is not given
 STDB_TRAINING_SAMPLES = 256  # STDB's training samples unless NTRAIN says otherwise (sized for a 2-core CPU)
 ONOFF_SUFFIX = "_onoff"     # the toolbox's data, model and log dir with ON/OFF input

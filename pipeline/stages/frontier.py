@@ -47,7 +47,6 @@ from pipeline.training import ann as train
 from pipeline.training import stdb
 
 METHODS = ("conversion", "qcfs", "qcfs+sparsity")
-SIM_BATCH = 50
 CELLS = "frontier_cells"
 
 
@@ -100,7 +99,7 @@ class Grid:
         self.sha = {m: results.file_sha256(p) for m, p in self.paths.items()}
         self.models = {m: engine.load_keras(p) for m, p in self.paths.items()}
         calibration = engine.SnnSettings(timesteps=max(timesteps), coding="analog", readout="membrane",
-                                         pooling="linear", seed=self.seed, batch_size=SIM_BATCH)
+                                         pooling="linear", seed=self.seed, batch_size=workspace.SIM_BATCH)
         self.thresholds, source = conversion.conversion_thresholds(ws, calibration, "max", self.models["conversion"])
         self.threshold_note = f"{source.removeprefix('thresholds ')}, analog input, T={max(timesteps)}"
         nodes = conversion.from_model(self.models["conversion"], calibration, self.thresholds).graph.compute_nodes
@@ -195,7 +194,7 @@ def engine_settings(method, coding, parameter, timesteps, seed):
     linear pools, the membrane readout, v(0) = 0 for plain conversion and theta/2 for the QCFS methods."""
     changes = {} if parameter[0] is None else {parameter[0]: parameter[1]}
     return engine.SnnSettings(timesteps=timesteps, coding=coding, readout="membrane", pooling="linear",
-                              seed=seed, batch_size=SIM_BATCH,
+                              seed=seed, batch_size=workspace.SIM_BATCH,
                               initial_membrane=0.0 if method == "conversion" else 0.5, **changes)
 
 

@@ -25,12 +25,11 @@ import tensorflow as tf
 
 from keras_models import qcfs  # also registers the QCFS layer, so .h5 models with it load
 from pipeline import UserError, conversion, energy, engine, records, results, stats, workspace
+from pipeline.frontier import WITHIN_PP
 from pipeline.settings import Settings
 from pipeline.training import ann as train, stdb
 
 METHODS = ("conversion", "conversion+stdb", "qcfs", "qcfs+stdb")
-WITHIN_PP = 1.0              # "as good as the ANN": within this many percentage points
-SIM_BATCH = 50
 
 
 def result_stem(coding):
@@ -54,8 +53,8 @@ def poisson_ceiling(models, x, y, timesteps, seed):
     draws: same keys and padded batches), per T. The input coding alone caps an SNN near this: a
     rate read from T frames is that noisy, however well the network converts."""
     averages = {t: np.empty_like(x) for t in timesteps}
-    for batch, start in enumerate(range(0, len(x), SIM_BATCH)):
-        xb, n = engine.padded_batch(x[start:start + SIM_BATCH], SIM_BATCH)
+    for batch, start in enumerate(range(0, len(x), workspace.SIM_BATCH)):
+        xb, n = engine.padded_batch(x[start:start + workspace.SIM_BATCH], workspace.SIM_BATCH)
         padded, key, total = tf.constant(xb), engine.batch_key(seed, batch), 0.0
         for step in range(max(timesteps)):
             total = total + engine.poisson_spikes(padded, key, step).numpy()[:n]
@@ -91,7 +90,7 @@ class Methods:
 
     def engine_settings(self, timesteps, **changes):
         return engine.SnnSettings(timesteps=timesteps, leak=self.settings.leak, **self.settings.input_coding(),
-                               readout="membrane", pooling="linear", seed=self.seed, batch_size=SIM_BATCH,
+                               readout="membrane", pooling="linear", seed=self.seed, batch_size=workspace.SIM_BATCH,
                                **changes)
 
     def network(self, method, timesteps):
@@ -103,7 +102,7 @@ class Methods:
     def toolbox_semantics(self, timesteps):
         """The QCFS network as SNN Toolbox's INI simulator runs it (v(0) = 0, spiking pools, spike counts)."""
         return conversion.qcfs_ini(self.ws, self.qcfs_path, timesteps, self.settings.input_coding(), self.seed,
-                                   SIM_BATCH)
+                                   workspace.SIM_BATCH)
 
 
 def cheapest_within(rows, pp=WITHIN_PP):

@@ -72,13 +72,15 @@ all: $(BASE_STAMP)
 	$(MAKE) report
 
 # ruff (pinned in constraints.txt, configured in pyproject.toml) first: a lint error fails in seconds.
+# Two pytest workers (pytest-xdist): many tests wait on process start-up, TensorFlow imports and child
+# processes, so two halve the suite's wall time on 2 cores; every test writes only under its own tmp_path.
 test: $(SIMS_STAMP) $(INTEROP_STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 # The inner loop: the tests that need no trained network, no toolbox run and no other environment.
 test-fast: $(BASE_STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 clean-venv:
 	rm -rf $(VENV) $(INTEROP_VENV)

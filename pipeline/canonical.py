@@ -25,12 +25,11 @@ maps (docs/layers.md has the table):
   ``padding="same"`` only where the zeros are exactly what 'same' would add (TF's rule, smaller
   half first); else refused.
 - ``Conv1D`` / ``AveragePooling1D`` / ``MaxPooling1D`` / ``GlobalAveragePooling1D`` /
-  ``GlobalMaxPooling1D`` / ``ZeroPadding1D`` on (length, channels) maps: a ``Reshape`` to (1, length, channels)
-  before the first of them, then each as its
-  2-D twin on that map of height 1 (windows, strides, dilations (1, k); a kernel (k, C_in, C_out)
-  as (1, k, C_in, C_out)), the same sums; the 1-D stack ends at a Flatten or global pooling. A
-  causal convolution (left padding only), and a layer that needs the 1-D map (an LSTM after a
-  Conv1D), are refused.
+  ``GlobalMaxPooling1D`` / ``ZeroPadding1D`` on (length, channels) maps: a ``Reshape`` to
+  (1, length, channels) before the first of them, then each as its 2-D twin on that map of height 1
+  (windows, strides, dilations (1, k); a kernel (k, C_in, C_out) as (1, k, C_in, C_out)), the same sums;
+  the 1-D stack ends at a Flatten or global pooling. A causal convolution (left padding only), and a
+  layer that needs the 1-D map (an LSTM after a Conv1D), are refused.
 - ``MaxPooling2D`` is kept (`network.MaxPool2d`: SNN Toolbox's spike-count gate); ``MaxPooling1D``
   and ``GlobalMaxPooling1D`` become their 2-D twins like the other 1-D layers.
 

@@ -14,8 +14,9 @@ accumulate (AC) only when a spike arrives, once for every neuron the spike reach
   through a non-zero tap; an ANN output costs one MAC per non-zero weight of its window (conv:
   ``H_out*W_out*nnz(kernel)``, dense ``nnz(kernel)``). The ANN gets the same sparsity benefit as the
   SNN, so the ratio compares the two networks on the same pruned weights. A description without
-  weights (a node with no Keras ``layer``) counts every synapse: the dense geometry. A constant (analog) input current instead costs the first layer its MACs once per
-  inference, not once per timestep: the current does not change, so it is computed once.
+  weights (a node with no Keras ``layer``) counts every synapse: the dense geometry.
+- A constant (analog) input current costs the first layer its MACs once per inference, not once per
+  timestep: the current does not change, so it is computed once.
 - Pooling: where pools spike (INI semantics) the pool neurons' spikes x the next layer's fan-out
   count like any layer's; where pooling is linear (STDB, QCFS) the pool folds into the next conv,
   so the previous layer's spikes count with the merged fan-out of pool + conv. Every layer's

@@ -229,8 +229,8 @@ def canonicalise(model, data_shape=None):
         elif kind in (keras.Activation, keras.ReLU, keras.Softmax):
             activation = _activation_of(layer, where)
             later_weighted = any(type(d) in weighted_kinds for d in graph.descendants(layer))
-            rule, spec = _merge_activation(layer, activation, x, others(x, layer), later_weighted, where)
-            if spec is None:
+            rule, after_add = _merge_activation(layer, activation, x, others(x, layer), later_weighted, where)
+            if not after_add:
                 value[id(layer)] = x
                 members[id(x)].append(layer)
             else:
@@ -355,12 +355,12 @@ def _activation_of(layer, where):
 
 def _merge_activation(layer, activation, target, others, later_weighted, where):
     """Merge an activation layer into the spec it reads (``others``: who else reads that value).
-    Returns the rule it followed (None: kept as it is) and, for a ReLU after an Add, True: an
-    Activation("relu") is to follow the Add."""
+    Returns the rule it followed (None: kept as it is) and whether an Activation("relu") is to follow
+    the Add it reads (a ReLU after an Add) rather than the layer be merged or dropped."""
     import tensorflow as tf
     keras = tf.keras.layers
     if activation == "linear":
-        return DROPPED + ": the identity", None
+        return DROPPED + ": the identity", False
     weighted = target is not None and target.weighted
     if activation == "softmax":
         if not weighted or target.cls is not keras.Dense or later_weighted or target.activation != "linear":
@@ -368,9 +368,9 @@ def _merge_activation(layer, activation, target, others, later_weighted, where):
                             "(with a linear activation)")
         _sole_user(target, others, "a softmax readout", where)
         target.config["activation"] = "softmax"
-        return f"the softmax of the readout {target.config['name']!r}", None
+        return f"the softmax of the readout {target.config['name']!r}", False
     if target is not None and target.relu:
-        return f"{DROPPED}: {target.config['name']!r} is already ReLU'd (ReLU(ReLU(x)) = ReLU(x))", None
+        return f"{DROPPED}: {target.config['name']!r} is already ReLU'd (ReLU(ReLU(x)) = ReLU(x))", False
     if target is not None and target.cls is keras.Add:
         _sole_user(target, others, "a ReLU", where)
         kept = type(layer) is keras.Activation
@@ -383,7 +383,7 @@ def _merge_activation(layer, activation, target, others, later_weighted, where):
                         f"{target.activation!r}; a ReLU layer maps only after a linear one")
     _sole_user(target, others, "a ReLU", where)
     target.config["activation"] = "relu"
-    return f"the activation of {target.config['name']!r} (relu)", None
+    return f"the activation of {target.config['name']!r} (relu)", False
 
 
 def _sole_user(target, others, what, where):

@@ -387,11 +387,12 @@ def _merge_activation(layer, activation, target, others, later_weighted, where):
 
 
 def _sole_user(target, others, what, where):
-    """Refuse ``what`` of a value that others read too: it would change their value as well."""
+    """Refuse ``what`` of a value that others read too: merged into the layer, it would change their value."""
     if others:
         raise UserError(f"{where}: {what} of {target.config['name']!r} whose output is also used elsewhere "
-                        f"({', '.join(others)}): an IF neuron gives only the rectified (normalised) value, so "
-                        f"{what} maps only where that output feeds it alone")
+                        f"({', '.join(others)}): merged into {target.config['name']!r} it would change what they "
+                        f"read too (a layer's neurons give one value), so {what} maps only where that output "
+                        "feeds it alone")
 
 
 def _fold_batch_norm(layer, last, others, where):

@@ -511,6 +511,7 @@ def test_a_graph_becomes_a_graph_of_the_layers_a_description_takes_computing_the
     assert [c["class"] for c in form.changes] == rewritten
     assert all(model.layers[c["layer"]].name == c["name"] and c["rule"] for c in form.changes)
     assert {layer.name: form.indices[layer.name] for layer in form.model.layers[1:]} == form.indices
+    network.describe(form.model, indices=form.indices)
 
 
 def test_a_residual_block_keeps_its_add_and_the_relu_after_it_as_one_activation_layer():

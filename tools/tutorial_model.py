@@ -7,9 +7,10 @@
 
 Its batch norms, ReLU and Softmax layers and global pooling (and the graphs' depthwise and separable
 convolutions, Add and ReLU after it) are what `pipeline/canonical.py` folds and maps (docs/layers.md), so
-`make convert MODEL=OUT.h5 DATA=DATA.npz` converts it (the graphs once the description is a graph). The
-data is read as the pipeline reads it (`pipeline.data.load_dataset`, signed scaling): the model learns on
-what the stages give it. Adam (1e-2), batch 32, seeded; prints its test accuracy.
+`make convert MODEL=OUT.h5 DATA=DATA.npz` converts the chains (the graphs are brought and described; which
+stages run them: docs/layers.md). The data is read as the pipeline reads it (`pipeline.data.load_dataset`,
+signed scaling): the model learns on what the stages give it. Adam (1e-2), batch 32, seeded; prints its
+test accuracy.
 """
 import argparse
 

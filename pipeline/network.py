@@ -576,14 +576,6 @@ def inbound_names(model, layer, where):
     return tuple(INPUT if type(other) is tf.keras.layers.InputLayer else other.name for other in inbound)
 
 
-def check_chain(model, layer, previous, where):
-    """Refuse a layer that is not fed by ``previous`` alone (the layer before it in a chain)."""
-    inbound = inbound_names(model, layer, where)
-    if len(inbound) != 1 or (previous is not None and inbound[0] != previous.name):
-        raise UserError(f"{where} of model {model.name!r} is not fed by the layer before it; "
-                        "this step maps single-chain models only")
-
-
 def _check_layer(layer, where, is_readout, qcfs=False):
     """Refuse, by index and name (``where``), a layer the engine cannot run (exact Keras classes: a
     subclass such as SpatialDropout2D or DepthwiseConv2D computes something else)."""

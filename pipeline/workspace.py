@@ -96,8 +96,9 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
         raise UserError(f"ARCH={arch_of(chosen)} names a network the pipeline trains; RUN={settings.run} runs on "
                         f"MODEL={user_model}, whose file says its architecture")
     dataset = data.load_dataset(chosen["data"], chosen["scale"], cache_dir=folders.data)
-    if arch_of(chosen) == "escape_net_1d":
-        dataset = data.time_series_view(dataset)
+    if arch_of(chosen) == "escape_net_1d" or user_model and Path(chosen["data"]).suffix.lower() == ".mat" \
+            and train.user_input_shape(user_model) == (data.RAT_SAMPLES, data.RAT_CHANNELS):
+        dataset = data.time_series_view(dataset)   # a RAT file's 56 x 100 as 100 time samples x 56 channels
     if user_model:
         trained = train.bring(user_model, dataset, folders.trained, force=settings.force)
         was, now = chosen.get("model_file_sha256"), trained.info["source"]["sha256"]

@@ -120,3 +120,22 @@ def test_the_1d_escape_net_trains_converts_counts_and_exports_on_channels_by_tim
     assert main(["convert", f"OUT={sandbox}", f"DATA={path}", "RUN=two", "ARCH=escape_net_1d",
                  f"MODEL={sandbox / 'absent.h5'}", "T=10"]) == 2
     one_line_error(capsys, "ARCH=escape_net_1d", "MODEL=")
+
+
+@pytest.mark.slow
+def test_a_conv1d_model_over_time_takes_a_rat_file_as_100_time_samples_of_56_channels(sandbox):
+    """A RAT .mat holds 56 channels x 100 samples per recording; a MODEL= taking (100, 56) gets them as time
+    series (the same view as ARCH=escape_net_1d), with no Reshape in the canonical copy."""
+    import scipy.io
+    from test_data import rat_variables
+    scipy.io.savemat(sandbox / "rat.mat", rat_variables(n_train=30, n_test=6))
+    conv1d_model(length=100, channels=56).save(sandbox / "time.h5", save_format="h5")
+    from pipeline import settings, workspace
+    from pipeline.training import ann
+    ws = workspace.prepare(settings.parse(["convert", f"OUT={sandbox}", f"MODEL={sandbox / 'time.h5'}",
+                                           f"DATA={sandbox / 'rat.mat'}", "RUN=rat"]))
+    view = data.time_series_view(data.load_dataset(str(sandbox / "rat.mat")))
+    assert ws.dataset.input_shape == (1, 100, 56) and ws.record["dataset"]["sha256"] == view.sha256
+    model = ann.load(ws.model.path)
+    assert model.input_shape == (None, 1, 100, 56)
+    assert "Reshape" not in {type(layer).__name__ for layer in model.layers}

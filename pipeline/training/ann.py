@@ -233,11 +233,7 @@ def bring(source, dataset, folder, force=False):
     accuracy beside it.
     A ``.keras`` file is read if tf-keras can (its own format); a Keras-3 one is refused with the reason.
     """
-    path = Path(source).expanduser().resolve()
-    if not path.is_file():
-        raise UserError(f"MODEL={source}: no such file")
-    if path.suffix.lower() not in (".h5", ".hdf5", ".keras"):
-        raise UserError(f"MODEL={source}: a Keras .h5 file is expected (or a .keras file tf-keras can read)")
+    path = _user_model_path(source)
     sha = results.file_sha256(path)
     copy = Path(folder) / f"user_{sha[:12]}_d{dataset.sha256[:12]}.h5"
     with results.locked(copy):
@@ -258,6 +254,21 @@ def bring(source, dataset, folder, force=False):
                 "sha256": results.file_sha256(copy)}
         results.write_json(copy.with_suffix(".json"), info)
     return TrainedModel(copy, info)
+
+
+def _user_model_path(source):
+    path = Path(source).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"MODEL={source}: no such file")
+    if path.suffix.lower() not in (".h5", ".hdf5", ".keras"):
+        raise UserError(f"MODEL={source}: a Keras .h5 file is expected (or a .keras file tf-keras can read)")
+    return path
+
+
+def user_input_shape(source):
+    """The per-sample input shape of the model in ``MODEL=source`` (read as `bring` reads it: checked as
+    data first), e.g. to see whether it takes recordings as time x channels."""
+    return tuple(_read_user_model(_user_model_path(source)).input_shape[1:])
 
 
 def _read_user_model(path):

@@ -135,7 +135,9 @@ def canonicalise(model, data_shape=None):
     ``data_shape``: the per-sample shape of the data it is to run on. Where that is the model's input
     shape and a trailing 1 (the data loader reads an (n, L, C) array as single-channel images
     (L, C, 1)), the canonical model takes the data's shape, a Reshape at its input dropping the 1:
-    the same values in the same order.
+    the same values in the same order. Where it is a 1 and the model's (L, C) input shape, and every
+    layer reading the input is a 1-D one, the data already is the map of height 1 the 1-D layers run
+    on: the canonical model takes it with no Reshape at all (so NIR, which has no Reshape, can export it).
     """
     import tensorflow as tf
     keras = tf.keras.layers
@@ -150,7 +152,7 @@ def canonicalise(model, data_shape=None):
              keras.Flatten) + one_d + leaky + merges   # (leaky ones refused below, with the reason)
     convs = (keras.Conv2D, keras.Conv1D, keras.DepthwiseConv2D, keras.SeparableConv2D)
     weighted_kinds = convs + (keras.Dense,)
-    shape = tuple(int(d) for d in model.input_shape[1:])
+    shape = inputs = tuple(int(d) for d in model.input_shape[1:])   # inputs: what the canonical model takes
     source = _Spec(None, {"name": graph.input.name}, None)
     specs, changes, members, twins = [source], [], {id(source): [graph.input]}, {}
     entry, unannounced = None, set()     # the Reshape at the input, if the data's shape asks for one
@@ -193,10 +195,16 @@ def canonicalise(model, data_shape=None):
                                           "target_shape": (1,) * flat + shape}, 0, [],
                           inputs=[source], as_2d=flat), graph.input)
         unannounced.update([id(entry)] if flat else [])
-        value[id(graph.input)] = entry
+        value[id(graph.input)], inputs = entry, tuple(data_shape)
         changes.append({"layer": None, "name": "input", "class": "InputLayer",
                         "rule": f"takes the data's {tuple(data_shape)}, a Reshape {entry.config['name']!r} to the "
                                 f"model's {shape} at its input (the same values in the same order)"})
+    elif data_shape is not None and tuple(data_shape) == (1,) + shape and \
+            all(type(user) in one_d for user in graph.users[id(graph.input)]):
+        source.as_2d, inputs = True, tuple(data_shape)   # already the map of height 1 its 1-D readers run on
+        changes.append({"layer": None, "name": "input", "class": "InputLayer",
+                        "rule": f"takes the data's {tuple(data_shape)}, the map of height 1 its 1-D layers run on "
+                                f"as 2-D (the model's {shape}, the same values in the same order; no Reshape)"})
     for layer in graph.order[1:]:
         index, where, kind = position[id(layer)], _where(layer, position), type(layer)
         reads = [value[id(p)] for p in graph.inbound[id(layer)]]
@@ -288,7 +296,6 @@ def canonicalise(model, data_shape=None):
                         "(it becomes the conv's 'same' padding); it ends the model")
     if not changes:
         return Canonical(model, (), {layer.name: k for k, layer in enumerate(model.layers)})
-    inputs = tuple(data_shape) if entry is not None else shape
     return Canonical(_build(model, inputs, specs, output), tuple(changes),
                      {s.config["name"]: s.index for s in specs[1:]})
 

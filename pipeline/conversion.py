@@ -87,7 +87,7 @@ def qcfs_model(ws, levels, sparsity=0.0, force=False):
     chosen = ws.record
     return train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),
                                                        int(chosen["seed"]), levels, sparsity,
-                                                       workspace.prune_of(chosen)),
+                                                       workspace.prune_of(chosen), workspace.arch_of(chosen)),
                        ws.folders.trained, force=force)
 
 

@@ -112,6 +112,13 @@ def fan_out(node):
     return (spatial_fan_out(node) * channels)[:, :, None].astype(np.float64)
 
 
+def input_fan_out(node, input_shape):
+    """`fan_out` of the first layer in the layout of the data it is fed, per-sample ``input_shape``: a
+    Reshape before that layer (a Conv1D model's map of height 1 fed (L, C, 1) samples) keeps the values'
+    order, so the fan-out of each input value is the fan-out at its position in the layer's input."""
+    return np.broadcast_to(fan_out(node), tuple(node.input_shape)).reshape(tuple(input_shape))
+
+
 def _taps(node):
     """Per spatial axis: for each input index, ``{output index: kernel tap}`` (`_window_taps`)."""
     return [_window_taps(int(node.input_shape[a]), int(node.kernel_size[a]), int(node.stride[a]),

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline import UserError, conversion, engine, plots, records, stats, workspace
 from pipeline.energy import (coding_floor, costs, count_operations, cumulative_energy, encoder_updates,
-                             energy_table, fan_out, memory_lines, memory_record, silent_fractions, summary_lines)
+                             energy_table, input_fan_out, memory_lines, memory_record, silent_fractions, summary_lines)
 from pipeline.training import ann
 
 RASTER_SAMPLE = 0           # test sample shown in Figure 4 and in Figure 5's single-sample histogram
@@ -38,7 +38,7 @@ def measure(net, x, y, first_layer, sample=RASTER_SAMPLE):
     result = net.simulate(x, y, record=[sample], trains=True, progress=True)
     if net.settings.coding == "analog":
         return Measurement(result, None, None)
-    totals, events, acs = engine.replay_input(net, x, fan_out(first_layer))
+    totals, events, acs = engine.replay_input(net, x, input_fan_out(first_layer, x.shape[1:]))
     engine_events = result.spikes_per_timestep[:, result.layer_names.index("input")]
     if not np.array_equal(events, engine_events):
         raise RuntimeError("replayed input differs from the engine's input counts "

@@ -72,7 +72,7 @@ def main():
             "energy": MAKE + ["energy", "NET=converted", "CODING=analog", f"T={args.T}"] + common,
             "convert": MAKE + ["convert", "SIM=fast", f"T={args.T}"] + common,
             "latency": MAKE + ["latency", f"TS={args.ts}"] + common,
-            "export": MAKE + ["export", "NET=converted"] + common,
+            "export": MAKE + ["export", "NET=converted", f"T={args.T}"] + common,
         }
         status = {}
         for step, command in steps.items():

@@ -14,6 +14,8 @@ quantised activations for QCFS_FINE_TUNE_EPOCHS epochs, with the activation-spar
 ESCAPE-NET's activations (no batch norm, sparse inputs) are so small at
 initialisation that lambda/(2L) rounds almost all of them to zero: at width 64 the
 network never left chance (loss log 3 for 8 epochs).
+A user's model (``origin``: its `bring` cache) is fine-tuned the same way as its QCFS twin
+(`qcfs.twin`: each hidden ReLU replaced by QCFS), cached as ``<its cache name>_qcfs_L<L>_s<seed>.h5``.
 
 A pruned model (``prune`` > 0, `pipeline.training.pruning`) starts from the same model unpruned (the
 modified ANN, or its QCFS fine-tune, trained first if needed) and is fine-tuned while magnitude pruning
@@ -47,9 +49,12 @@ class TrainSettings:
     levels: int = 8   # L, quantisation steps of the qcfs variant (ignored by the others)
     sparsity: float = 0.0   # the qcfs fine-tune's activation-sparsity penalty weight (`qcfs.penalise_activity`)
     prune: float = 0.0      # fraction of each Conv2D/Dense kernel set to zero (`pruning`); 0: not pruned
+    origin: str = ""        # qcfs only: the user's model (the `bring` cache) to fine-tune instead of ESCAPE-NET
 
     def __post_init__(self):
         pruning.check_target(self.prune)
+        if self.origin and (self.variant != "qcfs" or self.prune):
+            raise ValueError(f"a user's model is fine-tuned as the (unpruned) qcfs variant only, not {self.variant!r}")
         if not 0 <= self.sparsity < float("inf"):
             raise UserError(f"SPARSITY={self.sparsity}: must be a number >= 0")
         if self.sparsity and self.variant != "qcfs":
@@ -68,6 +73,8 @@ def model_name(dataset, settings):
         variant += f"_sp{settings.sparsity:g}"
     if settings.prune:
         variant += f"_p{settings.prune:g}"
+    if settings.origin:   # the user's model's cache name (its sha, the data's) says what it starts from
+        return f"{Path(settings.origin).stem}_{variant}_s{settings.seed}"
     return (f"escape_net_{variant}_w{settings.width}_e{settings.epochs}"
             f"_s{settings.seed}_{dataset.sha256[:12]}")
 
@@ -139,6 +146,11 @@ def _train(dataset, settings, path, verbose):
     quantised, pruned = settings.variant == "qcfs", bool(settings.prune)
     if pruned:
         origin = train(dataset, dataclasses.replace(settings, prune=0.0), path.parent, verbose=verbose)
+    elif settings.origin:
+        origin = _verified(Path(settings.origin))
+        if origin is None:
+            raise UserError(f"{settings.origin}: the user's model to fine-tune with QCFS is missing or damaged "
+                            "(run the stage again: MODEL= rebuilds it)")
     elif quantised:
         origin = train(dataset, dataclasses.replace(settings, variant="modified", sparsity=0.0), path.parent,
                        verbose=verbose)
@@ -154,6 +166,8 @@ def _train(dataset, settings, path, verbose):
         epochs, first_kept, extra_callbacks = pruning.FINE_TUNE_EPOCHS, pruning.RAMP_EPOCHS, pruning.callbacks()
         if quantised:
             qcfs.penalise_activity(model, settings.sparsity)
+    elif settings.origin:
+        model = qcfs.twin(load(origin.path), settings.levels)
     else:
         model = escape_net.build(settings.variant, dataset.input_shape, k, settings.width, levels=settings.levels)
     if quantised and not pruned:
@@ -178,7 +192,9 @@ def _train(dataset, settings, path, verbose):
 
     results.write_atomic_with(path, lambda tmp: model.save(tmp, save_format="h5"))
     info = {
-        "variant": settings.variant, "width": settings.width, "epochs": settings.epochs,
+        "variant": settings.variant,
+        **({"source": origin.info["source"]} if settings.origin else {"width": settings.width,
+                                                                       "epochs": settings.epochs}),
         "seed": settings.seed, "dataset": {"name": dataset.name, "sha256": dataset.sha256},
         "train_samples": len(train_idx), "validation_samples": len(val_idx),
         "test_samples": len(dataset.y_test), "best_epoch": keep_best.best_epoch,
@@ -193,7 +209,7 @@ def _train(dataset, settings, path, verbose):
         if quantised:
             info.update(levels=settings.levels, sparsity=settings.sparsity, clip_lambda=qcfs.threshold_values(model))
     elif quantised:
-        info.update(levels=settings.levels, started_from={"path": str(origin.path),
+        info.update(levels=settings.levels, started_from={"path": str(origin.path), "sha256": origin.info["sha256"],
                                                           "test_accuracy": origin.info["test_accuracy"]},
                     fine_tune_epochs=QCFS_FINE_TUNE_EPOCHS, sparsity=settings.sparsity, initial_lambda=initial_lambda,
                     clip_lambda=qcfs.threshold_values(model))

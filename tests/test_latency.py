@@ -87,3 +87,17 @@ def test_latency_runs_on_a_model_the_user_brings_as_its_qcfs_twin_fine_tuned_onc
 def test_timesteps_are_required(tiny_npz, sandbox):
     with pytest.raises(UserError, match="TS is required"):
         latency.main(settings_module.parse(["latency", f"OUT={sandbox}", "--data", str(tiny_npz)]))
+
+
+def test_a_residual_models_qcfs_twin_the_engine_cannot_convert_is_refused_before_fine_tuning(tiny_npz, sandbox):
+    import tensorflow as tf
+    keras = tf.keras.layers
+    x = keras.Input((8, 12, 1))
+    a = keras.Conv2D(2, 3, padding="same", activation="relu")(x)
+    s = keras.ReLU()(keras.Add(name="add")([a, keras.Conv2D(2, 3, padding="same")(a)]))
+    path = sandbox / "res.h5"
+    tf.keras.Model(x, keras.Dense(3, activation="softmax")(keras.Flatten()(s))).save(path, save_format="h5")
+    with pytest.raises(UserError, match=r"QCFS twin cannot be converted: layer \d+ 'add' \(Add\) is followed by"):
+        latency.main(settings_module.parse(["latency", f"OUT={sandbox}", "--data", str(tiny_npz), f"MODEL={path}",
+                                            "--timesteps-list", "2"]))
+    assert not list(results.Folders.under(sandbox).trained.glob("*_qcfs_*.h5"))

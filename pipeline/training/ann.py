@@ -167,7 +167,7 @@ def _train(dataset, settings, path, verbose):
         if quantised:
             qcfs.penalise_activity(model, settings.sparsity)
     elif settings.origin:
-        model = qcfs.twin(load(origin.path), settings.levels)
+        model = qcfs_twin(origin, settings.levels)
     else:
         model = escape_net.build(settings.variant, dataset.input_shape, k, settings.width, levels=settings.levels)
     if quantised and not pruned:
@@ -215,6 +215,18 @@ def _train(dataset, settings, path, verbose):
                     clip_lambda=qcfs.threshold_values(model))
     results.write_json(info_path, info)
     return TrainedModel(path, info)
+
+
+def qcfs_twin(origin, levels):
+    """The QCFS twin (`qcfs.twin`) of the user's model ``origin`` (its `bring` cache), refused in one line
+    before any fine-tuning where the engine cannot convert it (`network.describe`)."""
+    from pipeline import network
+    model = qcfs.twin(load(origin.path), levels)
+    try:
+        network.describe(model)
+    except UserError as exc:
+        raise UserError(f"MODEL={origin.info['source']['path']}: its QCFS twin cannot be converted: {exc}") from None
+    return model
 
 
 def bring(source, dataset, folder, force=False):

@@ -3,8 +3,7 @@
     python tools/tutorial_model.py DATA.npz OUT.h5            # Conv2D-BN-ReLU-pool ... GAP-Dense-Softmax
     python tools/tutorial_model.py DATA.npz OUT.h5 --conv1d   # the same with Conv1D on (length, channels)
     python tools/tutorial_model.py DATA.npz OUT.h5 --max-pool # max pooling instead of average pooling
-    python tools/tutorial_model.py DATA.npz OUT.h5 --model residual   # or mobilenet, separable, conv1d-residual,
-                                                                      # plain (Conv/ReLU, no BN)
+    python tools/tutorial_model.py DATA.npz OUT.h5 --model residual   # or plain, mobilenet, separable, conv1d-residual
 
 Its batch norms, ReLU and Softmax layers and global pooling (and the graphs' depthwise and separable
 convolutions, Add and ReLU after it) are what `pipeline/canonical.py` folds and maps (docs/layers.md), so
@@ -30,6 +29,16 @@ def build(input_shape, classes, width, conv1d, max_pool=False):
                                 L.BatchNormalization(), L.ReLU(), gap(), L.Dense(classes), L.Softmax()])
 
 
+def plain(input_shape, classes, width=8):
+    """Conv2D(ReLU) -> AvgPool -> Conv2D(ReLU) -> AvgPool -> Flatten -> Dense(softmax): a chain with nothing to
+    rewrite."""
+    import tensorflow as tf
+    L = tf.keras.layers
+    return tf.keras.Sequential([L.Input(input_shape), L.Conv2D(width, 3, padding="same", activation="relu"),
+                                L.AveragePooling2D(2), L.Conv2D(2 * width, 3, padding="same", activation="relu"),
+                                L.AveragePooling2D(2), L.Flatten(), L.Dense(classes, activation="softmax")])
+
+
 def _bn(L):
     """A batch norm whose moving statistics settle within the few hundred steps of a small dataset (momentum
     0.9; Keras' 0.99 leaves them far from the batches' after 10 epochs of 600 samples, and the model's
@@ -45,15 +54,6 @@ def _conv_bn(L, x, filters, kernel, relu=True, **conv):
 
 def _head(L, x, classes):
     return L.Softmax()(L.Dense(classes)(L.GlobalAveragePooling2D()(x)))
-
-
-def plain(input_shape, classes, width=8):
-    """The plain chain, ESCAPE-NET's shape: Conv (ReLU) -> AvgPool -> Conv (ReLU) -> Flatten -> Dense (softmax)."""
-    import tensorflow as tf
-    L = tf.keras.layers
-    return tf.keras.Sequential([L.Input(input_shape), L.Conv2D(width, 3, padding="same", activation="relu"),
-                                L.AveragePooling2D(2), L.Conv2D(2 * width, 3, padding="same", activation="relu"),
-                                L.Flatten(), L.Dense(classes, activation="softmax")], name="plain")
 
 
 def residual(input_shape, classes, width=8):
@@ -113,17 +113,18 @@ def conv1d_residual(input_shape, classes, width=8):
     return tf.keras.Model(inputs, L.Softmax()(L.Dense(classes)(L.GlobalAveragePooling1D()(x))), name="conv1d_residual")
 
 
-MODELS = {"plain": plain, "residual": residual, "mobilenet": mobilenet, "separable": separable,
-          "conv1d-residual": conv1d_residual}
+GRAPHS = {"residual": residual, "mobilenet": mobilenet, "separable": separable, "conv1d-residual": conv1d_residual}
+BUILDERS = {"plain": plain, **GRAPHS}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="an .npz the pipeline reads (x_train, y_train, x_test, y_test)")
     parser.add_argument("out", help="the .h5 to write")
-    parser.add_argument("--model", choices=("tutorial",) + tuple(MODELS), default="tutorial",
-                        help="the tutorial chain (default), a plain Conv/ReLU chain, or a graph: a ResNet, MobileNet "
-                             "or separable block, a Conv1D residual block (x of (n, L, C))")
+    parser.add_argument("--model", choices=("tutorial",) + tuple(BUILDERS), default="tutorial",
+                        help="the tutorial chain (default), a plain Conv2D/ReLU/AvgPool/Dense chain, or a graph: a "
+                             "ResNet, MobileNet or separable block, a "
+                             "Conv1D residual block (x of (n, L, C))")
     parser.add_argument("--conv1d", action="store_true", help="Conv1D over (length, channels): x of (n, L, C)")
     parser.add_argument("--max-pool", action="store_true", help="max pooling instead of average pooling")
     parser.add_argument("--width", type=int, default=8)
@@ -138,10 +139,8 @@ def main():
     if args.conv1d or args.model == "conv1d-residual":    # the loader reads (n, L, C) as images (L, C, 1)
         x_train, x_test = x_train[..., 0], x_test[..., 0]
     tf.keras.utils.set_random_seed(args.seed)
-    if args.model == "tutorial":
-        model = build(x_train.shape[1:], dataset.num_classes, args.width, args.conv1d, args.max_pool)
-    else:
-        model = MODELS[args.model](x_train.shape[1:], dataset.num_classes, args.width)
+    model = (build(x_train.shape[1:], dataset.num_classes, args.width, args.conv1d, args.max_pool)
+             if args.model == "tutorial" else BUILDERS[args.model](x_train.shape[1:], dataset.num_classes, args.width))
     model.compile(tf.keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy", ["accuracy"])
     model.fit(x_train, dataset.y_train, batch_size=32, epochs=args.epochs, verbose=0)
     accuracy = float(np.mean(model.predict(x_test, verbose=0).argmax(1) == dataset.y_test))

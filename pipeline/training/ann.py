@@ -14,6 +14,8 @@ quantised activations for QCFS_FINE_TUNE_EPOCHS epochs, with the activation-spar
 ESCAPE-NET's activations (no batch norm, sparse inputs) are so small at
 initialisation that lambda/(2L) rounds almost all of them to zero: at width 64 the
 network never left chance (loss log 3 for 8 epochs).
+A user's model (``origin``: its `bring` cache) is fine-tuned the same way as its QCFS twin
+(`qcfs.twin`: each hidden ReLU replaced by QCFS), cached as ``<its cache name>_qcfs_L<L>_s<seed>.h5``.
 
 A pruned model (``prune`` > 0, `pipeline.training.pruning`) starts from the same model unpruned (the
 modified ANN, or its QCFS fine-tune, trained first if needed) and is fine-tuned while magnitude pruning
@@ -49,6 +51,7 @@ class TrainSettings:
     sparsity: float = 0.0   # the qcfs fine-tune's activation-sparsity penalty weight (`qcfs.penalise_activity`)
     prune: float = 0.0      # fraction of each Conv2D/Dense kernel set to zero (`pruning`); 0: not pruned
     arch: str = "escape_net"   # or "escape_net_1d": `escape_net.build_1d` on the data's time-series view
+    origin: str = ""        # qcfs only: the user's model (the `bring` cache) to fine-tune instead of ESCAPE-NET
 
     def __post_init__(self):
         pruning.check_target(self.prune)
@@ -57,6 +60,8 @@ class TrainSettings:
         if self.arch == "escape_net_1d" and self.variant != "modified":
             raise UserError(f"ARCH=escape_net_1d: the {self.variant} ESCAPE-NET is built in 2-D only (the 1-D "
                             "network is the conversion-friendly, modified one)")
+        if self.origin and (self.variant != "qcfs" or self.prune):
+            raise ValueError(f"a user's model is fine-tuned as the (unpruned) qcfs variant only, not {self.variant!r}")
         if not 0 <= self.sparsity < float("inf"):
             raise UserError(f"SPARSITY={self.sparsity}: must be a number >= 0")
         if self.sparsity and self.variant != "qcfs":
@@ -75,6 +80,8 @@ def model_name(dataset, settings):
         variant += f"_sp{settings.sparsity:g}"
     if settings.prune:
         variant += f"_p{settings.prune:g}"
+    if settings.origin:   # the user's model's cache name (its sha, the data's) says what it starts from
+        return f"{Path(settings.origin).stem}_{variant}_s{settings.seed}"
     return (f"{settings.arch}_{variant}_w{settings.width}_e{settings.epochs}"
             f"_s{settings.seed}_{dataset.sha256[:12]}")
 
@@ -146,6 +153,11 @@ def _train(dataset, settings, path, verbose):
     quantised, pruned = settings.variant == "qcfs", bool(settings.prune)
     if pruned:
         origin = train(dataset, dataclasses.replace(settings, prune=0.0), path.parent, verbose=verbose)
+    elif settings.origin:
+        origin = _verified(Path(settings.origin))
+        if origin is None:
+            raise UserError(f"{settings.origin}: the user's model to fine-tune with QCFS is missing or damaged "
+                            "(run the stage again: MODEL= rebuilds it)")
     elif quantised:
         origin = train(dataset, dataclasses.replace(settings, variant="modified", sparsity=0.0), path.parent,
                        verbose=verbose)
@@ -161,6 +173,8 @@ def _train(dataset, settings, path, verbose):
         epochs, first_kept, extra_callbacks = pruning.FINE_TUNE_EPOCHS, pruning.RAMP_EPOCHS, pruning.callbacks()
         if quantised:
             qcfs.penalise_activity(model, settings.sparsity)
+    elif settings.origin:
+        model = qcfs_twin(origin, settings.levels)
     elif settings.arch == "escape_net_1d":    # Conv1D on (time, channels); canonical below, after training
         model = escape_net.build_1d(dataset.input_shape[1:], k, settings.width)
     else:
@@ -194,7 +208,9 @@ def _train(dataset, settings, path, verbose):
 
     results.write_atomic_with(path, lambda tmp: model.save(tmp, save_format="h5"))
     info = {
-        "variant": settings.variant, "arch": settings.arch, "width": settings.width, "epochs": settings.epochs,
+        "variant": settings.variant, "arch": settings.arch,
+        **({"source": origin.info["source"]} if settings.origin else {"width": settings.width,
+                                                                       "epochs": settings.epochs}),
         "seed": settings.seed, "dataset": {"name": dataset.name, "sha256": dataset.sha256},
         "train_samples": len(train_idx), "validation_samples": len(val_idx),
         "test_samples": len(dataset.y_test), "best_epoch": keep_best.best_epoch,
@@ -211,12 +227,24 @@ def _train(dataset, settings, path, verbose):
         if quantised:
             info.update(levels=settings.levels, sparsity=settings.sparsity, clip_lambda=qcfs.threshold_values(model))
     elif quantised:
-        info.update(levels=settings.levels, started_from={"path": str(origin.path),
+        info.update(levels=settings.levels, started_from={"path": str(origin.path), "sha256": origin.info["sha256"],
                                                           "test_accuracy": origin.info["test_accuracy"]},
                     fine_tune_epochs=QCFS_FINE_TUNE_EPOCHS, sparsity=settings.sparsity, initial_lambda=initial_lambda,
                     clip_lambda=qcfs.threshold_values(model))
     results.write_json(info_path, info)
     return TrainedModel(path, info)
+
+
+def qcfs_twin(origin, levels):
+    """The QCFS twin (`qcfs.twin`) of the user's model ``origin`` (its `bring` cache), refused in one line
+    before any fine-tuning where the engine cannot convert it (`network.describe`)."""
+    from pipeline import network
+    model = qcfs.twin(load(origin.path), levels)
+    try:
+        network.describe(model)
+    except UserError as exc:
+        raise UserError(f"MODEL={origin.info['source']['path']}: its QCFS twin cannot be converted: {exc}") from None
+    return model
 
 
 def bring(source, dataset, folder, force=False):

@@ -229,10 +229,12 @@ class Dropout(Node):
 @dataclass(frozen=True, kw_only=True)
 class Add(Node):
     """A residual merge (Keras ``Add``): the sum of its inputs, each rescaled to the first input's unit
-    (`Network.merge_scales`). ``neuron``: IF neurons on that sum (a ReLU after the Keras ``Add``), or
-    None: the sum passes on as a current. Its shapes are its inputs'."""
+    (`Network.merge_scales`). ``neuron``: IF neurons on that sum (a ReLU or QCFS layer after the Keras
+    ``Add``; ``qcfs_lambda`` as for a weighted node), or None: the sum passes on as a current. Its
+    shapes are its inputs'."""
     kind: ClassVar[str] = "add"
     neuron: IF | None = None
+    qcfs_lambda: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -447,8 +449,6 @@ def describe(model, thresholds=None, neurons=Neurons(), leaks=None, indices=None
         _check_layer(layer, where(layer), is_readout=layer is last,
                      qcfs=isinstance(absorbed.get(layer.name), QCFS) or _feeds_qcfs(layer, readers))
     kept = [layer for layer in layers if layer.name not in alias]
-    lambdas = [(layer.name, _qcfs_lambda(absorbed.get(layer.name))) for layer in kept if layer in weighted]
-    defaults = qcfs_thresholds(lambdas)
     nodes = [_node(layer, absorbed.get(layer.name), layer is last, neurons,
                    tuple(alias.get(s, s) for s in sources[layer.name])) for layer in kept]
     graph = Network(model.name, tuple(int(d) for d in model.input_shape[1:]), tuple(nodes), neurons)
@@ -462,7 +462,7 @@ def describe(model, thresholds=None, neurons=Neurons(), leaks=None, indices=None
         if not (value > 0 and value < float("inf")):
             raise UserError(f"threshold of layer {name!r} is {value!r}; thresholds must be positive")
     leaks = dict(leaks or {})
-    return graph.with_neurons({n: thresholds.get(n, defaults.get(n, 1.0)) for n in names},
+    return graph.with_neurons(qcfs_thresholds(graph, thresholds),
                               {n.name: leaks.get(n.name, neurons.leak) for n in graph.calibrated() if not n.readout})
 
 
@@ -483,10 +483,10 @@ def _absorb(layer, sources, readers, layers, where, alias, absorbed):
     qcfs = isinstance(layer, QCFS)
     source = sources[layer.name][0]
     before = next((other for other in layers if other.name == source), None)
-    fits = (type(before) in (keras.Conv2D, keras.Dense) and _activation(before) == "linear") if qcfs \
-        else type(before) is keras.Add
+    linear = type(before) in (keras.Conv2D, keras.Dense) and _activation(before) == "linear"
+    fits = type(before) is keras.Add or (qcfs and linear)
     if not fits or len(readers[source]) != 1 or source in absorbed:
-        what = "a hidden Conv2D or Dense layer with a linear activation" if qcfs else "an Add"
+        what = "an Add or a hidden Conv2D or Dense layer with a linear activation" if qcfs else "an Add"
         raise UserError(f"{where(layer)} must directly follow {what}, the only reader of its output")
     alias[layer.name] = source
     absorbed[source] = layer
@@ -506,21 +506,23 @@ def _qcfs_lambda(layer):
     return float(layer.threshold.numpy()) if isinstance(layer, QCFS) else None
 
 
-def qcfs_thresholds(lambdas):
-    """Thresholds of the layers that absorb a QCFS activation: ``lambda_k / lambda_{k-1}``.
+def qcfs_thresholds(graph, given):
+    """Every calibrated node's threshold: ``given`` where given, else ``lambda / unit`` for a node that
+    absorbs a QCFS activation, else 1.
 
-    ``lambdas``: (weighted layer name, its QCFS lambda or None) in order. QCFS converts with
-    theta = lambda when a spike carries the previous layer's lambda; the engine's spikes are unit
-    events (and the input's scale is 1), so the previous lambda moves into the threshold. A layer
-    without QCFS resets the chain (its spikes stand for 1).
+    QCFS converts with theta = lambda when a spike carries the lambda of the layer below; the engine's
+    spikes are unit events, so the unit of the node's input (`Network.units`: the lambda below, in a
+    chain ``lambda_k / lambda_{k-1}``; 1 for the input) moves into the threshold.
     """
-    found, previous = {}, 1.0
-    for name, value in lambdas:
-        if value is None:
-            previous = 1.0
-            continue
-        found[name] = value / previous
-        previous = value
+    found, units = {}, {INPUT: 1.0}
+    calibrated = {n.name for n in graph.calibrated()}
+    for node in graph.nodes:
+        unit = units[graph.inputs_of(node)[0]]
+        if node.name in calibrated:
+            lam = getattr(node, "qcfs_lambda", None)
+            found[node.name] = float(given.get(node.name, 1.0 if lam is None else lam / unit))
+            unit = unit * found[node.name]
+        units[node.name] = unit
     return found
 
 
@@ -553,7 +555,7 @@ def _node(layer, absorbed, is_readout, neurons, inputs):
         return MaxPool2d(**shapes, kernel_size=tuple(layer.pool_size), stride=tuple(layer.strides),
                          padding=layer.padding)
     if kind is keras.Add:
-        return Add(**shapes, neuron=None if absorbed is None else neuron)
+        return Add(**shapes, neuron=None if absorbed is None else neuron, qcfs_lambda=_qcfs_lambda(absorbed))
     if kind is keras.Concatenate:
         return Concatenate(**shapes)
     if kind is keras.Flatten:
@@ -582,8 +584,8 @@ def _check_layer(layer, where, is_readout, qcfs=False):
     import tensorflow as tf
     keras = tf.keras.layers
     weighted = type(layer) in (keras.Conv2D, keras.Dense)
-    if qcfs and (is_readout or not weighted):
-        raise UserError(f"{where} is followed by a QCFS activation; only a hidden Conv2D or Dense layer can be")
+    if qcfs and (is_readout or not (weighted or type(layer) is keras.Add)):
+        raise UserError(f"{where} is followed by a QCFS activation; only a hidden Conv2D, Dense or Add layer can be")
     if weighted:
         activation = _activation(layer)
         allowed = ("linear",) if qcfs else OUTPUT_ACTIVATIONS if is_readout else HIDDEN_ACTIVATIONS

@@ -131,3 +131,16 @@ def test_graphs_spike_the_same_on_the_step_and_fast_paths(build, coding):
         np.testing.assert_array_equal(fast.outputs, step.outputs)
         for name in step.layer_names[1:]:
             np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
+
+
+def test_a_qcfs_after_an_add_is_its_neurons_at_lambda_over_its_input_unit():
+    # conv1 lambda 2, conv2 lambda 5 (conv3 is linear: it keeps conv2's unit 5), add lambda 3:
+    # theta conv1 = 2, conv2 = 5 / 2, add = 3 / 5; the add rescales conv1's spikes by 2 / 5.
+    from keras_models import qcfs
+    twin = qcfs.twin(residual_block(), levels=4)
+    for name, lam in (("conv1_qcfs", 2.0), ("conv2_qcfs", 5.0), ("relu_qcfs", 3.0)):
+        twin.get_layer(name).threshold.assign(lam)
+    graph = network.describe(twin)
+    assert graph.thresholds() == {"conv1": 2.0, "conv2": 2.5, "add": 0.6, "out": 1.0}
+    assert graph.nodes[3].qcfs_lambda == 3.0
+    assert graph.merge_scales(graph.nodes[3], graph.units(graph.thresholds())) == (1.0, 0.4)

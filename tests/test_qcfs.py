@@ -191,8 +191,6 @@ def test_the_twin_of_a_graph_quantises_every_hidden_relu_and_keeps_the_readout_a
         qcfs.twin(twin, levels=2)
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a bias enters unscaled, but a spike stands for the previous lambda, "
-                                       "so a layer after QCFS needs b / lambda_(k-1) (left to the engine's owner)")
 def test_a_biased_layer_after_qcfs_fires_its_quantised_activation_at_T_equal_L():
     # x = 1 -> a: Dense(w 1, b 0), QCFS lambda 2 -> b: Dense(w 1, b 1), QCFS lambda 4 -> readout; L = T = 2.
     # ANN: a = 2 clip(floor(1 + 1/2) / 2) = 1; b gets 1 + 1 = 2 -> 4 clip(floor(2 * 2 / 4 + 1/2) / 2) = 2: 1 spike in 2.

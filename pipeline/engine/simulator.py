@@ -324,7 +324,7 @@ class SpikingNetwork:
         analog = s.coding in CONSTANT_CODINGS and frames is None
         # Weights, thresholds and leaks are read once, outside the loop: BPTT then keeps no
         # per-step copies of them.
-        weights = {st.name: [w.read_value() for w in _layer_weights(st)] for st in graph.weighted}
+        weights = self._weights(learn)
         params = {st.name: IFParams(self._threshold(st, learn), self._leak(st, learn), spike_fn,
                                     "thresholds" in learn and st.name in self.thresholds,
                                     "leak" in learn and st.name in self.leaks) for st in stateful}
@@ -572,7 +572,7 @@ class SpikingNetwork:
         """A node's output (its neurons' input current where it has neurons) from what it reads, one frame
         per row: the step loop's ops."""
         if node.kind == WEIGHTED:
-            return _current(node, inputs[0], *[w.read_value() for w in _layer_weights(node)])
+            return _current(node, inputs[0], *self._weights()[node.name])
         if node.kind in (ADD, CONCAT):
             return _merge(node, inputs, scales[node.name])
         return self._apply_passive([node], inputs[0], {})
@@ -584,7 +584,8 @@ class SpikingNetwork:
         T, batch = inputs[0].shape[:2]
         binary = all(isinstance(v, np.ndarray) and v.dtype == bool for v in inputs)
         if node.kind == WEIGHTED and sparse and binary and _event_driven(node):
-            out = event_current(node, inputs[0].reshape((T * batch,) + tuple(node.input_shape)))
+            out = event_current(node, inputs[0].reshape((T * batch,) + tuple(node.input_shape)),
+                                self._event_bias(node))
             return out.reshape((T, batch) + out.shape[1:])
         frames = [tf.reshape(tf.cast(v, tf.float32), [T * batch] + list(v.shape[2:])) for v in inputs]
         if node.kind == MAXPOOL:
@@ -637,7 +638,7 @@ class SpikingNetwork:
     def _stage_current(self, stage, h):
         if stage.kind == POOL:
             return _avg_pool(stage, h)
-        return _current(stage, h, *[w.read_value() for w in _layer_weights(stage)])
+        return _current(stage, h, *self._weights()[stage.name])
 
     def _frames_current(self, stage, passive, h, sparse):
         """Input current of ``stage`` at every step from the spikes ``h`` (T, batch, ...) below:
@@ -645,11 +646,30 @@ class SpikingNetwork:
         T, batch = h.shape[:2]
         binary = isinstance(h, np.ndarray) and h.dtype == bool and all(p.kind != POOL for p in passive)
         if sparse and binary and _event_driven(stage):
-            out = event_current(stage, h.reshape((T * batch,) + tuple(stage.input_shape)))
+            out = event_current(stage, h.reshape((T * batch,) + tuple(stage.input_shape)), self._event_bias(stage))
             return out.reshape((T, batch) + out.shape[1:])
         frames = tf.reshape(tf.cast(h, tf.float32), [T * batch] + list(h.shape[2:]))
         out = self._stage_current(stage, self._apply_passive(passive, frames, {}))
         return _numpy(tf.reshape(out, [T, batch] + list(out.shape[1:])))
+
+    def _weights(self, learn=()):
+        """``{weighted node: [kernel, bias]}`` as the currents use them: the bias in the unit of the node's
+        input (`network.Network.units`). A spike stands for its layer's unit (theta times the unit below),
+        so the ANN's ``W a + b`` arrives as ``W s + b / unit``; with every threshold 1 (SNN Toolbox's
+        normalised model) the unit is 1."""
+        graph = self.graph
+        biased = [st for st in graph.weighted if st.use_bias]
+        units = graph.units({st.name: self._threshold(st, learn) for st in graph.calibrated()}) if biased else {}
+        out = {}
+        for st in graph.weighted:
+            values = [w.read_value() for w in _layer_weights(st)]
+            if st.use_bias:
+                values[1] = values[1] / tf.cast(units[graph.inputs_of(st)[0]], tf.float32)
+            out[st.name] = values
+        return out
+
+    def _event_bias(self, stage):
+        return _numpy(self._weights()[stage.name][1]) if stage.use_bias else None
 
     def _merge_scales(self, learn=()):
         """``{merge: per-input scales}`` (`network.Network.merge_scales`) from the current thresholds (their
@@ -731,15 +751,16 @@ def _event_driven(stage):
     return isinstance(stage, network.Affine)
 
 
-def event_current(stage, frames):
-    """Input current of binary frames (F, ...) computed event by event (`pipeline.engine.kernels`)."""
+def event_current(stage, frames, bias=None):
+    """Input current of binary frames (F, ...) computed event by event (`pipeline.engine.kernels`);
+    ``bias``: what to add where the layer has a bias (default: its own)."""
     kernel = _numpy(stage.layer.kernel.value())
     if isinstance(stage, network.Conv2d):
         out = kernels.conv_current(frames, kernel, stage.padding)
     else:
         out = kernels.dense_current(frames, kernel)
     if stage.use_bias:
-        out += _numpy(stage.layer.bias.value())
+        out += _numpy(stage.layer.bias.value()) if bias is None else np.asarray(bias)
     return out
 
 

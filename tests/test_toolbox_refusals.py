@@ -62,8 +62,10 @@ def test_a_grouped_conv_and_a_batch_normed_relu_run_on_ini(build):
     runner.refuse_unrunnable(model_of(build), "INI", "net.h5")     # the parser keeps groups; finds the ReLU
 
 
-def test_make_convert_with_sim_ini_refuses_a_residual_model_before_any_toolbox_work(sandbox, tmp_path, capsys,
-                                                                                       monkeypatch):
+@pytest.mark.parametrize("sim,says", [("INI", "SIM=fast runs it on the engine (with [tools] normalize = False"),
+                                      ("fast", "run it with [tools] normalize = False")])
+def test_make_convert_refuses_a_residual_model_before_any_toolbox_work(sandbox, tmp_path, capsys, monkeypatch,
+                                                                       sim, says):
     from pipeline.__main__ import main
     wd, data = tmp_path / "wd", tmp_path / "data"
     wd.mkdir()
@@ -74,10 +76,11 @@ def test_make_convert_with_sim_ini_refuses_a_residual_model_before_any_toolbox_w
     path = configs.render("r", 5, 4, 4, {"path_wd": wd, "dataset_path": data, "filename_ann": "net",
                                          "log_dir_of_current_run": tmp_path / "log"}, sandbox / "configs")
 
-    def toolbox_work():
+    def toolbox_work(*args):
         raise AssertionError("the toolbox was set up")
 
-    monkeypatch.setattr(runner.compat, "apply", toolbox_work)
-    assert main(["convert", f"OUT={sandbox}", f"CONFIG={path}", "RUN=residual"]) == 2
+    monkeypatch.setattr(runner.compat, "apply", toolbox_work)        # INI's first toolbox call
+    monkeypatch.setattr(runner, "scale_factors", toolbox_work)       # SIM=fast's
+    assert main(["convert", f"OUT={sandbox}", f"CONFIG={path}", "RUN=residual", f"SIM={sim}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "layer 3 'add' (Add)" in err[0] and "SIM=fast runs it" in err[0], err
+    assert len(err) == 1 and "net.h5: layer 3 'add' (Add)" in err[0] and says in err[0], err

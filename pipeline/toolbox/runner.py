@@ -52,8 +52,17 @@ WEIGHTED = ("Conv1D", "Conv2D", "DepthwiseConv2D", "Dense")   # SNN Toolbox's we
 
 
 def refuse_unrunnable(model, simulator, label):
-    """Refuse, in one line naming the layer by index (in ``model.layers``) and name, what SNN Toolbox
-    0.6.0 parses into something else, so its ``simulator`` would run another network:
+    """Refuse, in one line naming the layer (`unrunnable`) and saying what runs it, a model SNN Toolbox's
+    ``simulator`` would run as another network."""
+    found = unrunnable(model, simulator)
+    if found:
+        raise UserError(f"{label}: {found}; SIM=INI cannot run this model, SIM=fast runs it on the engine "
+                        "(with [tools] normalize = False: thresholds 1)")
+
+
+def unrunnable(model, simulator):
+    """The first layer, by index (in ``model.layers``) and name with the reason, that SNN Toolbox 0.6.0
+    parses into something else, so its ``simulator`` would run another network, else None:
 
     - ``Add``: the parser replaces it by a concatenation into a 1x1 ReLU convolution (a linear sum is
       rectified), whose normalisation rescales only convolution inputs;
@@ -64,14 +73,14 @@ def refuse_unrunnable(model, simulator, label):
       would rectify it;
     - a grouped Conv2D (``groups`` > 1) on brian2 or nest, whose connection builders read the kernel
       as ungrouped (the parser keeps ``groups`` and INI runs Keras' own convolution: checked, equal).
-    ``SIM=fast`` (the engine) runs all of these.
+    The engine runs all of these (``SIM=fast`` too, without the toolbox's normalisation).
     """
     from pipeline import network
     layers = list(model.layers)
     readers = {layer.name: [] for layer in layers}
     for index, layer in enumerate(layers):
         if type(layer).__name__ != "InputLayer":
-            for source in network.inbound_names(model, layer, f"{label}: layer {index} {layer.name!r}"):
+            for source in network.inbound_names(model, layer, f"layer {index} {layer.name!r}"):
                 readers.get(source, []).append(layer)
     weighted = [layer for layer in layers if type(layer).__name__ in WEIGHTED]
     for index, layer in enumerate(layers):
@@ -87,8 +96,8 @@ def refuse_unrunnable(model, simulator, label):
         elif kind == "Conv2D" and layer.groups > 1 and simulator != "INI":
             reason = f"SNN Toolbox's {simulator} connections ignore its {layer.groups} groups (INI runs it)"
         if reason:
-            raise UserError(f"{label}: layer {index} {layer.name!r} ({kind}): {reason}; SIM=INI cannot run "
-                            "this model, SIM=fast runs it on the engine")
+            return f"layer {index} {layer.name!r} ({kind}): {reason}"
+    return None
 
 
 def _toolbox_activation(layer, readers):

@@ -150,3 +150,23 @@ def test_the_engines_spikes_on_a_residual_and_a_concat_graph_are_counted_along_t
         else:                              # the input feeds left and right; the linear pool folds into out
             assert len(spent) == 2 and counts["pool"].snn_acs == 0
             assert [p.source for p in counts["out"].parts] == ["left", "right"]
+
+
+@pytest.mark.slow   # builds a Keras model and runs its convolution: ~10 s on the shared 2 cores
+def test_a_keras_grouped_convs_fan_out_is_the_outputs_its_own_convolution_reaches():
+    # Every input element as a unit impulse through Keras' grouped convolution with the kernel's non-zero
+    # pattern (some taps pruned): the outputs it reaches are its fan-out, the block-diagonal layout's.
+    import tensorflow as tf
+    from test_graph import separable_chain
+    model = separable_chain()
+    layer = model.get_layer("depthwise")
+    kernel = layer.get_weights()[0]
+    kernel[0, :, 0, ::3] = 0                                    # prune a few taps
+    layer.set_weights([kernel, layer.get_weights()[1]])
+    node = next(n for n in network.describe(model).nodes if n.name == "depthwise")
+    shape = node.input_shape
+    impulses = np.eye(int(np.prod(shape)), dtype=np.float32).reshape((-1,) + tuple(shape))
+    reached = layer.convolution_op(tf.constant(impulses), tf.constant((kernel != 0).astype(np.float32)))
+    brute = np.count_nonzero(reached.numpy().reshape(len(impulses), -1), axis=1).reshape(shape)
+    np.testing.assert_array_equal(np.broadcast_to(energy.fan_out(node), shape), brute)
+    assert energy.ann_macs(node) == 4 * 4 * np.count_nonzero(kernel)

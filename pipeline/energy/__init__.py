@@ -12,6 +12,6 @@ from pipeline.energy.operations import (LayerCount, Part, ann_adds, ann_macs, co
 
 __all__ = ["PJ", "PRESETS", "SRAM_READ_64BIT_PJ", "WORD_BITS", "Access", "Costs", "LayerCount", "Part", "ann_accesses",
            "ann_adds", "ann_macs", "coding_floor", "costs", "count_operations", "cumulative_energy", "encoder_updates",
-           "energy_table", "fan_out", "footprint", "input_fan_out", "memory_lines", "memory_record", "memory_table", "merged_fan_out", "reach",
-           "silent_fractions", "snn_accesses", "spatial_fan_out", "sram_access_pj", "summary_lines", "weight_count",
-           "wiring", "word_bits"]
+           "energy_table", "fan_out", "footprint", "input_fan_out", "memory_lines", "memory_record", "memory_table",
+           "merged_fan_out", "reach", "silent_fractions", "snn_accesses", "spatial_fan_out", "sram_access_pj",
+           "summary_lines", "weight_count", "wiring", "word_bits"]

@@ -47,7 +47,7 @@ from held values alone: computed once). Rules:
 The layers are a `pipeline.network` description's ``compute_nodes`` (read along its edges); spike counts come from the
 engine as totals per neuron and per timestep (no spike train of the whole set is held in memory).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -261,14 +261,12 @@ class Part:
     """What a node pays for one thing it reads, per inference: ``source`` (a compute node or ``"input"``)
     carries ``"spikes"``, a ``"current"`` (real values, every step) or a ``"held"`` value (constant: the
     analog input and what is computed from it alone); ``acs`` and ``macs`` are spent ``when``:
-    ``"spikes"`` (with the source's spikes), ``"every step"`` (evenly) or ``"once"`` (at the first step).
-    ``fan_out``: per element of the source, the operations one spike there costs (spikes only)."""
+    ``"spikes"`` (with the source's spikes), ``"every step"`` (evenly) or ``"once"`` (at the first step)."""
     source: str
     carries: str
     acs: float
     macs: float
     when: str
-    fan_out: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -290,17 +288,17 @@ class LayerCount:
 @dataclass(frozen=True)
 class _Step:
     """`_plan`'s entry for one compute node: the linear ``pool`` folded into it (or None), what it reads
-    ``(source, index, carries)``, its fan-out per flat position of what it reads (None: an `Add`, 1), what
-    its output carries, and ``folded_into``: the reader a linear pool is folded into (else None)."""
+    ``(source, index, carries)``, its fan-out per flat position of what it reads (None: an `Add`, 1), and
+    ``folded_into``: the reader a linear pool is folded into (else None)."""
     node: object
     pool: object
     reads: list
     fan: np.ndarray | None
-    carries: str
     folded_into: object = None
 
 
 def is_linear_pool(node, pooling):
+    """An average pool that passes the mean of its input on (no neurons of its own)."""
     return isinstance(node, network.AvgPool2d) and pooling == "linear"
 
 
@@ -328,8 +326,7 @@ def _plan(nodes, pooling, spiking_input):
                     all(kind == "spikes" for *_, kind in reads) and \
                     (isinstance(reader, network.Affine) or tuple(reader.input_shape) == tuple(g.output_shape)):
                 folded[reader.name] = g
-                carries[g.name] = "folded"
-                steps.append(_Step(g, None, [], None, "folded", reader))
+                steps.append(_Step(g, None, [], None, reader))
                 continue
         if isinstance(g, network.Add):
             fan = None
@@ -343,7 +340,7 @@ def _plan(nodes, pooling, spiking_input):
             spiking = g.neuron is not None
         held = all(kind == "held" for *_, kind in reads)
         carries[g.name] = "spikes" if spiking else "held" if held else "current"
-        steps.append(_Step(g, pool, reads, fan, carries[g.name]))
+        steps.append(_Step(g, pool, reads, fan))
     return steps
 
 
@@ -394,7 +391,7 @@ def count_operations(nodes, neuron_totals, input_totals, num_samples, pooling, t
                 if totals is None:
                     raise UserError(f"no spike counts for {source!r}, which feeds {g.name!r}")
                 acs = float(np.sum(np.reshape(np.asarray(totals, np.float64), -1) * fan)) / num_samples
-                parts.append(Part(source, kind, acs, 0.0, "spikes", fan))
+                parts.append(Part(source, kind, acs, 0.0, "spikes"))
                 if isinstance(g, network.Add):
                     how.append(f"{source} spikes x 1 (an add each)")
                 elif pool is not None:

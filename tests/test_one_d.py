@@ -63,7 +63,7 @@ def test_a_spikes_fan_out_follows_its_value_through_the_reshape_before_a_conv1d(
     position: 'same' 3-tap conv on 8 steps reaches 2 outputs from the ends, 3 elsewhere, x 6 filters."""
     from pipeline.energy import input_fan_out
     graph = network.describe(canonical.canonicalise(conv1d_model(), (8, 12, 1)).model)
-    fan = input_fan_out(graph.compute_nodes[0], (8, 12, 1))
+    fan = input_fan_out(graph, "linear")
     per_time = np.array([2, 3, 3, 3, 3, 3, 3, 2]) * 6
     np.testing.assert_array_equal(fan, np.broadcast_to(per_time[:, None, None], (8, 12, 1)))
 

@@ -43,10 +43,10 @@ def result_stem(coding):
 def measure(network, x, y, cost):
     """Final per-sample predictions and normalised energy of one engine run (the energy model on its own spikes)."""
     result = network.simulate(x, y)
-    layers = network.graph.compute_nodes
-    input_totals = None
-    input_totals, _, _ = engine.replay_input(network, x, energy.fan_out(layers[0]))
-    counts = energy.count_operations(layers, result.neuron_totals, input_totals, len(x), network.settings.pooling)
+    graph, pooling = network.graph, network.settings.pooling
+    input_totals, _, _ = engine.replay_input(network, x, energy.input_fan_out(graph, pooling))
+    counts = energy.count_operations(graph, result.neuron_totals, input_totals, len(x), pooling,
+                                     network.settings.timesteps)
     _, total = energy.energy_table(counts, cost)
     return result.predictions[:, -1], total["normalized_energy"]
 

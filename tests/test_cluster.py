@@ -24,6 +24,13 @@ def run(tiny_npz, out, name, *extra):
 
 
 @pytest.fixture(scope="module")
+def shared_out(tmp_path_factory):
+    """OUT of this module's cluster runs: the frontier's seed-0 ANN, trained once, is the sweep's too (the model
+    cache is keyed by data, width, epochs and seed), which saves the sweep test a training."""
+    return tmp_path_factory.mktemp("cluster-out")
+
+
+@pytest.fixture(scope="module")
 def workers():
     """A two-worker Dask cluster on 127.0.0.1 (processes, one thread and one TensorFlow thread each), shared by
     this module's cluster tests: its scheduler's address."""
@@ -65,19 +72,19 @@ def kill_one_worker_mid_cell(address, killed, stop):
 
 
 @pytest.mark.slow  # three frontier runs, trainings and two TensorFlow worker processes
-def test_cells_on_two_dask_workers_equal_the_local_run_even_when_a_worker_is_killed(tiny_npz, sandbox, workers):
-    local = run(tiny_npz, sandbox, "local")
+def test_cells_on_two_dask_workers_equal_the_local_run_even_when_a_worker_is_killed(tiny_npz, shared_out, workers):
+    local = run(tiny_npz, shared_out, "local")
     killed, stop = [], threading.Event()
     killer = threading.Thread(target=kill_one_worker_mid_cell, args=(workers, killed, stop), daemon=True)
     killer.start()
     try:
-        remote = run(tiny_npz, sandbox, "cluster", "--executor", workers)
+        remote = run(tiny_npz, shared_out, "cluster", "--executor", workers)
     finally:
         stop.set()
         killer.join(timeout=30)
     assert killed, "no worker was killed while it simulated a cell"
-    again = run(tiny_npz, sandbox, "cluster", "--executor", workers)   # a rerun reuses every finished cell
-    results = sandbox / "results"
+    again = run(tiny_npz, shared_out, "cluster", "--executor", workers)   # a rerun reuses every finished cell
+    results = shared_out / "results"
     assert cells(results / "local") and cells(results / "cluster") == cells(results / "local")   # same cells, numbers
     for key in ("rows", "chosen", "pareto_front", "cheapest_within_1pp_test", "ann", "conversion_thresholds"):
         assert remote[key] == local[key], key
@@ -86,19 +93,20 @@ def test_cells_on_two_dask_workers_equal_the_local_run_even_when_a_worker_is_kil
     assert again["rows"] == local["rows"]
 
 
-@pytest.mark.slow  # two seeds' trainings (shared by both runs through the model cache) and their T values
-def test_a_two_seed_sweep_on_two_dask_workers_equals_the_local_run(tiny_npz, sandbox, workers, monkeypatch, capsys):
+@pytest.mark.slow  # two seeds' trainings (shared by both runs, and seed 0's with the frontier's) and their T values
+def test_a_two_seed_sweep_on_two_dask_workers_equals_the_local_run(tiny_npz, sandbox, shared_out, workers, monkeypatch,
+                                                                    capsys):
     from pipeline.__main__ import main
     from pipeline.toolbox import configs
     template = sandbox / "poisson.ini"   # Poisson input: one run per T and seed, four tasks
     template.write_text(configs.TEMPLATE.read_text().replace("poisson_input = False", "poisson_input = True"))
     monkeypatch.setattr(configs, "TEMPLATE", template)   # rendered here: the workers read the rendered inis
-    sweep = ["sweep", f"OUT={sandbox}", f"DATA={tiny_npz}", "WIDTH=4", "EPOCHS=2", "N=20", "TS=4 8", "SIM=fast",
+    sweep = ["sweep", f"OUT={shared_out}", f"DATA={tiny_npz}", "WIDTH=4", "EPOCHS=2", "N=20", "TS=4 8", "SIM=fast",
              "SEEDS=0 1"]
-    assert main([*sweep, "RUN=local"]) == 0
-    assert main([*sweep, "RUN=remote", f"EXECUTOR={workers}"]) == 0
+    assert main([*sweep, "RUN=sweep-local"]) == 0
+    assert main([*sweep, "RUN=sweep-remote", f"EXECUTOR={workers}"]) == 0
     assert "4 runs to 2 Dask workers" in capsys.readouterr().out
-    results = sandbox / "results"
+    results = shared_out / "results"
 
     def runs(name):
         """Every seed's convert_T<T>_fast.json but what names its RUN or times it."""
@@ -110,12 +118,13 @@ def test_a_two_seed_sweep_on_two_dask_workers_equals_the_local_run(tiny_npz, san
             found[f"{path.parent.name.removeprefix(name)}/{path.name}"] = record
         return found
 
-    assert len(runs("local")) == 4 and runs("remote") == runs("local")
-    local, remote = (json.loads((results / name / "table2_seeds.json").read_text()) for name in ("local", "remote"))
+    assert len(runs("sweep-local")) == 4 and runs("sweep-remote") == runs("sweep-local")
+    local, remote = (json.loads((results / name / "table2_seeds.json").read_text())
+                     for name in ("sweep-local", "sweep-remote"))
     assert [[{k: v for k, v in e.items() if k != "run"} for e in r["per_seed"]] for r in remote["rows"]] == \
         [[{k: v for k, v in e.items() if k != "run"} for e in r["per_seed"]] for r in local["rows"]]
     assert [r["across"] for r in remote["rows"]] == [r["across"] for r in local["rows"]]
-    assert main([*sweep, "RUN=remote", f"EXECUTOR={workers}"]) == 0   # a rerun sends nothing
+    assert main([*sweep, "RUN=sweep-remote", f"EXECUTOR={workers}"]) == 0   # a rerun sends nothing
     assert "runs to" not in capsys.readouterr().out
 
 

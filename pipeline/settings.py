@@ -222,7 +222,8 @@ class Settings:
     seeds: tuple | None = option("SEEDS", "`make sweep` and `make frontier` once per seed (e.g. `\"0 1 2\"`), each in "
                                           "its own RUN `<RUN>-seed<s>` (its own training, `run.json` and results); "
                                           "the across-seed table (per-seed rows, mean with its Student t interval "
-                                          "over seeds) in `results/<RUN>/`; not with `SEED`",
+                                          "over seeds) in `results/<RUN>/`; not with `SEED` "
+                                          "([docs/seeds.md](docs/seeds.md))",
                                  parse=_seed_list, shown="— (the RUN's one seed)")
     model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "
                                         "sweep without the `original` row, compare, stdb, energy, bench; not latency); "

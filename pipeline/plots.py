@@ -227,6 +227,11 @@ def frontier(path, rows, front, chosen, ann_accuracy, num_samples):
 
 
 # --------------------------------------------------------------------- SEEDS=: the spread between trainings
+# SNN Toolbox's setup writes its plot settings (large fonts) into matplotlib's global rcParams in the stage's
+# process; the across-seed figures are drawn with matplotlib's defaults whatever ran before them
+_DEFAULT_STYLE = "default"
+
+
 def _across_bars(summaries):
     """Error bars [below, above] of across-seed means (`stats.across_seeds`; zero without an interval)."""
     below = [0.0 if s["interval"] is None else s["mean"] - s["interval"][0] for s in summaries]
@@ -237,6 +242,11 @@ def _across_bars(summaries):
 def across_seeds_vs_timesteps(path, record, simulator):
     """Table 2 across seeds (`records.SeedsRecord`): each seed's SNN accuracy per T as a small point, the
     mean over seeds with its t interval as error bars, the ANN's mean as a line and its t interval as a band."""
+    with plt.style.context(_DEFAULT_STYLE):
+        _across_seeds_vs_timesteps(path, record, simulator)
+
+
+def _across_seeds_vs_timesteps(path, record, simulator):
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ts = [r.key["timesteps"] for r in record.rows]
     for i, seed in enumerate(record.seeds):
@@ -262,6 +272,11 @@ def across_seeds_vs_timesteps(path, record, simulator):
 def frontier_across_seeds(path, record):
     """The frontier across seeds (`records.SeedsRecord`): each row's mean accuracy and energy over the seeds
     with both t intervals as error bars, each seed's point faint behind it, the chosen points starred."""
+    with plt.style.context(_DEFAULT_STYLE):
+        _frontier_across_seeds(path, record)
+
+
+def _frontier_across_seeds(path, record):
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     seen = set()
     for r in record.rows:

@@ -390,8 +390,8 @@ def across_seeds(settings, records_per_seed):
               f"{stats.format_accuracy(e['snn_accuracy'], record.num_samples, e.get('snn_accuracy_interval'))} vs ANN "
               f"{stats.format_accuracy(e['ann_accuracy'], record.num_samples, e.get('ann_accuracy_interval'))}, "
               f"energy {e['normalized_energy']:.4f}" for e in chosen.per_seed]
-    missed = len(settings.seeds) - len(chosen.per_seed)
-    lines += [f"- {missed} seed(s): none non-inferior"] * bool(missed)
+    missed = [str(s) for s, r in zip(settings.seeds, records_per_seed) if r.chosen is None]
+    lines += [f"- seed {', '.join(missed)}: none non-inferior"] * bool(missed)
     if chosen.per_seed:
         lines += ["", f"Mean over the {len(chosen.per_seed)} chosen points: SNN "
                       f"{stats.format_across(chosen.across['snn_accuracy'])}, ANN "

@@ -391,7 +391,7 @@ def across_seeds(settings, records_per_seed):
               f"{stats.format_accuracy(e['ann_accuracy'], record.num_samples, e.get('ann_accuracy_interval'))}, "
               f"energy {e['normalized_energy']:.4f}" for e in chosen.per_seed]
     missed = [str(s) for s, r in zip(settings.seeds, records_per_seed) if r.chosen is None]
-    lines += [f"- seed {', '.join(missed)}: none non-inferior"] * bool(missed)
+    lines += [f"- seed{'s' * (len(missed) > 1)} {', '.join(missed)}: none non-inferior"] * bool(missed)
     if chosen.per_seed:
         lines += ["", f"Mean over the {len(chosen.per_seed)} chosen points: SNN "
                       f"{stats.format_across(chosen.across['snn_accuracy'])}, ANN "

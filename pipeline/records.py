@@ -520,7 +520,8 @@ class LatencyRecord(Record):
     e_ac_pj: float = info()
     cheapest_within_1pp: dict[str, LatencyRow | None] = info(
         "per method and `overall`: the lowest-energy row whose SNN is within 1 pp of its ANN (null if none)")
-    ann: dict = info("the ANNs: `modified` and `qcfs`, each with `accuracy_on_samples` and `test_accuracy` "
+    ann: dict = info("the ANNs: `modified` (the RUN's model; its `name`: `modified ESCAPE-NET` or "
+                     "`MODEL=<file>`) and `qcfs`, each with `accuracy_on_samples` and `test_accuracy` "
                      "(whole test set; intervals beside), `path`, `sha256` (QCFS: its `lambda` per layer); "
                      "`qcfs_vs_modified_mcnemar` on the whole test set")
     conversion_thresholds: dict = info("the conversion thresholds: `values` per layer and `how` they were set")

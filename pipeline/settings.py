@@ -196,9 +196,10 @@ def option(make, meaning, default=None, parse=None, choices=None, flag=False, sh
 @dataclass(frozen=True)
 class Settings:
     stage: str
-    run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, epochs, "
-                             "seed, `PRUNE`, `MODEL` and model in `run.json`, later stages reuse them; asking for "
-                             "others is refused (use another RUN, or `FORCE=1` with the new value)", "default")
+    run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, "
+                             "`ARCH`, epochs, seed, `PRUNE`, `MODEL` and model in `run.json`, later stages reuse "
+                             "them; asking for others is refused (use another RUN, or `FORCE=1` with the new value)",
+                      "default")
     out: str | None = option("OUT", "where `results/`, `keras_models/trained/`, `data/` and `snn_configs/generated/` "
                                     "are written and read (e.g. a cluster's scratch); every stage of a RUN needs the "
                                     "same OUT", parse=_folder, shown="the checkout")
@@ -206,6 +207,12 @@ class Settings:
                               shown="recorded, else `synthetic`")
     epochs: int | None = option("EPOCHS", "ANN training epochs", parse=_positive_int, shown="recorded, else 8")
     width: int | None = option("WIDTH", "filters per conv layer", parse=_positive_int, shown="recorded, else 64")
+    arch: str | None = option("ARCH", "the network the pipeline trains: `escape_net` (2-D convolutions over the "
+                                      "channels x time map) or `escape_net_1d` (1-D convolutions over time, the "
+                                      "channels as features: each recording seen as (1, time, channels); "
+                                      "convert, sweep, compare, stdb, energy, bench, export, interop; not latency "
+                                      "or frontier, [docs/one-d.md](docs/one-d.md)); not with `MODEL`",
+                              choices=("escape_net", "escape_net_1d"), shown="recorded, else `escape_net`")
     scale: str | None = option("SCALE", "`signed` (÷ the training set's peak \\|x\\|, to [-1, 1]) or `unsigned` "
                                         "(min-max to [0, 1]); the test set uses the training set's factors and is "
                                         "clipped; `make compare` gives signed data to its simulators as ON/OFF "

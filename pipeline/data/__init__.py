@@ -268,6 +268,26 @@ def _npz_labels(path: Path, key: str, value: np.ndarray, n: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
+# ---------------------------------------------------------------- the 1-D view
+
+
+def time_series_view(dataset: Dataset) -> Dataset:
+    """The dataset's channels x time recordings `(N, C, L, 1)` (the RAT layout: `x[i, c, t, 0]`) seen as
+    time series `(N, 1, L, C)`: a map of height 1 whose L positions are the time samples and whose C
+    features are the channels, what a 1-D network (`ARCH=escape_net_1d`) convolves over time. The same
+    values, scaled as they were; a new sha256 (the arrays differ), so caches keyed by it stay apart."""
+    shape = dataset.input_shape
+    if len(shape) != 3 or shape[-1] != 1:
+        raise UserError(f"{dataset.source}: a 1-D network over time takes recordings of channels x time, "
+                        f"(N, channels, time) or (N, channels, time, 1); got samples of shape {shape}")
+    arrays = [np.ascontiguousarray(np.transpose(x, (0, 3, 2, 1))) for x in (dataset.x_train, dataset.x_test)]
+    arrays = (arrays[0], dataset.y_train, arrays[1], dataset.y_test)
+    for a in arrays:
+        a.setflags(write=False)
+    return Dataset(dataset.name, dataset.source, *arrays, num_classes=dataset.num_classes, scale=dataset.scale,
+                   sha256=_digest(arrays))
+
+
 # ---------------------------------------------------------------- checks
 
 

@@ -27,6 +27,13 @@ SNN, per inference (event-driven: a neuron that receives no event is not touched
 - a linear pool is folded into the next layer (as in `count_operations`): no accesses of its own;
   a spiking pool has no weights to read (its weight is the constant 1/k^2).
 
+Graphs (`pipeline.network`, counted along the edges as in `count_operations`): every node that reads
+the analog or delta input holds that current; an `Add` with neurons keeps membranes like any layer
+(no weights); a node without neurons (a linear Conv2D/Dense, a linear `Add`, an unfolded linear
+pool) keeps its output current instead, cleared and rebuilt every step (swept, as a leak is); each
+read of a current or held value (MACs, or an `Add`'s or pool's adds) reads its weight, if any, and
+the value from its source's memory; each source's events are read once per reader.
+
 ANN, per inference (output-stationary, no reuse from SRAM, the rule Lemaire et al. apply to both
 networks): each MAC reads its weight and its input activation, the running sum stays in a register,
 each output activation is written once (and a bias read once); a pool reads each pooled input once.
@@ -40,7 +47,7 @@ import numpy as np
 
 from pipeline import network
 from pipeline.energy.costs import PJ, energy_table
-from pipeline.energy.operations import nonzero_kernel
+from pipeline.energy.operations import is_linear_pool, nonzero_kernel, wiring
 
 KIB = 1024
 # pJ per 64-bit SRAM read at 45 nm by array size: Horowitz, "Computing's energy problem (and what we can
@@ -75,14 +82,15 @@ def address_bits(neurons):
 
 
 def weight_count(node):
-    """Stored weights of a layer: conv k_h*k_w*C_in*C_out, dense in*out, plus C_out biases; pools none.
+    """Stored weights of a layer: conv k_h*k_w*C_in*C_out/groups, dense in*out, plus C_out biases; pools
+    and adds none.
     With the layer's weights, only the non-zero kernel entries are stored (a pruned kernel); the index
     that locates them in a sparse format is not counted (see docs/pruning.md for its size)."""
     nonzero = nonzero_kernel(node)
     if nonzero is not None:
         count = int(nonzero.sum())
     elif isinstance(node, network.Conv2d):
-        count = int(np.prod(node.kernel_size)) * int(node.input_shape[-1]) * int(node.output_shape[-1])
+        count = int(np.prod(node.kernel_size)) * int(node.input_shape[-1]) * int(node.output_shape[-1]) // node.groups
     elif isinstance(node, network.Affine):
         count = int(np.prod(node.input_shape)) * int(node.output_shape[-1])
     else:
@@ -90,28 +98,51 @@ def weight_count(node):
     return count + (int(node.output_shape[-1]) if node.use_bias else 0)
 
 
-def holds_current(index, coding):
-    """Whether a layer keeps a held input current beside its membranes: the first, under analog or delta input."""
-    return index == 0 and coding in ("analog", "delta")
+def _layout(nodes):
+    """The compute nodes of ``nodes`` (a `network.Network` or a chain's compute nodes), the input's size
+    and the names of the nodes that read the input."""
+    layers, feeds = wiring(nodes)
+    shape = nodes.input_shape if isinstance(nodes, network.Network) else layers[0].input_shape
+    return layers, int(np.prod(shape)), {g.name for g in layers if any(s == network.INPUT for s, _ in feeds[g.name])}
 
 
-def state_count(node, index, pooling, coding, kind):
-    """Words of neuron state: SNN membranes (a linear pool has none; a held current doubles the first
-    layer's), ANN output activations."""
+def holds_current(reads_input, coding):
+    """Whether a layer keeps a held input current beside its state: one that reads the analog or delta input."""
+    return reads_input and coding in ("analog", "delta")
+
+
+def _linear(node):
+    """A node without neurons of its own that passes a current on (a linear pool aside)."""
+    return isinstance(node, (network.Weighted, network.Add)) and node.neuron is None and not node.readout
+
+
+def _folded(node, count, pooling):
+    """Whether ``node`` is a linear pool folded into its reader (``count``: its `count_operations` row,
+    which has no parts then; None: every linear pool is taken as folded)."""
+    return is_linear_pool(node, pooling) and (count is None or not count.parts)
+
+
+def state_count(node, reads_input, folded, coding, kind):
+    """Words of neuron state: SNN membranes, or a linear node's output current (a folded linear pool
+    has none; a held input current doubles a layer's), ANN output activations."""
     if kind == "ann":
         return node.neurons
-    if isinstance(node, network.AvgPool2d) and pooling == "linear":
+    if folded:
         return 0
-    return node.neurons * (2 if holds_current(index, coding) else 1)
+    return node.neurons * (2 if holds_current(reads_input, coding) else 1)
 
 
 # --------------------------------------------------------------------- footprint
-def footprint(layers, bits=32, pooling="linear", coding="poisson", kind="snn"):
+def footprint(layers, bits=32, pooling="linear", coding="poisson", kind="snn", counts=None):
     """Bytes the network stores, per layer and in total: weights, and neuron state (``kind`` "snn":
-    membranes and held currents; "ann": output activations), at ``bits`` per word."""
+    membranes, linear nodes' currents and held currents; "ann": output activations), at ``bits`` per
+    word. ``layers``: a `network.Network` or a chain's compute nodes; ``counts``: their
+    `count_operations`, which say which linear pools are folded (without them: all)."""
     rows = []
-    for index, g in enumerate(layers):
-        weights, state = weight_count(g), state_count(g, index, pooling, coding, kind)
+    nodes, _, readers = _layout(layers)
+    for index, g in enumerate(nodes):
+        folded = _folded(g, counts[index] if counts is not None else None, pooling)
+        weights, state = weight_count(g), state_count(g, g.name in readers, folded, coding, kind)
         rows.append({"name": g.name, "weights": weights, "weight_bytes": weights * bits / 8,
                      "state_words": state, "state_bytes": state * bits / 8})
     total = {key: sum(r[key] for r in rows) for key in ("weight_bytes", "state_bytes")}
@@ -136,42 +167,50 @@ class Access:
 def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=32):
     """Per layer, the SNN's memory accesses per inference (`Access` lists), by the module's rules.
 
-    ``counts``: `count_operations` of these layers; ``input_events``: spiking input events per
-    inference (ignored for analog input).
+    ``layers``: a `network.Network` or a chain's compute nodes; ``counts``: their `count_operations`;
+    ``input_events``: spiking input events per inference (ignored for analog input).
     """
+    nodes, input_size, readers = _layout(layers)
     spikes = {c.name: c.snn_spikes for c in counts}
-    sizes = {g.name: g.neurons for g in layers}
-    sizes["input"], spikes["input"] = int(np.prod(layers[0].input_shape)), float(input_events or 0.0)
+    sizes = {g.name: g.neurons for g in nodes}
+    sizes["input"], spikes["input"] = input_size, float(input_events or 0.0)
     word = bits / 8
     out = []
-    for index, (g, c) in enumerate(zip(layers, counts)):
-        if isinstance(g, network.AvgPool2d) and pooling == "linear":
+    for g, c in zip(nodes, counts):
+        if _folded(g, c, pooling):
             out.append([])
             continue
-        n, held = g.neurons, holds_current(index, coding)
+        n, held = g.neurons, holds_current(g.name in readers, coding)
         weights = weight_count(g) * word
-        state = state_count(g, index, pooling, coding, "snn") * word
+        state = state_count(g, g.name in readers, False, coding, "snn") * word
         own_address = address_bits(n)
         a = [Access("membrane init", "state", n, state, bits),
              Access("spike reset", "state", c.snn_spikes, state, bits),
              Access("spike event write", "events", c.snn_spikes, n * own_address / 8, own_address)]
-        if c.snn_macs:      # analog input: the current once per inference
-            input_bytes = sizes["input"] * word
-            a += [Access("weight read", "weights", c.snn_macs, weights, bits),
-                  Access("input read", "input", c.snn_macs, input_bytes, bits),
-                  Access("current write", "state", n, state, bits)]
-        elif c.source is not None:
-            source_address = address_bits(sizes[c.source])
-            a.append(Access("event read", f"{c.source} events", spikes[c.source],
-                            sizes[c.source] * source_address / 8, source_address))
+        computed = False
+        for p in c.parts:
+            if p.when == "spikes":
+                source_address = address_bits(sizes[p.source])
+                a.append(Access("event read", f"{p.source} events", spikes[p.source],
+                                sizes[p.source] * source_address / 8, source_address))
+                if isinstance(g, network.Weighted):
+                    a.append(Access("weight read", "weights", p.acs, weights, bits))
+                target = "current" if held else "membrane"
+                a += [Access(f"{target} read", "state", p.acs, state, bits),
+                      Access(f"{target} write", "state", p.acs, state, bits)]
+                continue
+            ops = p.macs or p.acs      # each reads its weight (if any) and its input value
+            memory = "input" if p.source == network.INPUT else f"{p.source} current"
             if isinstance(g, network.Weighted):
-                a.append(Access("weight read", "weights", c.snn_acs, weights, bits))
-            target = "current" if held else "membrane"
-            a += [Access(f"{target} read", "state", c.snn_acs, state, bits),
-                  Access(f"{target} write", "state", c.snn_acs, state, bits)]
+                a.append(Access("weight read", "weights", ops, weights, bits))
+            a.append(Access("input read", memory, ops, sizes[p.source] * word, bits))
+            computed = computed or p.when == "once"
+        if computed:        # a held value's current: computed once per inference, written once
+            a.append(Access("current write", "state", n, state, bits))
         leaky = getattr(g, "neuron", None) is not None and g.neuron.leak != 1.0
         bias = isinstance(g, network.Weighted) and g.use_bias
-        if held or leaky or bias:   # neurons that change without events: swept every step
+        every_step = _linear(g) or is_linear_pool(g, pooling) or any(p.when == "every step" for p in c.parts)
+        if held or leaky or bias or every_step:   # neurons that change without events: swept every step
             sweep = timesteps * n
             a += [Access("step membrane read", "state", sweep, state, bits),
                   Access("step membrane write", "state", sweep, state, bits)]
@@ -184,13 +223,15 @@ def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=
 
 
 def ann_accesses(layers, counts, bits=32):
-    """Per layer, the ANN's memory accesses per inference (`Access` lists), by the module's rules."""
+    """Per layer, the ANN's memory accesses per inference (`Access` lists), by the module's rules: each
+    layer reads what it reads (an `Add` each of its inputs once)."""
+    nodes, _, _ = _layout(layers)
     word, out = bits / 8, []
-    source_bytes = int(np.prod(layers[0].input_shape)) * word
-    for g, c in zip(layers, counts):
+    for g, c in zip(nodes, counts):
         n, own = g.neurons, g.neurons * word
-        reads = c.ann_macs or c.ann_adds
-        a = [Access("input read", "input activations", reads, source_bytes, bits),
+        inputs = len(g.inputs) if isinstance(g, network.Add) else 1
+        reads = n * inputs if isinstance(g, network.Add) else c.ann_macs or c.ann_adds
+        a = [Access("input read", "input activations", reads, int(np.prod(g.input_shape)) * inputs * word, bits),
              Access("activation write", "activations", n, own, bits)]
         if isinstance(g, network.Weighted):
             weights = weight_count(g) * word
@@ -198,7 +239,6 @@ def ann_accesses(layers, counts, bits=32):
             if g.use_bias:
                 a.append(Access("bias read", "weights", n, weights, bits))
         out.append([x for x in a if x.count])
-        source_bytes = own
     return out
 
 
@@ -253,8 +293,8 @@ def memory_record(layers, counts, cost, timesteps, input_events, pooling, coding
     networks' footprints (`footprint`) and where the constants come from."""
     rows, total = memory_table(layers, counts, cost, timesteps, input_events, pooling, coding)
     bits = total["bits"]
-    snn_rows, snn_total = footprint(layers, bits, pooling, coding, "snn")
-    ann_rows, ann_total = footprint(layers, bits, pooling, coding, "ann")
+    snn_rows, snn_total = footprint(layers, bits, pooling, coding, "snn", counts)
+    ann_rows, ann_total = footprint(layers, bits, pooling, coding, "ann", counts)
     return {"layers": rows, "total": total,
             "footprint": {"snn": {"layers": snn_rows, "total": snn_total},
                           "ann": {"layers": ann_rows, "total": ann_total}},

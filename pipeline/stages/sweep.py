@@ -173,6 +173,8 @@ def one_seed(settings, ws, n, fresh=(), named=False):
     print(f"  SNN vs ANN at T={longest.timesteps} (exact McNemar): {stats.format_mcnemar(longest.snn_vs_ann_mcnemar)}")
     if workspace.user_model(ws):   # Table 1's row compares ESCAPE-NET's two variants: not this model's
         print(f"  original ESCAPE-NET (Table 1): skipped, RUN={ws.run} runs on MODEL={workspace.user_model(ws)}")
+    elif workspace.arch_of(ws.record) != workspace.DEFAULTS["arch"]:   # the published network is 2-D only
+        print(f"  original ESCAPE-NET (Table 1): skipped, RUN={ws.run} runs on ARCH={workspace.arch_of(ws.record)}")
     else:
         original = original_ann(settings, ws)
         test_n = original.num_test_samples

@@ -77,14 +77,20 @@ def check_fast(config):
 
 
 def fast_network(config):
-    """The engine INI-compatible for ``config``, with its samples and labels, and the scale factors.
+    """The engine INI-compatible for ``config``, with its samples and labels, and the scale factors
+    (a model SNN Toolbox would parse into another network is refused where the ini normalises).
 
     Same model and samples as the toolbox (the first ``num_to_test`` of its x_test.npz), the
     toolbox's normalised weights (`engine.toolbox_normalised_model`, thresholds 1) and INI's
     semantics (`engine.SnnSettings.ini_compatible`, the ini's batch size and seed).
     """
     check_fast(config)
-    model = engine.load_keras(config.path_wd / f"{config.filename_ann}.h5")
+    path = config.path_wd / f"{config.filename_ann}.h5"
+    model = engine.load_keras(path)
+    found = runner.unrunnable(model, "INI") if config.normalize else None
+    if found:   # the toolbox's scale factors would come from another network
+        raise UserError(f"{path}: {found}; SIM=fast takes INI's normalisation from SNN Toolbox's scale factors, "
+                        f"so run it with [tools] normalize = False (thresholds 1) in {config.path}")
     factors = runner.scale_factors(config) if config.normalize else {}
     if factors:
         model = engine.toolbox_normalised_model(model, factors)

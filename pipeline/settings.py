@@ -56,7 +56,8 @@ STAGE_LIST = (
           "REPORT.md"),
 )
 STAGES = tuple(s.name for s in STAGE_LIST)
-CLUSTER_STAGES = ("frontier",)   # the stages whose work EXECUTOR= may send to a Dask cluster
+CLUSTER_STAGES = ("sweep", "frontier")   # the stages whose work EXECUTOR= may send to a Dask cluster
+SEED_STAGES = ("sweep", "frontier")      # the stages SEEDS= runs once per seed
 TRUE = ("1", "yes", "true")
 
 
@@ -123,6 +124,22 @@ def _list_of(item, example):
 
 _int_list = _list_of(_positive_int, 'timesteps like "50 100 300"')
 _float_list = _list_of(_positive_float, 'positive numbers like "1 2 4"')
+
+
+def _seed_list(name):
+    """Distinct non-negative integer seeds, space- or comma-separated."""
+    def parse(text):
+        values = tuple(_int(name)(part) for part in text.replace(",", " ").split())
+        if not values:
+            raise argparse.ArgumentTypeError(f"{name} is empty: give seeds like \"0 1 2\"")
+        bad = [v for v in values if v < 0]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{name}={bad[0]} must be a non-negative integer")
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        if repeated:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} names seed {repeated[0]} twice")
+        return values
+    return parse
 
 
 def _choices_list(name, choices):
@@ -209,6 +226,12 @@ class Settings:
                               shown="recorded, else 0")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
+    seeds: tuple | None = option("SEEDS", "`make sweep` and `make frontier` once per seed (e.g. `\"0 1 2\"`), each in "
+                                          "its own RUN `<RUN>-seed<s>` (its own training, `run.json` and results); "
+                                          "the across-seed table (per-seed rows, mean with its Student t interval "
+                                          "over seeds) in `results/<RUN>/`; not with `SEED` "
+                                          "([docs/seeds.md](docs/seeds.md))",
+                                 parse=_seed_list, shown="— (the RUN's one seed)")
     model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "
                                         "sweep without the `original` row, compare, stdb, energy, bench; not latency); "
                                         "checked first: every layer convertible, input shape, output size; recorded "
@@ -290,9 +313,9 @@ class Settings:
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows, `make frontier` `qcfs+stdb` rows "
                                 "(minutes each)", False, flag=True)
-    executor: str = option("EXECUTOR", "where `make frontier` simulates its cells: `local` (this process) or a Dask "
-                                       "scheduler `tcp://host:port` whose workers simulate them (results identical; "
-                                       "docs/cluster.md)", "local", parse=_executor)
+    executor: str = option("EXECUTOR", "where `make frontier` simulates its cells and `make sweep` its T values: "
+                                       "`local` (this process) or a Dask scheduler `tcp://host:port` whose workers "
+                                       "simulate them (results identical; docs/cluster.md)", "local", parse=_executor)
     force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "
                                    "`run.json` (not the defaults), a value given replaces the recorded one and "
                                    "the summary prints what changed", False, flag=True)
@@ -370,8 +393,13 @@ def _as_flags(argv):
 def parse(argv):
     values = vars(parser().parse_args(_as_flags(argv)))
     if values["executor"] != "local" and values["stage"] not in CLUSTER_STAGES:   # not silently run here instead
-        raise UserError(f"EXECUTOR={values['executor']}: only {', '.join(CLUSTER_STAGES)} sends its work to a "
-                        f"cluster; run {values['stage']} with EXECUTOR=local")
+        raise UserError(f"EXECUTOR={values['executor']}: only {' and '.join(CLUSTER_STAGES)} send their work to "
+                        f"a cluster; run {values['stage']} with EXECUTOR=local")
+    if values["seeds"] is not None and values["stage"] not in SEED_STAGES:
+        raise UserError(f"SEEDS={' '.join(map(str, values['seeds']))}: only {' and '.join(SEED_STAGES)} run once per "
+                        f"seed; run {values['stage']} with SEED= (one seed)")
+    if values["seeds"] is not None and values["seed"] is not None:
+        raise UserError(f"SEED={values['seed']} and SEEDS={' '.join(map(str, values['seeds']))}: give one of them")
     return Settings(**{f.name: values[f.name] for f in fields(Settings)})
 
 

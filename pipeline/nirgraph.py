@@ -17,6 +17,11 @@ the side file (`sidecar`), never dropped silently:
 - Linear average pools are ``AvgPool2d`` nodes; spiking pools are ``AvgPool2d`` then an ``IF``
   with threshold 1. The membrane readout is an integrator ``I`` (it never spikes); the
   spike-count readout an ``IF``.
+- A graph keeps its edges, and NIR sums every edge entering a node: an `Add` with neurons is an ``IF``
+  entered by its inputs, a linear one an identity ``Scale``; each input after the first enters through
+  a ``Scale`` holding its merge scale, the engine's float32 factor (`merge_scales`). A linear weighted
+  layer is its ``Conv2d`` / ``Affine`` without an ``IF``; a grouped convolution ``Conv2d(groups=...)``.
+  NIR 1.0.5 has no concatenation (edges only sum): a `Concatenate` is refused.
 - Not in the graph, written to the side file: the input coding (Poisson rule), the readout rule,
   the initial membrane (v(0) = fraction x theta, e.g. QCFS's theta/2), the NIR version.
 - A Reshape (a Conv1D model's (L, C) input as a 2-D map (1, L, C)) and a spiking max pool have no NIR

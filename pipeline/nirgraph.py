@@ -12,8 +12,9 @@ the side file (`sidecar`), never dropped silently:
   flatten of (C, H, W) orders features channel-major, so the next dense layer's weight columns
   are permuted from the engine's channels-last order.
 - Keras 'same' padding puts the smaller half first (even kernels pad 3 before, 4 after for 8):
-  written as NIR's ``"same"`` string (PyTorch's rule, the same one), never as symmetric integers;
-  'same' with a stride is refused when it would pad unevenly.
+  written as NIR's ``"same"`` string (PyTorch's rule, the same one), never as symmetric integers.
+  With a stride (no 'same' in PyTorch) it is integers, ``after`` on both sides, the kernel grown in
+  front by zero rows where TF pads one less before (`_conv_padding`).
 - Linear average pools are ``AvgPool2d`` nodes; spiking pools are ``AvgPool2d`` then an ``IF``
   with threshold 1. The membrane readout is an integrator ``I`` (it never spikes); the
   spike-count readout an ``IF``.
@@ -83,9 +84,10 @@ def _check_exportable(graph):
             raise UserError(f"layer {node.name!r}: NIR {NIR_VERSION} has no concatenation node (its edges only sum): "
                             "a Concatenate cannot be exported")
         if isinstance(node, network.Conv2d) and node.padding == "same" and node.stride != (1, 1) \
-                and any(node.pads()[a] * 2 != _total_pad(node, a) for a in (0, 1)):
-            raise UserError(f"layer {node.name!r}: 'same' padding with stride {node.stride} pads unevenly; "
-                            "NIR holds 'same' for stride 1 only")
+                and any((_total_pad(node, a) - 2 * node.pads()[a]) % node.dilation[a] for a in (0, 1)):
+            raise UserError(f"layer {node.name!r}: 'same' padding with stride {node.stride} and dilation "
+                            f"{node.dilation} pads unevenly; NIR's padding is symmetric, and the kernel cannot "
+                            "grow by less than its dilation to make up for it")
         if isinstance(node, network.AvgPool2d) and any(_total_pad(node, a) for a in (0, 1)):
             raise UserError(f"layer {node.name!r}: a padded average pool (TF excludes the padding from the mean) "
                             "has no NIR form")
@@ -108,6 +110,24 @@ def merge_scales(graph):
             for node in graph.nodes if isinstance(node, network.MERGES)}
 
 
+def _conv_padding(node, weight):
+    """NIR padding, weight (C_out, C_in/g, kH, kW) and metadata of a Keras convolution. 'same' at stride 1
+    is NIR's ``"same"`` (PyTorch's rule: TF's, the smaller half first). With a stride PyTorch has no
+    'same', and TF pads ``after`` = ``before`` or one more: the file pads ``after`` on both sides and the
+    kernel grows in front by the difference (over the dilation), zero rows that meet only the extra
+    padding, so every window weighs the same inputs by the same weights; the metadata names the Keras
+    kernel size, so `from_nir` takes the zero rows off again."""
+    if node.padding != "same":
+        return (0, 0), weight, {}
+    if node.stride == (1, 1):
+        return "same", weight, {}
+    pads = [network.same_padding(node.input_shape[a], node.kernel_size[a], node.stride[a], node.dilation[a])[1:]
+            for a in (0, 1)]
+    grow = [(after - before) // node.dilation[a] for a, (before, after) in enumerate(pads)]
+    weight = np.pad(weight, ((0, 0), (0, 0), (grow[0], 0), (grow[1], 0)))
+    return tuple(int(after) for _, after in pads), weight, {"keras_kernel_size": list(node.kernel_size)}
+
+
 def _ops(nir, node, flat):
     """The NIR nodes of one engine node, each reading the one before: (name, NIR node) pairs. ``flat``:
     the channels-last map its input is a flattening of, if it is one (an Affine's columns follow NIR's
@@ -115,10 +135,10 @@ def _ops(nir, node, flat):
     ops = []
     if isinstance(node, network.Conv2d):
         kernel, bias = _weights(node)
-        padding = "same" if node.padding == "same" else (0, 0)
-        ops.append((node.name, nir.Conv2d(input_shape=tuple(node.input_shape[:2]),
-                                          weight=kernel.transpose(3, 2, 0, 1).copy(), stride=node.stride,
-                                          padding=padding, dilation=node.dilation, groups=node.groups, bias=bias)))
+        padding, weight, metadata = _conv_padding(node, kernel.transpose(3, 2, 0, 1))
+        ops.append((node.name, nir.Conv2d(input_shape=tuple(node.input_shape[:2]), weight=weight.copy(),
+                                          stride=node.stride, padding=padding, dilation=node.dilation,
+                                          groups=node.groups, bias=bias, metadata=metadata)))
     elif isinstance(node, network.Affine):
         kernel, bias = _weights(node)
         weight = kernel.T if flat is None else kernel.T[:, _flatten_permutation(flat)]
@@ -303,14 +323,10 @@ def from_nir(nir_graph, side=None, path="<graph>"):
                                 "engine scales only the inputs of an Add, by their units)")
             factors[name] = np.asarray(node.scale, np.float32)
         elif isinstance(node, nir.Conv2d):
-            if not isinstance(node.padding, str) and np.any(np.asarray(node.padding) != 0):
-                raise UserError(f"{path}: node {name!r}: integer padding {node.padding} is symmetric; the engine "
-                                "runs Keras 'same' or 'valid' convolutions")
-            kernel = np.asarray(node.weight, np.float32).transpose(2, 3, 1, 0)
+            kernel, padding = _keras_conv(node, tuple(value[source].shape[1:3]), name, path)
             bias = np.asarray(node.bias, np.float32)
             conv = layers.Conv2D(kernel.shape[-1], kernel.shape[:2], strides=_pair(node.stride),
-                                 dilation_rate=_pair(node.dilation), groups=int(node.groups),
-                                 padding=node.padding if isinstance(node.padding, str) else "valid",
+                                 dilation_rate=_pair(node.dilation), groups=int(node.groups), padding=padding,
                                  use_bias=bool(np.any(bias)), activation="relu" if fires(name) else "linear",
                                  name=keras_name)
             value[name], flat[name], keras_of[name] = conv(value[source]), None, conv
@@ -368,6 +384,28 @@ def from_nir(nir_graph, side=None, path="<graph>"):
     if merges:
         _check_merge_scales(network.describe(model, thresholds, neurons), merges, path)
     return model, thresholds, neurons
+
+
+def _keras_conv(node, size, name, path):
+    """The Keras kernel (kH, kW, C_in/g, C_out) and padding of a NIR Conv2d on a map of ``size``: integer
+    padding is Keras 'same' where TF would pad so (`_conv_padding`'s encoding: the zero rows the kernel
+    grew by, per its metadata, taken off again), else refused: the engine runs 'same' or 'valid'."""
+    kernel = np.asarray(node.weight, np.float32).transpose(2, 3, 1, 0)
+    if isinstance(node.padding, str):
+        return kernel, node.padding
+    pads = _pair(node.padding)
+    if pads == (0, 0):
+        return kernel, "valid"
+    shape = tuple(int(k) for k in node.metadata.get("keras_kernel_size", kernel.shape[:2]))
+    grow = [kernel.shape[a] - shape[a] for a in (0, 1)]
+    trimmed = kernel[grow[0]:, grow[1]:]
+    stride, dilation = _pair(node.stride), _pair(node.dilation)
+    tf_pads = [network.same_padding(size[a], shape[a], stride[a], dilation[a])[1:] for a in (0, 1)]
+    if min(grow) < 0 or np.any(kernel[:grow[0]]) or np.any(kernel[:, :grow[1]]) or any(
+            after != pads[a] or after - before != grow[a] * dilation[a] for a, (before, after) in enumerate(tf_pads)):
+        raise UserError(f"{path}: node {name!r}: integer padding {pads} is not what Keras 'same' pads here; the "
+                        "engine runs Keras 'same' or 'valid' convolutions")
+    return trimmed, "same"
 
 
 def _check_merge_scales(graph, merges, path):

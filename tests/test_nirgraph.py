@@ -51,8 +51,9 @@ def numpy_reference(graph, x):
     """Spike counts per IF node and the output of a NIR graph on constant input ``x`` (C, H, W), T steps.
 
     NIR's semantics only: a node's input is the sum of every edge entering it; Conv2d is PyTorch's
-    cross-correlation ('same' padding total k-1 with the smaller half first; with groups, output block g
-    reads input block g); AvgPool2d averages each window; Flatten orders (C, H, W); Scale multiplies;
+    cross-correlation ('same' padding total k-1 with the smaller half first, integers on both sides; a
+    stride keeps every s-th output of the unit-stride one; with groups, output block g reads input
+    block g); AvgPool2d averages each window; Flatten orders (C, H, W); Scale multiplies;
     IF integrates, fires where v > v_threshold and subtracts it; I integrates.
     """
     import nir
@@ -74,14 +75,19 @@ def numpy_reference(graph, x):
             if isinstance(node, nir.Conv2d):
                 w = node.weight
                 kh, kw = w.shape[2:]
-                pads = ([((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (kh, kw)] if node.padding == "same"
-                        else [(0, 0)] * 2)
+                assert np.all(np.asarray(node.dilation) == 1)
+                if isinstance(node.padding, str):
+                    pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) if node.padding == "same" else (0, 0)
+                            for k in (kh, kw)]
+                else:
+                    pads = [(int(p), int(p)) for p in np.broadcast_to(node.padding, 2)]
                 padded = np.pad(h, [(0, 0)] + pads)
                 rows, cols = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
                 block, per_group = w.shape[1], w.shape[0] // node.groups
                 group = [padded[o // per_group * block:(o // per_group + 1) * block] for o in range(w.shape[0])]
                 h = np.stack([[[np.sum(group[o][:, i:i + kh, j:j + kw] * w[o]) for j in range(cols)]
                                for i in range(rows)] for o in range(w.shape[0])]) + node.bias[:, None, None]
+                h = h[:, ::np.broadcast_to(node.stride, 2)[0], ::np.broadcast_to(node.stride, 2)[1]]
             elif isinstance(node, nir.AvgPool2d):
                 (kh, kw), (sh, sw) = node.kernel_size, node.stride
                 rows, cols = (h.shape[1] - kh) // sh + 1, (h.shape[2] - kw) // sw + 1
@@ -146,15 +152,36 @@ def flattened_sum(seed=0):
     return tf.keras.Model(inputs, layers.Dense(3, name="out")(x), name="flattened_sum")
 
 
+def strided_chain(seed=0):
+    """Strided 'same' convolutions where TF pads one less before than after (8 rows, kernel 3, stride 2:
+    0 before, 1 after; 7 columns, kernel 4: 1 before, 2 after), which NIR writes as symmetric integers
+    and a kernel grown in front."""
+    tf.keras.utils.set_random_seed(seed)
+    inputs = layers.Input((8, 7, 1))
+    x = layers.Conv2D(3, (3, 4), strides=2, padding="same", activation="relu", name="c1")(inputs)
+    x = layers.Conv2D(2, 3, strides=2, padding="same", activation="relu", name="c2")(x)
+    out = layers.Dense(3, name="out")(layers.Flatten(name="flatten")(x))
+    model = tf.keras.Model(inputs, out, name="strided")
+    model.set_weights([np.abs(w) + 0.05 for w in model.get_weights()])
+    return model
+
+
+def strided_inputs():
+    return np.random.default_rng(4).uniform(0, 1, (4, 8, 7, 1)).astype(np.float32)
+
+
+GRAPHS = {"residual": (residual_block, graph_inputs), "separable": (lambda: separable_chain(seed=2), graph_inputs),
+          "flattened_sum": (flattened_sum, graph_inputs), "strided": (strided_chain, strided_inputs)}
+
+
 @pytest.mark.parametrize("pooling, readout", [("linear", "membrane"), ("spiking", "spike_count")])
-@pytest.mark.parametrize("build", ["asymmetric", "residual", "separable", "flattened_sum"])
+@pytest.mark.parametrize("build", ["asymmetric", *GRAPHS])
 def test_a_numpy_reading_of_the_nir_graph_spikes_as_the_engine(pooling, readout, build):
     if build == "asymmetric":
         net, x = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, settings(pooling, readout)), corner_inputs()
-    else:
-        model = {"residual": residual_block, "separable": lambda: separable_chain(seed=2),   # its readout spikes
-                 "flattened_sum": flattened_sum}[build]()
-        net, x = calibrated(model, graph_inputs(), pooling, readout), graph_inputs()
+    else:   # separable_chain's seed 2: its readout spikes
+        model, x = GRAPHS[build][0](), GRAPHS[build][1]()
+        net = calibrated(model, x, pooling, readout)
     graph = nirgraph.to_nir(net.describe())
     result = net.simulate(x, record=range(4))
     assert all(result.recorded[name].sum() > 0 for name in result.recorded)
@@ -275,9 +302,22 @@ def test_a_linear_add_is_an_identity_scale_and_a_grouped_convolution_keeps_its_g
     assert ("depthwise", "pointwise") in separable.edges
 
 
-@pytest.mark.parametrize("build", [residual_block, separable_chain, flattened_sum])
+def test_a_strided_same_convolution_is_written_padded_after_on_both_sides_its_kernel_grown_in_front():
+    # c1: 8 rows, kernel 3, stride 2: TF pads 0 before, 1 after -> (1, 1), one zero row in front (kernel 4);
+    # 7 columns, kernel 4: 1 before, 2 after -> (2, 2), one zero column in front (kernel 5). c2 on 4 x 4,
+    # kernel 3, stride 2: 0 before, 1 after on both axes.
+    graph = nirgraph.to_nir(network.describe(strided_chain()))
+    c1, c2 = graph.nodes["c1"], graph.nodes["c2"]
+    assert tuple(c1.padding) == (1, 2) and c1.weight.shape == (3, 1, 4, 5)
+    assert not np.any(c1.weight[:, :, 0]) and not np.any(c1.weight[:, :, :, 0]) and np.all(c1.weight[:, :, 1:, 1:] > 0)
+    assert tuple(c2.padding) == (1, 1) and c2.weight.shape == (2, 3, 4, 4)
+    assert list(c1.metadata["keras_kernel_size"]) == [3, 4]
+
+
+@pytest.mark.parametrize("build", list(GRAPHS))
 def test_the_export_check_passes_on_graphs_read_back_as_the_same_graph(tmp_path, build):
-    net = calibrated(build(), graph_inputs(), batch_size=1)
+    x = GRAPHS[build][1]()
+    net = calibrated(GRAPHS[build][0](), x, batch_size=1)
     path = tmp_path / "net.nir"
     nirgraph.write(path, net.describe())
     model, thresholds, neurons = nirgraph.read(path)
@@ -287,7 +327,7 @@ def test_the_export_check_passes_on_graphs_read_back_as_the_same_graph(tmp_path,
     assert [(type(a), getattr(a, "neuron", 0) is None) for a in back.nodes] == \
         [(type(b), getattr(b, "neuron", 0) is None) for b in ours.nodes]
     assert [getattr(n, "groups", 1) for n in back.nodes] == [getattr(n, "groups", 1) for n in ours.nodes]
-    checked = export.check_round_trip(net, path, graph_inputs(), np.zeros(4, int))
+    checked = export.check_round_trip(net, path, x, np.zeros(4, int))
     assert checked["spikes_equal"] and checked["predictions_equal"] and checked["spike_values_compared"] > 0
 
 

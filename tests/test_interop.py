@@ -1,7 +1,9 @@
 """snnTorch (a simulator we did not write, in its own environment `.venv-interop`) runs our NIR export of
 the symmetric-bug network: with its IF made the file's (beta 1, reset_delay on) every layer's spike count
 equals the engine's, neuron by neuron, with constant input and with the engine's own Poisson frames; and
-NeuroBench's operation counts on it are the hand-computed ones and what its rule gives on the engine's spikes."""
+NeuroBench's operation counts on it are the hand-computed ones and what its rule gives on the engine's spikes.
+Residual graphs (a merge's edges summed, a Scale rescaling the shortcut, a grouped convolution) spike as the
+engine too."""
 import json
 
 import numpy as np

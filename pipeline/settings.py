@@ -233,7 +233,7 @@ class Settings:
                                           "([docs/seeds.md](docs/seeds.md))",
                                  parse=_seed_list, shown="— (the RUN's one seed)")
     model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "
-                                        "sweep without the `original` row, compare, stdb, energy, bench; not latency); "
+                                        "sweep without the `original` row, compare, stdb, energy, bench, latency); "
                                         "checked first: every layer convertible, input shape, output size; recorded "
                                         "in `run.json` with its sha256", shown="recorded, else —")
     timesteps: int | None = option("T", "simulation timesteps", parse=_positive_int, shown="— (compare 100)")

@@ -94,6 +94,15 @@ _positive_int = _positive(_int, "integer")
 _positive_float = _positive(_float, "number")
 
 
+def _non_negative_int(name):
+    def parse(text):
+        value = _int(name)(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name}={value} must be an integer >= 0")
+        return value
+    return parse
+
+
 def _non_negative_float(name):
     def parse(text):
         value = _float(name)(text)
@@ -224,6 +233,15 @@ class Settings:
                                           "synapses, for the ANN too ([docs/pruning.md](docs/pruning.md)); 0: not "
                                           "pruned", parse=_fraction,
                               shown="recorded, else 0")
+    val_trials: int | None = option("VAL_TRIALS", "synthetic data only: that many more trials, from their own "
+                                                  "random stream, as the validation split every choice is made on "
+                                                  "(the ANN's and STDB's best epoch, the frontier's point); the ANN "
+                                                  "then trains on every original training trial; a 1-pp paired "
+                                                  "non-inferiority choice needs about 12,600 (4,000 where the SNN "
+                                                  "and the ANN disagree on 5 % of trials: "
+                                                  "[docs/energy-memory.md](docs/energy-memory.md)); 0: 10 % of the "
+                                                  "training trials", parse=_non_negative_int,
+                                    shown="recorded, else 0")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
     seeds: tuple | None = option("SEEDS", "`make sweep` and `make frontier` once per seed (e.g. `\"0 1 2\"`), each in "

@@ -148,7 +148,7 @@ def _verified(path):
 
 
 def _train(dataset, settings, path, verbose):
-    from pipeline.data import balanced_subset, validation_split
+    from pipeline.data import balanced_subset, split_of
     info_path = path.with_suffix(".json")
     quantised, pruned = settings.variant == "qcfs", bool(settings.prune)
     if pruned:
@@ -165,7 +165,7 @@ def _train(dataset, settings, path, verbose):
         origin = None
     import tensorflow as tf
     seed_everything(settings.seed)
-    train_idx, val_idx = validation_split(dataset.y_train, VALIDATION_FRACTION, settings.seed)
+    train_idx, val_idx = split_of(dataset, VALIDATION_FRACTION, settings.seed)
     k = dataset.num_classes
     epochs, first_kept, extra_callbacks = settings.epochs, 1, []
     if pruned:

@@ -102,12 +102,24 @@ def _total_pad(node, axis):
     return before + after
 
 
+def _units(graph):
+    """`Network.units` as the engine computes them: float32 products of float32 thresholds."""
+    units = graph.units({name: np.full(1, theta, np.float32) for name, theta in graph.thresholds().items()})
+    return {name: np.float32(np.asarray(unit, np.float32).flat[0]) for name, unit in units.items()}
+
+
 def merge_scales(graph):
     """``{merge: per-input scales}`` as float32, as the engine computes them (`Network.merge_scales` on
     float32 products of float32 thresholds): the file's Scale nodes hold the engine's factors exactly."""
-    units = graph.units({name: np.full(1, theta, np.float32) for name, theta in graph.thresholds().items()})
-    return {node.name: [np.float32(np.asarray(scale).flat[0]) for scale in graph.merge_scales(node, units)]
+    units = _units(graph)
+    return {node.name: [np.float32(scale) for scale in graph.merge_scales(node, units)]
             for node in graph.nodes if isinstance(node, network.MERGES)}
+
+
+def bias_in_units(graph, node, bias):
+    """The bias a weighted node adds to its current every step, as the engine adds it: the Keras bias over
+    the unit of the node's input (a spike stands for that unit), in float32."""
+    return np.asarray(bias, np.float32) / _units(graph)[graph.inputs_of(node)[0]]
 
 
 def _conv_padding(node, weight):
@@ -128,21 +140,24 @@ def _conv_padding(node, weight):
     return tuple(int(after) for _, after in pads), weight, {"keras_kernel_size": list(node.kernel_size)}
 
 
-def _ops(nir, node, flat):
+def _ops(nir, node, flat, graph):
     """The NIR nodes of one engine node, each reading the one before: (name, NIR node) pairs. ``flat``:
     the channels-last map its input is a flattening of, if it is one (an Affine's columns follow NIR's
-    channels-first order)."""
+    channels-first order). A bias is written as the engine adds it (`bias_in_units`); the Keras bias is in
+    the metadata (``keras_bias``), so the file reads back to the very same weights."""
     ops = []
-    if isinstance(node, network.Conv2d):
+    if isinstance(node, network.Weighted):
         kernel, bias = _weights(node)
-        padding, weight, metadata = _conv_padding(node, kernel.transpose(3, 2, 0, 1))
+        metadata = {"keras_bias": bias.tolist()} if node.use_bias else {}
+        bias = bias_in_units(graph, node, bias)
+    if isinstance(node, network.Conv2d):
+        padding, weight, more = _conv_padding(node, kernel.transpose(3, 2, 0, 1))
         ops.append((node.name, nir.Conv2d(input_shape=tuple(node.input_shape[:2]), weight=weight.copy(),
                                           stride=node.stride, padding=padding, dilation=node.dilation,
-                                          groups=node.groups, bias=bias, metadata=metadata)))
+                                          groups=node.groups, bias=bias, metadata={**metadata, **more})))
     elif isinstance(node, network.Affine):
-        kernel, bias = _weights(node)
         weight = kernel.T if flat is None else kernel.T[:, _flatten_permutation(flat)]
-        ops.append((node.name, nir.Affine(weight=weight.copy(), bias=bias) if node.use_bias
+        ops.append((node.name, nir.Affine(weight=weight.copy(), bias=bias, metadata=metadata) if node.use_bias
                     else nir.Linear(weight=weight.copy())))
     elif isinstance(node, network.AvgPool2d):
         ops.append((node.name, nir.AvgPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
@@ -175,7 +190,7 @@ def to_nir(graph):
         if len({flat[s] for s in sources}) > 1:
             raise UserError(f"layer {node.name!r} merges a flattened map with another vector: NIR flattens "
                             "channels-first, so their elements would not line up")
-        ops = _ops(nir, node, flat[sources[0]])
+        ops = _ops(nir, node, flat[sources[0]], graph)
         if getattr(node, "neuron", None) is not None and graph.spikes(node):
             ops.append((f"{node.name}.if", _if_node(nir, node.output_shape, node.neuron.threshold)))
         elif node.readout:
@@ -330,7 +345,7 @@ def from_nir(nir_graph, side=None, path="<graph>"):
                                  use_bias=bool(np.any(bias)), activation="relu" if fires(name) else "linear",
                                  name=keras_name)
             value[name], flat[name], keras_of[name] = conv(value[source]), None, conv
-            weights.append((conv, [kernel] + ([bias] if np.any(bias) else [])))
+            weights.append((conv, [kernel] + ([_keras_bias(node, bias)] if np.any(bias) else [])))
         elif isinstance(node, (nir.Linear, nir.Affine)):
             weight = np.asarray(node.weight, np.float32)
             if flat[source] is not None:
@@ -339,7 +354,7 @@ def from_nir(nir_graph, side=None, path="<graph>"):
             dense = layers.Dense(weight.shape[0], use_bias=bool(np.any(bias)), name=keras_name,
                                  activation="relu" if fires(name) else "linear")
             value[name], flat[name], keras_of[name] = dense(value[source]), None, dense
-            weights.append((dense, [weight.T.copy()] + ([bias.astype(np.float32)] if np.any(bias) else [])))
+            weights.append((dense, [weight.T.copy()] + ([_keras_bias(node, bias)] if np.any(bias) else [])))
         elif isinstance(node, nir.AvgPool2d):
             if np.any(np.asarray(node.padding) != 0):
                 raise UserError(f"{path}: node {name!r}: padded average pooling is not supported")
@@ -374,6 +389,13 @@ def from_nir(nir_graph, side=None, path="<graph>"):
             thresholds.setdefault(name, float(theta))
     for layer, values in weights:
         layer.set_weights(values)
+    foreign = [layer for layer, values in weights if len(values) > 1 and not isinstance(values[1], KerasBias)]
+    if foreign:     # a bias in the engine's units, from another tool: times the unit of the layer's input
+        graph = network.describe(model, thresholds, network.Neurons())
+        units = _units(graph)
+        for layer in foreign:
+            node = next(n for n in graph.weighted if n.name == layer.name)
+            layer.bias.assign(layer.bias.numpy() * units[graph.inputs_of(node)[0]])
     pool_names = {layer.name for layer in model.layers if isinstance(layer, layers.AveragePooling2D)}
     if pools_spike and pools_spike != pool_names:
         raise UserError(f"{path}: some average pools spike and others do not; the engine runs one pooling rule")
@@ -384,6 +406,19 @@ def from_nir(nir_graph, side=None, path="<graph>"):
     if merges:
         _check_merge_scales(network.describe(model, thresholds, neurons), merges, path)
     return model, thresholds, neurons
+
+
+class KerasBias(np.ndarray):
+    """A bias read from a file's ``keras_bias`` metadata: the Keras layer's own, as exported."""
+
+
+def _keras_bias(node, bias):
+    """The Keras bias of a weighted NIR node: its ``keras_bias`` metadata where this module wrote it, else the
+    file's bias (then scaled by `from_nir` once the units are known)."""
+    stored = (getattr(node, "metadata", None) or {}).get("keras_bias")
+    if stored is not None and np.shape(stored) == np.shape(bias):
+        return np.asarray(stored, np.float32).view(KerasBias)
+    return np.asarray(bias, np.float32)
 
 
 def _keras_conv(node, size, name, path):

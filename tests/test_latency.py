@@ -95,10 +95,10 @@ def test_latency_runs_a_residual_model_with_qcfs_after_its_add(tiny_npz, sandbox
     keras = tf.keras.layers
     x = keras.Input((8, 12, 1))
     a = keras.Conv2D(2, 3, padding="same", activation="relu")(x)
-    s = keras.ReLU()(keras.Add(name="add")([a, keras.Conv2D(2, 3, padding="same")(a)]))
+    s = keras.ReLU(name="relu")(keras.Add(name="add")([a, keras.Conv2D(2, 3, padding="same")(a)]))
     path = sandbox / "res.h5"
     tf.keras.Model(x, keras.Dense(3, activation="softmax")(keras.Flatten()(s))).save(path, save_format="h5")
     record = latency.main(settings_module.parse(["latency", f"OUT={sandbox}", "--data", str(tiny_npz),
                                                  f"MODEL={path}", "--timesteps-list", "2", "--num-samples", "10"]))
     assert [(r.method, r.timesteps) for r in record.rows] == [("conversion", 2), ("qcfs", 2)]
-    assert "re_lu_qcfs" in record.ann["qcfs"]["lambda"]     # the add's QCFS, calibrated like every other
+    assert "relu_qcfs" in record.ann["qcfs"]["lambda"]     # the add's QCFS, calibrated like every other

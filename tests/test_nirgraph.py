@@ -374,3 +374,17 @@ def test_export_stage_writes_a_file_the_engine_reads_back(sandbox, tiny_npz, cap
     assert qcfs["readout"] == "membrane" and qcfs["pooling"] == "linear"
     assert main(["export", f"OUT={sandbox}", "--run", "ex", "--timesteps", "16", "--net", "stdb"]) == 2
     assert "make stdb T=16" in capsys.readouterr().err
+
+
+def test_a_bias_is_written_in_the_engines_unit_and_read_back_as_the_keras_bias():
+    # c2 reads p1, whose unit is c1's threshold (THRESHOLDS["c1"]): the file's bias is the Keras bias over it;
+    # a file from another tool (no keras_bias metadata) is read as a bias in that unit too.
+    net = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, settings("linear", "membrane"))
+    keras_bias = net.model.get_layer("c2").bias.numpy()
+    graph = nirgraph.to_nir(net.describe())
+    np.testing.assert_array_equal(graph.nodes["c2"].bias, keras_bias / np.float32(THRESHOLDS["c1"]))
+    back, _, _ = nirgraph.from_nir(graph)
+    np.testing.assert_array_equal(back.get_layer("c2").bias.numpy(), keras_bias)
+    del graph.nodes["c2"].metadata["keras_bias"]
+    foreign, _, _ = nirgraph.from_nir(graph)
+    np.testing.assert_allclose(foreign.get_layer("c2").bias.numpy(), keras_bias, rtol=1e-6)

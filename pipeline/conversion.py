@@ -83,11 +83,11 @@ def ini_converted(ws, timesteps, coding, mode, seed, batch_size):
 def qcfs_model(ws, levels, sparsity=0.0, force=False):
     """The RUN's QCFS ESCAPE-NET (`keras_models.qcfs`, L = ``levels``): the trained model fine-tuned with
     quantised, clipped activations (and the activation-sparsity penalty of weight ``sparsity``), cached
-    like every trained model; pruned to the RUN's PRUNE target."""
+    like every trained model; pruned to the RUN's PRUNE target, then quantised to its QUANT width."""
     chosen = ws.record
     return train.train(ws.dataset, train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]),
                                                        int(chosen["seed"]), levels, sparsity,
-                                                       workspace.prune_of(chosen)),
+                                                       workspace.prune_of(chosen), workspace.quant_of(chosen)),
                        ws.folders.trained, force=force)
 
 

@@ -23,6 +23,11 @@ the side file (`sidecar`), never dropped silently:
   1.0.5 node: refused.
 - A leak below 1 (the engine's discrete LIF) has no exact NIR form (NIR's LIF is continuous,
   its discretisation is the importer's): refused.
+- Quantised weights (``QUANT=b``, `pipeline.training.quantisation`): NIR holds float weights, so the
+  file holds q x scale, the very float32 values the engine runs; each Conv2d/Affine/Linear node's
+  ``metadata`` (NIR 1.0.5 serialises it with the node) holds ``weight_bits`` and ``weight_scale`` (one
+  float32 per output channel, so q = weight / weight_scale[:, None...] exactly), and the side file
+  repeats them per layer under ``weight_quantisation``.
 """
 import numpy as np
 
@@ -92,8 +97,20 @@ def _total_pad(node, axis):
     return before + after
 
 
-def to_nir(graph):
-    """The NIR graph of a converted network (`network.Network` whose weighted nodes hold their layer)."""
+def _quantisation(node, bits):
+    """A weighted node's NIR ``metadata``: its weights' width and per-output-channel scale (``bits`` > 0;
+    a ValueError if its kernel is not quantised to that width), else none."""
+    if not bits:
+        return {}
+    from pipeline.training import quantisation
+    _, scale = quantisation.integer_weights(_weights(node)[0], bits)
+    return {"weight_bits": np.int64(bits), "weight_scale": scale}
+
+
+def to_nir(graph, weight_bits=0):
+    """The NIR graph of a converted network (`network.Network` whose weighted nodes hold their layer);
+    ``weight_bits``: the width its kernels are quantised to (0: float), recorded in each weighted node's
+    ``metadata`` with its scale."""
     import nir
     _check_exportable(graph)
     nodes = {INPUT: nir.Input(input_type=np.array(_channels_first(graph.input_shape)))}
@@ -105,14 +122,17 @@ def to_nir(graph):
             padding = "same" if node.padding == "same" else (0, 0)
             added.append((node.name, nir.Conv2d(input_shape=tuple(node.input_shape[:2]),
                                                 weight=kernel.transpose(3, 2, 0, 1).copy(), stride=node.stride,
-                                                padding=padding, dilation=node.dilation, groups=1, bias=bias)))
+                                                padding=padding, dilation=node.dilation, groups=1, bias=bias,
+                                                metadata=_quantisation(node, weight_bits))))
         elif isinstance(node, network.Affine):
             kernel, bias = _weights(node)
             weight = kernel.T
             if flat_from is not None:
                 weight = weight[:, _flatten_permutation(flat_from)]
                 flat_from = None
-            layer = nir.Affine(weight=weight.copy(), bias=bias) if node.use_bias else nir.Linear(weight=weight.copy())
+            metadata = _quantisation(node, weight_bits)
+            layer = (nir.Affine(weight=weight.copy(), bias=bias, metadata=metadata) if node.use_bias
+                     else nir.Linear(weight=weight.copy(), metadata=metadata))
             added.append((node.name, layer))
         elif isinstance(node, network.AvgPool2d):
             added.append((node.name, nir.AvgPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
@@ -137,9 +157,15 @@ def to_nir(graph):
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
-def sidecar(graph, approximations=()):
-    """What the NIR file does not hold, for a reader (and `from_nir`) to run it as the engine does."""
-    return {"nir_version": NIR_VERSION, "format": "NIR HDF5 (nir.write)",
+def sidecar(graph, approximations=(), weight_bits=0):
+    """What the NIR file does not hold, for a reader (and `from_nir`) to run it as the engine does (and,
+    for quantised weights, their width and scales, also in the nodes' metadata)."""
+    quantised = {"weight_quantisation": {
+        "bits": weight_bits, "scheme": "symmetric per output channel, post-training; q = weight / scale exactly, "
+                                      "|q| <= 2^(bits-1) - 1; biases float32",
+        "scales": {node.name: [float(s) for s in _quantisation(node, weight_bits)["weight_scale"]]
+                   for node in graph.nodes if isinstance(node, network.Weighted)}}} if weight_bits else {}
+    return {**quantised,"nir_version": NIR_VERSION, "format": "NIR HDF5 (nir.write)",
             "input_shape_channels_last": list(graph.input_shape),
             "input_coding": graph.neurons.coding, "poisson_rule": graph.neurons.poisson_rule,
             "input_gain": graph.neurons.gain, "input_delta": graph.neurons.delta,
@@ -258,12 +284,13 @@ def from_nir(nir_graph, side=None, path="<graph>"):
     return model, thresholds, neurons
 
 
-def write(path, graph, approximations=()):
-    """``path`` (.nir, HDF5) and ``path`` .json (the `sidecar`), each written atomically."""
+def write(path, graph, approximations=(), weight_bits=0):
+    """``path`` (.nir, HDF5) and ``path`` .json (the `sidecar`), each written atomically; ``weight_bits``:
+    the width the kernels are quantised to (0: float)."""
     import nir
     from pipeline import results
-    results.write_atomic_with(path, lambda tmp: nir.write(tmp, to_nir(graph)))
-    side = sidecar(graph, approximations)
+    results.write_atomic_with(path, lambda tmp: nir.write(tmp, to_nir(graph, weight_bits)))
+    side = sidecar(graph, approximations, weight_bits)
     results.write_json(path.with_suffix(".json"), side)
     return side
 

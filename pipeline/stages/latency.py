@@ -195,6 +195,8 @@ def main(settings: Settings):
     if workspace.user_model(ws):
         raise UserError(f"make latency rebuilds ESCAPE-NET as a QCFS network and fine-tunes it; RUN={ws.run} "
                         f"runs on MODEL={workspace.user_model(ws)} (use a RUN without MODEL)")
+    if settings.stdb:
+        workspace.refuse_weight_training(ws, "STDB=1")
     qcfs_trained = conversion.qcfs_model(ws, settings.levels, settings.sparsity, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}

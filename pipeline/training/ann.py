@@ -1,5 +1,5 @@
 """Train ESCAPE-NET on a Dataset and cache the .h5 by (data sha256, variant, width, epochs, seed;
-levels L for the qcfs variant; the pruning target).
+levels L for the qcfs variant; the pruning target; the weight width).
 
 Adam, batch 64, a class-balanced validation split of the training set, the
 best-validation-accuracy weights kept. The model is saved compiled with
@@ -19,6 +19,10 @@ A pruned model (``prune`` > 0, `pipeline.training.pruning`) starts from the same
 modified ANN, or its QCFS fine-tune, trained first if needed) and is fine-tuned while magnitude pruning
 raises each Conv2D/Dense kernel's fraction of zeros to ``prune``; it is saved without the pruning
 wrappers (a plain model with zeros) under its own name.
+
+A quantised model (``quant`` = b bits, `pipeline.training.quantisation`) is the same model in float
+(pruned first when ``prune`` asks, so its zeros stay zero) with each kernel quantised after training,
+per output channel; cached under its own name (``_q<b>``) with its scales.
 """
 import dataclasses
 import time
@@ -29,7 +33,7 @@ import numpy as np
 
 from keras_models import escape_net, qcfs
 from pipeline import UserError, modelfile, results
-from pipeline.training import pruning
+from pipeline.training import pruning, quantisation
 
 BATCH_SIZE = 64
 LEARNING_RATE = 1e-3
@@ -47,9 +51,11 @@ class TrainSettings:
     levels: int = 8   # L, quantisation steps of the qcfs variant (ignored by the others)
     sparsity: float = 0.0   # the qcfs fine-tune's activation-sparsity penalty weight (`qcfs.penalise_activity`)
     prune: float = 0.0      # fraction of each Conv2D/Dense kernel set to zero (`pruning`); 0: not pruned
+    quant: int = 0          # weight width in bits after training (`quantisation`); 0: float
 
     def __post_init__(self):
         pruning.check_target(self.prune)
+        quantisation.check_bits(self.quant)
         if not 0 <= self.sparsity < float("inf"):
             raise UserError(f"SPARSITY={self.sparsity}: must be a number >= 0")
         if self.sparsity and self.variant != "qcfs":
@@ -68,6 +74,8 @@ def model_name(dataset, settings):
         variant += f"_sp{settings.sparsity:g}"
     if settings.prune:
         variant += f"_p{settings.prune:g}"
+    if settings.quant:
+        variant += f"_q{settings.quant}"
     return (f"escape_net_{variant}_w{settings.width}_e{settings.epochs}"
             f"_s{settings.seed}_{dataset.sha256[:12]}")
 
@@ -134,6 +142,8 @@ def _verified(path):
 
 
 def _train(dataset, settings, path, verbose):
+    if settings.quant:
+        return _quantised(dataset, settings, path, verbose)
     from pipeline.data import balanced_subset, validation_split
     info_path = path.with_suffix(".json")
     quantised, pruned = settings.variant == "qcfs", bool(settings.prune)
@@ -198,6 +208,23 @@ def _train(dataset, settings, path, verbose):
                     fine_tune_epochs=QCFS_FINE_TUNE_EPOCHS, sparsity=settings.sparsity, initial_lambda=initial_lambda,
                     clip_lambda=qcfs.threshold_values(model))
     results.write_json(info_path, info)
+    return TrainedModel(path, info)
+
+
+def _quantised(dataset, settings, path, verbose):
+    """The float model of these settings (trained, or pruned, first if needed) with its kernels quantised
+    to ``settings.quant`` bits (post-training: no fine-tune), saved with its record under ``path``."""
+    import tensorflow as tf
+    origin = train(dataset, dataclasses.replace(settings, quant=0), path.parent, verbose=verbose)
+    model = load(origin.path)
+    scales = quantisation.quantise(model, settings.quant)
+    model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
+    test_accuracy = float(np.mean(predict(model, dataset.x_test) == dataset.y_test))
+    results.write_atomic_with(path, lambda tmp: model.save(tmp, save_format="h5"))
+    info = {**origin.info, "test_accuracy": test_accuracy, "weight_bits": settings.quant, "weight_scales": scales,
+            "quantised_from": {"path": str(origin.path), "test_accuracy": origin.info["test_accuracy"]},
+            "sha256": results.file_sha256(path)}
+    results.write_json(path.with_suffix(".json"), info)
     return TrainedModel(path, info)
 
 

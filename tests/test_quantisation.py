@@ -52,6 +52,7 @@ def tiny_quantised_model(kernels):
 
 @pytest.mark.parametrize("case", ["power of two scale", "random scale"])
 def test_the_engines_currents_are_the_integer_sums_scaled(case):
+    import tensorflow as tf
     rng = np.random.default_rng(1)
     if case == "power of two scale":   # each channel's peak 127 x 2^-7: scale 2^-7, every sum exact in float32
         q = [rng.integers(-127, 128, (2, 2, 1, 2)), rng.integers(-127, 128, (8, 2))]
@@ -80,8 +81,9 @@ def test_the_engines_currents_are_the_integer_sums_scaled(case):
         # plus the rounding of the result to float32 (u = 2^-24)
         bound = terms * 2.0 ** -24 * magnitudes * scale.astype(np.float64)
         x = frames[stage.name].astype(np.float32)
-        for current in (simulator.event_current(stage, x),   # the fast path: event by event
-                        simulator._current(stage, x, stage.layer.kernel).numpy()):   # the step path: Keras' ops
+        keras_op = (stage.layer.convolution_op(x, stage.layer.kernel) if isinstance(stage, network.Conv2d)
+                    else tf.matmul(x, stage.layer.kernel))   # the step path's ops: Keras' own
+        for current in (simulator.event_current(stage, x), keras_op.numpy()):   # and the fast path's, event by event
             if case == "power of two scale":
                 np.testing.assert_array_equal(current.astype(np.float64), exact)
             else:
@@ -181,6 +183,7 @@ def test_int8_energy_and_memory_are_counted_by_hand_on_a_tiny_net():
              for row in record["layers"]]
     assert [(r["snn"][("weight read", 4)], r["snn"][("membrane read", 32)]) for r in reads] == [(8, 8), (12, 12)]
     assert [(r["ann"][("input read", 8)], r["ann"][("bias read", 32)]) for r in reads] == [(16, 4), (12, 3)]
+    assert "with memory (4-bit weights, 32-bit membranes, 8-bit activations" in energy.memory_lines(record)[3]
     ann_memory = sum(row["ann_memory_j"] for row in record["layers"])
     # ANN: 28 weight reads x 4 bits + 28 input reads x 8 + 7 activation writes x 8 + 7 bias reads x 32,
     # at 10 pJ per 64 bits

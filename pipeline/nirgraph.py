@@ -26,7 +26,7 @@ the side file (`sidecar`), never dropped silently:
 - Quantised weights (``QUANT=b``, `pipeline.training.quantisation`): NIR holds float weights, so the
   file holds q x scale, the very float32 values the engine runs; each Conv2d/Affine/Linear node's
   ``metadata`` (NIR 1.0.5 serialises it with the node) holds ``weight_bits`` and ``weight_scale`` (one
-  float32 per output channel, so q = weight / weight_scale[:, None...] exactly), and the side file
+  float32 per output channel, so q = weight / weight_scale along the first axis, exactly), and the side file
   repeats them per layer under ``weight_quantisation``.
 """
 import numpy as np
@@ -165,7 +165,7 @@ def sidecar(graph, approximations=(), weight_bits=0):
                                       "|q| <= 2^(bits-1) - 1; biases float32",
         "scales": {node.name: [float(s) for s in _quantisation(node, weight_bits)["weight_scale"]]
                    for node in graph.nodes if isinstance(node, network.Weighted)}}} if weight_bits else {}
-    return {**quantised,"nir_version": NIR_VERSION, "format": "NIR HDF5 (nir.write)",
+    return {**quantised, "nir_version": NIR_VERSION, "format": "NIR HDF5 (nir.write)",
             "input_shape_channels_last": list(graph.input_shape),
             "input_coding": graph.neurons.coding, "poisson_rule": graph.neurons.poisson_rule,
             "input_gain": graph.neurons.gain, "input_delta": graph.neurons.delta,

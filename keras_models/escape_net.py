@@ -10,6 +10,13 @@ At width 64 on 56x100 input the modified model has 5,821,184 weights.
 `levels` quantisation steps and a trainable clip level (`keras_models.qcfs`; layers qcfs1,
 qcfs2, qcfs3, qcfs_dense1 after conv1-3 and dense1, which become linear): the low-latency
 conversion of Bu et al. (ICLR 2022). Same weights as `modified`, plus one lambda per layer.
+
+`build_1d`: the modified network in one dimension, for recordings seen as time x channels (the 56
+channels as features, convolution over the 100 samples): the same layers with Conv1D /
+AveragePooling1D and kernel lengths 8, 4, 2 over time. At width 64 on (100, 56) input it has 463,616
+weights (28,672 + 16,384 + 8,192 in the convolutions, 409,600 + 768 in the dense layers): the 2-D
+network's 5.8 M are 98.5 % its first dense layer, fed the 14 x 25 x 64 map that keeps 14 channel rows,
+where the 1-D one is fed 25 x 64.
 """
 import tensorflow as tf
 
@@ -17,6 +24,7 @@ from keras_models.qcfs import QCFS
 
 VARIANTS = ("modified", "original", "qcfs")
 KERNELS = ((8, 8), (4, 4), (2, 2))
+KERNELS_1D = tuple(kernel[1] for kernel in KERNELS)   # the 2-D kernels' extent over time
 # Keras' default 0.99 leaves 0.99^272 = 6.5 % of the initial moving variance (1.0) after the 272 steps of
 # 8 epochs on 2,160 samples; with nerve-cuff inputs (|x| ~ 0.03) the true variance is ~1e-3, so inference
 # normalised with that mostly-initial value and the original network sat at chance (0.333) on the test set.
@@ -60,3 +68,22 @@ def build(variant="modified", input_shape=(56, 100, 1), num_classes=3, width=64,
     outputs = layers.Dense(num_classes, activation="softmax", use_bias=original, name="dense2")(x)
     name = f"escape_net_qcfs_L{levels}_w{width}" if quantised else f"escape_net_{variant}_w{width}"
     return tf.keras.Model(inputs, outputs, name=name)
+
+
+def build_1d(input_shape=(100, 56), num_classes=3, width=64, dropout=0.2):
+    """Return an uncompiled 1-D ESCAPE-NET (modified variant) on (time, channels) inputs:
+    Conv1D W 8 -> AvgPool1D 2 -> Conv1D W 4 -> AvgPool1D 2 -> Conv1D W 2 -> Flatten -> Dense 256 ->
+    Dense classes (softmax), every conv 'same' padded with ReLU, no biases, dropout as in `build`."""
+    layers = tf.keras.layers
+    inputs = layers.Input(shape=tuple(input_shape), name="input")
+    x = inputs
+    for i, kernel in enumerate(KERNELS_1D, start=1):
+        x = layers.Conv1D(width, kernel, padding="same", activation="relu", use_bias=False, name=f"conv{i}")(x)
+        if i < len(KERNELS_1D):
+            x = layers.AveragePooling1D(2, name=f"pool{i}")(x)
+            x = layers.Dropout(dropout, name=f"drop{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(HIDDEN_UNITS, activation="relu", use_bias=False, name="dense1")(x)
+    x = layers.Dropout(dropout, name="drop_dense")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", use_bias=False, name="dense2")(x)
+    return tf.keras.Model(inputs, outputs, name=f"escape_net_1d_w{width}")

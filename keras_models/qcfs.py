@@ -111,3 +111,71 @@ def initialise_thresholds(model, x, percentile=99.9):
         layer.threshold.assign(value)
         found[layer.name] = value
     return found
+
+
+def twin(model, levels):
+    """The QCFS network of a trained ReLU ``model``, built from the model itself (any functional graph):
+    every layer in the same order and wiring, weights copied, but each hidden ReLU replaced by QCFS
+    with L = ``levels`` (lambda at `INITIAL_THRESHOLD`; `initialise_thresholds` sets it from data):
+
+    - a layer with a ``relu`` activation (Conv2D, Dense) keeps its name with a linear activation and is
+      followed by ``QCFS`` named ``<name>_qcfs``: the form `pipeline.network.describe` absorbs;
+    - a ReLU layer (``Activation("relu")``, plain ``ReLU()``), as a canonical model keeps after an
+      ``Add``, becomes ``QCFS`` named ``<name>_qcfs`` in its place: the sum is clipped and quantised
+      like every other hidden value, as Bu et al. do after the residual additions of their ResNets.
+
+    A layer whose output is a model output (the readout) keeps its activation. Layers are matched by
+    name (`warm_start` copies by name). Refuses a model that already has QCFS layers (ValueError).
+    """
+    import tensorflow as tf
+    keras = tf.keras.layers
+    if layers_of(model):
+        raise ValueError(f"model {model.name!r} already has QCFS layers")
+    readouts = {id(tensor._keras_history.layer) for tensor in model.outputs}
+    names = {layer.name for layer in model.layers}
+
+    def qcfs_after(name):
+        new = f"{name}_qcfs"
+        while new in names:   # a user's layer already has that name
+            new += "_"
+        names.add(new)
+        return QCFS(levels, name=new)
+
+    values = {}   # id of a source KerasTensor -> the twin's tensor
+
+    def inputs_of(node):
+        found = [values[id(t)] for t in tf.nest.flatten(node.input_tensors)]
+        return found if isinstance(node.input_tensors, (list, tuple)) else found[0]
+
+    inputs = []
+    for tensor in model.inputs:
+        values[id(tensor)] = tf.keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=tensor._keras_history.layer.name)
+        inputs.append(values[id(tensor)])
+    built = []
+    for layer in model.layers:
+        if type(layer) is keras.InputLayer:
+            continue
+        node = next(node for node in layer.inbound_nodes
+                    if all(id(t) in values for t in tf.nest.flatten(node.input_tensors)))
+        config = layer.get_config()
+        relu_layer = (type(layer) is keras.Activation and config["activation"] == "relu") or (
+            type(layer) is keras.ReLU and config["max_value"] is None and not config["negative_slope"]
+            and not config["threshold"])
+        hidden = id(layer) not in readouts
+        if relu_layer and hidden:
+            output = qcfs_after(layer.name)(inputs_of(node))
+        else:
+            relu = hidden and getattr(getattr(layer, "activation", None), "__name__", None) == "relu"
+            if relu:
+                config["activation"] = "linear"
+            clone = type(layer).from_config(config)
+            output = clone(inputs_of(node))
+            built.append((clone, layer.get_weights()))
+            if relu:
+                output = qcfs_after(layer.name)(output)
+        for source, new in zip(tf.nest.flatten(node.output_tensors), tf.nest.flatten(output)):
+            values[id(source)] = new
+    for clone, weights in built:
+        clone.set_weights(weights)
+    outputs = [values[id(t)] for t in model.outputs]
+    return tf.keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name=f"{model.name}_qcfs")

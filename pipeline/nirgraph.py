@@ -12,11 +12,17 @@ the side file (`sidecar`), never dropped silently:
   flatten of (C, H, W) orders features channel-major, so the next dense layer's weight columns
   are permuted from the engine's channels-last order.
 - Keras 'same' padding puts the smaller half first (even kernels pad 3 before, 4 after for 8):
-  written as NIR's ``"same"`` string (PyTorch's rule, the same one), never as symmetric integers;
-  'same' with a stride is refused when it would pad unevenly.
+  written as NIR's ``"same"`` string (PyTorch's rule, the same one), never as symmetric integers.
+  With a stride (no 'same' in PyTorch) it is integers, ``after`` on both sides, the kernel grown in
+  front by zero rows where TF pads one less before (`_conv_padding`).
 - Linear average pools are ``AvgPool2d`` nodes; spiking pools are ``AvgPool2d`` then an ``IF``
   with threshold 1. The membrane readout is an integrator ``I`` (it never spikes); the
   spike-count readout an ``IF``.
+- A graph keeps its edges, and NIR sums every edge entering a node: an `Add` with neurons is an ``IF``
+  entered by its inputs, a linear one an identity ``Scale``; each input after the first enters through
+  a ``Scale`` holding its merge scale, the engine's float32 factor (`merge_scales`). A linear weighted
+  layer is its ``Conv2d`` / ``Affine`` without an ``IF``; a grouped convolution ``Conv2d(groups=...)``.
+  NIR 1.0.5 has no concatenation (edges only sum): a `Concatenate` is refused.
 - Not in the graph, written to the side file: the input coding (Poisson rule), the readout rule,
   the initial membrane (v(0) = fraction x theta, e.g. QCFS's theta/2), the NIR version.
 - A Reshape (a Conv1D model's (L, C) input as a 2-D map (1, L, C)) and a spiking max pool have no NIR
@@ -26,15 +32,15 @@ the side file (`sidecar`), never dropped silently:
 - Quantised weights (``QUANT=b``, `pipeline.training.quantisation`): NIR holds float weights, so the
   file holds q x scale, the very float32 values the engine runs; each Conv2d/Affine/Linear node's
   ``metadata`` (NIR 1.0.5 serialises it with the node) holds ``weight_bits`` and ``weight_scale`` (one
-  float32 per output channel, so q = weight / weight_scale along the first axis, exactly), and the side file
-  repeats them per layer under ``weight_quantisation``.
+  float32 per output channel, so q = weight / weight_scale along the first axis, exactly), and the side
+  file repeats them per layer under ``weight_quantisation``.
 """
 import numpy as np
 
 from pipeline import UserError, network
 
 NIR_VERSION = "1.0.5"
-INPUT, OUTPUT = "input", "output"
+INPUT, OUTPUT = network.INPUT, network.OUTPUT
 
 
 def _threshold_out(theta):
@@ -69,7 +75,7 @@ def _weights(node):
 
 
 def _check_exportable(graph):
-    if graph.neurons.leak != 1.0 or any(n.neuron.leak != 1.0 for n in graph.weighted):
+    if graph.neurons.leak != 1.0 or any(n.neuron.leak != 1.0 for n in graph.calibrated()):
         raise UserError(f"network {graph.name!r}: a leak below 1 has no exact NIR form (NIR's LIF is continuous; "
                         "its time step is the importer's): export networks with LEAK=1")
     for node in graph.nodes:
@@ -79,10 +85,14 @@ def _check_exportable(graph):
         if isinstance(node, network.MaxPool2d):
             raise UserError(f"layer {node.name!r}: NIR {NIR_VERSION} has no max pool node (nor a spike-count "
                             "gate): it cannot be exported")
+        if isinstance(node, network.Concatenate):
+            raise UserError(f"layer {node.name!r}: NIR {NIR_VERSION} has no concatenation node (its edges only sum): "
+                            "a Concatenate cannot be exported")
         if isinstance(node, network.Conv2d) and node.padding == "same" and node.stride != (1, 1) \
-                and any(node.pads()[a] * 2 != _total_pad(node, a) for a in (0, 1)):
-            raise UserError(f"layer {node.name!r}: 'same' padding with stride {node.stride} pads unevenly; "
-                            "NIR holds 'same' for stride 1 only")
+                and any((_total_pad(node, a) - 2 * node.pads()[a]) % node.dilation[a] for a in (0, 1)):
+            raise UserError(f"layer {node.name!r}: 'same' padding with stride {node.stride} and dilation "
+                            f"{node.dilation} pads unevenly; NIR's padding is symmetric, and the kernel cannot "
+                            "grow by less than its dilation to make up for it")
         if isinstance(node, network.AvgPool2d) and any(_total_pad(node, a) for a in (0, 1)):
             raise UserError(f"layer {node.name!r}: a padded average pool (TF excludes the padding from the mean) "
                             "has no NIR form")
@@ -97,6 +107,32 @@ def _total_pad(node, axis):
     return before + after
 
 
+def merge_scales(graph):
+    """``{merge: per-input scales}`` as float32, as the engine computes them (`Network.merge_scales` on
+    float32 products of float32 thresholds): the file's Scale nodes hold the engine's factors exactly."""
+    units = graph.units({name: np.full(1, theta, np.float32) for name, theta in graph.thresholds().items()})
+    return {node.name: [np.float32(np.asarray(scale).flat[0]) for scale in graph.merge_scales(node, units)]
+            for node in graph.nodes if isinstance(node, network.MERGES)}
+
+
+def _conv_padding(node, weight):
+    """NIR padding, weight (C_out, C_in/g, kH, kW) and metadata of a Keras convolution. 'same' at stride 1
+    is NIR's ``"same"`` (PyTorch's rule: TF's, the smaller half first). With a stride PyTorch has no
+    'same', and TF pads ``after`` = ``before`` or one more: the file pads ``after`` on both sides and the
+    kernel grows in front by the difference (over the dilation), zero rows that meet only the extra
+    padding, so every window weighs the same inputs by the same weights; the metadata names the Keras
+    kernel size, so `from_nir` takes the zero rows off again."""
+    if node.padding != "same":
+        return (0, 0), weight, {}
+    if node.stride == (1, 1):
+        return "same", weight, {}
+    pads = [network.same_padding(node.input_shape[a], node.kernel_size[a], node.stride[a], node.dilation[a])[1:]
+            for a in (0, 1)]
+    grow = [(after - before) // node.dilation[a] for a, (before, after) in enumerate(pads)]
+    weight = np.pad(weight, ((0, 0), (0, 0), (grow[0], 0), (grow[1], 0)))
+    return tuple(int(after) for _, after in pads), weight, {"keras_kernel_size": list(node.kernel_size)}
+
+
 def _quantisation(node, bits):
     """A weighted node's NIR ``metadata``: its weights' width and per-output-channel scale (``bits`` > 0;
     a ValueError if its kernel is not quantised to that width), else none."""
@@ -107,53 +143,83 @@ def _quantisation(node, bits):
     return {"weight_bits": np.int64(bits), "weight_scale": scale}
 
 
+def _ops(nir, node, flat, weight_bits=0):
+    """The NIR nodes of one engine node, each reading the one before: (name, NIR node) pairs. ``flat``:
+    the channels-last map its input is a flattening of, if it is one (an Affine's columns follow NIR's
+    channels-first order); ``weight_bits``: the width its kernel is quantised to (`_quantisation`)."""
+    ops = []
+    if isinstance(node, network.Conv2d):
+        kernel, bias = _weights(node)
+        padding, weight, metadata = _conv_padding(node, kernel.transpose(3, 2, 0, 1))
+        ops.append((node.name, nir.Conv2d(input_shape=tuple(node.input_shape[:2]), weight=weight.copy(),
+                                          stride=node.stride, padding=padding, dilation=node.dilation,
+                                          groups=node.groups, bias=bias,
+                                          metadata={**metadata, **_quantisation(node, weight_bits)})))
+    elif isinstance(node, network.Affine):
+        kernel, bias = _weights(node)
+        weight = kernel.T if flat is None else kernel.T[:, _flatten_permutation(flat)]
+        metadata = _quantisation(node, weight_bits)
+        ops.append((node.name, nir.Affine(weight=weight.copy(), bias=bias, metadata=metadata) if node.use_bias
+                    else nir.Linear(weight=weight.copy(), metadata=metadata)))
+    elif isinstance(node, network.AvgPool2d):
+        ops.append((node.name, nir.AvgPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
+                                             padding=np.array((0, 0)))))
+    elif isinstance(node, network.Flatten):
+        ops.append((node.name, nir.Flatten(input_type={"input": np.array(_channels_first(node.input_shape))},
+                                           start_dim=0, end_dim=-1)))
+    elif isinstance(node, network.Add) and node.neuron is None:   # a pure sum: the identity its edges enter
+        ops.append((node.name, nir.Scale(np.ones(_channels_first(node.output_shape), np.float32))))
+    return ops
+
+
 def to_nir(graph, weight_bits=0):
     """The NIR graph of a converted network (`network.Network` whose weighted nodes hold their layer);
     ``weight_bits``: the width its kernels are quantised to (0: float), recorded in each weighted node's
-    ``metadata`` with its scale."""
+    ``metadata`` with its scale.
+
+    Each engine node becomes its NIR node (named as it), then its neurons (``<name>.if``, or
+    ``<name>.i`` for the membrane readout); a linear layer has none. A merge is where edges meet (NIR
+    sums every edge entering a node): an `Add` with neurons is the IF ``<name>.if`` entered by its
+    inputs, a linear `Add` the identity ``Scale`` ``<name>``; each input after the first enters through
+    ``<name>.scale.<input>``, a Scale holding its merge scale (`merge_scales`). Dropout is nothing.
+    """
     import nir
     _check_exportable(graph)
+    scales = merge_scales(graph)
     nodes = {INPUT: nir.Input(input_type=np.array(_channels_first(graph.input_shape)))}
-    edges, previous, flat_from = [], INPUT, None
+    edges = []
+    out, flat = {INPUT: INPUT}, {INPUT: None}   # engine node -> the NIR node carrying its output; the map it flattens
     for node in graph.nodes:
-        added = []
-        if isinstance(node, network.Conv2d):
-            kernel, bias = _weights(node)
-            padding = "same" if node.padding == "same" else (0, 0)
-            added.append((node.name, nir.Conv2d(input_shape=tuple(node.input_shape[:2]),
-                                                weight=kernel.transpose(3, 2, 0, 1).copy(), stride=node.stride,
-                                                padding=padding, dilation=node.dilation, groups=1, bias=bias,
-                                                metadata=_quantisation(node, weight_bits))))
-        elif isinstance(node, network.Affine):
-            kernel, bias = _weights(node)
-            weight = kernel.T
-            if flat_from is not None:
-                weight = weight[:, _flatten_permutation(flat_from)]
-                flat_from = None
-            metadata = _quantisation(node, weight_bits)
-            layer = (nir.Affine(weight=weight.copy(), bias=bias, metadata=metadata) if node.use_bias
-                     else nir.Linear(weight=weight.copy(), metadata=metadata))
-            added.append((node.name, layer))
-        elif isinstance(node, network.AvgPool2d):
-            added.append((node.name, nir.AvgPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
-                                                   padding=np.array((0, 0)))))
-        elif isinstance(node, network.Flatten):
-            flat_from = tuple(node.input_shape) if len(node.input_shape) == 3 else None
-            added.append((node.name, nir.Flatten(input_type={"input": np.array(_channels_first(node.input_shape))},
-                                                 start_dim=0, end_dim=-1)))
+        sources = graph.inputs_of(node)
+        if len({flat[s] for s in sources}) > 1:
+            raise UserError(f"layer {node.name!r} merges a flattened map with another vector: NIR flattens "
+                            "channels-first, so their elements would not line up")
+        ops = _ops(nir, node, flat[sources[0]], weight_bits)
         if getattr(node, "neuron", None) is not None and graph.spikes(node):
-            added.append((f"{node.name}.if", _if_node(nir, node.output_shape, node.neuron.threshold)))
+            ops.append((f"{node.name}.if", _if_node(nir, node.output_shape, node.neuron.threshold)))
         elif node.readout:
-            added.append((f"{node.name}.i", nir.I(r=np.ones(node.output_shape, np.float32))))
-        for name, value in added:
-            value.input_type = {"input": np.array(_channels_first(node.input_shape if value is added[0][1]
+            ops.append((f"{node.name}.i", nir.I(r=np.ones(node.output_shape, np.float32))))
+        flat[node.name] = (tuple(node.input_shape) if isinstance(node, network.Flatten) and len(node.input_shape) == 3
+                           else flat[sources[0]] if isinstance(node, (network.Add, network.Dropout)) else None)
+        if not ops:     # dropout: the identity at inference
+            out[node.name] = out[sources[0]]
+            continue
+        head = ops[0][0]
+        edges.append((out[sources[0]], head))
+        for source, scale in zip(sources[1:], scales.get(node.name, [])[1:]):
+            name = f"{node.name}.scale.{source}"
+            nodes[name] = nir.Scale(np.full(_channels_first(node.output_shape), scale, np.float32))
+            edges += [(out[source], name), (name, head)]
+        for index, (name, value) in enumerate(ops):
+            value.input_type = {"input": np.array(_channels_first(node.input_shape if index == 0
                                                                   else node.output_shape))}
             value.output_type = {"output": np.array(_channels_first(node.output_shape))}
             nodes[name] = value
-            edges.append((previous, name))
-            previous = name
+            if index:
+                edges.append((ops[index - 1][0], name))
+        out[node.name] = ops[-1][0]
     nodes[OUTPUT] = nir.Output(output_type=np.array(graph.readout.output_shape))
-    edges.append((previous, OUTPUT))
+    edges.append((out[graph.readout.name], OUTPUT))
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
@@ -182,96 +248,155 @@ def _pair(value):
     return tuple(values * 2 if len(values) == 1 else values)
 
 
-def _chain(graph, path):
-    """The NIR graph's nodes in edge order, checked to be one chain from input to output."""
-    following = {}
+def _graph_order(graph, path):
+    """The NIR graph's nodes between input and output, each after every node feeding it (in the file's
+    order where that allows), with the sources and readers of every node (in edge order)."""
+    sources, readers = ({name: [] for name in graph.nodes} for _ in range(2))
     for source, target in graph.edges:
-        if source in following:
-            raise UserError(f"{path}: node {source!r} feeds more than one node; the engine runs chains only")
-        following[source] = target
-    order, name = [], INPUT
-    while name in following:
-        name = following[name]
-        order.append(name)
-    if not order or order[-1] != OUTPUT or len(order) != len(graph.nodes) - 1:
-        raise UserError(f"{path}: the edges do not chain input -> ... -> output through every node")
-    return order[:-1]
+        if source not in graph.nodes or target not in graph.nodes:
+            raise UserError(f"{path}: edge {source!r} -> {target!r} names a node the graph does not have")
+        sources[target].append(source)
+        readers[source].append(target)
+    order, placed, remaining = [], {INPUT}, [n for n in graph.nodes if n not in (INPUT, OUTPUT)]
+    while remaining:
+        ready = next((n for n in remaining if sources[n] and set(sources[n]) <= placed), None)
+        if ready is None:
+            raise UserError(f"{path}: nodes {remaining} are not reached from the input, or form a cycle; the "
+                            "engine runs feed-forward graphs")
+        order.append(ready)
+        placed.add(ready)
+        remaining.remove(ready)
+    unread = [n for n in order if not readers[n]]
+    if unread or len(sources[OUTPUT]) != 1 or sources[INPUT]:
+        raise UserError(f"{path}: " + (f"nothing reads nodes {unread}" if unread else
+                                       "the output must be fed by one node and the input by none"))
+    return order, sources, readers
+
+
+def _if_threshold(node, name, path):
+    values = np.unique(np.asarray(node.v_threshold))
+    if values.size != 1 or not np.all(np.asarray(node.r) == 1):
+        raise UserError(f"{path}: node {name!r}: the engine needs one threshold per layer and r = 1")
+    return _threshold_in(values[0])
 
 
 def from_nir(nir_graph, side=None, path="<graph>"):
-    """A Keras model, its thresholds and `network.Neurons` from a NIR graph written by `to_nir`
-    (or any chain of Conv2d / Linear / Affine / AvgPool2d / Flatten / IF / I nodes).
-    ``side``: the `sidecar` dict (input coding, initial membrane), if there is one."""
+    """A Keras model (functional: a chain or a graph), its thresholds and `network.Neurons` from a NIR
+    graph written by `to_nir`, or any feed-forward graph of Conv2d / Linear / Affine / AvgPool2d /
+    Flatten / IF / I / Scale nodes the engine can run. ``side``: the `sidecar` dict (input coding,
+    initial membrane), if there is one.
+
+    A node entered by several edges (which NIR sums) is a Keras ``Add``: an IF (``Add`` + ``ReLU``, its
+    threshold the Add's) or a Scale of ones (a linear ``Add``); one input enters directly, each other
+    through a Scale read only by the merge, whose values must be the engine's merge scales for the
+    thresholds read (`merge_scales`): the engine derives them from the thresholds, so other values
+    would run another network. A weighted node with an IF as its only reader has ReLU neurons; without
+    one it is linear (its current passes on)."""
     import nir
     import tensorflow as tf
     side = side or {}
     layers = tf.keras.layers
     if INPUT not in nir_graph.nodes or OUTPUT not in nir_graph.nodes:
         raise UserError(f"{path}: the graph has no 'input' or no 'output' node")
-    shape = np.asarray(nir_graph.nodes[INPUT].input_type["input"]).tolist()
+    order, sources, readers = _graph_order(nir_graph, path)
+    nodes = nir_graph.nodes
+    shape = np.asarray(nodes[INPUT].input_type["input"]).tolist()
     input_shape = tuple(shape[1:] + shape[:1]) if len(shape) == 3 else tuple(shape)
     inputs = layers.Input(input_shape, name="input")
-    x, weights, thresholds, flat_from, pools_spike, readout, last = inputs, [], {}, None, set(), None, None
-    order = _chain(nir_graph, path)
-    for index, name in enumerate(order):
-        node = nir_graph.nodes[name]
-        is_last_weighted = not any(isinstance(nir_graph.nodes[n], (nir.Conv2d, nir.Linear, nir.Affine))
-                                   for n in order[index + 1:])
-        if isinstance(node, nir.Conv2d):
-            kernel = np.asarray(node.weight, np.float32).transpose(2, 3, 1, 0)
+    weighted_kinds = (nir.Conv2d, nir.Linear, nir.Affine)
+    last = sources[OUTPUT][0]
+    readout = sources[last][0] if isinstance(nodes[last], (nir.IF, nir.I)) else last
+    if not isinstance(nodes[readout], weighted_kinds) or readers[readout] != [last] and readout != last:
+        raise UserError(f"{path}: the output must be fed by a Conv2d, Linear or Affine node's IF or I (the readout)")
+
+    def fires(name):     # a weighted node whose only reader is an IF of its own: ReLU neurons
+        (reader, *others) = readers[name]
+        single_if = isinstance(nodes[reader], nir.IF) and len(sources[reader]) == 1
+        if single_if and others:
+            raise UserError(f"{path}: node {name!r} feeds its IF and other nodes; the engine passes on one of the two")
+        return single_if and name != readout
+
+    value, flat, keras_of = {INPUT: inputs}, {INPUT: None}, {}   # per NIR node: tensor, flattened map, Keras layer
+    factors, merges, weights, thresholds, pools_spike, readout_rule = {}, [], [], {}, set(), "membrane"
+    for name in order:
+        node, source = nodes[name], sources[name][0]
+        keras_name = name.replace(".", "_")
+        value[name], flat[name] = value[source], flat[source]
+        if len(sources[name]) > 1:
+            if not (isinstance(node, nir.IF) or isinstance(node, nir.Scale) and np.all(np.asarray(node.scale) == 1)):
+                raise UserError(f"{path}: node {name!r} ({type(node).__name__}) is entered by several edges; the engine "
+                                "sums edges only into an IF or a Scale of ones (a residual Add)")
+            direct = [s for s in sources[name] if s not in factors]
+            scaled = [s for s in sources[name] if s in factors]
+            if len(direct) != 1:
+                raise UserError(f"{path}: node {name!r}: of a merge's inputs, all but the first enter through a Scale "
+                                f"(here {len(direct)} enter directly)")
+            parts = direct + [sources[s][0] for s in scaled]
+            if len({flat[s] for s in parts}) > 1:
+                raise UserError(f"{path}: node {name!r} adds a flattened map to another vector")
+            base = name.removesuffix(".if") if isinstance(node, nir.IF) else name
+            add = layers.Add(name=base.replace(".", "_"))
+            value[name] = add([value[s] for s in parts])
+            merges.append((add.name, [factors[s] for s in scaled], name))
+            keras_of[name] = add
+            if isinstance(node, nir.IF):
+                value[name] = layers.ReLU(name=f"{add.name}_relu")(value[name])
+                thresholds[add.name] = _if_threshold(node, name, path)
+        elif isinstance(node, nir.Scale):
+            if len(readers[name]) != 1 or len(sources[readers[name][0]]) < 2:
+                raise UserError(f"{path}: node {name!r}: a Scale outside a merge has no engine equivalent (the "
+                                "engine scales only the inputs of an Add, by their units)")
+            factors[name] = np.asarray(node.scale, np.float32)
+        elif isinstance(node, nir.Conv2d):
+            kernel, padding = _keras_conv(node, tuple(value[source].shape[1:3]), name, path)
             bias = np.asarray(node.bias, np.float32)
-            padding = node.padding if isinstance(node.padding, str) else "valid"
-            if not isinstance(node.padding, str) and np.any(np.asarray(node.padding) != 0):
-                raise UserError(f"{path}: node {name!r}: integer padding {node.padding} is symmetric; the engine "
-                                "runs Keras 'same' or 'valid' convolutions")
             conv = layers.Conv2D(kernel.shape[-1], kernel.shape[:2], strides=_pair(node.stride),
-                                 dilation_rate=_pair(node.dilation), padding=padding, use_bias=bool(np.any(bias)),
-                                 activation="linear" if is_last_weighted else "relu", name=name.replace(".", "_"))
-            x = conv(x)
+                                 dilation_rate=_pair(node.dilation), groups=int(node.groups), padding=padding,
+                                 use_bias=bool(np.any(bias)), activation="relu" if fires(name) else "linear",
+                                 name=keras_name)
+            value[name], flat[name], keras_of[name] = conv(value[source]), None, conv
             weights.append((conv, [kernel] + ([bias] if np.any(bias) else [])))
-            last = conv
         elif isinstance(node, (nir.Linear, nir.Affine)):
             weight = np.asarray(node.weight, np.float32)
-            if flat_from is not None:
-                inverse = np.argsort(_flatten_permutation(flat_from))
-                weight = weight[:, inverse]
-                flat_from = None
+            if flat[source] is not None:
+                weight = weight[:, np.argsort(_flatten_permutation(flat[source]))]
             bias = np.asarray(node.bias, np.float32) if isinstance(node, nir.Affine) else np.zeros(len(weight))
-            dense = layers.Dense(weight.shape[0], use_bias=bool(np.any(bias)), name=name.replace(".", "_"),
-                                 activation="linear" if is_last_weighted else "relu")
-            x = dense(x)
+            dense = layers.Dense(weight.shape[0], use_bias=bool(np.any(bias)), name=keras_name,
+                                 activation="relu" if fires(name) else "linear")
+            value[name], flat[name], keras_of[name] = dense(value[source]), None, dense
             weights.append((dense, [weight.T.copy()] + ([bias.astype(np.float32)] if np.any(bias) else [])))
-            last = dense
         elif isinstance(node, nir.AvgPool2d):
             if np.any(np.asarray(node.padding) != 0):
                 raise UserError(f"{path}: node {name!r}: padded average pooling is not supported")
             pool = layers.AveragePooling2D(tuple(np.asarray(node.kernel_size).tolist()),
-                                           tuple(np.asarray(node.stride).tolist()), name=name.replace(".", "_"))
-            x = pool(x)
-            last = pool
+                                           tuple(np.asarray(node.stride).tolist()), name=keras_name)
+            value[name], flat[name], keras_of[name] = pool(value[source]), None, pool
         elif isinstance(node, nir.Flatten):
-            flat_from = tuple(x.shape[1:]) if len(x.shape) == 4 else None
-            x = layers.Flatten(name=name.replace(".", "_"))(x)
+            flat[name] = tuple(value[source].shape[1:]) if len(value[source].shape) == 4 else None
+            value[name] = layers.Flatten(name=keras_name)(value[source])
         elif isinstance(node, nir.IF):
-            values = np.unique(np.asarray(node.v_threshold))
-            if values.size != 1 or not np.all(np.asarray(node.r) == 1):
-                raise UserError(f"{path}: node {name!r}: the engine needs one threshold per layer and r = 1")
-            theta = _threshold_in(values[0])
-            if isinstance(last, layers.AveragePooling2D):
-                pools_spike.add(last.name)
-            elif last is not None:
-                thresholds[last.name] = theta
-            if is_last_weighted and index == len(order) - 1:
-                readout = "spike_count"
-        elif isinstance(node, nir.I):
-            readout = "membrane"
+            theta, before = _if_threshold(node, name, path), keras_of.get(source)
+            if readers[source] != [name] or before is None:
+                raise UserError(f"{path}: node {name!r}: an IF follows a Conv2d, Linear, Affine, AvgPool2d or a sum, "
+                                "as its only reader")
+            if isinstance(before, layers.AveragePooling2D):
+                pools_spike.add(before.name)
+            elif isinstance(before, layers.Add):
+                value[name] = layers.ReLU(name=f"{before.name}_relu")(value[source])
+                thresholds[before.name] = theta
+            else:
+                thresholds[before.name] = theta
+            readout_rule = "spike_count" if readers[name] == [OUTPUT] else readout_rule
+        elif isinstance(node, nir.I) and readers[name] == [OUTPUT] and source == readout:
+            readout_rule = "membrane"
         else:
-            raise UserError(f"{path}: node {name!r} ({type(node).__name__}) has no engine equivalent "
-                            "(supported: Conv2d, Linear, Affine, AvgPool2d, Flatten, IF, I)")
-    model = tf.keras.Model(inputs, x, name="from_nir")
-    for name, value in side.get("thresholds", {}).items():   # the membrane readout's threshold is in no node
+            raise UserError(f"{path}: node {name!r} ({type(node).__name__}) has no engine equivalent here "
+                            "(supported: Conv2d, Linear, Affine, AvgPool2d, Flatten, IF, I as the readout's, Scale "
+                            "into a merge)")
+    model = tf.keras.Model(inputs, value[last], name="from_nir")
+    for name, theta in side.get("thresholds", {}).items():   # the membrane readout's threshold is in no node
         if name in {layer.name for layer, _ in weights}:
-            thresholds.setdefault(name, float(value))
+            thresholds.setdefault(name, float(theta))
     for layer, values in weights:
         layer.set_weights(values)
     pool_names = {layer.name for layer in model.layers if isinstance(layer, layers.AveragePooling2D)}
@@ -279,9 +404,43 @@ def from_nir(nir_graph, side=None, path="<graph>"):
         raise UserError(f"{path}: some average pools spike and others do not; the engine runs one pooling rule")
     neurons = network.Neurons(coding=side.get("input_coding", "poisson"), poisson_rule=side.get("poisson_rule", "signed"),
                               gain=float(side.get("input_gain", 1.0)), delta=float(side.get("input_delta", 0.05)),
-                              readout=readout or "membrane", pooling="spiking" if pools_spike else "linear",
+                              readout=readout_rule, pooling="spiking" if pools_spike else "linear",
                               initial_membrane=float(side.get("initial_membrane_fraction_of_threshold", 0.0)))
+    if merges:
+        _check_merge_scales(network.describe(model, thresholds, neurons), merges, path)
     return model, thresholds, neurons
+
+
+def _keras_conv(node, size, name, path):
+    """The Keras kernel (kH, kW, C_in/g, C_out) and padding of a NIR Conv2d on a map of ``size``: integer
+    padding is Keras 'same' where TF would pad so (`_conv_padding`'s encoding: the zero rows the kernel
+    grew by, per its metadata, taken off again), else refused: the engine runs 'same' or 'valid'."""
+    kernel = np.asarray(node.weight, np.float32).transpose(2, 3, 1, 0)
+    if isinstance(node.padding, str):
+        return kernel, node.padding
+    pads = _pair(node.padding)
+    if pads == (0, 0):
+        return kernel, "valid"
+    shape = tuple(int(k) for k in node.metadata.get("keras_kernel_size", kernel.shape[:2]))
+    grow = [kernel.shape[a] - shape[a] for a in (0, 1)]
+    trimmed = kernel[grow[0]:, grow[1]:]
+    stride, dilation = _pair(node.stride), _pair(node.dilation)
+    tf_pads = [network.same_padding(size[a], shape[a], stride[a], dilation[a])[1:] for a in (0, 1)]
+    if min(grow) < 0 or np.any(kernel[:grow[0]]) or np.any(kernel[:, :grow[1]]) or any(
+            after != pads[a] or after - before != grow[a] * dilation[a] for a, (before, after) in enumerate(tf_pads)):
+        raise UserError(f"{path}: node {name!r}: integer padding {pads} is not what Keras 'same' pads here; the "
+                        "engine runs Keras 'same' or 'valid' convolutions")
+    return trimmed, "same"
+
+
+def _check_merge_scales(graph, merges, path):
+    """Refuse a file whose merge Scales are not the engine's (`merge_scales` of the thresholds read)."""
+    expected = merge_scales(graph)
+    for layer, scales, name in merges:
+        for value, want in zip(scales, expected[layer][1:]):
+            if not np.all(value == want):
+                raise UserError(f"{path}: node {name!r}: an input enters scaled by {np.unique(value).tolist()}; the "
+                                f"engine rescales it by {float(want)!r}, the ratio of the units its thresholds give")
 
 
 def write(path, graph, approximations=(), weight_bits=0):

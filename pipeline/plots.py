@@ -22,7 +22,9 @@ def accuracy_vs_timesteps(path, rows, curve, simulator, num_samples):
     ax.plot(range(1, len(curve) + 1), curve, color="0.7", lw=1, label="SNN accuracy at every timestep")
     ts, anns, snns = zip(*rows)
     lo, hi = np.transpose([stats.interval(a, num_samples) for a in snns])
-    ax.errorbar(ts, snns, yerr=[np.subtract(snns, lo), np.subtract(hi, snns)], fmt="o-", color="C0", capsize=3,
+    # at k = 0 the Wilson bound lies a rounding error above the accuracy: matplotlib refuses a negative bar
+    ax.errorbar(ts, snns, yerr=np.maximum([np.subtract(snns, lo), np.subtract(hi, snns)], 0.0), fmt="o-", color="C0",
+                capsize=3,
                 label=f"SNN ({simulator}), 95 % interval, N={num_samples}")
     ax.axhline(anns[0], color="C3", ls="--", label=f"ANN ({anns[0]:.3f})")
     ax.axhspan(*stats.interval(anns[0], num_samples), color="C3", alpha=0.1)
@@ -219,6 +221,91 @@ def frontier(path, rows, front, chosen, ann_accuracy, num_samples):
     ax.set_ylabel(f"test accuracy (N={num_samples}, 95 % intervals)")
     ax.set_ylim(0, 1.02)
     ax.set_title("Accuracy vs energy: input coding x method x T (labels: T)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(alpha=0.3, which="both")
+    _save(fig, path)
+
+
+# --------------------------------------------------------------------- SEEDS=: the spread between trainings
+# SNN Toolbox's setup writes its plot settings (large fonts) into matplotlib's global rcParams in the stage's
+# process; the across-seed figures are drawn with matplotlib's defaults whatever ran before them
+_DEFAULT_STYLE = "default"
+
+
+def _across_bars(summaries):
+    """Error bars [below, above] of across-seed means (`stats.across_seeds`; zero without an interval)."""
+    below = [0.0 if s["interval"] is None else s["mean"] - s["interval"][0] for s in summaries]
+    above = [0.0 if s["interval"] is None else s["interval"][1] - s["mean"] for s in summaries]
+    return [below, above]
+
+
+def across_seeds_vs_timesteps(path, record, simulator):
+    """Table 2 across seeds (`records.SeedsRecord`): each seed's SNN accuracy per T as a small point, the
+    mean over seeds with its t interval as error bars, the ANN's mean as a line and its t interval as a band."""
+    with plt.style.context(_DEFAULT_STYLE):
+        _across_seeds_vs_timesteps(path, record, simulator)
+
+
+def _across_seeds_vs_timesteps(path, record, simulator):
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ts = [r.key["timesteps"] for r in record.rows]
+    for i, seed in enumerate(record.seeds):
+        ax.plot(ts, [r.per_seed[i]["snn_accuracy"] for r in record.rows], ".", color=f"C{(i + 1) % 10}", alpha=0.6,
+                label=f"seed {seed}")
+    means = [r.across["snn_accuracy"] for r in record.rows]
+    ax.errorbar(ts, [m["mean"] for m in means], yerr=_across_bars(means), fmt="o-", color="C0", capsize=4,
+                label=f"SNN ({simulator}), mean over {len(record.seeds)} seeds, "
+                      f"{100 * record.confidence:g} % t interval")
+    ann = record.rows[-1].across["ann_accuracy"]
+    ax.axhline(ann["mean"], color="C3", ls="--", label=f"ANN, mean over seeds ({ann['mean']:.3f})")
+    if ann["interval"] is not None:
+        ax.axhspan(*ann["interval"], color="C3", alpha=0.1)
+    ax.set_xlabel("simulation timesteps T")
+    ax.set_ylabel(f"test accuracy (N={record.num_samples} per seed)")
+    ax.set_ylim(0, 1)
+    ax.set_title("Converted ESCAPE-NET across training seeds: accuracy vs timesteps")
+    ax.legend(loc="lower right", fontsize=7)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def frontier_across_seeds(path, record):
+    """The frontier across seeds (`records.SeedsRecord`): each row's mean accuracy and energy over the seeds
+    with both t intervals as error bars, each seed's point faint behind it, the chosen points starred."""
+    with plt.style.context(_DEFAULT_STYLE):
+        _frontier_across_seeds(path, record)
+
+
+def _frontier_across_seeds(path, record):
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    seen = set()
+    for r in record.rows:
+        acc, en = r.across["snn_accuracy"], r.across["normalized_energy"]
+        key = (r.key["coding"], r.key["method"])
+        color, marker = CODING_COLORS.get(key[0], "k"), METHOD_MARKERS.get(key[1], "^")
+        ax.plot([e["normalized_energy"] for e in r.per_seed], [e["snn_accuracy"] for e in r.per_seed], marker,
+                color=color, ms=3, alpha=0.25)
+        ax.errorbar(en["mean"], acc["mean"], xerr=np.reshape(_across_bars([en]), (2, 1)),
+                    yerr=np.reshape(_across_bars([acc]), (2, 1)), fmt=marker, color=color, ms=5, capsize=2,
+                    label=None if key in seen else f"{key[0]}, {key[1]}")
+        ax.annotate(str(r.key["timesteps"]), (en["mean"], acc["mean"]), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points")
+        seen.add(key)
+    if record.chosen is not None and record.chosen.per_seed:
+        ax.plot([e["normalized_energy"] for e in record.chosen.per_seed],
+                [e["snn_accuracy"] for e in record.chosen.per_seed], "*", color="gold", mec="k", ms=12,
+                label="chosen on validation, per seed")
+    ann = record.rows[0].across["ann_accuracy"]
+    ax.axhline(ann["mean"], color="k", ls="--", lw=1, label=f"modified ANN, mean over seeds ({ann['mean']:.3f})")
+    if ann["interval"] is not None:
+        ax.axhspan(*ann["interval"], color="0.5", alpha=0.15)
+    ax.axvline(1.0, color="0.6", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("SNN energy / modified ANN energy (log)")
+    ax.set_ylabel(f"test accuracy (N={record.num_samples} per seed)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Accuracy vs energy over {len(record.seeds)} seeds: means with {100 * record.confidence:g} % "
+                 "t intervals (labels: T)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, which="both")
     _save(fig, path)

@@ -521,7 +521,8 @@ class LatencyRecord(Record):
     e_ac_pj: float = info()
     cheapest_within_1pp: dict[str, LatencyRow | None] = info(
         "per method and `overall`: the lowest-energy row whose SNN is within 1 pp of its ANN (null if none)")
-    ann: dict = info("the ANNs: `modified` and `qcfs`, each with `accuracy_on_samples` and `test_accuracy` "
+    ann: dict = info("the ANNs: `modified` (the RUN's model; its `name`: `modified ESCAPE-NET` or "
+                     "`MODEL=<file>`) and `qcfs`, each with `accuracy_on_samples` and `test_accuracy` "
                      "(whole test set; intervals beside), `path`, `sha256` (QCFS: its `lambda` per layer); "
                      "`qcfs_vs_modified_mcnemar` on the whole test set")
     conversion_thresholds: dict = info("the conversion thresholds: `values` per layer and `how` they were set")
@@ -664,9 +665,38 @@ class FrontierRecord(Record):
     versions: dict = info()
 
 
+# --------------------------------------------------------------------- SEEDS=
+@record
+class SeedsRow(Record):
+    """One row of a stage run once per training seed: each seed's values and their mean across seeds."""
+    FILES = "`rows` of `table2_seeds.json`, `frontier_seeds.json`"
+    key: dict = info("what the row is: `timesteps` (sweep); `coding`, `method`, `timesteps` (frontier)")
+    per_seed: list = info("per seed, in the order of `seeds`: `seed`, `run`, each quantity (accuracies with their "
+                          "95 % Wilson interval on `num_samples`), the seed's paired SNN-vs-ANN test and, for the "
+                          "frontier, the coding parameter and penalty weight its validation split chose")
+    across: dict = info("per quantity: `mean`, `std` (sample standard deviation), `half_width`, `interval` "
+                        "[lo, hi] (Student t over the seeds, n - 1 degrees of freedom: `stats.across_seeds`) and "
+                        "`n` seeds; std and interval null with one seed")
+
+
+@record
+class SeedsRecord(Record):
+    """A stage run once per training seed (`SEEDS`): every seed's rows, the means across seeds with t intervals."""
+    FILES = "`table2_seeds.json` (`make sweep SEEDS=...`), `frontier_seeds.json` (`make frontier SEEDS=...`)"
+    stage: str = info()
+    seeds: list = info("the training seeds (`SEEDS`)")
+    runs: list = info("each seed's RUN (`<RUN>-seed<s>`, in the order of `seeds`): its own run.json, trained model "
+                      "and results")
+    num_samples: int = count()
+    confidence: float = info("the confidence of the across-seed intervals")
+    rows: list[SeedsRow] = info("one `SeedsRow` per row of the stage's table (T; coding, method and T)")
+    chosen: SeedsRow | None = info("frontier: each seed's point chosen on its validation split (`key`: the "
+                                   "network per seed differs, so empty) and their mean", optional=True)
+
+
 # --------------------------------------------------------------------- the reference
 RECORDS = (ConvertRecord, AnnOriginalRecord, StdbRecord, StdbKey, EnergyRecord, LatencyRecord, LatencyRow,
-           FrontierRecord, FrontierRow, FrontierCell, FrontierCellKey, BenchRecord)
+           FrontierRecord, FrontierRow, FrontierCell, FrontierCellKey, BenchRecord, SeedsRecord, SeedsRow)
 
 
 def markdown():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline import ROOT, UserError
 
-RECORD_KEYS = ("data", "scale", "width", "epochs", "seed", "model_file", "prune", "quant")
+RECORD_KEYS = ("data", "scale", "width", "epochs", "seed", "model_file", "prune", "arch", "val_trials", "quant")
 MAKE_NAMES = {"model_file": "MODEL"}   # the setting of a record key, where its name differs
 
 

@@ -56,7 +56,8 @@ STAGE_LIST = (
           "REPORT.md"),
 )
 STAGES = tuple(s.name for s in STAGE_LIST)
-CLUSTER_STAGES = ("frontier",)   # the stages whose work EXECUTOR= may send to a Dask cluster
+CLUSTER_STAGES = ("sweep", "frontier")   # the stages whose work EXECUTOR= may send to a Dask cluster
+SEED_STAGES = ("sweep", "frontier")      # the stages SEEDS= runs once per seed
 TRUE = ("1", "yes", "true")
 
 
@@ -91,6 +92,15 @@ def _positive(number, word):
 
 _positive_int = _positive(_int, "integer")
 _positive_float = _positive(_float, "number")
+
+
+def _non_negative_int(name):
+    def parse(text):
+        value = _int(name)(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name}={value} must be an integer >= 0")
+        return value
+    return parse
 
 
 def _non_negative_float(name):
@@ -132,6 +142,22 @@ def _list_of(item, example):
 
 _int_list = _list_of(_positive_int, 'timesteps like "50 100 300"')
 _float_list = _list_of(_positive_float, 'positive numbers like "1 2 4"')
+
+
+def _seed_list(name):
+    """Distinct non-negative integer seeds, space- or comma-separated."""
+    def parse(text):
+        values = tuple(_int(name)(part) for part in text.replace(",", " ").split())
+        if not values:
+            raise argparse.ArgumentTypeError(f"{name} is empty: give seeds like \"0 1 2\"")
+        bad = [v for v in values if v < 0]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{name}={bad[0]} must be a non-negative integer")
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        if repeated:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} names seed {repeated[0]} twice")
+        return values
+    return parse
 
 
 def _choices_list(name, choices):
@@ -188,9 +214,10 @@ def option(make, meaning, default=None, parse=None, choices=None, flag=False, sh
 @dataclass(frozen=True)
 class Settings:
     stage: str
-    run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, epochs, "
-                             "seed, `PRUNE`, `QUANT`, `MODEL` and model in `run.json`, later stages reuse them; "
-                             "asking for others is refused (use another RUN, or `FORCE=1` with the new value)",
+    run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, "
+                             "`ARCH`, epochs, seed, `PRUNE`, `QUANT`, `MODEL` and model in `run.json`, later stages "
+                             "reuse them; asking for others is refused (use another RUN, or `FORCE=1` with the new "
+                             "value)",
                       "default")
     out: str | None = option("OUT", "where `results/`, `keras_models/trained/`, `data/` and `snn_configs/generated/` "
                                     "are written and read (e.g. a cluster's scratch); every stage of a RUN needs the "
@@ -199,6 +226,12 @@ class Settings:
                               shown="recorded, else `synthetic`")
     epochs: int | None = option("EPOCHS", "ANN training epochs", parse=_positive_int, shown="recorded, else 8")
     width: int | None = option("WIDTH", "filters per conv layer", parse=_positive_int, shown="recorded, else 64")
+    arch: str | None = option("ARCH", "the network the pipeline trains: `escape_net` (2-D convolutions over the "
+                                      "channels x time map) or `escape_net_1d` (1-D convolutions over time, the "
+                                      "channels as features: each recording seen as (1, time, channels); "
+                                      "convert, sweep, compare, stdb, energy, bench, export, interop; not latency "
+                                      "or frontier, [docs/one-d.md](docs/one-d.md)); not with `MODEL`",
+                              choices=("escape_net", "escape_net_1d"), shown="recorded, else `escape_net`")
     scale: str | None = option("SCALE", "`signed` (÷ the training set's peak \\|x\\|, to [-1, 1]) or `unsigned` "
                                         "(min-max to [0, 1]); the test set uses the training set's factors and is "
                                         "clipped; `make compare` gives signed data to its simulators as ON/OFF "
@@ -216,10 +249,25 @@ class Settings:
                                         "energy then defaults to `PRESET=int8-acc32` and counts weights at this "
                                         "width ([docs/quantisation.md](docs/quantisation.md)); 0: float",
                                parse=_quant_bits, shown="recorded, else 0")
+    val_trials: int | None = option("VAL_TRIALS", "synthetic data only: that many more trials, from their own "
+                                                  "random stream, as the validation split every choice is made on "
+                                                  "(the ANN's and STDB's best epoch, the frontier's point); the ANN "
+                                                  "then trains on every original training trial; a 1-pp paired "
+                                                  "non-inferiority choice needs about 12,600 (4,000 where the SNN "
+                                                  "and the ANN disagree on 5 % of trials: "
+                                                  "[docs/energy-memory.md](docs/energy-memory.md)); 0: 10 % of the "
+                                                  "training trials", parse=_non_negative_int,
+                                    shown="recorded, else 0")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
+    seeds: tuple | None = option("SEEDS", "`make sweep` and `make frontier` once per seed (e.g. `\"0 1 2\"`), each in "
+                                          "its own RUN `<RUN>-seed<s>` (its own training, `run.json` and results); "
+                                          "the across-seed table (per-seed rows, mean with its Student t interval "
+                                          "over seeds) in `results/<RUN>/`; not with `SEED` "
+                                          "([docs/seeds.md](docs/seeds.md))",
+                                 parse=_seed_list, shown="— (the RUN's one seed)")
     model: str | None = option("MODEL", "a trained Keras `.h5` to convert instead of training ESCAPE-NET (convert, "
-                                        "sweep without the `original` row, compare, stdb, energy, bench; not latency); "
+                                        "sweep without the `original` row, compare, stdb, energy, bench, latency); "
                                         "checked first: every layer convertible, input shape, output size; recorded "
                                         "in `run.json` with its sha256", shown="recorded, else —")
     timesteps: int | None = option("T", "simulation timesteps", parse=_positive_int, shown="— (compare 100)")
@@ -301,9 +349,9 @@ class Settings:
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows, `make frontier` `qcfs+stdb` rows "
                                 "(minutes each)", False, flag=True)
-    executor: str = option("EXECUTOR", "where `make frontier` simulates its cells: `local` (this process) or a Dask "
-                                       "scheduler `tcp://host:port` whose workers simulate them (results identical; "
-                                       "docs/cluster.md)", "local", parse=_executor)
+    executor: str = option("EXECUTOR", "where `make frontier` simulates its cells and `make sweep` its T values: "
+                                       "`local` (this process) or a Dask scheduler `tcp://host:port` whose workers "
+                                       "simulate them (results identical; docs/cluster.md)", "local", parse=_executor)
     force: bool = option("FORCE", "`1`: recompute what the RUN recorded: settings not given come from its "
                                    "`run.json` (not the defaults), a value given replaces the recorded one and "
                                    "the summary prints what changed", False, flag=True)
@@ -381,8 +429,13 @@ def _as_flags(argv):
 def parse(argv):
     values = vars(parser().parse_args(_as_flags(argv)))
     if values["executor"] != "local" and values["stage"] not in CLUSTER_STAGES:   # not silently run here instead
-        raise UserError(f"EXECUTOR={values['executor']}: only {', '.join(CLUSTER_STAGES)} sends its work to a "
-                        f"cluster; run {values['stage']} with EXECUTOR=local")
+        raise UserError(f"EXECUTOR={values['executor']}: only {' and '.join(CLUSTER_STAGES)} send their work to "
+                        f"a cluster; run {values['stage']} with EXECUTOR=local")
+    if values["seeds"] is not None and values["stage"] not in SEED_STAGES:
+        raise UserError(f"SEEDS={' '.join(map(str, values['seeds']))}: only {' and '.join(SEED_STAGES)} run once per "
+                        f"seed; run {values['stage']} with SEED= (one seed)")
+    if values["seeds"] is not None and values["seed"] is not None:
+        raise UserError(f"SEED={values['seed']} and SEEDS={' '.join(map(str, values['seeds']))}: give one of them")
     return Settings(**{f.name: values[f.name] for f in fields(Settings)})
 
 

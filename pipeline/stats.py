@@ -225,3 +225,34 @@ def correlation_interval(per_sample_r):
     half = scipy_stats.t.ppf(0.975, r.size - 1) * z.std(ddof=1) / math.sqrt(r.size)
     return {"mean": mean, "interval": [float(np.tanh(z.mean() - half)), float(np.tanh(z.mean() + half))],
             "n": int(r.size)}
+
+
+def across_seeds(values, confidence=0.95):
+    """``{"mean", "std", "half_width", "interval": [lo, hi], "n"}`` of one quantity measured once per
+    training seed: the mean with its two-sided Student t interval over the seeds (n - 1 degrees of
+    freedom, sample standard deviation), so the spread between trainings, not only the test set's
+    sampling noise (each seed's Wilson interval), is shown. With one seed: std, half width and
+    interval None.
+    """
+    from scipy import stats as scipy_stats
+    v = np.asarray([float(x) for x in values], float)
+    if not v.size:
+        raise UserError("an across-seed mean needs at least one seed")
+    if not 0 < confidence < 1:
+        raise UserError(f"confidence={confidence} must lie in (0, 1)")
+    mean = float(v.mean())
+    if v.size < 2:
+        return {"mean": mean, "std": None, "half_width": None, "interval": None, "n": 1}
+    std = float(v.std(ddof=1))
+    half = float(scipy_stats.t.ppf((1 + confidence) / 2, v.size - 1) * std / math.sqrt(v.size))
+    return {"mean": mean, "std": std, "half_width": half, "interval": [mean - half, mean + half], "n": int(v.size)}
+
+
+def format_across(summary, digits=3):
+    """'0.774 ± 0.012 [0.762, 0.786] (3 seeds)': an across-seed mean (`across_seeds`) with its t interval's
+    half width and bounds; '0.774 (1 seed)' without one."""
+    if summary["half_width"] is None:
+        return f"{summary['mean']:.{digits}f} (1 seed)"
+    lo, hi = summary["interval"]
+    return (f"{summary['mean']:.{digits}f} ± {summary['half_width']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}] "
+            f"({summary['n']} seeds)")

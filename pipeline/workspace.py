@@ -16,7 +16,7 @@ from pipeline.toolbox import onoff as onoff_inputs
 from pipeline.training import ann as train
 
 DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0, "model_file": None,
-            "prune": 0.0, "quant": 0}
+            "prune": 0.0, "arch": "escape_net", "val_trials": 0, "quant": 0}
 NUM_NORM = 500   # training samples the toolbox normalises on
 SIM_BATCH = 50   # samples per batch of the stages that sweep networks on the engine (latency, frontier)
 DEFAULT_N = 100             # test samples simulated when N is not given
@@ -80,7 +80,8 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
         results.hold_run(settings.run, folders)
     requested = {"data": settings.data, "scale": settings.scale, "width": settings.width,
                  "epochs": settings.epochs, "seed": settings.seed, "model_file": settings.model,
-                 "prune": settings.prune, "quant": settings.quant}
+                 "prune": settings.prune, "arch": settings.arch, "val_trials": settings.val_trials,
+                 "quant": settings.quant}
     for key in ("data", "model_file"):
         if requested[key] not in (None, "synthetic"):
             requested[key] = str(Path(requested[key]).expanduser().resolve())
@@ -95,7 +96,14 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
     if user_model and variant != "modified":
         raise UserError(f"the {variant} ESCAPE-NET is trained by the pipeline; RUN={settings.run} runs on "
                         f"MODEL={user_model}")
-    dataset = data.load_dataset(chosen["data"], chosen["scale"], cache_dir=folders.data)
+    if user_model and arch_of(chosen) != DEFAULTS["arch"]:
+        raise UserError(f"ARCH={arch_of(chosen)} names a network the pipeline trains; RUN={settings.run} runs on "
+                        f"MODEL={user_model}, whose file says its architecture")
+    dataset = data.load_dataset(chosen["data"], chosen["scale"], cache_dir=folders.data,
+                                validation_trials=int(chosen.get("val_trials") or 0))
+    if arch_of(chosen) == "escape_net_1d" or user_model and Path(chosen["data"]).suffix.lower() == ".mat" \
+            and train.user_input_shape(user_model) == (data.RAT_SAMPLES, data.RAT_CHANNELS):
+        dataset = data.time_series_view(dataset)   # a RAT file's 56 x 100 as 100 time samples x 56 channels
     if user_model:
         trained = train.bring(user_model, dataset, folders.trained, force=settings.force)
         was, now = chosen.get("model_file_sha256"), trained.info["source"]["sha256"]
@@ -105,7 +113,7 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
     else:
         trained = train.train(dataset, train.TrainSettings(variant, int(chosen["width"]), int(chosen["epochs"]),
                                                            int(chosen["seed"]), prune=prune_of(chosen),
-                                                           quant=quant_of(chosen)),
+                                                           arch=arch_of(chosen), quant=quant_of(chosen)),
                               folders.trained,
                               force=settings.force and variant == "modified", verbose=verbose)
     if variant == "modified":
@@ -119,6 +127,11 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
 def prune_of(record):
     """The RUN's pruning target (PRUNE): 0 for a RUN recorded before the setting existed."""
     return float(record.get("prune") or 0.0)
+
+
+def arch_of(record):
+    """The RUN's network (ARCH): `escape_net` for a RUN recorded before the setting existed."""
+    return record.get("arch") or DEFAULTS["arch"]
 
 
 def quant_of(record):
@@ -175,7 +188,7 @@ def training_split(ws, ntrain=None):
     ANN learned from or on the test set. ``ntrain``: that many training indices, class-balanced
     (`data.balanced_subset`), all of them when None or at least the split's size."""
     seed = int(ws.record["seed"])
-    train_idx, val_idx = data.validation_split(ws.dataset.y_train, train.VALIDATION_FRACTION, seed)
+    train_idx, val_idx = data.split_of(ws.dataset, train.VALIDATION_FRACTION, seed)
     if not len(val_idx):
         raise UserError(f"{ws.dataset.name}: the training set is too small for a validation split")
     if ntrain is not None and ntrain < len(train_idx):

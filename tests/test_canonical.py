@@ -20,7 +20,11 @@ def chain(input_shape, *stack):
     parameters (set, not trained: gamma and var in [0.5, 2], beta and mean ~ N(0, 1))."""
     import tensorflow as tf
     tf.keras.utils.set_random_seed(0)
-    model = tf.keras.Sequential([layers().Input(input_shape), *stack])
+    return with_statistics(tf.keras.Sequential([layers().Input(input_shape), *stack]))
+
+
+def with_statistics(model):
+    """``model``, its batch norms given non-trivial statistics and affine parameters."""
     rng = np.random.default_rng(1)
     for layer in model.layers:
         if isinstance(layer, layers().BatchNormalization):
@@ -376,3 +380,232 @@ def test_energy_and_nir_refuse_a_max_pool_in_one_line():
         operations.count_operations(graph.compute_nodes, {}, None, 1, "spiking")
     with pytest.raises(UserError, match=r"^layer 'mp1': NIR 1.0.5 has no max pool node[^\n]*$"):
         nirgraph.to_nir(graph)
+
+
+GRAPH_LAYERS = RUNNABLE + ("Add", "Concatenate", "Activation")
+
+
+def graph(input_shape, build):
+    """A functional model ``build(L, inputs)`` of one output, batch norms as in `chain`."""
+    import tensorflow as tf
+    tf.keras.utils.set_random_seed(0)
+    inputs = layers().Input(input_shape, name="x")
+    return with_statistics(tf.keras.Model(inputs, build(layers(), inputs)))
+
+
+def in_the_graph_contract(model):
+    """Only the layers a graph description takes: Conv2D / Dense relu or linear (softmax at the readout),
+    channels-last convolutions of any groups, Concatenate over axis -1, Activation("relu") only right after
+    an Add; one input, one output."""
+    L = layers()
+    assert len(model.inputs) == 1 and len(model.outputs) == 1
+    readout = model.outputs[0]._keras_history.layer
+    for layer in model.layers:
+        assert type(layer).__name__ in GRAPH_LAYERS, layer.name
+        inbound = layer._inbound_nodes[0].inbound_layers
+        if type(layer) in (L.Conv2D, L.Dense):
+            allowed = ("relu", "linear", "softmax") if layer is readout else ("relu", "linear")
+            assert layer.get_config()["activation"] in allowed, layer.name
+        if type(layer) is L.Conv2D:
+            assert layer.data_format == "channels_last"
+        if type(layer) is L.Concatenate:
+            assert layer.axis == -1
+        if type(layer) is L.Activation:
+            assert layer.get_config()["activation"] == "relu" and type(inbound) is L.Add, layer.name
+
+
+def stem(L, x, filters=4):
+    """Conv-BN-ReLU: the layer a block follows."""
+    return L.ReLU()(L.BatchNormalization()(L.Conv2D(filters, 3, padding="same")(x)))
+
+
+def readout(L, x):
+    return L.Softmax()(L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+
+
+def basic_block(L, x):
+    """ResNet's basic block on the identity: Conv-BN-ReLU-Conv-BN, Add, ReLU."""
+    y = L.BatchNormalization()(L.Conv2D(4, 3, padding="same", use_bias=False)(x))
+    y = L.BatchNormalization()(L.Conv2D(4, 3, padding="same", use_bias=False)(L.ReLU()(y)))
+    return L.ReLU()(L.Add()([y, x]))
+
+
+def projection_block(L, x):
+    """ResNet's downsampling block: strided main path, a strided 1x1 conv + BN shortcut, Activation('relu')."""
+    y = L.Activation("relu")(L.BatchNormalization()(L.Conv2D(6, 3, strides=2, padding="same")(x)))
+    y = L.BatchNormalization()(L.Conv2D(6, 3, padding="same")(y))
+    shortcut = L.BatchNormalization()(L.Conv2D(6, 1, strides=2)(x))
+    return L.Activation("relu")(L.Add()([y, shortcut]))
+
+
+def concatenate_block(L, x):
+    """Inception-style branches side by side, over axis 3 (rewritten -1) then -1."""
+    a = L.ReLU()(L.BatchNormalization()(L.Conv2D(2, 1)(x)))
+    b = L.Conv2D(3, 3, padding="same", activation="relu")(x)
+    c = L.Conv2D(2, (1, 3), padding="same", activation="relu")(x)
+    return L.Concatenate()([L.Concatenate(axis=3)([a, b]), c])
+
+
+def mobilenet_block(L, x):
+    """MobileNet v1's strided block (ZeroPadding2D as `correct_pad` pads, DepthwiseConv2D-BN-ReLU, 1x1-BN-ReLU),
+    then v2's inverted residual (expand 1x1, depthwise x2, linear projection, Add)."""
+    y = L.ZeroPadding2D(((0, 1), (0, 1)))(x)
+    y = L.ReLU()(L.BatchNormalization()(L.DepthwiseConv2D(3, strides=2, use_bias=False)(y)))
+    y = L.ReLU()(L.BatchNormalization()(L.Conv2D(6, 1, use_bias=False)(y)))
+    z = L.ReLU()(L.BatchNormalization()(L.Conv2D(12, 1, use_bias=False)(y)))
+    z = L.ReLU()(L.BatchNormalization()(L.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(z)))
+    z = L.BatchNormalization()(L.Conv2D(6, 1, use_bias=False)(z))
+    return L.Add()([z, y])
+
+
+def separable_block(L, x):
+    """SeparableConv2D with a depth multiplier, BN and ReLU; a strided one with its own ReLU and bias."""
+    y = L.ReLU()(L.BatchNormalization()(L.SeparableConv2D(6, 3, padding="same", depth_multiplier=2,
+                                                          use_bias=False)(x)))
+    return L.SeparableConv2D(5, 3, strides=2, activation="relu")(y)
+
+
+def conv1d_residual(L, x):
+    """A Conv1D residual block on (length, channels), the identity the model's own input."""
+    y = L.ReLU()(L.BatchNormalization()(L.Conv1D(4, 3, padding="same")(x)))
+    y = L.BatchNormalization()(L.Conv1D(4, 3, padding="same")(y))
+    y = L.Activation("relu")(L.Add()([y, x]))
+    return L.Softmax()(L.Dense(3)(L.GlobalAveragePooling1D()(y)))
+
+
+GRAPHS = {   # name: (input shape, model, the classes of the user's layers rewritten)
+    "a ResNet basic block": (
+        (8, 8, 3), lambda L, x: readout(L, basic_block(L, stem(L, x))),
+        ["BatchNormalization", "ReLU", "BatchNormalization", "ReLU", "BatchNormalization", "ReLU",
+         "GlobalAveragePooling2D", "Softmax"]),
+    "a projection shortcut": (
+        (8, 8, 3), lambda L, x: readout(L, projection_block(L, stem(L, x))),
+        ["BatchNormalization", "ReLU", "BatchNormalization", "Activation", "BatchNormalization",
+         "BatchNormalization", "GlobalAveragePooling2D", "Softmax"]),
+    "a Concatenate block": (
+        (6, 6, 2), lambda L, x: readout(L, concatenate_block(L, stem(L, x))),
+        ["BatchNormalization", "ReLU", "BatchNormalization", "ReLU", "Concatenate", "GlobalAveragePooling2D",
+         "Softmax"]),
+    "a MobileNet block": (
+        (8, 8, 3), lambda L, x: readout(L, mobilenet_block(L, stem(L, x))),
+        ["BatchNormalization", "ReLU", "ZeroPadding2D", "DepthwiseConv2D", "BatchNormalization", "ReLU",
+         "BatchNormalization", "ReLU", "BatchNormalization", "ReLU", "DepthwiseConv2D", "BatchNormalization",
+         "ReLU", "BatchNormalization", "GlobalAveragePooling2D", "Softmax"]),
+    "SeparableConv2D layers": (
+        (8, 8, 2), lambda L, x: readout(L, separable_block(L, x)),
+        ["SeparableConv2D", "BatchNormalization", "ReLU", "SeparableConv2D", "GlobalAveragePooling2D", "Softmax"]),
+    "a Conv1D residual block": (
+        (12, 4), conv1d_residual,
+        ["Conv1D", "Conv1D", "BatchNormalization", "ReLU", "Conv1D", "BatchNormalization",   # the Add reads the
+         "GlobalAveragePooling1D", "Softmax"]),                                    # first conv's Reshape too
+}
+
+
+@pytest.mark.parametrize("case", GRAPHS)
+def test_a_graph_becomes_a_graph_of_the_layers_a_description_takes_computing_the_same_function(case):
+    input_shape, build, rewritten = GRAPHS[case]
+    model = graph(input_shape, build)
+    form = canonical.canonicalise(model)
+    same_function(model, form.model)
+    in_the_graph_contract(form.model)
+    assert [c["class"] for c in form.changes] == rewritten
+    assert all(model.layers[c["layer"]].name == c["name"] and c["rule"] for c in form.changes)
+    assert {layer.name: form.indices[layer.name] for layer in form.model.layers[1:]} == form.indices
+    network.describe(form.model, indices=form.indices)
+
+
+def test_a_residual_block_keeps_its_add_and_the_relu_after_it_as_one_activation_layer():
+    model = graph((8, 8, 3), lambda L, x: readout(L, basic_block(L, stem(L, x))))
+    form = canonical.canonicalise(model)
+    kinds = [type(layer).__name__ for layer in form.model.layers]
+    assert kinds == ["InputLayer", "Conv2D", "Conv2D", "Conv2D", "Add", "Activation", "AveragePooling2D", "Flatten",
+                     "Dense"]
+    convs = form.model.layers[1:4]
+    assert [c.get_config()["activation"] for c in convs] == ["relu", "relu", "linear"]   # the last one feeds the Add
+    assert form.model.layers[4].input[1] is convs[0].output                             # the identity
+    relu = next(c for c in form.changes if c["class"] == "ReLU" and "Add" in c["rule"])
+    assert model.layers[relu["layer"]].name == form.model.layers[5].name                # named as the user's ReLU
+
+
+def test_a_depthwise_conv_is_a_conv2d_of_one_group_per_channel_with_the_same_kernel():
+    """Kernel (kh, kw, C, m) as (kh, kw, 1, C*m): output channel c*m + j is input channel c's j-th filter."""
+    import tensorflow as tf
+    L = layers()
+    model = graph((5, 5, 3), lambda L, x: L.Flatten()(L.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(x)))
+    depthwise = model.get_layer("dw").get_weights()[0]
+    form = canonical.canonicalise(model)
+    conv = form.model.get_layer("dw")
+    assert type(conv) is L.Conv2D and conv.groups == 3 and conv.filters == 6
+    np.testing.assert_array_equal(conv.get_weights()[0][:, :, 0, 2 * 1 + 1], depthwise[:, :, 1, 1])
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 3)).astype(np.float32)
+    alone = tf.nn.conv2d(x[..., 1:2], depthwise[:, :, 1:2, 1:2], 1, "VALID").numpy().reshape(2, -1)
+    np.testing.assert_allclose(form.model.predict(x, verbose=0).reshape(2, 3, 3, 6)[..., 3].reshape(2, -1), alone
+                               + conv.get_weights()[1][3], rtol=1e-5, atol=1e-6)
+
+
+def test_a_conv1d_residual_block_on_the_loaders_images_takes_one_reshape_at_its_input():
+    """(n, L, C) data loads as (L, C, 1): the input's Reshape goes straight to (1, L, C), which the first
+    Conv1D and the identity of the Add both read."""
+    model = graph((12, 4), conv1d_residual)
+    form = canonical.canonicalise(model, data_shape=(12, 4, 1))
+    x = np.random.default_rng(0).normal(size=(8, 12, 4)).astype(np.float32)
+    np.testing.assert_allclose(form.model.predict(x[..., None], verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    reshapes = [layer for layer in form.model.layers if type(layer) is layers().Reshape]
+    assert [r.target_shape for r in reshapes] == [(1, 12, 4)]
+    add = next(layer for layer in form.model.layers if type(layer) is layers().Add)
+    assert add.input[1] is reshapes[0].output
+    in_the_graph_contract(form.model)
+
+
+def test_a_graph_already_in_the_layers_a_description_takes_comes_back_as_it_is():
+    def build(L, x):
+        y = L.Conv2D(3, 3, padding="same", activation="relu")(x)
+        y = L.Activation("relu")(L.Add()([L.Conv2D(3, 3, padding="same")(y), x]))
+        return L.Dense(3)(L.Flatten()(L.Concatenate()([y, L.Conv2D(2, 1, groups=1, activation="relu")(x)])))
+    model = graph((6, 6, 3), build)
+    form = canonical.canonicalise(model)
+    assert form.model is model and form.changes == ()
+
+
+GRAPH_REFUSED = {   # name: (input shape, model, index and name of the refused layer, words of the reason)
+    "batch norm after an Add": (
+        (6, 6, 2), lambda L, x: L.BatchNormalization(name="bn")(L.Add(name="add")([L.Conv2D(2, 1)(x), x])),
+        "layer 3 'bn'", "nothing weighted does (it follows 'add'"),
+    "a ReLU of a value the Add reads un-ReLU'd": (
+        (6, 6, 2), lambda L, x: L.Add()([L.ReLU(name="r")(c := L.Conv2D(2, 1, name="c")(x)), c]),
+        "layer 2 'r'", "a ReLU of 'c' whose output is also used elsewhere ('add"),
+    "a batch norm of a conv whose output a shortcut reads too": (
+        (6, 6, 2), lambda L, x: L.Add()([L.BatchNormalization(name="bn")(c := L.Conv2D(2, 1, name="c")(x)), c]),
+        "layer 2 'bn'", "a batch norm of 'c' whose output is also used elsewhere"),
+    "a ReLU of an Add that is also used un-ReLU'd": (
+        (6, 6, 2), lambda L, x: L.Concatenate()([L.ReLU(name="r")(a := L.Add(name="a")([x, x])), a]),
+        "layer 2 'r'", "a ReLU of 'a' whose output is also used elsewhere"),
+    "a ReLU after a Concatenate": (
+        (6, 6, 2), lambda L, x: L.ReLU(name="r")(L.Concatenate()([x, x])), "layer 2 'r'", "or after an Add"),
+    "a concatenation over the height": (
+        (6, 6, 2), lambda L, x: L.Concatenate(axis=1, name="cat")([x, x]), "layer 1 'cat'", "not the channels"),
+    "a layer called twice": (
+        (6, 6, 2), lambda L, x: L.Add()([(c := L.Conv2D(2, 1, padding="same", name="c"))(x), c(x)]),
+        "layer 1 'c'", "called 2 times"),
+    "zero padding before a depthwise conv other than its 'same'": (
+        (6, 6, 2), lambda L, x: L.DepthwiseConv2D(3)(L.ZeroPadding2D(2, name="zp")(x)), "layer 1 'zp'",
+        "'same' padding"),
+}
+
+
+@pytest.mark.parametrize("case", GRAPH_REFUSED)
+def test_what_does_not_map_in_a_graph_is_refused_in_one_line_naming_the_layer(case):
+    input_shape, build, where, reason = GRAPH_REFUSED[case]
+    with pytest.raises(UserError) as refused:
+        canonical.canonicalise(graph(input_shape, build))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(where) and reason in message, message
+
+
+def test_a_model_of_two_inputs_is_refused_in_one_line():
+    import tensorflow as tf
+    L = layers()
+    a, b = L.Input((4,)), L.Input((4,))
+    with pytest.raises(UserError, match=r"^model 'two' has 2 inputs and 1 outputs; [^\n]*one input and one output$"):
+        canonical.canonicalise(tf.keras.Model([a, b], L.Add()([a, b]), name="two"))

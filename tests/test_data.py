@@ -272,7 +272,14 @@ def fake_synthetic(monkeypatch):
         return (rng.uniform(-0.5, 0.5, (12, CHANNELS, SAMPLES, 1)).astype(np.float32), np.arange(12) % 3,
                 rng.uniform(-0.5, 0.5, (6, CHANNELS, SAMPLES, 1)).astype(np.float32), np.arange(6) % 3)
 
+    def generate(n, seed, stream=0):
+        module.calls += 1
+        rng = np.random.default_rng([seed, stream])
+        return rng.uniform(-0.5, 0.5, (n, CHANNELS, SAMPLES, 1)).astype(np.float32), np.arange(n) % 3
+
     module.default_split = default_split
+    module.generate = generate
+    module.VALIDATION_STREAM = 3
     monkeypatch.setitem(sys.modules, "pipeline.data.synthetic", module)
     monkeypatch.setattr(pipeline.data, "synthetic", module, raising=False)
     return module
@@ -444,3 +451,31 @@ def test_npz_not_a_zip(tmp_path):
     with pytest.raises(UserError) as excinfo:
         data.load_npz(path)
     one_line_error(excinfo, path, "not a readable .npz file")
+
+
+def test_more_validation_trials_are_appended_as_the_validation_split_and_cached(tmp_path, fake_synthetic):
+    plain = data.load_dataset("synthetic", cache_dir=tmp_path)
+    more = data.load_dataset("synthetic", cache_dir=tmp_path, validation_trials=6)
+    again = data.load_dataset("synthetic", cache_dir=tmp_path, validation_trials=6)
+    assert fake_synthetic.calls == 2 and more.sha256 == again.sha256 != plain.sha256   # the 6 trials: generated once
+    assert len(more.y_train) == 18 and more.validation_size == 6 and more.name == "synthetic+6val"
+    train_idx, val_idx = data.split_of(more, 0.1, seed=0)
+    assert list(train_idx) == list(range(12)) and list(val_idx) == list(range(12, 18))
+    x_val, _ = fake_synthetic.generate(6, 0, stream=3)
+    scale = max(np.abs(fake_synthetic.default_split()[0]).max(), np.abs(x_val).max())   # signed: / the peak |x|
+    np.testing.assert_allclose(more.x_train[12:], x_val / scale, rtol=1e-6)   # scaled with the training set
+    assert list(data.split_of(plain, 0.5, seed=0)[1]) == list(data.validation_split(plain.y_train, 0.5, 0)[1])
+
+
+def test_more_validation_trials_of_a_file_are_refused_in_one_line(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.zeros((6, 2, 2)), y_train=np.arange(6) % 3, x_test=np.zeros((3, 2, 2)),
+             y_test=np.arange(3))
+    with pytest.raises(UserError, match="VAL_TRIALS=30: only the synthetic data can generate more trials"):
+        data.load_dataset(str(path), validation_trials=30)
+
+
+def test_the_validation_stream_is_not_the_training_streams_trials():
+    from pipeline.data import synthetic
+    val, train = synthetic.generate(3, 0, stream=synthetic.VALIDATION_STREAM)[0], synthetic.generate(3, 0, stream=1)[0]
+    assert not np.allclose(val, train)

@@ -1,15 +1,18 @@
 """snnTorch (a simulator we did not write, in its own environment `.venv-interop`) runs our NIR export of
 the symmetric-bug network: with its IF made the file's (beta 1, reset_delay on) every layer's spike count
 equals the engine's, neuron by neuron, with constant input and with the engine's own Poisson frames; and
-NeuroBench's operation counts on it are the hand-computed ones and what its rule gives on the engine's spikes."""
+NeuroBench's operation counts on it are the hand-computed ones and what its rule gives on the engine's spikes.
+Residual graphs (a merge's edges summed, a Scale rescaling the shortcut, a grouped convolution) spike as the
+engine too."""
 import json
 
 import numpy as np
 import pytest
 
 from conftest import check_uncertainty
-from pipeline import UserError, energy, engine, nirgraph, peers
-from test_nirgraph import THRESHOLDS, T, asymmetric_net, corner_inputs, settings
+from pipeline import UserError, energy, engine, network, nirgraph, peers
+from test_graph import layers, residual_block, separable_chain, tf
+from test_nirgraph import THRESHOLDS, T, asymmetric_net, calibrated, corner_inputs, graph_inputs, settings
 
 pytestmark = pytest.mark.slow  # every test runs snnTorch or NeuroBench in .venv-interop
 
@@ -96,6 +99,50 @@ def test_neurobench_counts_the_symmetric_bug_network_as_computed_by_hand(tmp_pat
     sparsity = peers.activation_sparsity(ours.neuron_totals, T, len(x), bench)
     assert sparsity["equal"] and 0 < sparsity["overall"]["neurobench"] < 1
     assert np.array_equal(bench["output_spikes"], ours.outputs[:, -1])
+
+
+def grouped_residual(seed=2):
+    """A grouped convolution (2 groups of 2 input channels), a linear pointwise one, and a residual add of
+    its current and the first convolution's spikes, under a ReLU; a dense readout."""
+    tf.keras.utils.set_random_seed(seed)
+    inputs = layers.Input((4, 4, 2))
+    first = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = layers.Conv2D(8, 3, padding="same", groups=2, activation="relu", name="grouped")(first)
+    x = layers.Conv2D(4, 1, name="pointwise")(x)
+    x = layers.ReLU(name="relu")(layers.Add(name="add")([x, first]))
+    return tf.keras.Model(inputs, layers.Dense(3, name="out")(layers.Flatten(name="flatten")(x)))
+
+
+@pytest.mark.parametrize("build", [residual_block, grouped_residual])
+def test_snntorch_spikes_as_the_engine_on_residual_graphs(tmp_path, build):
+    # snnTorch's importer sums the edges that meet at the add's IF (nirtorch's rule) and runs the Scale that
+    # rescales the shortcut's spikes to the branch's unit; with its IF made the file's, every layer (the add
+    # too) spikes as the engine, neuron by neuron, and the readout step by step.
+    import h5py
+    net = calibrated(build(), graph_inputs())
+    path = tmp_path / "net.nir"
+    nirgraph.write(path, net.describe())
+    x = graph_inputs()
+    ours = net.simulate(x, record=range(len(x)))
+    theirs = peers.snntorch(path, x, T, batch_size=4, threads=1, variants=("corrected",))
+    rows = peers.layer_agreement(ours.recorded, theirs.totals["corrected"])
+    assert "add" in rows and set(rows) == set(net.spiking_layer_names)
+    assert all(row["equal_per_neuron"] == 1.0 and row["engine_spikes"] > 0 for row in rows.values()), rows
+    np.testing.assert_array_equal(np.cumsum(theirs.output["corrected"], axis=1), ours.outputs)
+    # The Scale is used: set to 1 (the shortcut added unscaled), the add is the first layer that differs.
+    with h5py.File(path, "r+") as f:
+        scale = next(f"node/nodes/{name}/scale" for name in f["node/nodes"] if name.startswith("add.scale."))
+        assert not np.all(f[scale][...] == 1)
+        f[scale][...] = 1
+    unscaled = peers.snntorch(path, x, T, batch_size=4, threads=1, variants=("corrected",))
+    assert peers.first_difference(peers.layer_agreement(ours.recorded, unscaled.totals["corrected"])) == "add"
+
+
+def test_a_depthwise_convolution_snntorch_cannot_build_is_refused_in_one_line():
+    peers.check_importable(network.describe(grouped_residual()))     # 2 channels a group, 2 groups: it builds
+    with pytest.raises(UserError, match="layer 'depthwise': snnTorch 1.0.0's NIR importer builds this grouped "
+                                        "Conv2d with in_channels = 4 / 4"):
+        peers.check_importable(network.describe(separable_chain()))
 
 
 def test_a_missing_environment_or_a_bad_file_is_one_line(tmp_path):

@@ -61,6 +61,44 @@ def test_latency_stage_rows_fields_and_stdb_rows(tiny_npz, sandbox):
     assert all(0.0 <= p["qcfs_ann_accuracy"] <= 1.0 for p in ceiling)
 
 
+@pytest.mark.slow  # a model trained, its QCFS twin fine-tuned, both simulated
+def test_latency_runs_on_a_model_the_user_brings_as_its_qcfs_twin_fine_tuned_once(tiny_npz, sandbox):
+    from test_user_model import small_cnn
+    path = small_cnn(sandbox / "mine.h5")     # Conv2D(relu) -> AveragePooling2D -> Flatten -> Dense(softmax)
+    argv = ["latency", f"OUT={sandbox}", "--run", "u", "--data", str(tiny_npz), f"MODEL={path}", "--coding", "analog"]
+    record = latency.main(settings_module.parse([*argv, "--timesteps-list", "1 4", "--num-samples", "20"]))
+    assert [(r.method, r.timesteps) for r in record.rows] == [("conversion", 1), ("conversion", 4),
+                                                              ("qcfs", 1), ("qcfs", 4)]
+    brought = results.file_sha256(path)[:12]
+    trained = results.Folders.under(sandbox).trained
+    twins = list(trained.glob(f"user_{brought}_d*_qcfs_L8_s0.h5"))
+    assert len(twins) == 1 and str(twins[0]) == record.ann["qcfs"]["path"]
+    assert not list(trained.glob("escape_net_*"))                          # no ESCAPE-NET trained
+    info = json.loads(twins[0].with_suffix(".json").read_text())
+    assert info["source"]["path"] == str(path) and info["started_from"]["path"] == record.ann["modified"]["path"]
+    assert info["fine_tune_epochs"] == 2 and list(record.ann["qcfs"]["lambda"]) == ["conv2d_qcfs"]
+    assert record.ann["modified"]["name"] == "MODEL=mine.h5"
+    assert "ANNs on the whole test set: MODEL=mine.h5" in (sandbox / "results" / "u" / "latency_analog.md").read_text()
+    stamp = twins[0].stat().st_mtime_ns                                    # a second run reuses the twin
+    latency.main(settings_module.parse([*argv, "--timesteps-list", "1", "--num-samples", "5"]))
+    assert twins[0].stat().st_mtime_ns == stamp
+
+
 def test_timesteps_are_required(tiny_npz, sandbox):
     with pytest.raises(UserError, match="TS is required"):
         latency.main(settings_module.parse(["latency", f"OUT={sandbox}", "--data", str(tiny_npz)]))
+
+
+@pytest.mark.slow
+def test_latency_runs_a_residual_model_with_qcfs_after_its_add(tiny_npz, sandbox):
+    import tensorflow as tf
+    keras = tf.keras.layers
+    x = keras.Input((8, 12, 1))
+    a = keras.Conv2D(2, 3, padding="same", activation="relu")(x)
+    s = keras.ReLU()(keras.Add(name="add")([a, keras.Conv2D(2, 3, padding="same")(a)]))
+    path = sandbox / "res.h5"
+    tf.keras.Model(x, keras.Dense(3, activation="softmax")(keras.Flatten()(s))).save(path, save_format="h5")
+    record = latency.main(settings_module.parse(["latency", f"OUT={sandbox}", "--data", str(tiny_npz),
+                                                 f"MODEL={path}", "--timesteps-list", "2", "--num-samples", "10"]))
+    assert [(r.method, r.timesteps) for r in record.rows] == [("conversion", 2), ("qcfs", 2)]
+    assert "re_lu_qcfs" in record.ann["qcfs"]["lambda"]     # the add's QCFS, calibrated like every other

@@ -10,6 +10,8 @@ import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
 
 from pipeline import UserError, engine, network, nirgraph
+from pipeline.stages import export
+from test_graph import concat_block, residual_block, separable_chain
 
 layers = tf.keras.layers
 T = 12
@@ -48,30 +50,44 @@ def corner_inputs():
 def numpy_reference(graph, x):
     """Spike counts per IF node and the output of a NIR graph on constant input ``x`` (C, H, W), T steps.
 
-    NIR's semantics only: Conv2d is PyTorch's cross-correlation, 'same' padding total k-1 with the
-    smaller half first; AvgPool2d averages each window; Flatten orders (C, H, W); IF integrates,
-    fires where v > v_threshold and subtracts it; I integrates.
+    NIR's semantics only: a node's input is the sum of every edge entering it; Conv2d is PyTorch's
+    cross-correlation ('same' padding total k-1 with the smaller half first, integers on both sides; a
+    stride keeps every s-th output of the unit-stride one; with groups, output block g reads input
+    block g); AvgPool2d averages each window; Flatten orders (C, H, W); Scale multiplies;
+    IF integrates, fires where v > v_threshold and subtracts it; I integrates.
     """
     import nir
-    order, name, following = [], "input", dict(graph.edges)
-    while following.get(name) != "output":
-        name = following[name]
-        order.append(name)
+    sources = {}
+    for source, target in graph.edges:
+        sources.setdefault(target, []).append(source)
+    order, placed = [], {"input"}
+    while len(placed) < len(graph.nodes):   # each node once every node feeding it is placed, whatever the file order
+        for name in graph.nodes:
+            if name not in placed and set(sources[name]) <= placed:
+                order.append(name)
+                placed.add(name)
     state, counts = {}, {}
-    out = None
+    values = {}
     for _ in range(T):
-        h = x
+        values = {"input": x}
         for name in order:
-            node = graph.nodes[name]
+            node, h = graph.nodes[name], sum(values[s] for s in sources[name])
             if isinstance(node, nir.Conv2d):
                 w = node.weight
                 kh, kw = w.shape[2:]
-                pads = ([((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (kh, kw)] if node.padding == "same"
-                        else [(0, 0)] * 2)
+                assert np.all(np.asarray(node.dilation) == 1)
+                if isinstance(node.padding, str):
+                    pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) if node.padding == "same" else (0, 0)
+                            for k in (kh, kw)]
+                else:
+                    pads = [(int(p), int(p)) for p in np.broadcast_to(node.padding, 2)]
                 padded = np.pad(h, [(0, 0)] + pads)
                 rows, cols = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
-                h = np.stack([[[np.sum(padded[:, i:i + kh, j:j + kw] * w[o]) for j in range(cols)] for i in range(rows)]
-                              for o in range(w.shape[0])]) + node.bias[:, None, None]
+                block, per_group = w.shape[1], w.shape[0] // node.groups
+                group = [padded[o // per_group * block:(o // per_group + 1) * block] for o in range(w.shape[0])]
+                h = np.stack([[[np.sum(group[o][:, i:i + kh, j:j + kw] * w[o]) for j in range(cols)]
+                               for i in range(rows)] for o in range(w.shape[0])]) + node.bias[:, None, None]
+                h = h[:, ::np.broadcast_to(node.stride, 2)[0], ::np.broadcast_to(node.stride, 2)[1]]
             elif isinstance(node, nir.AvgPool2d):
                 (kh, kw), (sh, sw) = node.kernel_size, node.stride
                 rows, cols = (h.shape[1] - kh) // sh + 1, (h.shape[2] - kw) // sw + 1
@@ -81,6 +97,8 @@ def numpy_reference(graph, x):
                 h = h.reshape(-1)
             elif isinstance(node, (nir.Linear, nir.Affine)):
                 h = node.weight @ h + (node.bias if isinstance(node, nir.Affine) else 0)
+            elif isinstance(node, nir.Scale):
+                h = h * node.scale
             elif isinstance(node, nir.IF):
                 v = state.get(name, np.zeros(h.shape)) + h
                 spikes = (v > node.v_threshold).astype(np.float64)
@@ -90,8 +108,8 @@ def numpy_reference(graph, x):
             elif isinstance(node, nir.I):
                 state[name] = state.get(name, np.zeros(h.shape)) + h
                 h = state[name]
-        out = h
-    return counts, out
+            values[name] = h
+    return counts, values["output"]
 
 
 @pytest.mark.parametrize("pooling, readout", [("linear", "membrane"), ("spiking", "spike_count")])
@@ -111,13 +129,62 @@ def test_round_trip_gives_the_same_spikes(tmp_path, pooling, readout):
         np.testing.assert_array_equal(counts, b.recorded[name.replace(".", "_")])
 
 
+def calibrated(model, x, pooling="spiking", readout="spike_count", batch_size=4):
+    """``model`` converted with thresholds calibrated on ``x`` (analog input, T steps)."""
+    net = engine.SpikingNetwork(model, None, settings(pooling, readout))
+    thresholds = engine.calibrate_thresholds(net, x)
+    return engine.SpikingNetwork(model, thresholds,
+                                 dataclasses.replace(settings(pooling, readout), batch_size=batch_size))
+
+
+def graph_inputs():
+    return np.random.default_rng(2).uniform(0, 1, (4, 4, 4, 2)).astype(np.float32)
+
+
+def flattened_sum(seed=0):
+    """Two feature maps flattened and added without a ReLU (a linear Add of vectors in the engine's
+    channels-last order, NIR's channels-first), read out by a dense layer."""
+    tf.keras.utils.set_random_seed(seed)
+    inputs = layers.Input((4, 4, 2))
+    a = layers.Conv2D(3, 3, padding="same", activation="relu", name="conv1")(inputs)
+    b = layers.Conv2D(3, 3, padding="same", activation="relu", name="conv2")(a)
+    x = layers.Add(name="add")([layers.Flatten(name="f2")(b), layers.Flatten(name="f1")(a)])
+    return tf.keras.Model(inputs, layers.Dense(3, name="out")(x), name="flattened_sum")
+
+
+def strided_chain(seed=0):
+    """Strided 'same' convolutions where TF pads one less before than after (8 rows, kernel 3, stride 2:
+    0 before, 1 after; 7 columns, kernel 4: 1 before, 2 after), which NIR writes as symmetric integers
+    and a kernel grown in front."""
+    tf.keras.utils.set_random_seed(seed)
+    inputs = layers.Input((8, 7, 1))
+    x = layers.Conv2D(3, (3, 4), strides=2, padding="same", activation="relu", name="c1")(inputs)
+    x = layers.Conv2D(2, 3, strides=2, padding="same", activation="relu", name="c2")(x)
+    out = layers.Dense(3, name="out")(layers.Flatten(name="flatten")(x))
+    model = tf.keras.Model(inputs, out, name="strided")
+    model.set_weights([np.abs(w) + 0.05 for w in model.get_weights()])
+    return model
+
+
+def strided_inputs():
+    return np.random.default_rng(4).uniform(0, 1, (4, 8, 7, 1)).astype(np.float32)
+
+
+GRAPHS = {"residual": (residual_block, graph_inputs), "separable": (lambda: separable_chain(seed=2), graph_inputs),
+          "flattened_sum": (flattened_sum, graph_inputs), "strided": (strided_chain, strided_inputs)}
+
+
 @pytest.mark.parametrize("pooling, readout", [("linear", "membrane"), ("spiking", "spike_count")])
-def test_a_numpy_reading_of_the_nir_graph_spikes_as_the_engine(pooling, readout):
-    model = asymmetric_net()
-    net = engine.SpikingNetwork(model, THRESHOLDS, settings(pooling, readout))
+@pytest.mark.parametrize("build", ["asymmetric", *GRAPHS])
+def test_a_numpy_reading_of_the_nir_graph_spikes_as_the_engine(pooling, readout, build):
+    if build == "asymmetric":
+        net, x = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, settings(pooling, readout)), corner_inputs()
+    else:   # separable_chain's seed 2: its readout spikes
+        model, x = GRAPHS[build][0](), GRAPHS[build][1]()
+        net = calibrated(model, x, pooling, readout)
     graph = nirgraph.to_nir(net.describe())
-    x = corner_inputs()
     result = net.simulate(x, record=range(4))
+    assert all(result.recorded[name].sum() > 0 for name in result.recorded)
     for sample in range(4):
         counts, out = numpy_reference(graph, x[sample].transpose(2, 0, 1).astype(np.float64))
         for name, total in result.recorded.items():
@@ -130,7 +197,6 @@ def test_a_numpy_reading_of_the_nir_graph_spikes_as_the_engine(pooling, readout)
 
 def test_the_export_check_compares_every_neurons_train_and_refuses_a_file_that_differs(tmp_path):
     import h5py
-    from pipeline.stages import export
     one_at_a_time = dataclasses.replace(settings("spiking", "spike_count"), batch_size=1)   # as the check runs
     net = engine.SpikingNetwork(asymmetric_net(), THRESHOLDS, one_at_a_time)
     x, y = corner_inputs(), np.array([0, 1, 2, 0])
@@ -191,13 +257,94 @@ def test_what_nir_cannot_hold_is_refused(tmp_path):
         nirgraph.read(tmp_path / "missing.nir")
 
 
-def test_a_graph_that_does_not_chain_is_refused():
+def test_a_graph_node_that_leads_nowhere_or_a_scale_outside_a_merge_is_refused():
     import nir
-    graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "a": nir.Linear(np.ones((2, 2))),
-                                "b": nir.Linear(np.ones((2, 2))), "output": nir.Output(np.array([2]))},
-                         edges=[("input", "a"), ("input", "b"), ("a", "output")], type_check=False)
-    with pytest.raises(UserError, match="feeds more than one node"):
-        nirgraph.from_nir(graph)
+
+    def graph(nodes, edges):
+        return nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), **nodes, "output": nir.Output(np.array([2]))},
+                            edges=edges, type_check=False)
+    a, b = nir.Linear(np.ones((2, 2))), nir.Linear(np.ones((2, 2)))
+    with pytest.raises(UserError, match="nothing reads nodes \\['b'\\]"):
+        nirgraph.from_nir(graph({"a": a, "b": b}, [("input", "a"), ("input", "b"), ("a", "output")]))
+    with pytest.raises(UserError, match="form a cycle"):
+        nirgraph.from_nir(graph({"a": a, "b": b}, [("input", "a"), ("a", "b"), ("b", "a"), ("a", "output")]))
+    with pytest.raises(UserError, match="node 's': a Scale outside a merge"):
+        nirgraph.from_nir(graph({"s": nir.Scale(np.full(2, 2.0)), "a": a},
+                                [("input", "s"), ("s", "a"), ("a", "output")]))
+    with pytest.raises(UserError, match="'b' \\(Linear\\) is entered by several edges"):
+        nirgraph.from_nir(graph({"a": a, "b": b}, [("input", "a"), ("input", "b"), ("a", "b"), ("b", "output")]))
+
+
+def test_a_residual_block_is_written_as_edges_into_its_if_the_shortcut_through_its_merge_scale():
+    # units (see test_graph): conv1's spikes stand for 2, conv2's for 2 x 4 = 8; conv3 is linear (no IF) and
+    # keeps 8; the add's IF sums conv3's current and conv1's spikes x 2/8 = 0.25 (the Scale node).
+    net = engine.SpikingNetwork(residual_block(), {"conv1": 2.0, "conv2": 4.0, "add": 3.0, "out": 1.5},
+                                settings("spiking", "spike_count"))
+    graph = nirgraph.to_nir(net.describe())
+    assert graph.edges == [("input", "conv1"), ("conv1", "conv1.if"), ("conv1.if", "conv2"), ("conv2", "conv2.if"),
+                           ("conv2.if", "conv3"), ("conv3", "add.if"), ("conv1.if", "add.scale.conv1"),
+                           ("add.scale.conv1", "add.if"), ("add.if", "flatten"), ("flatten", "out"),
+                           ("out", "out.if"), ("out.if", "output")]
+    scale = graph.nodes["add.scale.conv1"].scale
+    assert scale.shape == (3, 4, 4) and np.all(scale == 0.25)
+    assert graph.nodes["add.if"].v_threshold.flat[0] == np.nextafter(np.float32(3.0), np.float32(0))
+    assert graph.nodes["conv3"].weight.shape == (3, 3, 3, 3) and "conv3.if" not in graph.nodes
+
+
+def test_a_linear_add_is_an_identity_scale_and_a_grouped_convolution_keeps_its_groups():
+    graph = nirgraph.to_nir(network.describe(flattened_sum(), {"conv1": 2.0, "conv2": 4.0}))
+    assert np.all(graph.nodes["add"].scale == 1) and graph.nodes["add"].scale.shape == (48,)
+    assert [e for e in graph.edges if "add" in e[1]] == [("f2", "add"), ("f1", "add.scale.f1"), ("add.scale.f1", "add")]
+    assert np.all(graph.nodes["add.scale.f1"].scale == 0.25)
+    separable = nirgraph.to_nir(network.describe(separable_chain()))
+    depthwise = separable.nodes["depthwise"]
+    assert depthwise.groups == 4 and depthwise.weight.shape == (8, 1, 3, 3) and "depthwise.if" not in separable.nodes
+    assert ("depthwise", "pointwise") in separable.edges
+
+
+def test_a_strided_same_convolution_is_written_padded_after_on_both_sides_its_kernel_grown_in_front():
+    # c1: 8 rows, kernel 3, stride 2: TF pads 0 before, 1 after -> (1, 1), one zero row in front (kernel 4);
+    # 7 columns, kernel 4: 1 before, 2 after -> (2, 2), one zero column in front (kernel 5). c2 on 4 x 4,
+    # kernel 3, stride 2: 0 before, 1 after on both axes.
+    graph = nirgraph.to_nir(network.describe(strided_chain()))
+    c1, c2 = graph.nodes["c1"], graph.nodes["c2"]
+    assert tuple(c1.padding) == (1, 2) and c1.weight.shape == (3, 1, 4, 5)
+    assert not np.any(c1.weight[:, :, 0]) and not np.any(c1.weight[:, :, :, 0]) and np.all(c1.weight[:, :, 1:, 1:] > 0)
+    assert tuple(c2.padding) == (1, 1) and c2.weight.shape == (2, 3, 4, 4)
+    assert list(c1.metadata["keras_kernel_size"]) == [3, 4]
+
+
+@pytest.mark.parametrize("build", list(GRAPHS))
+def test_the_export_check_passes_on_graphs_read_back_as_the_same_graph(tmp_path, build):
+    x = GRAPHS[build][1]()
+    net = calibrated(GRAPHS[build][0](), x, batch_size=1)
+    path = tmp_path / "net.nir"
+    nirgraph.write(path, net.describe())
+    model, thresholds, neurons = nirgraph.read(path)
+    back = network.describe(model, thresholds, neurons)
+    ours = net.describe()
+    assert back.edges == ours.edges and back.thresholds() == pytest.approx(ours.thresholds(), rel=1e-7)
+    assert [(type(a), getattr(a, "neuron", 0) is None) for a in back.nodes] == \
+        [(type(b), getattr(b, "neuron", 0) is None) for b in ours.nodes]
+    assert [getattr(n, "groups", 1) for n in back.nodes] == [getattr(n, "groups", 1) for n in ours.nodes]
+    checked = export.check_round_trip(net, path, x, np.zeros(4, int))
+    assert checked["spikes_equal"] and checked["predictions_equal"] and checked["spike_values_compared"] > 0
+
+
+def test_a_file_whose_merge_scale_is_not_the_engines_is_refused(tmp_path):
+    import h5py
+    net = calibrated(residual_block(), graph_inputs())
+    path = tmp_path / "net.nir"
+    nirgraph.write(path, net.describe())
+    with h5py.File(path, "r+") as f:
+        f["node/nodes/add.scale.conv1/scale"][...] *= 2
+    with pytest.raises(UserError, match="node 'add.if': an input enters scaled by"):
+        nirgraph.read(path)
+
+
+def test_a_concatenation_is_refused_in_one_line():
+    with pytest.raises(UserError, match="layer 'cat': NIR 1.0.5 has no concatenation node"):
+        nirgraph.to_nir(network.describe(concat_block()))
 
 
 def test_the_description_names_match_nir():

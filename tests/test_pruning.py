@@ -120,7 +120,7 @@ def test_energy_counts_only_non_zero_synapses_by_hand_on_a_tiny_net():
     dense = np.zeros((8, 2))
     dense[0], dense[2, 0], dense[3, 1], dense[5], dense[6, 0] = 0.1, 0.2, 0.3, 0.4, 0.5   # rows: 2 0 1 1 0 2 1 0
     conv = network.Conv2d(name="conv", input_shape=(3, 3, 1), output_shape=(2, 2, 2), kernel_size=(2, 2),
-                          layer=Kernel(kernel))
+                          neuron=network.IF(1.0), layer=Kernel(kernel))
     affine = network.Affine(name="dense", input_shape=(8,), output_shape=(2,), readout=True, layer=Kernel(dense))
     by_hand = [[2, 2, 0],    # (0,0): ch0 via (0,0), ch1 via (0,0); (0,2): its outputs would lie at column 2
                [2, 3, 1],    # (1,1): ch0 and ch1 via (0,0) to (1,1), ch1 via (1,1) to (0,0)

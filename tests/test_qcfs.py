@@ -162,3 +162,50 @@ def test_engine_refuses_misplaced_qcfs():
     out = layers.Dense(2, use_bias=False, name="out")(layers.Flatten()(h))
     with pytest.raises(UserError, match="'pool'.*followed by a QCFS"):
         engine.SpikingNetwork(tf.keras.Model(inputs, out))
+
+
+def test_the_twin_of_a_graph_quantises_every_hidden_relu_and_keeps_the_readout_and_the_weights():
+    # x -> a: Dense(relu, I) -> b: Dense(linear, -I/2) -> Add(a, b) -> ReLU layer -> out: Dense(relu, I)
+    x = layers.Input((2,), name="x")
+    a = layers.Dense(2, activation="relu", name="a")(x)
+    b = layers.Dense(2, name="b")(a)
+    s = layers.Activation("relu", name="s")(layers.Add(name="add")([a, b]))
+    model = tf.keras.Model(x, layers.Dense(2, activation="relu", name="out")(s))
+    for name, kernel in (("a", np.eye(2)), ("b", -0.5 * np.eye(2)), ("out", np.eye(2))):
+        model.get_layer(name).set_weights([kernel, np.zeros(2)])
+    twin = qcfs.twin(model, levels=2)
+    assert [(layer.name, type(layer).__name__) for layer in twin.layers] == [
+        ("x", "InputLayer"), ("a", "Dense"), ("a_qcfs", "QCFS"), ("b", "Dense"), ("add", "Add"),
+        ("s_qcfs", "QCFS"), ("out", "Dense")]
+    assert [twin.get_layer(n).activation.__name__ for n in ("a", "b", "out")] == ["linear", "linear", "relu"]
+    assert [layer.name for layer in twin.get_layer("add").inbound_nodes[0].inbound_layers] == ["a_qcfs", "b"]
+    for name in ("a", "b", "out"):
+        np.testing.assert_array_equal(twin.get_layer(name).get_weights()[0], model.get_layer(name).get_weights()[0])
+    for layer in qcfs.layers_of(twin):   # lambda 1, L 2: h = clip(floor(2z + 1/2) / 2, 0, 1)
+        layer.threshold.assign(1.0)
+    sample = np.array([[0.3, 0.8]], np.float32)
+    # ReLU: a = (0.3, 0.8), a + b = a / 2 = (0.15, 0.4). QCFS: a -> (0.5, 1.0), a + b -> (0.25, 0.5) -> (0.5, 0.5)
+    np.testing.assert_allclose(model(sample).numpy(), [[0.15, 0.4]], rtol=1e-6)
+    np.testing.assert_allclose(twin(sample).numpy(), [[0.5, 0.5]], rtol=1e-6)
+    with pytest.raises(ValueError, match="already has QCFS"):
+        qcfs.twin(twin, levels=2)
+
+
+def test_a_biased_layer_after_qcfs_fires_its_quantised_activation_at_T_equal_L():
+    # x = 1 -> a: Dense(w 1, b 0), QCFS lambda 2 -> b: Dense(w 1, b 1), QCFS lambda 4 -> readout; L = T = 2.
+    # ANN: a = 2 clip(floor(1 + 1/2) / 2) = 1; b gets 1 + 1 = 2 -> 4 clip(floor(2 * 2 / 4 + 1/2) / 2) = 2: 1 spike in 2.
+    # SNN, theta_b = 4 / 2 = 2, v(0) = 1: a spikes at step 1 only; b's current is that spike plus b / lambda_a = 0.5
+    # per step (v: 2.5 -> spike, 0.5 + 0.5 = 1 -> none); with the bias unscaled (1 per step) b spikes twice.
+    x = layers.Input((1,))
+    h = qcfs.QCFS(2, name="qa")(layers.Dense(1, name="a")(x))
+    h = qcfs.QCFS(2, name="qb")(layers.Dense(1, name="b")(h))
+    model = tf.keras.Model(x, layers.Dense(1, name="out")(h))
+    for name, bias, lam in (("a", 0.0, 2.0), ("b", 1.0, 4.0)):
+        model.get_layer(name).set_weights([np.ones((1, 1)), np.array([bias])])
+        model.get_layer(f"q{name}").threshold.assign(lam)
+    model.get_layer("out").set_weights([np.ones((1, 1)), np.zeros(1)])
+    np.testing.assert_allclose(tf.keras.Model(x, h)(np.ones((1, 1))).numpy(), [[2.0]])
+    net = engine.SpikingNetwork(model, None, engine.SnnSettings(timesteps=2, coding="analog", initial_membrane=0.5,
+                                                                batch_size=1))
+    recorded = net.simulate(np.ones((1, 1), np.float32), record=[0]).recorded
+    assert (float(np.sum(recorded["a"])), float(np.sum(recorded["b"]))) == (1.0, 1.0)

@@ -47,9 +47,6 @@ def test_convert_runs_on_a_model_the_user_brings(sandbox, tiny_npz, capsys):
     assert not list(results.Folders.under(sandbox).trained.glob("escape_net_*"))     # nothing trained
 
     capsys.readouterr()
-    assert main(["latency", f"OUT={sandbox}", "RUN=u", "TS=2 4"]) == 2                  # needs ESCAPE-NET itself
-    one_line_error(capsys, "QCFS", "MODEL=")
-
     import tensorflow as tf                                             # the file changes under the RUN
     model = tf.keras.models.load_model(path)
     model.set_weights([w * 0.5 for w in model.get_weights()])

@@ -42,6 +42,7 @@ class Dataset:
     num_classes: int
     scale: str
     sha256: str
+    validation_size: int = 0   # > 0: the last that many training samples are the validation split (`split_of`)
 
     @property
     def input_shape(self) -> tuple:
@@ -65,17 +66,27 @@ def load_raw(source: str):
     return loader(source)
 
 
-def load_dataset(source: str, scale: str = "signed", cache_dir: str | Path = "data") -> Dataset:
+def load_dataset(source: str, scale: str = "signed", cache_dir: str | Path = "data",
+                 validation_trials: int = 0) -> Dataset:
     """Load, validate and scale a dataset.
 
     The synthetic default is cached as an `.npz` in `cache_dir` (its generation is
     deterministic), keyed by the generator's version; real files are read every time so an
-    edited file is never shadowed by a stale copy.
+    edited file is never shadowed by a stale copy. ``validation_trials`` (synthetic data only, `VAL_TRIALS`):
+    that many more trials from their own random stream, appended to the training set as its validation split
+    (`split_of`), so a choice made on validation can be held to a 1-pp margin (docs/energy-memory.md).
     """
     _check_scale(scale)
+    if validation_trials and source != "synthetic":
+        raise UserError(f"VAL_TRIALS={validation_trials}: only the synthetic data can generate more trials; "
+                        f"{source}'s validation split is drawn from its own training set")
     if source == "synthetic":
         name = "synthetic"
         x_train, y_train, x_test, y_test = _cached_synthetic(Path(cache_dir))
+        if validation_trials:
+            x_val, y_val = _cached_synthetic(Path(cache_dir), validation_trials)
+            x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+            name = f"synthetic+{validation_trials}val"
     else:
         path = Path(source).expanduser().resolve()
         name, source = path.stem, str(path)
@@ -89,16 +100,28 @@ def load_dataset(source: str, scale: str = "signed", cache_dir: str | Path = "da
     for a in arrays:
         a.setflags(write=False)
     return Dataset(name, source, *arrays, num_classes=num_classes, scale=scale,
-                   sha256=_digest(arrays))
+                   sha256=_digest(arrays), validation_size=int(validation_trials))
 
 
-def _cached_synthetic(cache_dir: Path):
-    """The synthetic default split, generated once per generator version."""
+def _cached_synthetic(cache_dir: Path, validation_trials: int = 0):
+    """The synthetic default split, generated once per generator version; with ``validation_trials``, that
+    many trials of the validation stream instead, ``(x, y)``."""
     from pipeline.data import synthetic
 
     version = getattr(synthetic, "VERSION", None)
     if version is None:  # no explicit version: any edit of the generator invalidates the cache
         version = hashlib.sha256(inspect.getsource(synthetic).encode()).hexdigest()[:12]
+    if validation_trials:
+        path = cache_dir / f"synthetic_v{version}_val{validation_trials}.npz"
+        with results.locked(path):
+            if path.is_file() and results.stamped_problem(path) is None:
+                with np.load(path) as stored:
+                    return stored["x"], stored["y"]
+            x, y = synthetic.generate(validation_trials, 0, stream=synthetic.VALIDATION_STREAM)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, lambda f: np.savez(f, x=x, y=y))
+            results.write_stamp(path)
+        return x, y
     path = cache_dir / f"synthetic_v{version}.npz"
     with results.locked(path):
         if path.is_file():
@@ -268,6 +291,26 @@ def _npz_labels(path: Path, key: str, value: np.ndarray, n: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
+# ---------------------------------------------------------------- the 1-D view
+
+
+def time_series_view(dataset: Dataset) -> Dataset:
+    """The dataset's channels x time recordings `(N, C, L, 1)` (the RAT layout: `x[i, c, t, 0]`) seen as
+    time series `(N, 1, L, C)`: a map of height 1 whose L positions are the time samples and whose C
+    features are the channels, what a 1-D network (`ARCH=escape_net_1d`) convolves over time. The same
+    values, scaled as they were; a new sha256 (the arrays differ), so caches keyed by it stay apart."""
+    shape = dataset.input_shape
+    if len(shape) != 3 or shape[-1] != 1:
+        raise UserError(f"{dataset.source}: a 1-D network over time takes recordings of channels x time, "
+                        f"(N, channels, time) or (N, channels, time, 1); got samples of shape {shape}")
+    arrays = [np.ascontiguousarray(np.transpose(x, (0, 3, 2, 1))) for x in (dataset.x_train, dataset.x_test)]
+    arrays = (arrays[0], dataset.y_train, arrays[1], dataset.y_test)
+    for a in arrays:
+        a.setflags(write=False)
+    return Dataset(dataset.name, dataset.source, *arrays, num_classes=dataset.num_classes, scale=dataset.scale,
+                   sha256=_digest(arrays), validation_size=dataset.validation_size)
+
+
 # ---------------------------------------------------------------- checks
 
 
@@ -315,6 +358,16 @@ def scale_inputs(x_train, x_test, mode):
 
 
 # ---------------------------------------------------------------- splits and subsets
+
+
+def split_of(dataset, fraction, seed):
+    """(train_idx, val_idx) of ``dataset``'s training set: its generated validation block where it has one
+    (`load_dataset`'s ``validation_trials``), else `validation_split`."""
+    if dataset.validation_size:
+        n = len(dataset.y_train)
+        return np.arange(n - dataset.validation_size, dtype=np.int64), \
+            np.arange(n - dataset.validation_size, n, dtype=np.int64)
+    return validation_split(dataset.y_train, fraction, seed)
 
 
 def validation_split(y, fraction, seed):

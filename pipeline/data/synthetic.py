@@ -126,7 +126,7 @@ DEFAULT_NOISE = 3.5            # total additive noise RMS in microvolts (calibra
 DEFAULT_TRAIN = 2400
 DEFAULT_TEST = 1000
 
-_TRAIN_STREAM, _TEST_STREAM = 1, 2
+_TRAIN_STREAM, _TEST_STREAM, VALIDATION_STREAM = 1, 2, 3
 _T_MS = np.arange(SAMPLES) / FS_HZ * 1e3
 _RING_Z_MM = np.arange(RINGS) * RING_SPACING_MM
 _CONTACT_DEG = np.arange(ANGLES) * 360.0 / ANGLES

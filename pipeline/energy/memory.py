@@ -27,6 +27,13 @@ SNN, per inference (event-driven: a neuron that receives no event is not touched
 - a linear pool is folded into the next layer (as in `count_operations`): no accesses of its own;
   a spiking pool has no weights to read (its weight is the constant 1/k^2).
 
+Graphs (`pipeline.network`, counted along the edges as in `count_operations`): every node that reads
+the analog or delta input holds that current; an `Add` with neurons keeps membranes like any layer
+(no weights); a node without neurons (a linear Conv2D/Dense, a linear `Add`, an unfolded linear
+pool) keeps its output current instead, cleared and rebuilt every step (swept, as a leak is); each
+read of a current or held value (MACs, or an `Add`'s or pool's adds) reads its weight, if any, and
+the value from its source's memory; each source's events are read once per reader.
+
 ANN, per inference (output-stationary, no reuse from SRAM, the rule Lemaire et al. apply to both
 networks): each MAC reads its weight and its input activation, the running sum stays in a register,
 each output activation is written once (and a bias read once); a pool reads each pooled input once.
@@ -40,7 +47,7 @@ import numpy as np
 
 from pipeline import network
 from pipeline.energy.costs import PJ, energy_table
-from pipeline.energy.operations import nonzero_kernel
+from pipeline.energy.operations import is_linear_pool, nonzero_kernel, wiring
 
 KIB = 1024
 # pJ per 64-bit SRAM read at 45 nm by array size: Horowitz, "Computing's energy problem (and what we can
@@ -96,14 +103,15 @@ def address_bits(neurons):
 
 
 def weight_count(node):
-    """Stored weights of a layer: conv k_h*k_w*C_in*C_out, dense in*out, plus C_out biases; pools none.
+    """Stored weights of a layer: conv k_h*k_w*C_in*C_out/groups, dense in*out, plus C_out biases; pools
+    and adds none.
     With the layer's weights, only the non-zero kernel entries are stored (a pruned kernel); the index
     that locates them in a sparse format is not counted (see docs/pruning.md for its size)."""
     nonzero = nonzero_kernel(node)
     if nonzero is not None:
         count = int(nonzero.sum())
     elif isinstance(node, network.Conv2d):
-        count = int(np.prod(node.kernel_size)) * int(node.input_shape[-1]) * int(node.output_shape[-1])
+        count = int(np.prod(node.kernel_size)) * int(node.input_shape[-1]) * int(node.output_shape[-1]) // node.groups
     elif isinstance(node, network.Affine):
         count = int(np.prod(node.input_shape)) * int(node.output_shape[-1])
     else:
@@ -112,7 +120,7 @@ def weight_count(node):
 
 
 def bias_count(node):
-    """A weighted layer's biases: C_out, or 0 without bias (a pool: 0)."""
+    """A weighted layer's biases: C_out, or 0 without bias (pools and adds: 0)."""
     return int(node.output_shape[-1]) if getattr(node, "use_bias", False) else 0
 
 
@@ -123,30 +131,54 @@ def weight_bytes(node, words):
     return ((weight_count(node) - biases) * words.weight + biases * words.state) / 8
 
 
-def holds_current(index, coding):
-    """Whether a layer keeps a held input current beside its membranes: the first, under analog or delta input."""
-    return index == 0 and coding in ("analog", "delta")
+def _layout(nodes):
+    """The compute nodes of ``nodes`` (a `network.Network` or a chain's compute nodes), the input's size
+    and the names of the nodes that read the input."""
+    layers, feeds = wiring(nodes)
+    shape = nodes.input_shape if isinstance(nodes, network.Network) else layers[0].input_shape
+    return layers, int(np.prod(shape)), {g.name for g in layers if any(s == network.INPUT for s, _ in feeds[g.name])}
 
 
-def state_count(node, index, pooling, coding, kind):
-    """Words of neuron state: SNN membranes (a linear pool has none; a held current doubles the first
-    layer's), ANN output activations."""
+def holds_current(reads_input, coding):
+    """Whether a layer keeps a held input current beside its state: one that reads the analog or delta input."""
+    return reads_input and coding in ("analog", "delta")
+
+
+def _linear(node):
+    """A node without neurons of its own that passes a current on (a linear pool aside)."""
+    return isinstance(node, (network.Weighted, network.Add)) and node.neuron is None and not node.readout
+
+
+def _folded(node, count, pooling):
+    """Whether ``node`` is a linear pool folded into its reader (``count``: its `count_operations` row,
+    which has no parts then; None: every linear pool is taken as folded)."""
+    return is_linear_pool(node, pooling) and (count is None or not count.parts)
+
+
+def state_count(node, reads_input, folded, coding, kind):
+    """Words of neuron state: SNN membranes, or a linear node's output current (a folded linear pool
+    has none; a held input current doubles a layer's), ANN output activations."""
     if kind == "ann":
         return node.neurons
-    if isinstance(node, network.AvgPool2d) and pooling == "linear":
+    if folded:
         return 0
-    return node.neurons * (2 if holds_current(index, coding) else 1)
+    return node.neurons * (2 if holds_current(reads_input, coding) else 1)
 
 
 # --------------------------------------------------------------------- footprint
-def footprint(layers, bits=32, pooling="linear", coding="poisson", kind="snn", weight_bits=None, bias_bits=None):
-    """Bytes the network stores, per layer and in total: kernel weights at ``weight_bits`` each and
-    biases at ``bias_bits`` (both default ``bits``), and neuron state (``kind`` "snn": membranes and held
-    currents; "ann": output activations) at ``bits`` per word."""
+def footprint(layers, bits=32, pooling="linear", coding="poisson", kind="snn", counts=None, weight_bits=None,
+              bias_bits=None):
+    """Bytes the network stores, per layer and in total: kernel weights at ``weight_bits`` each and biases
+    at ``bias_bits`` (both default ``bits``), and neuron state (``kind`` "snn": membranes, linear nodes'
+    currents and held currents; "ann": output activations), at ``bits`` per word. ``layers``: a
+    `network.Network` or a chain's compute nodes; ``counts``: their `count_operations`, which say which
+    linear pools are folded (without them: all)."""
     rows, weight_bits = [], weight_bits or bits
     widths = Words(weight=weight_bits, state=bias_bits or bits, activation=bits)
-    for index, g in enumerate(layers):
-        weights, state = weight_count(g), state_count(g, index, pooling, coding, kind)
+    nodes, _, readers = _layout(layers)
+    for index, g in enumerate(nodes):
+        folded = _folded(g, counts[index] if counts is not None else None, pooling)
+        weights, state = weight_count(g), state_count(g, g.name in readers, folded, coding, kind)
         rows.append({"name": g.name, "weights": weights, "weight_bytes": weight_bytes(g, widths),
                      "state_words": state, "state_bytes": state * bits / 8})
     total = {key: sum(r[key] for r in rows) for key in ("weight_bytes", "state_bytes")}
@@ -172,42 +204,53 @@ class Access:
 def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=32, words=None):
     """Per layer, the SNN's memory accesses per inference (`Access` lists), by the module's rules.
 
-    ``counts``: `count_operations` of these layers; ``input_events``: spiking input events per
-    inference (ignored for analog input); ``words``: the `Words` (default: ``bits`` for every word).
+    ``layers``: a `network.Network` or a chain's compute nodes; ``counts``: their `count_operations`;
+    ``input_events``: spiking input events per inference (ignored for analog input); ``words``: the
+    `Words` (default: ``bits`` for every word).
     """
     w = words or Words(bits, bits, bits)
+    nodes, input_size, readers = _layout(layers)
     spikes = {c.name: c.snn_spikes for c in counts}
-    sizes = {g.name: g.neurons for g in layers}
-    sizes["input"], spikes["input"] = int(np.prod(layers[0].input_shape)), float(input_events or 0.0)
+    sizes = {g.name: g.neurons for g in nodes}
+    sizes["input"], spikes["input"] = input_size, float(input_events or 0.0)
     out = []
-    for index, (g, c) in enumerate(zip(layers, counts)):
-        if isinstance(g, network.AvgPool2d) and pooling == "linear":
+    for g, c in zip(nodes, counts):
+        if _folded(g, c, pooling):
             out.append([])
             continue
-        n, held = g.neurons, holds_current(index, coding)
+        n, held = g.neurons, holds_current(g.name in readers, coding)
         weights = weight_bytes(g, w)
-        state = state_count(g, index, pooling, coding, "snn") * w.state / 8
+        state = state_count(g, g.name in readers, False, coding, "snn") * w.state / 8
         own_address = address_bits(n)
         a = [Access("membrane init", "state", n, state, w.state),
              Access("spike reset", "state", c.snn_spikes, state, w.state),
              Access("spike event write", "events", c.snn_spikes, n * own_address / 8, own_address)]
-        if c.snn_macs:      # analog input: the current once per inference
-            input_bytes = sizes["input"] * w.activation / 8
-            a += [Access("weight read", "weights", c.snn_macs, weights, w.weight),
-                  Access("input read", "input", c.snn_macs, input_bytes, w.activation),
-                  Access("current write", "state", n, state, w.state)]
-        elif c.source is not None:
-            source_address = address_bits(sizes[c.source])
-            a.append(Access("event read", f"{c.source} events", spikes[c.source],
-                            sizes[c.source] * source_address / 8, source_address))
+        computed = False
+        for p in c.parts:
+            if p.when == "spikes":
+                source_address = address_bits(sizes[p.source])
+                a.append(Access("event read", f"{p.source} events", spikes[p.source],
+                                sizes[p.source] * source_address / 8, source_address))
+                if isinstance(g, network.Weighted):
+                    a.append(Access("weight read", "weights", p.acs, weights, w.weight))
+                target = "current" if held else "membrane"
+                a += [Access(f"{target} read", "state", p.acs, state, w.state),
+                      Access(f"{target} write", "state", p.acs, state, w.state)]
+                continue
+            ops = p.macs or p.acs      # each reads its weight (if any) and its input value
+            memory = "input" if p.source == network.INPUT else f"{p.source} current"
             if isinstance(g, network.Weighted):
-                a.append(Access("weight read", "weights", c.snn_acs, weights, w.weight))
-            target = "current" if held else "membrane"
-            a += [Access(f"{target} read", "state", c.snn_acs, state, w.state),
-                  Access(f"{target} write", "state", c.snn_acs, state, w.state)]
+                a.append(Access("weight read", "weights", ops, weights, w.weight))
+            # the input's values are activations; a linear node's current, a state word
+            value_bits = w.activation if p.source == network.INPUT else w.state
+            a.append(Access("input read", memory, ops, sizes[p.source] * value_bits / 8, value_bits))
+            computed = computed or p.when == "once"
+        if computed:        # a held value's current: computed once per inference, written once
+            a.append(Access("current write", "state", n, state, w.state))
         leaky = getattr(g, "neuron", None) is not None and g.neuron.leak != 1.0
         bias = isinstance(g, network.Weighted) and g.use_bias
-        if held or leaky or bias:   # neurons that change without events: swept every step
+        every_step = _linear(g) or is_linear_pool(g, pooling) or any(p.when == "every step" for p in c.parts)
+        if held or leaky or bias or every_step:   # neurons that change without events: swept every step
             sweep = timesteps * n
             a += [Access("step membrane read", "state", sweep, state, w.state),
                   Access("step membrane write", "state", sweep, state, w.state)]
@@ -220,14 +263,18 @@ def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=
 
 
 def ann_accesses(layers, counts, bits=32, words=None):
-    """Per layer, the ANN's memory accesses per inference (`Access` lists), by the module's rules;
-    ``words``: the `Words` (default: ``bits`` for every word)."""
-    w, out = words or Words(bits, bits, bits), []
-    source_bytes = int(np.prod(layers[0].input_shape)) * w.activation / 8
-    for g, c in zip(layers, counts):
-        n, own = g.neurons, g.neurons * w.activation / 8
-        reads = c.ann_macs or c.ann_adds
-        a = [Access("input read", "input activations", reads, source_bytes, w.activation),
+    """Per layer, the ANN's memory accesses per inference (`Access` lists), by the module's rules: each
+    layer reads what it reads (an `Add` each of its inputs once); ``words``: the `Words` (default: ``bits``
+    for every word)."""
+    w = words or Words(bits, bits, bits)
+    nodes, _, _ = _layout(layers)
+    word, out = w.activation / 8, []
+    for g, c in zip(nodes, counts):
+        n, own = g.neurons, g.neurons * word
+        inputs = len(g.inputs) if isinstance(g, network.Add) else 1
+        reads = n * inputs if isinstance(g, network.Add) else c.ann_macs or c.ann_adds
+        a = [Access("input read", "input activations", reads, int(np.prod(g.input_shape)) * inputs * word,
+                    w.activation),
              Access("activation write", "activations", n, own, w.activation)]
         if isinstance(g, network.Weighted):
             weights = weight_bytes(g, w)
@@ -235,7 +282,6 @@ def ann_accesses(layers, counts, bits=32, words=None):
             if g.use_bias:
                 a.append(Access("bias read", "weights", n, weights, w.state))
         out.append([x for x in a if x.count])
-        source_bytes = own
     return out
 
 
@@ -295,8 +341,8 @@ def memory_record(layers, counts, cost, timesteps, input_events, pooling, coding
     quantised weight width (0: float)."""
     rows, total = memory_table(layers, counts, cost, timesteps, input_events, pooling, coding, weight_bits)
     w = words(cost, weight_bits)
-    snn_rows, snn_total = footprint(layers, w.state, pooling, coding, "snn", w.weight, w.state)
-    ann_rows, ann_total = footprint(layers, w.activation, pooling, coding, "ann", w.weight, w.state)
+    snn_rows, snn_total = footprint(layers, w.state, pooling, coding, "snn", counts, w.weight, w.state)
+    ann_rows, ann_total = footprint(layers, w.activation, pooling, coding, "ann", counts, w.weight, w.state)
     return {"layers": rows, "total": total,
             "footprint": {"snn": {"layers": snn_rows, "total": snn_total},
                           "ann": {"layers": ann_rows, "total": ann_total}},

@@ -37,9 +37,9 @@ from pipeline.engine.neurons import NEVER_FIRED, IFParams, IFState, _scale, heav
 from pipeline.network import CONSTANT_CODINGS, POOL_THRESHOLD, Neurons
 
 FAST_FRAMES = 100       # fast simulation: (sample x step) frames per chunk: small keeps the membranes in cache
-WEIGHTED, POOL, MAXPOOL, FLATTEN, RESHAPE, DROPOUT = (network.Weighted.kind, network.AvgPool2d.kind,
-                                                      network.MaxPool2d.kind, network.Flatten.kind,
-                                                      network.Reshape.kind, network.Dropout.kind)
+WEIGHTED, POOL, MAXPOOL, FLATTEN, RESHAPE, DROPOUT, ADD, CONCAT = (
+    network.Weighted.kind, network.AvgPool2d.kind, network.MaxPool2d.kind, network.Flatten.kind,
+    network.Reshape.kind, network.Dropout.kind, network.Add.kind, network.Concatenate.kind)
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,13 @@ def _gated_max_pool(stage, counts, h):
     gate = tf.scatter_nd(tf.reshape(chosen, (-1, 1)), tf.ones(tf.size(chosen)),
                          tf.reshape(tf.size(h, out_type=tf.int64), [1]))
     return tf.nn.max_pool2d(h * tf.reshape(gate, tf.shape(h)), window, stride, padding)
+
+
+def _merge(stage, values, scales):
+    """An `Add`'s sum or a `Concatenate`'s stack of ``values``, each times its scale (the first's is 1:
+    left out, so a merge of equal units does no multiplication)."""
+    scaled = [values[0]] + [v * tf.cast(c, v.dtype) for v, c in zip(values[1:], scales[1:])]
+    return tf.add_n(scaled) if stage.kind == ADD else tf.concat(scaled, axis=-1)
 
 
 def _pool_geometry(stage):
@@ -201,7 +208,7 @@ class SpikingNetwork:
         return [w for stage in self.graph.weighted for w in _layer_weights(stage)]
 
     def hidden_thresholds(self):
-        return [self.thresholds[s.name] for s in self.graph.weighted if not s.readout]
+        return [self.thresholds[s.name] for s in self.graph.calibrated() if not s.readout]
 
     @property
     def spiking_layer_names(self):
@@ -209,8 +216,8 @@ class SpikingNetwork:
         return tuple(s.name for s in self._stateful() if self._spikes(s))
 
     def neuron_counts(self):
-        """Neurons per weighted and pooling layer (every pool, spiking or not), in order."""
-        return {s.name: s.neurons for s in self.stages if s.kind in (WEIGHTED, POOL)}
+        """Neurons per weighted, pooling (spiking or not) and add node, in order."""
+        return {s.name: s.neurons for s in self.stages if s.kind in (WEIGHTED, POOL, ADD)}
 
     @property
     def num_classes(self):
@@ -308,26 +315,41 @@ class SpikingNetwork:
         """`run`'s loop (traced by `tf.function`): ``collect``, ``trains`` with ``rows`` and ``probe``
         are `Recording`'s totals, trains and peaks."""
         s = self.settings
+        graph = self.graph
         batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]  # static shapes: lean BPTT
         history = getattr(spike_fn, "uses_history", False)
         stateful = self._stateful()
         neurons = [st for st in stateful if self._spikes(st)]
-        first = self.stages.index(stateful[0])
         masks = self._dropout_masks(key, batch) if training else {}
         analog = s.coding in CONSTANT_CODINGS and frames is None
         # Weights, thresholds and leaks are read once, outside the loop: BPTT then keeps no
         # per-step copies of them.
-        weights = {st.name: [w.read_value() for w in _layer_weights(st)] for st in self.graph.weighted}
+        weights = self._weights(learn)
         params = {st.name: IFParams(self._threshold(st, learn), self._leak(st, learn), spike_fn,
-                                    "thresholds" in learn and st.kind == WEIGHTED,
+                                    "thresholds" in learn and st.name in self.thresholds,
                                     "leak" in learn and st.name in self.leaks) for st in stateful}
+        scales = self._merge_scales(learn)
 
-        def input_current(stage, h):
-            return _current(stage, h, *weights[stage.name]) if stage.kind == WEIGHTED else _avg_pool(stage, h)
+        def current(stage, values):
+            """The node's output without neurons (its neurons' input current): a weighted layer's synaptic
+            current, a pool, a merge, or a reshape/dropout of what it reads."""
+            if stage.kind == WEIGHTED:
+                return _current(stage, values[0], *weights[stage.name])
+            if stage.kind in (ADD, CONCAT):
+                return _merge(stage, values, scales[stage.name])
+            return self._apply_passive([stage], values[0], masks)
 
-        if analog:  # a constant input gives the first stateful layer a constant current: compute it once
-            const_current = input_current(self.stages[first],
-                                          self._apply_passive(self.stages[:first], self._held_input(x), masks))
+        # Values that do not change over time (a constant input, what is computed from it alone before the
+        # first neurons), and the constant current of the neurons that read them, are computed once.
+        held, held_current = {}, {}
+        if analog:
+            held[network.INPUT] = self._held_input(x)
+            for st in self.stages:
+                sources = graph.inputs_of(st)
+                if st.kind == MAXPOOL or not all(src in held for src in sources):
+                    continue
+                value = current(st, [held[src] for src in sources])
+                (held_current if st in stateful else held)[st.name] = value
             held_events = self._held_events(x)
 
         def full(stage, value):
@@ -358,32 +380,37 @@ class SpikingNetwork:
                 if key_ in old:
                     new[key_] = []
             now = tf.cast(t, tf.float32)
+            values = dict(held)
             if analog:   # a delta input's level crossings all happen at the first step
-                h, layer_counts = None, [held_events * tf.cast(tf.equal(t, 0), tf.float32)]
+                layer_counts = [held_events * tf.cast(tf.equal(t, 0), tf.float32)]
             else:
-                h = tf.stop_gradient(self._encode(x, key, t) if frames is None else frames[t])
-                layer_counts = [_per_sample(tf.cast(h != 0, tf.float32))]
+                values[network.INPUT] = tf.stop_gradient(self._encode(x, key, t) if frames is None else frames[t])
+                layer_counts = [_per_sample(tf.cast(values[network.INPUT] != 0, tf.float32))]
             peaks = []
             j = 0
-            for i, stage in enumerate(self.stages):
-                if analog and i < first:
+            for stage in self.stages:
+                if stage.name in held:
                     continue
+                inputs = [values[src] for src in graph.inputs_of(stage)]
                 if stage.kind == MAXPOOL:
-                    counts = old["gate_counts"][len(new["gate_counts"])] + h
+                    counts = old["gate_counts"][len(new["gate_counts"])] + inputs[0]
                     new["gate_counts"].append(counts)
-                    h = _gated_max_pool(stage, counts, h)
+                    values[stage.name] = _gated_max_pool(stage, counts, inputs[0])
                     continue
+                if stage.name in held_current:
+                    i_in = held_current[stage.name]
+                else:
+                    i_in = current(stage, inputs)
                 if stage not in stateful:
-                    h = self._apply_passive([stage], h, masks)
+                    values[stage.name] = i_in
                     continue
-                current = const_current if analog and i == first else input_current(stage, h)
-                if stage.kind == WEIGHTED and probe:
-                    peaks.append(_per_sample(current, tf.reduce_max))
+                if stage.name in self.thresholds and probe:
+                    peaks.append(_per_sample(i_in, tf.reduce_max))
                 if stage.readout:
-                    new["acc"] = new["acc"] + current
+                    new["acc"] = new["acc"] + i_in
                     if not self._spikes(stage):
                         break
-                spikes, state_ = if_step(current, IFState(old["v"][j], old["last"][j] if history else None),
+                spikes, state_ = if_step(i_in, IFState(old["v"][j], old["last"][j] if history else None),
                                          params[stage.name], now)
                 new["v"].append(state_.v)
                 if history:
@@ -395,7 +422,7 @@ class SpikingNetwork:
                 layer_counts.append(_per_sample(spikes))
                 if stage.readout:
                     new["out_count"] = new["out_count"] + spikes
-                h = spikes
+                values[stage.name] = spikes
                 j += 1
             spike_readout = s.readout == "spike_count"
             new["readout"] = new["readout"].write(t, new["out_count"] if spike_readout else new["acc"])
@@ -436,8 +463,9 @@ class SpikingNetwork:
         size = _chunk_size(len(x), T)
         chunks = [(x[i:i + size], None if frames is None else frames[:, i:i + size]) for i in range(0, len(x), size)]
         timings = [{} for _ in chunks]
+        chunk = self._fast_chunk if self._chained() else self._fast_graph_chunk
         with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1)) as pool:  # TF, XLA, Numba release the GIL
-            parts = list(pool.map(lambda c, t: self._fast_chunk(*c, T, sparse, t), chunks, timings))
+            parts = list(pool.map(lambda c, t: chunk(*c, T, sparse, t), chunks, timings))
         for timing in timings:
             for part, value in timing.items():
                 seconds[part] = seconds.get(part, 0.0) + value
@@ -486,6 +514,94 @@ class SpikingNetwork:
             readout = np.cumsum(h, axis=0, dtype=np.float32)
         return {"logits": logits, "readout": readout, "counts": np.concatenate(counts, axis=1), "totals": totals}
 
+    def _fast_graph_chunk(self, x, frames, T, sparse, seconds):
+        """`_fast_chunk` for a graph (merges, linear layers): node after node in the graph's order, each
+        node's whole output over T before its readers start. A value is held (``(batch, ...)``, constant
+        over time: a constant input and what is computed from it alone) or a train ``(T, batch, ...)``:
+        spikes as bools (event-driven currents), currents as float32. Operations are the step loop's TF
+        ops over all frames, membranes `kernels.scan` one node at a time, so the spikes are `run`'s."""
+        graph, stateful, batch = self.graph, self._stateful(), len(x)
+        scales = self._merge_scales()
+        if frames is None:
+            values, held = {network.INPUT: self._held_input(x)}, {network.INPUT}
+            counts = [np.zeros((T, 1, batch), np.float32)]
+            counts[0][0, 0] = _numpy(self._held_events(tf.constant(x)))
+        else:
+            values, held = {network.INPUT: frames}, set()
+            counts = [np.count_nonzero(np.reshape(frames, (T, batch, -1)), axis=2)[:, None, :].astype(np.float32)]
+        totals, logits, readout = [], None, None
+        for node in self.stages:
+            tick = time.perf_counter()
+            sources = graph.inputs_of(node)
+            inputs = [values[src] for src in sources]
+            if all(src in held for src in sources) and node.kind != MAXPOOL:
+                value = self._node_output(node, [tf.convert_to_tensor(v) for v in inputs], scales)
+                constant = True
+            else:
+                inputs = [np.broadcast_to(_numpy(v), (T,) + tuple(v.shape)) if src in held else v
+                          for src, v in zip(sources, inputs)]
+                value, constant = self._node_frames(node, inputs, scales, sparse), False
+            _add_time(seconds, f"{node.name} current", tick)
+            if node not in stateful:
+                values[node.name] = value
+                if constant:
+                    held.add(node.name)
+                continue
+            current = _numpy(value) if constant else value
+            if node.readout:
+                steps = np.broadcast_to(current, (T,) + current.shape) if constant else current
+                accumulated = np.cumsum(steps, axis=0, dtype=np.float32)   # `run`'s acc, added step by step
+                logits = accumulated[-1]
+                if not self._spikes(node):
+                    readout = accumulated
+                    break
+            tick = time.perf_counter()
+            threshold = np.float32(self._threshold(node))
+            spikes, node_totals, node_counts = kernels.scan(
+                current, constant, T, [threshold], [float(self._leak(node))],
+                [np.float32(self.settings.initial_membrane) * threshold], [])
+            totals += node_totals
+            counts.append(node_counts)
+            values[node.name] = spikes
+            _add_time(seconds, f"{node.name} scan", tick)
+        if readout is None:
+            readout = np.cumsum(values[graph.readout.name], axis=0, dtype=np.float32)
+        return {"logits": logits, "readout": readout, "counts": np.concatenate(counts, axis=1), "totals": totals}
+
+    def _node_output(self, node, inputs, scales):
+        """A node's output (its neurons' input current where it has neurons) from what it reads, one frame
+        per row: the step loop's ops."""
+        if node.kind == WEIGHTED:
+            return _current(node, inputs[0], *self._weights()[node.name])
+        if node.kind in (ADD, CONCAT):
+            return _merge(node, inputs, scales[node.name])
+        return self._apply_passive([node], inputs[0], {})
+
+    def _node_frames(self, node, inputs, scales, sparse):
+        """`_node_output` for trains ``(T, batch, ...)``: a max pool's gate over the counts so far, a weighted
+        layer on bool spikes event by event (`event_current`), everything else one op over all frames.
+        Flatten, reshape and dropout keep bool spikes bool."""
+        T, batch = inputs[0].shape[:2]
+        binary = all(isinstance(v, np.ndarray) and v.dtype == bool for v in inputs)
+        if node.kind == WEIGHTED and sparse and binary and _event_driven(node):
+            out = event_current(node, inputs[0].reshape((T * batch,) + tuple(node.input_shape)),
+                                self._event_bias(node))
+            return out.reshape((T, batch) + out.shape[1:])
+        frames = [tf.reshape(tf.cast(v, tf.float32), [T * batch] + list(v.shape[2:])) for v in inputs]
+        if node.kind == MAXPOOL:
+            counts = tf.reshape(tf.cumsum(tf.cast(inputs[0], tf.float32), axis=0), frames[0].shape)
+            out = _gated_max_pool(node, counts, frames[0])
+        else:
+            out = self._node_output(node, frames, scales)
+        out = _numpy(tf.reshape(out, [T, batch] + list(out.shape[1:])))
+        return out > 0 if binary and node.kind in (MAXPOOL, FLATTEN, RESHAPE, DROPOUT) else out
+
+    def _chained(self):
+        """Whether `_fast_chunk`'s chains hold the network: a chain of neuron layers with passive stages
+        between them (no merge, no linear weighted layer)."""
+        graph = self.graph
+        return graph.is_chain and all(n.neuron is not None for n in graph.weighted)
+
     def _chains(self):
         """Stateful stages grouped for `kernels.scan`: each with the passive stages before it and the
         spiking pools right after it (dropout is the identity at inference), e.g. conv1+pool1."""
@@ -522,7 +638,7 @@ class SpikingNetwork:
     def _stage_current(self, stage, h):
         if stage.kind == POOL:
             return _avg_pool(stage, h)
-        return _current(stage, h, *[w.read_value() for w in _layer_weights(stage)])
+        return _current(stage, h, *self._weights()[stage.name])
 
     def _frames_current(self, stage, passive, h, sparse):
         """Input current of ``stage`` at every step from the spikes ``h`` (T, batch, ...) below:
@@ -530,14 +646,42 @@ class SpikingNetwork:
         T, batch = h.shape[:2]
         binary = isinstance(h, np.ndarray) and h.dtype == bool and all(p.kind != POOL for p in passive)
         if sparse and binary and _event_driven(stage):
-            out = event_current(stage, h.reshape((T * batch,) + tuple(stage.input_shape)))
+            out = event_current(stage, h.reshape((T * batch,) + tuple(stage.input_shape)), self._event_bias(stage))
             return out.reshape((T, batch) + out.shape[1:])
         frames = tf.reshape(tf.cast(h, tf.float32), [T * batch] + list(h.shape[2:]))
         out = self._stage_current(stage, self._apply_passive(passive, frames, {}))
         return _numpy(tf.reshape(out, [T, batch] + list(out.shape[1:])))
 
+    def _weights(self, learn=()):
+        """``{weighted node: [kernel, bias]}`` as the currents use them: the bias in the unit of the node's
+        input (`network.Network.units`). A spike stands for its layer's unit (theta times the unit below),
+        so the ANN's ``W a + b`` arrives as ``W s + b / unit``; with every threshold 1 (SNN Toolbox's
+        normalised model) the unit is 1."""
+        graph = self.graph
+        biased = [st for st in graph.weighted if st.use_bias]
+        units = graph.units({st.name: self._threshold(st, learn) for st in graph.calibrated()}) if biased else {}
+        out = {}
+        for st in graph.weighted:
+            values = [w.read_value() for w in _layer_weights(st)]
+            if st.use_bias:
+                values[1] = values[1] / tf.cast(units[graph.inputs_of(st)[0]], tf.float32)
+            out[st.name] = values
+        return out
+
+    def _event_bias(self, stage):
+        return _numpy(self._weights()[stage.name][1]) if stage.use_bias else None
+
+    def _merge_scales(self, learn=()):
+        """``{merge: per-input scales}`` (`network.Network.merge_scales`) from the current thresholds (their
+        gradients flow only when the thresholds are learned)."""
+        merges = [st for st in self.stages if st.kind in (ADD, CONCAT)]
+        if not merges:
+            return {}
+        units = self.graph.units({st.name: self._threshold(st, learn) for st in self.graph.calibrated()})
+        return {st.name: self.graph.merge_scales(st, units) for st in merges}
+
     def _threshold(self, stage, learn=()):
-        if stage.kind != WEIGHTED:
+        if stage.name not in self.thresholds:
             return tf.constant(POOL_THRESHOLD)
         value = self.thresholds[stage.name].read_value()
         return value if "thresholds" in learn else tf.stop_gradient(value)
@@ -601,21 +745,22 @@ def _add_time(seconds, part, since):
 
 
 def _event_driven(stage):
-    """Whether `event_current` handles the stage: Dense, or Conv2D with unit strides and dilation."""
+    """Whether `event_current` handles the stage: Dense, or ungrouped Conv2D with unit strides and dilation."""
     if isinstance(stage, network.Conv2d):
-        return tuple(stage.stride) == (1, 1) and tuple(stage.dilation) == (1, 1)
+        return tuple(stage.stride) == (1, 1) and tuple(stage.dilation) == (1, 1) and stage.groups == 1
     return isinstance(stage, network.Affine)
 
 
-def event_current(stage, frames):
-    """Input current of binary frames (F, ...) computed event by event (`pipeline.engine.kernels`)."""
+def event_current(stage, frames, bias=None):
+    """Input current of binary frames (F, ...) computed event by event (`pipeline.engine.kernels`);
+    ``bias``: what to add where the layer has a bias (default: its own)."""
     kernel = _numpy(stage.layer.kernel.value())
     if isinstance(stage, network.Conv2d):
         out = kernels.conv_current(frames, kernel, stage.padding)
     else:
         out = kernels.dense_current(frames, kernel)
     if stage.use_bias:
-        out += _numpy(stage.layer.bias.value())
+        out += _numpy(stage.layer.bias.value()) if bias is None else np.asarray(bias)
     return out
 
 

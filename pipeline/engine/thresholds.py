@@ -4,17 +4,19 @@ import tensorflow as tf
 
 from pipeline import UserError, network
 from pipeline.engine.coding import batch_key, padded_batch
-from pipeline.engine.simulator import WEIGHTED, Recording, progress_bar
+from pipeline.engine.simulator import Recording, progress_bar
 
 
 def calibrate_thresholds(network, x, percentile=100.0, scale=0.7, timesteps=None, progress=False):
     """Rathi et al.'s conversion thresholds (ICLR 2020, hybrid conversion, ``find_threshold``).
 
-    Layer by layer, the spiking network runs on ``x`` (training data) with the thresholds found
-    so far; the new layer's threshold is the maximum of its input current over samples, neurons
-    and timesteps. Only after all layers are found is every threshold multiplied by ``scale``
-    (0.7 in the reference code, which lets a short simulation fire more). ``percentile`` < 100
-    takes that percentile of the per-sample, per-step maxima instead of the overall maximum.
+    Layer by layer (every node with neurons of its own, `network.Network.calibrated`: weighted
+    layers and residual adds, in the graph's order), the spiking network runs on ``x`` (training
+    data) with the thresholds found so far; the new layer's threshold is the maximum of its input
+    current over samples, neurons and timesteps. Only after all layers are found is every threshold
+    multiplied by ``scale`` (0.7 in the reference code, which lets a short simulation fire more).
+    ``percentile`` < 100 takes that percentile of the per-sample, per-step maxima instead of the
+    overall maximum.
     The run uses the network's coding and pooling with leak 1, as the reference does; the
     readout layer gets a threshold too (used only by the spike-count readout).
     Returns ``{layer name: threshold}``; the network itself is not changed.
@@ -29,10 +31,9 @@ def calibrate_thresholds(network, x, percentile=100.0, scale=0.7, timesteps=None
     probe_net = network.with_settings(**changes)
     x = np.asarray(x, np.float32)
     found = {}
-    weighted = [i for i, s in enumerate(probe_net.stages) if s.kind == WEIGHTED]
     size = probe_net.settings.batch_size
-    for k, i in enumerate(progress_bar(weighted, progress, "thresholds")):
-        name = probe_net.stages[i].name
+    for k, node in enumerate(progress_bar(probe_net.graph.calibrated(), progress, "thresholds")):
+        name = node.name
         peaks = []
         for batch, start in enumerate(range(0, len(x), size)):
             xb, n = padded_batch(x[start:start + size], size)

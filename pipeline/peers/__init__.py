@@ -49,6 +49,22 @@ def python(env=ENV):
     return exe
 
 
+def check_importable(graph):
+    """Refuse in one line a network that snnTorch 1.0.0's NIR importer cannot build: a grouped convolution
+    whose input channels per group (C_in / groups) do not divide by the groups, e.g. every depthwise one.
+    The importer makes ``torch.nn.Conv2d(in_channels=weight.shape[1], groups=groups)``: the channels of
+    one group as all input channels, which PyTorch checks against the groups; where they pass, the file's
+    weight replaces the module's and the convolution is the file's (PyTorch's conv reads only the weight
+    and the groups)."""
+    for node in graph.nodes:
+        groups = getattr(node, "groups", 1)
+        if (node.input_shape[-1] // groups) % groups:
+            raise UserError(f"layer {node.name!r}: snnTorch 1.0.0's NIR importer builds this grouped Conv2d with "
+                            f"in_channels = {node.input_shape[-1]} / {groups} (the channels of one group), which "
+                            f"PyTorch refuses for {groups} groups: it cannot be cross-checked in snnTorch (the "
+                            "engine's round trip checks it)")
+
+
 def _channels_first(array):
     """(N, H, W, C) -> (N, C, H, W); flat arrays unchanged."""
     return np.moveaxis(array, -1, 1) if array.ndim == 4 else array
@@ -146,6 +162,9 @@ def _neurobench_expected(node, count, x, frames, timesteps, num_samples, first):
     if isinstance(node, network.AvgPool2d):
         return None, ("pooling is no connection layer in NeuroBench (no operations); the energy model counts a spiking "
                       f"pool's ACs ({count.ac_source})")
+    if isinstance(node, network.Add):
+        return None, ("a residual add is where NIR edges meet (a sum, its inputs rescaled by Scale nodes): no "
+                      "connection layer in NeuroBench; the energy model counts its additions")
     if not first:
         return ({"acs": model_acs, "macs": 0},
                 f"none: {count.source} spikes (0/1) x fan-out as ACs in both (biases: in neither)")
@@ -180,7 +199,7 @@ def compare_operations(nodes, counts, bench, x, frames, timesteps, num_samples):
         expected, cause = _neurobench_expected(node, count, x, frames, timesteps, num_samples, index == 0)
         got = measured.get(node.name)
         if expected is None:
-            equal = got is None and isinstance(node, network.AvgPool2d)
+            equal = got is None and isinstance(node, (network.AvgPool2d, network.Add))
         elif "acs + macs" in expected:
             equal = got is not None and got["acs"] + got["macs"] == expected["acs + macs"]
         else:

@@ -20,13 +20,19 @@ beta 1 is the subtract-reset IF exactly. Two further facts of that importer are 
 the file: it builds the neurons with ``init_hidden=False``, so each passes a (spikes, membrane) tuple
 on and the graph fails at its first pool (``init_hidden`` is switched on after import); and NIR's
 Flatten is batch-free (``start_dim`` counts from the first non-batch axis) while PyTorch's counts the
-batch axis (shifted by one here, so a batch of samples runs at once).
+batch axis (shifted by one here, so a batch of samples runs at once). And neither snnTorch 1.0.0's
+importer nor nirtorch 2.6 maps NIR's Scale node (``x * scale``, elementwise), with which our graphs
+rescale a residual add's inputs: it is added to nirtorch's default map here (`Scale`), the one node
+not built by snnTorch; the sums where several edges meet are nirtorch's own. The file is read without
+nir's type check: nir (1.0.5 to 1.0.8) infers a Conv2d's input channels from its weight, C_in / groups,
+so a grouped convolution's true input type (written in the file) fails the check, which only validates.
 """
 import argparse
 import json
 import time
 
 import nir
+import nirtorch.nir_interpreter
 import numpy as np
 import snntorch
 import torch
@@ -36,10 +42,25 @@ from snntorch.import_nir import import_from_nir
 VARIANTS = {"imported": {}, "beta1": {"beta": 1.0}, "corrected": {"beta": 1.0, "reset_delay": True}}
 
 
+class Scale(torch.nn.Module):
+    """NIR's Scale: the input times ``scale``, elementwise (broadcast over the batch axis)."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(np.asarray(scale, np.float32)))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+# import_from_nir passes its own node map to nirtorch, which falls back on this default map for the rest
+nirtorch.nir_interpreter.DEFAULT_MAP.setdefault(nir.Scale, lambda node: Scale(node.scale))
+
+
 def imported(path, changes):
     """snnTorch's import of ``path``, made runnable on batches, its neurons' attributes set to ``changes``
     (``beta``, ``reset_delay``); its IF neurons by layer name."""
-    net = import_from_nir(nir.read(path))
+    net = import_from_nir(nir.read(path, type_check=False))
     neurons = {}
     for name, module in net.named_modules():
         if isinstance(module, torch.nn.Flatten):

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline import UserError, conversion, engine, plots, records, stats, workspace
 from pipeline.energy import (coding_floor, costs, count_operations, cumulative_energy, encoder_updates,
-                             energy_table, fan_out, memory_lines, memory_record, silent_fractions, summary_lines)
+                             energy_table, input_fan_out, memory_lines, memory_record, silent_fractions, summary_lines)
 from pipeline.training import ann
 
 RASTER_SAMPLE = 0           # test sample shown in Figure 4 and in Figure 5's single-sample histogram
@@ -31,14 +31,14 @@ class Measurement:
     input_acs_per_step: np.ndarray | None
 
 
-def measure(net, x, y, first_layer, sample=RASTER_SAMPLE):
+def measure(net, x, y, sample=RASTER_SAMPLE):
     """One engine run: per-neuron and per-step spike counts, `sample`'s spike trains (Figure 4),
-    and for a spiking input (Poisson, rate, delta) the replayed input events, checked against the
-    engine's own count."""
+    and for a spiking input (Poisson, rate, delta) the replayed input events (and the ACs they cost
+    every node that reads the input), checked against the engine's own count."""
     result = net.simulate(x, y, record=[sample], trains=True, progress=True)
     if net.settings.coding == "analog":
         return Measurement(result, None, None)
-    totals, events, acs = engine.replay_input(net, x, fan_out(first_layer))
+    totals, events, acs = engine.replay_input(net, x, input_fan_out(net.graph, net.settings.pooling))
     engine_events = result.spikes_per_timestep[:, result.layer_names.index("input")]
     if not np.array_equal(events, engine_events):
         raise RuntimeError("replayed input differs from the engine's input counts "
@@ -82,19 +82,18 @@ def main(settings):
     net, description = conversion.network_of(ws, settings.net, T, settings.input_coding(), batch_size,
                                              settings.thresholds, settings.levels, settings.sparsity)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
-    layers_geometry = net.graph.compute_nodes
-    measured = measure(net, x, y, layers_geometry[0])
+    graph, pooling = net.graph, net.settings.pooling
+    measured = measure(net, x, y)
     result = measured.result
-    counts = count_operations(layers_geometry, result.neuron_totals, measured.input_totals, n,
-                              net.settings.pooling)
+    counts = count_operations(graph, result.neuron_totals, measured.input_totals, n, pooling, T)
     layers, total = energy_table(counts, cost)
     events = float(measured.input_totals.sum()) / n if measured.input_totals is not None else 0.0
-    memory = memory_record(layers_geometry, counts, cost, T, events, net.settings.pooling, settings.coding, bits)
+    memory = memory_record(graph, counts, cost, T, events, pooling, settings.coding, bits)
     cumulative = cumulative_energy(counts, cost, result.spikes_per_timestep, result.layer_names,
                                    measured.input_acs_per_step)
     mean_abs_x = float(np.mean(np.abs(x)))
-    floor, formula = coding_floor(settings.coding, layers_geometry[0], measured.input_totals, n, cost,
-                                  total["ann_energy_j"])
+    floor, formula = coding_floor(settings.coding, graph, measured.input_totals, n, cost, total["ann_energy_j"],
+                                  pooling)
     ann_seconds, ann_predictions = ann_seconds_per_sample(ws.model.path, x)
     own_ann = net.model if settings.net == "qcfs" else None   # the QCFS ANN is the network's own ANN
     own_predictions = ann.predict(own_ann, x) if own_ann is not None else ann_predictions

@@ -35,6 +35,10 @@ reuses it; ``FORCE=1`` recomputes. Writes frontier.json, frontier.md and frontie
 ``EXECUTOR=tcp://host:port`` sends the uncached cells (but ``qcfs+stdb``'s) to the workers of that Dask
 scheduler (`pipeline.cluster`, docs/cluster.md): each builds its network from the model's .h5 file and
 returns the cell's record, and this process writes it; the numbers are those of a local run.
+
+``SEEDS="0 1 2"`` runs the whole stage once per training seed, each in its own RUN ``<RUN>-seed<s>``
+(`pipeline.seeds`), and writes frontier_seeds.{json,md,png} in results/<RUN>/: each seed's rows and the
+mean of every row across seeds with its t interval.
 """
 import dataclasses
 import time
@@ -42,7 +46,7 @@ import time
 import numpy as np
 
 from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
-from pipeline import cluster, conversion, energy, engine, frontier, plots, records, results, stats, workspace
+from pipeline import cluster, conversion, energy, engine, frontier, plots, records, results, seeds, stats, workspace
 from pipeline.training import ann as train
 from pipeline.training import stdb
 
@@ -339,9 +343,64 @@ def main(settings):
     """`make frontier`: its cells here (EXECUTOR=local) or on the workers of a Dask scheduler, reached first so
     a wrong address fails before any training."""
     if settings.executor == "local":
-        return frontier_stage(settings)
+        return seeded(settings)
     with cluster.Cluster(settings.executor) as executor:
+        return seeded(settings, executor)
+
+
+def seeded(settings, executor=None):
+    """SEEDS unset: the RUN's frontier (its record). SEEDS: the frontier of every seed, each in its own RUN
+    (`pipeline.seeds`), then the table across seeds in results/<RUN>/ (its record)."""
+    if settings.seeds is None:
         return frontier_stage(settings, executor)
+    results.hold_run(settings.run, results.Folders.under(settings.out))   # the across-seed files' folder
+    return across_seeds(settings, [frontier_stage(s, executor) for _, s in seeds.per_seed(settings)])
+
+
+def parameter_text(entry):
+    """'g=4' / 'Δ=0.05' / 'w=16' / 'g=4, w=16' / '—': the coding parameter and penalty weight a seed chose."""
+    parts = [f"{'g' if entry.get('parameter') == 'gain' else 'Δ'}={entry['value']:g}"] if entry.get("parameter") else []
+    parts += [f"w={entry['sparsity']:g}"] if entry.get("sparsity") else []
+    return ", ".join(parts) or "—"
+
+
+def across_seeds(settings, records_per_seed):
+    """frontier_seeds.{json,md,png} in results/<RUN>/: every seed's rows (accuracies with their Wilson
+    intervals, energy, the parameter its validation split chose, its paired test), each row's mean across
+    seeds with its t interval, and each seed's chosen point with their mean."""
+    first = records_per_seed[0]
+    record = seeds.summary("frontier", settings.seeds, [seeds.run_name(settings.run, s) for s in settings.seeds],
+                           [r.rows for r in records_per_seed], ("coding", "method", "timesteps"),
+                           ("ann_accuracy", "snn_accuracy", "normalized_energy"), first.num_samples,
+                           carried=("coding", "method", "timesteps", "parameter", "value", "sparsity",
+                                    "snn_vs_ann_mcnemar"),
+                           chosen=[r.chosen for r in records_per_seed])
+    folder = results.Folders.under(settings.out).run_dir(settings.run)
+    lines = seeds.header(record, f"The accuracy-energy frontier ({first.preset})") + [
+        "Energy: SNN / the seed's modified ANN's dense energy. Each seed chose its coding parameters and its point "
+        f"on its own validation split ({first.validation_samples} samples).", ""]
+    lines += seeds.table_lines(record, (("coding", "coding"), ("method", "method"), ("timesteps", "T")),
+                               (("ann_accuracy", "ANN", "accuracy"), ("snn_accuracy", "SNN", "accuracy"),
+                                ("normalized_energy", "energy", ".4f")),
+                               extra=(("chosen on validation", parameter_text),
+                                      ("SNN vs ANN", lambda e: stats.format_mcnemar(e.get("snn_vs_ann_mcnemar")))))
+    chosen = record.chosen
+    lines += ["", "**Chosen on validation, per seed** (each seed's cheapest network non-inferior to its ANN there):", ""]
+    lines += [f"- seed {e['seed']}: {e['coding']} {parameter_text(e)}, {e['method']}, T={e['timesteps']}: SNN "
+              f"{stats.format_accuracy(e['snn_accuracy'], record.num_samples, e.get('snn_accuracy_interval'))} vs ANN "
+              f"{stats.format_accuracy(e['ann_accuracy'], record.num_samples, e.get('ann_accuracy_interval'))}, "
+              f"energy {e['normalized_energy']:.4f}" for e in chosen.per_seed]
+    missed = [str(s) for s, r in zip(settings.seeds, records_per_seed) if r.chosen is None]
+    lines += [f"- seed{'s' * (len(missed) > 1)} {', '.join(missed)}: none non-inferior"] * bool(missed)
+    if chosen.per_seed:
+        lines += ["", f"Mean over the {len(chosen.per_seed)} chosen points: SNN "
+                      f"{stats.format_across(chosen.across['snn_accuracy'])}, ANN "
+                      f"{stats.format_across(chosen.across['ann_accuracy'])}, energy "
+                      f"{stats.format_across(chosen.across['normalized_energy'], 4)}."]
+    seeds.write(record, folder / "frontier_seeds", lines)
+    plots.frontier_across_seeds(folder / "frontier_seeds.png", record)
+    print(f"\nfrontier across {len(settings.seeds)} seeds -> {folder / 'frontier_seeds.md'}")
+    return record
 
 
 def frontier_stage(settings, executor=None):

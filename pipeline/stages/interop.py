@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from pipeline import UserError, conversion, energy, engine, peers, results, stats, workspace
+from pipeline import UserError, conversion, energy, engine, network, peers, results, stats, workspace
 
 DEFAULT_N = 50
 BATCH_SIZE = 25   # samples per batch, in both simulators
@@ -56,9 +56,11 @@ def main(settings):
     batch = min(BATCH_SIZE, n)
     net, neurons = conversion.from_nir(path, settings.timesteps, int(ws.record["seed"]), batch,
                                        coding=settings.coding, gain=settings.gain)
-    if neurons.readout != "spike_count" or neurons.pooling != "spiking":
+    pools = any(isinstance(node, network.AvgPool2d) for node in net.graph.nodes)
+    if neurons.readout != "spike_count" or pools and neurons.pooling != "spiking":
         raise UserError(f"{path}: snnTorch imports IF nodes only (no NIR integrator I, the membrane readout): "
                         "cross-check NET=converted or NET=stdb")
+    peers.check_importable(net.graph)
     if settings.coding == "delta":
         raise UserError("CODING=delta: its events are held as conv1's current, not sent as frames; cross-check "
                         "CODING=analog, poisson or rate")

@@ -3,10 +3,11 @@
 `make latency TS="1 2 4 8 16 32"` answers "which network is the cheapest within 1 pp of its
 ANN?" with one row per method and T, each against its own ANN on the same test samples:
 
-- ``conversion``: the RUN's modified ESCAPE-NET on the TF engine, thresholds 0.7 x the maximum
-  input current (`conversion.conversion_thresholds`, calibrated once at max(TS)).
+- ``conversion``: the RUN's modified ESCAPE-NET (or its ``MODEL=``) on the TF engine, thresholds 0.7 x the
+  maximum input current (`conversion.conversion_thresholds`, calibrated once at max(TS)).
 - ``qcfs``: that model fine-tuned with QCFS activations (`keras_models.qcfs`, L = ``L`` levels;
-  `pipeline.training.ann`), converted as Bu et al. (ICLR 2022) do: theta = lambda per layer, v(0) = theta/2.
+  `pipeline.training.ann`; a user's model as its `keras_models.qcfs.twin`), converted as Bu et al. (ICLR
+  2022) do: theta = lambda per layer, v(0) = theta/2.
 - ``conversion+stdb`` / ``qcfs+stdb`` (``STDB=1`` only): the same networks fine-tuned with STDB
   at that T (`pipeline.training.stdb`, a fresh copy per T), the epoch kept by validation accuracy
   (0: no trained epoch beat the converted network, which is kept).
@@ -20,11 +21,13 @@ pools, spike-count readout), which reproduces the toolbox's INI simulator spike 
 """
 import time
 
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 
 from keras_models import qcfs  # also registers the QCFS layer, so .h5 models with it load
-from pipeline import UserError, conversion, energy, engine, records, results, stats, workspace
+from pipeline import conversion, energy, engine, records, results, stats, workspace
 from pipeline.frontier import WITHIN_PP
 from pipeline.settings import Settings
 from pipeline.training import ann as train, stdb
@@ -40,10 +43,10 @@ def result_stem(coding):
 def measure(network, x, y, cost):
     """Final per-sample predictions and normalised energy of one engine run (the energy model on its own spikes)."""
     result = network.simulate(x, y)
-    layers = network.graph.compute_nodes
-    input_totals = None
-    input_totals, _, _ = engine.replay_input(network, x, energy.fan_out(layers[0]))
-    counts = energy.count_operations(layers, result.neuron_totals, input_totals, len(x), network.settings.pooling)
+    graph, pooling = network.graph, network.settings.pooling
+    input_totals, _, _ = engine.replay_input(network, x, energy.input_fan_out(graph, pooling))
+    counts = energy.count_operations(graph, result.neuron_totals, input_totals, len(x), pooling,
+                                     network.settings.timesteps)
     _, total = energy.energy_table(counts, cost)
     return result.predictions[:, -1], total["normalized_energy"]
 
@@ -105,6 +108,12 @@ class Methods:
                                    workspace.SIM_BATCH)
 
 
+def ann_name(ws):
+    """What the RUN's ANN is, as the table names it: ESCAPE-NET, or the file the user brought."""
+    user = workspace.user_model(ws)
+    return f"MODEL={Path(user).name}" if user else "modified ESCAPE-NET"
+
+
 def cheapest_within(rows, pp=WITHIN_PP):
     """Per method and overall: the lowest-energy row whose SNN is within ``pp`` points of its ANN."""
     good = [r for r in rows if r.snn_accuracy >= r.ann_accuracy - pp / 100.0]
@@ -139,9 +148,10 @@ def write_markdown(path, record):
                                          f"{stats.format_recorded(r, 'snn_accuracy', n)}, ANN "
                                          f"{stats.format_recorded(r, 'ann_accuracy', n)}, normalised energy "
                                          f"{r.normalized_energy:.4f})"))
-    lines += ["", f"ANNs on the whole test set: modified ESCAPE-NET "
+    name = ann["modified"]["name"]
+    lines += ["", f"ANNs on the whole test set: {name} "
                   f"{stats.format_recorded(ann['modified'], 'test_accuracy', test_n)}, "
-                  f"QCFS ESCAPE-NET (L={record.levels}) {stats.format_recorded(ann['qcfs'], 'test_accuracy', test_n)} "
+                  f"its QCFS fine-tune (L={record.levels}) {stats.format_recorded(ann['qcfs'], 'test_accuracy', test_n)} "
                   f"({100 * (ann['qcfs']['test_accuracy'] - ann['modified']['test_accuracy']):+.1f} pp; paired: "
                   f"{stats.format_mcnemar(ann.get('qcfs_vs_modified_mcnemar'))}).",
               "", f"Conversion thresholds: {record.conversion_thresholds['how']}. QCFS thresholds: "
@@ -155,7 +165,7 @@ def write_markdown(path, record):
     if record.poisson_input_ceiling:
         lines += ["", "Ceiling set by the Poisson input: each ANN on the mean of the same first T input frames "
                       "(a rate read from T frames is this noisy): "
-                  + ", ".join(f"T={p['timesteps']}: modified {stats.format_recorded(p, 'conversion_ann_accuracy', n)}, "
+                  + ", ".join(f"T={p['timesteps']}: {name} {stats.format_recorded(p, 'conversion_ann_accuracy', n)}, "
                               f"QCFS {stats.format_recorded(p, 'qcfs_ann_accuracy', n)}"
                               for p in record.poisson_input_ceiling) + "."]
     if record.stdb:
@@ -192,9 +202,6 @@ def plot(path, record):
 
 def main(settings: Settings):
     timesteps, cost, ws, n = workspace.engine_stage(settings, 'make latency TS="1 2 4 8 16 32"')
-    if workspace.user_model(ws):
-        raise UserError(f"make latency rebuilds ESCAPE-NET as a QCFS network and fine-tunes it; RUN={ws.run} "
-                        f"runs on MODEL={workspace.user_model(ws)} (use a RUN without MODEL)")
     if settings.stdb:
         workspace.refuse_weight_training(ws, "STDB=1")
     qcfs_trained = conversion.qcfs_model(ws, settings.levels, settings.sparsity, force=settings.force)
@@ -236,7 +243,7 @@ def main(settings: Settings):
         num_test_samples=len(ws.dataset.y_test),
         preset=cost.preset, e_mac_pj=cost.e_mac_pj, e_ac_pj=cost.e_ac_pj,
         cheapest_within_1pp=cheapest_within(rows),
-        ann={"modified": {**stats.scored("accuracy_on_samples", anns["conversion"], y),
+        ann={"modified": {"name": ann_name(ws), **stats.scored("accuracy_on_samples", anns["conversion"], y),
                           **stats.scored("test_accuracy", whole["conversion"], ws.dataset.y_test),
                           "path": str(ws.model.path), "sha256": ws.model_sha256},
              "qcfs": {**stats.scored("accuracy_on_samples", anns["qcfs"], y),
@@ -263,7 +270,7 @@ def main(settings: Settings):
     plot(stem.with_suffix(".png"), record)
     best = record.cheapest_within_1pp["overall"]
     test_n = record.num_test_samples
-    print(f"\nQCFS ANN {stats.format_recorded(record.ann['qcfs'], 'test_accuracy', test_n)} vs modified ANN "
+    print(f"\nQCFS ANN {stats.format_recorded(record.ann['qcfs'], 'test_accuracy', test_n)} vs {record.ann['modified']['name']} ANN "
           f"{stats.format_recorded(record.ann['modified'], 'test_accuracy', test_n)} on the test set; "
           f"cheapest within {WITHIN_PP:g} pp: "
           + ("none" if best is None else f"{best.method} at T={best.timesteps} "

@@ -31,7 +31,7 @@ class Found:
     stdb: list[StdbRecord]               # stdb_T*.json, sorted by T
     energy: list[tuple[str, EnergyRecord]]   # (file name, record) of energy*.json
     original: AnnOriginalRecord | None
-    texts: dict         # table2.md, table3.md, simulators.md, latency(_analog).md, frontier.md -> text
+    texts: dict         # table2.md, table3.md, simulators.md, latency(_analog).md, frontier.md, *_seeds.md -> text
     bench: BenchRecord | None
     trained: dict       # the RUN's modified ANN's training record (beside its .h5), {} if unknown
 
@@ -53,7 +53,8 @@ def collect(folder):
     folder = Path(folder)
     energy = [(p.name, EnergyRecord.read(p)) for p in sorted(folder.glob("energy*.json"))]
     texts = {name: (folder / name).read_text() for name in ("table2.md", "table3.md", "simulators.md", "latency.md",
-                                                            "latency_analog.md", "frontier.md")
+                                                            "latency_analog.md", "frontier.md",
+                                                            "table2_seeds.md", "frontier_seeds.md")
              if (folder / name).exists()}
     original = folder / "ann_original.json"
     bench = folder / "bench.json"
@@ -241,6 +242,12 @@ def figure_list(found):
     if (folder / "frontier.png").exists():
         figures.append(("frontier.png", "Accuracy vs normalised energy for every input coding, method and T, the "
                                         "Pareto front and the point chosen on validation (frontier stage)"))
+    if (folder / "table2_seeds.png").exists():
+        figures.append(("table2_seeds.png", "Table 2 across training seeds (SEEDS): each seed's SNN accuracy per T, "
+                                            "their mean with its t interval"))
+    if (folder / "frontier_seeds.png").exists():
+        figures.append(("frontier_seeds.png", "The frontier across training seeds (SEEDS): each row's mean accuracy "
+                                              "and energy with their t intervals, each seed's point behind it"))
     return figures
 
 
@@ -288,7 +295,9 @@ def render(found, run):
             lines += energy_section(name, record)
     for title, name in (("Simulators compared", "simulators.md"), ("Low-latency conversion", "latency.md"),
                         ("Low-latency conversion, constant input", "latency_analog.md"),
-                        ("Accuracy-energy frontier across input codings", "frontier.md")):
+                        ("Accuracy-energy frontier across input codings", "frontier.md"),
+                        ("Table 2 across training seeds", "table2_seeds.md"),
+                        ("Accuracy-energy frontier across training seeds", "frontier_seeds.md")):
         if name in found.texts:
             lines += [f"## {title}", "", found.texts[name].strip(), ""]
     if found.bench:

@@ -89,7 +89,21 @@ def run_stdb(settings, ws, timesteps):
 
     export_path = ws.dir / f"stdb_T{timesteps}.h5"
     stdb.export_h5(network, export_path)
-    toolbox_predictions, toolbox_config = _toolbox_check(ws, export_path, timesteps, n, settings.coding)
+    folded = stdb.foldable(network)
+    if folded:
+        toolbox_predictions, toolbox_config = _toolbox_check(ws, export_path, timesteps, n, settings.coding)
+        toolbox = {**stats.scored("toolbox_export_accuracy", toolbox_predictions, y_test),
+                   "toolbox_export_note": "SNN Toolbox INI on the exported .h5 (thresholds folded, normalize = False): "
+                                          "its pools spike, it counts output spikes and uses its own Poisson rule, "
+                                          "so it differs from the engine's linear pools and membrane readout"}
+    else:   # SNN Toolbox runs no merge or linear layer (`runner.refuse_unrunnable`)
+        toolbox_predictions, toolbox_config = None, None
+        toolbox = {"toolbox_export_accuracy": None, "toolbox_export_accuracy_interval": None,
+                   "toolbox_export_note": "not run: SNN Toolbox cannot run this graph (a merge or a linear layer); "
+                                          "the export keeps its weights, the thresholds are in this record"}
+    compared = {"snn": final.predictions[:, -1], "ann": ann_predictions[:n], "snn_before": before.predictions[:, -1]}
+    if toolbox_predictions is not None:
+        compared["toolbox_export"] = toolbox_predictions
     per_epoch = [record.seconds for record in outcome.history]
     record = records.StdbRecord(
         stage="stdb", simulator="engine", timesteps=timesteps, num_samples=n,
@@ -103,9 +117,7 @@ def run_stdb(settings, ws, timesteps):
                                ("validation_accuracy_before", "validation_accuracy"), len(val_idx)),
         **stats.scored("ann_validation_accuracy", ann.predict(ann_model, x_val), y_val),
         accuracy_per_timestep=[float(a) for a in final.accuracy_per_timestep],
-        **stats.comparison(y_test, {"snn": final.predictions[:, -1], "ann": ann_predictions[:n],
-                                    "snn_before": before.predictions[:, -1], "toolbox_export": toolbox_predictions},
-                           pairs=(("snn", "ann"), ("snn", "snn_before"))),
+        **stats.comparison(y_test, compared, pairs=(("snn", "ann"), ("snn", "snn_before"))),
         best_epoch=outcome.best_epoch, leak=settings.leak, surrogate=settings.surrogate,
         learning_rate=settings.lr, stdb_epochs=settings.stdb_epochs, ntrain=ntrain,
         train_thresholds=settings.train_thresholds, train_leak=settings.train_leak,
@@ -117,12 +129,7 @@ def run_stdb(settings, ws, timesteps):
         history=outcome.history_dicts(), seconds_per_epoch=float(np.mean(per_epoch)),
         peak_memory_mb=outcome.peak_memory_mb, wall_seconds=time.perf_counter() - start,
         thresholds=outcome.thresholds, leaks=outcome.leaks,
-        exported_model=str(export_path), exported_folded=True,
-        **stats.scored("toolbox_export_accuracy", toolbox_predictions, y_test),
-        toolbox_export_note="SNN Toolbox INI on the exported .h5 (thresholds folded, normalize = False): "
-                            "its pools spike, it counts output spikes and uses its own Poisson rule, "
-                            "so it differs from the engine's linear pools and membrane readout",
-        config=toolbox_config, signature=_key(ws, settings, n, ntrain),
+        exported_model=str(export_path), exported_folded=folded, **toolbox, config=toolbox_config, signature=_key(ws, settings, n, ntrain),
         **ws.provenance(),
     )
     record.write(ws.dir / f"stdb_T{timesteps}.json")

@@ -48,6 +48,92 @@ class ToolboxRun:
         return float(self.accuracy_per_timestep[-1])
 
 
+WEIGHTED = ("Conv1D", "Conv2D", "DepthwiseConv2D", "Dense")   # SNN Toolbox's weighted spiking layers
+
+
+def refuse_unrunnable(model, simulator, label):
+    """Refuse, in one line naming the layer (`unrunnable`) and saying what runs it, a model SNN Toolbox's
+    ``simulator`` would run as another network."""
+    found = unrunnable(model, simulator)
+    if found:
+        raise UserError(f"{label}: {found}; SIM=INI cannot run this model, SIM=fast runs it on the engine "
+                        "(with [tools] normalize = False: thresholds 1)")
+
+
+def unrunnable(model, simulator):
+    """The first layer, by index (in ``model.layers``) and name with the reason, that SNN Toolbox 0.6.0
+    parses into something else, so its ``simulator`` would run another network, else None:
+
+    - ``Add``: the parser replaces it by a concatenation into a 1x1 ReLU convolution (a linear sum is
+      rectified), whose normalisation rescales only convolution inputs;
+    - ``Concatenate``: normalisation rescales a concatenation's inputs only for a convolution reading
+      convolutions (a Dense after one raises NotImplementedError);
+    - a hidden Conv2D/Dense whose activation is linear (none found by the parser's own search: up to
+      three single readers for an Activation or ReLU layer): every weighted layer spikes, so INI
+      would rectify it;
+    - a grouped Conv2D (``groups`` > 1) on brian2 or nest, whose connection builders read the kernel
+      as ungrouped (the parser keeps ``groups`` and INI runs Keras' own convolution: checked, equal).
+    The engine runs all of these (``SIM=fast`` too, without the toolbox's normalisation).
+    """
+    from pipeline import network
+    layers = list(model.layers)
+    readers = {layer.name: [] for layer in layers}
+    for index, layer in enumerate(layers):
+        if type(layer).__name__ != "InputLayer":
+            for source in network.inbound_names(model, layer, f"layer {index} {layer.name!r}"):
+                readers.get(source, []).append(layer)
+    weighted = [layer for layer in layers if type(layer).__name__ in WEIGHTED]
+    for index, layer in enumerate(layers):
+        kind = type(layer).__name__
+        reason = None
+        if kind == "Add":
+            reason = "SNN Toolbox parses an Add as a concatenation into a 1x1 ReLU convolution"
+        elif kind == "Concatenate":
+            reason = "SNN Toolbox's normalisation rescales a concatenation's inputs only into a convolution"
+        elif kind in WEIGHTED and weighted and layer is not weighted[-1] and \
+                _toolbox_activation(layer, readers) == "linear":
+            reason = "a hidden layer with a linear activation would spike (be rectified) on SNN Toolbox"
+        elif kind == "Conv2D" and layer.groups > 1 and simulator != "INI":
+            reason = f"SNN Toolbox's {simulator} connections ignore its {layer.groups} groups (INI runs it)"
+        if reason:
+            return f"layer {index} {layer.name!r} ({kind}): {reason}"
+    return None
+
+
+def _toolbox_activation(layer, readers):
+    """The activation SNN Toolbox 0.6.0 gives a weighted layer (`AbstractModelParser.absorb_activation`):
+    its own, unless one of up to three single readers in a row is an Activation (its activation) or a
+    ReLU layer (relu), the search stopping at a layer that has an activation of its own."""
+    found = getattr(layer.activation, "__name__", str(layer.activation))
+    for _ in range(3):
+        if len(readers[layer.name]) != 1:
+            break
+        layer = readers[layer.name][0]
+        if type(layer).__name__ == "Activation":
+            return getattr(layer.activation, "__name__", str(layer.activation))
+        if type(layer).__name__ == "ReLU":
+            return "relu"
+        if hasattr(layer, "activation"):
+            break
+    return found
+
+
+def check_layers(config: ToolboxConfig):
+    """`refuse_unrunnable` on the model the toolbox will read for ``config`` (its .json architecture where
+    one lies beside the .h5, as the toolbox prefers), before any toolbox work."""
+    import tensorflow as tf
+    from pipeline.engine import load_keras
+    architecture = config.path_wd / f"{config.filename_ann}.json"
+    if architecture.is_file():
+        modelfile.check(architecture)
+        model = tf.keras.models.model_from_json(architecture.read_text())
+        label = architecture
+    else:
+        label = config.path_wd / f"{config.filename_ann}.h5"
+        model = load_keras(label)
+    refuse_unrunnable(model, config.simulator, label)
+
+
 def _guard_scale_factor_cache(config: ToolboxConfig):
     """Drop cached scale factors that belong to another model, data set or batch size.
 
@@ -133,7 +219,9 @@ def scale_factors(config: ToolboxConfig):
 
 
 def run(config: ToolboxConfig, progress=True, log_spikes=False):
-    """Parse, normalise, build and simulate `config`; return a ToolboxRun."""
+    """Parse, normalise, build and simulate `config` (a model the toolbox would run as another network
+    refused first, `check_layers`); return a ToolboxRun."""
+    check_layers(config)
     compat.apply()
     import tensorflow as tf
     from snntoolbox.bin.utils import import_target_sim

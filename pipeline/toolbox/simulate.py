@@ -77,14 +77,20 @@ def check_fast(config):
 
 
 def fast_network(config):
-    """The engine INI-compatible for ``config``, with its samples and labels, and the scale factors.
+    """The engine INI-compatible for ``config``, with its samples and labels, and the scale factors
+    (a model SNN Toolbox would parse into another network is refused where the ini normalises).
 
     Same model and samples as the toolbox (the first ``num_to_test`` of its x_test.npz), the
     toolbox's normalised weights (`engine.toolbox_normalised_model`, thresholds 1) and INI's
     semantics (`engine.SnnSettings.ini_compatible`, the ini's batch size and seed).
     """
     check_fast(config)
-    model = engine.load_keras(config.path_wd / f"{config.filename_ann}.h5")
+    path = config.path_wd / f"{config.filename_ann}.h5"
+    model = engine.load_keras(path)
+    found = runner.unrunnable(model, "INI") if config.normalize else None
+    if found:   # the toolbox's scale factors would come from another network
+        raise UserError(f"{path}: {found}; SIM=fast takes INI's normalisation from SNN Toolbox's scale factors, "
+                        f"so run it with [tools] normalize = False (thresholds 1) in {config.path}")
     factors = runner.scale_factors(config) if config.normalize else {}
     if factors:
         model = engine.toolbox_normalised_model(model, factors)
@@ -116,15 +122,22 @@ def fast_run(config, progress=True):
 def run_config(config_path, out_path, dataset_name=None, dataset_sha=None, stage="convert", progress=True,
                simulator="INI"):
     """Run one validated ini through the toolbox (or, ``simulator="fast"``, the engine); write its result JSON."""
+    record = config_record(config_path, dataset_name, dataset_sha, stage, progress, simulator)
+    record.write(out_path)
+    return record
+
+
+def config_record(config_path, dataset_name=None, dataset_sha=None, stage="convert", progress=True,
+                  simulator="INI"):
+    """`run_config`'s result record, not written: what a cluster worker returns for the stage to write
+    (`make sweep EXECUTOR=...`)."""
     start = time.perf_counter()
     config = configs.validate(config_path)
     sim = fast_run(config, progress=progress) if simulator == FAST else runner.run(config, progress=progress)
     x_test = np.load(config.dataset_path / "x_test.npz")["arr_0"]
     y_test = np.argmax(np.load(config.dataset_path / "y_test.npz")["arr_0"], axis=1)
     model_path = config.path_wd / f"{config.filename_ann}.h5"
-    record = result_record(stage, sim, ann.test_predictions(model_path, x_test), y_test, time.perf_counter() - start,
-                           provenance(config.path, dataset_name or config.dataset_path.name,
-                                      dataset_sha or results.file_sha256(config.dataset_path / "x_test.npz"),
-                                      model_path.resolve(), config.seed))
-    record.write(out_path)
-    return record
+    return result_record(stage, sim, ann.test_predictions(model_path, x_test), y_test, time.perf_counter() - start,
+                         provenance(config.path, dataset_name or config.dataset_path.name,
+                                    dataset_sha or results.file_sha256(config.dataset_path / "x_test.npz"),
+                                    model_path.resolve(), config.seed))

@@ -14,6 +14,8 @@ quantised activations for QCFS_FINE_TUNE_EPOCHS epochs, with the activation-spar
 ESCAPE-NET's activations (no batch norm, sparse inputs) are so small at
 initialisation that lambda/(2L) rounds almost all of them to zero: at width 64 the
 network never left chance (loss log 3 for 8 epochs).
+A user's model (``origin``: its `bring` cache) is fine-tuned the same way as its QCFS twin
+(`qcfs.twin`: each hidden ReLU replaced by QCFS), cached as ``<its cache name>_qcfs_L<L>_s<seed>.h5``.
 
 A pruned model (``prune`` > 0, `pipeline.training.pruning`) starts from the same model unpruned (the
 modified ANN, or its QCFS fine-tune, trained first if needed) and is fine-tuned while magnitude pruning
@@ -40,6 +42,7 @@ LEARNING_RATE = 1e-3
 VALIDATION_FRACTION = 0.1
 QCFS_INIT_SAMPLES = 256       # training samples that set the initial clip levels of a qcfs model
 QCFS_FINE_TUNE_EPOCHS = 2     # best validation epoch kept; one is usually enough, more overfits
+ARCHS = ("escape_net", "escape_net_1d")
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,20 @@ class TrainSettings:
     levels: int = 8   # L, quantisation steps of the qcfs variant (ignored by the others)
     sparsity: float = 0.0   # the qcfs fine-tune's activation-sparsity penalty weight (`qcfs.penalise_activity`)
     prune: float = 0.0      # fraction of each Conv2D/Dense kernel set to zero (`pruning`); 0: not pruned
+    arch: str = "escape_net"   # or "escape_net_1d": `escape_net.build_1d` on the data's time-series view
+    origin: str = ""        # qcfs only: the user's model (the `bring` cache) to fine-tune instead of ESCAPE-NET
     quant: int = 0          # weight width in bits after training (`quantisation`); 0: float
 
     def __post_init__(self):
         pruning.check_target(self.prune)
         quantisation.check_bits(self.quant)
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown ESCAPE-NET architecture {self.arch!r}; choose from {ARCHS}")
+        if self.arch == "escape_net_1d" and self.variant != "modified":
+            raise UserError(f"ARCH=escape_net_1d: the {self.variant} ESCAPE-NET is built in 2-D only (the 1-D "
+                            "network is the conversion-friendly, modified one)")
+        if self.origin and (self.variant != "qcfs" or self.prune):
+            raise ValueError(f"a user's model is fine-tuned as the (unpruned) qcfs variant only, not {self.variant!r}")
         if not 0 <= self.sparsity < float("inf"):
             raise UserError(f"SPARSITY={self.sparsity}: must be a number >= 0")
         if self.sparsity and self.variant != "qcfs":
@@ -76,7 +88,9 @@ def model_name(dataset, settings):
         variant += f"_p{settings.prune:g}"
     if settings.quant:
         variant += f"_q{settings.quant}"
-    return (f"escape_net_{variant}_w{settings.width}_e{settings.epochs}"
+    if settings.origin:   # the user's model's cache name (its sha, the data's) says what it starts from
+        return f"{Path(settings.origin).stem}_{variant}_s{settings.seed}"
+    return (f"{settings.arch}_{variant}_w{settings.width}_e{settings.epochs}"
             f"_s{settings.seed}_{dataset.sha256[:12]}")
 
 
@@ -144,11 +158,16 @@ def _verified(path):
 def _train(dataset, settings, path, verbose):
     if settings.quant:
         return _quantised(dataset, settings, path, verbose)
-    from pipeline.data import balanced_subset, validation_split
+    from pipeline.data import balanced_subset, split_of
     info_path = path.with_suffix(".json")
     quantised, pruned = settings.variant == "qcfs", bool(settings.prune)
     if pruned:
         origin = train(dataset, dataclasses.replace(settings, prune=0.0), path.parent, verbose=verbose)
+    elif settings.origin:
+        origin = _verified(Path(settings.origin))
+        if origin is None:
+            raise UserError(f"{settings.origin}: the user's model to fine-tune with QCFS is missing or damaged "
+                            "(run the stage again: MODEL= rebuilds it)")
     elif quantised:
         origin = train(dataset, dataclasses.replace(settings, variant="modified", sparsity=0.0), path.parent,
                        verbose=verbose)
@@ -156,7 +175,7 @@ def _train(dataset, settings, path, verbose):
         origin = None
     import tensorflow as tf
     seed_everything(settings.seed)
-    train_idx, val_idx = validation_split(dataset.y_train, VALIDATION_FRACTION, settings.seed)
+    train_idx, val_idx = split_of(dataset, VALIDATION_FRACTION, settings.seed)
     k = dataset.num_classes
     epochs, first_kept, extra_callbacks = settings.epochs, 1, []
     if pruned:
@@ -164,8 +183,14 @@ def _train(dataset, settings, path, verbose):
         epochs, first_kept, extra_callbacks = pruning.FINE_TUNE_EPOCHS, pruning.RAMP_EPOCHS, pruning.callbacks()
         if quantised:
             qcfs.penalise_activity(model, settings.sparsity)
+    elif settings.origin:
+        model = qcfs_twin(origin, settings.levels)
+    elif settings.arch == "escape_net_1d":    # Conv1D on (time, channels); canonical below, after training
+        model = escape_net.build_1d(dataset.input_shape[1:], k, settings.width)
     else:
         model = escape_net.build(settings.variant, dataset.input_shape, k, settings.width, levels=settings.levels)
+    one_d = settings.arch == "escape_net_1d" and not pruned
+    x_train = dataset.x_train[:, 0] if one_d else dataset.x_train    # (n, 1, L, C) -> (n, L, C)
     if quantised and not pruned:
         init_idx = train_idx[balanced_subset(dataset.y_train[train_idx], QCFS_INIT_SAMPLES, settings.seed)]
         initial_lambda = qcfs.warm_start(model, load(origin.path), dataset.x_train[init_idx])
@@ -175,20 +200,27 @@ def _train(dataset, settings, path, verbose):
     keep_best = _KeepBest(first_kept)
     start = time.perf_counter()
     history = model.fit(
-        dataset.x_train[train_idx], one_hot(dataset.y_train[train_idx], k),
-        validation_data=(dataset.x_train[val_idx], one_hot(dataset.y_train[val_idx], k)),
+        x_train[train_idx], one_hot(dataset.y_train[train_idx], k),
+        validation_data=(x_train[val_idx], one_hot(dataset.y_train[val_idx], k)),
         batch_size=BATCH_SIZE, epochs=epochs, shuffle=True, verbose=verbose,
         callbacks=[keep_best, *extra_callbacks])
     seconds = time.perf_counter() - start
     model.set_weights(keep_best.weights)
-    if pruned:
-        model = pruning.strip(model)
+    changes = ()
+    if one_d:   # cached as every stage runs it: Conv2D / AveragePooling2D on the (1, L, C) map, no Reshape
+        from pipeline import canonical
+        form = canonical.canonicalise(model, dataset.input_shape)
+        model, changes = form.model, form.changes
+    if pruned or one_d:
+        model = pruning.strip(model) if pruned else model
         model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
     test_accuracy = float(np.mean(predict(model, dataset.x_test) == dataset.y_test))
 
     results.write_atomic_with(path, lambda tmp: model.save(tmp, save_format="h5"))
     info = {
-        "variant": settings.variant, "width": settings.width, "epochs": settings.epochs,
+        "variant": settings.variant, "arch": settings.arch,
+        **({"source": origin.info["source"]} if settings.origin else {"width": settings.width,
+                                                                       "epochs": settings.epochs}),
         "seed": settings.seed, "dataset": {"name": dataset.name, "sha256": dataset.sha256},
         "train_samples": len(train_idx), "validation_samples": len(val_idx),
         "test_samples": len(dataset.y_test), "best_epoch": keep_best.best_epoch,
@@ -196,6 +228,8 @@ def _train(dataset, settings, path, verbose):
         "train_seconds": seconds, "parameters": int(model.count_params()), "sha256": results.file_sha256(path),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
     }
+    if one_d:
+        info.update(canonical=list(changes))
     if pruned:
         info.update(prune=settings.prune, started_from={"path": str(origin.path),
                                                         "test_accuracy": origin.info["test_accuracy"]},
@@ -203,7 +237,7 @@ def _train(dataset, settings, path, verbose):
         if quantised:
             info.update(levels=settings.levels, sparsity=settings.sparsity, clip_lambda=qcfs.threshold_values(model))
     elif quantised:
-        info.update(levels=settings.levels, started_from={"path": str(origin.path),
+        info.update(levels=settings.levels, started_from={"path": str(origin.path), "sha256": origin.info["sha256"],
                                                           "test_accuracy": origin.info["test_accuracy"]},
                     fine_tune_epochs=QCFS_FINE_TUNE_EPOCHS, sparsity=settings.sparsity, initial_lambda=initial_lambda,
                     clip_lambda=qcfs.threshold_values(model))
@@ -228,6 +262,18 @@ def _quantised(dataset, settings, path, verbose):
     return TrainedModel(path, info)
 
 
+def qcfs_twin(origin, levels):
+    """The QCFS twin (`qcfs.twin`) of the user's model ``origin`` (its `bring` cache), refused in one line
+    before any fine-tuning where the engine cannot convert it (`network.describe`)."""
+    from pipeline import network
+    model = qcfs.twin(load(origin.path), levels)
+    try:
+        network.describe(model)
+    except UserError as exc:
+        raise UserError(f"MODEL={origin.info['source']['path']}: its QCFS twin cannot be converted: {exc}") from None
+    return model
+
+
 def bring(source, dataset, folder, force=False):
     """A trained Keras model the user brings (``MODEL=path``), checked and made ready for the toolbox.
 
@@ -242,11 +288,7 @@ def bring(source, dataset, folder, force=False):
     accuracy beside it.
     A ``.keras`` file is read if tf-keras can (its own format); a Keras-3 one is refused with the reason.
     """
-    path = Path(source).expanduser().resolve()
-    if not path.is_file():
-        raise UserError(f"MODEL={source}: no such file")
-    if path.suffix.lower() not in (".h5", ".hdf5", ".keras"):
-        raise UserError(f"MODEL={source}: a Keras .h5 file is expected (or a .keras file tf-keras can read)")
+    path = _user_model_path(source)
     sha = results.file_sha256(path)
     copy = Path(folder) / f"user_{sha[:12]}_d{dataset.sha256[:12]}.h5"
     with results.locked(copy):
@@ -267,6 +309,21 @@ def bring(source, dataset, folder, force=False):
                 "sha256": results.file_sha256(copy)}
         results.write_json(copy.with_suffix(".json"), info)
     return TrainedModel(copy, info)
+
+
+def _user_model_path(source):
+    path = Path(source).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"MODEL={source}: no such file")
+    if path.suffix.lower() not in (".h5", ".hdf5", ".keras"):
+        raise UserError(f"MODEL={source}: a Keras .h5 file is expected (or a .keras file tf-keras can read)")
+    return path
+
+
+def user_input_shape(source):
+    """The per-sample input shape of the model in ``MODEL=source`` (read as `bring` reads it: checked as
+    data first), e.g. to see whether it takes recordings as time x channels."""
+    return tuple(_read_user_model(_user_model_path(source)).input_shape[1:])
 
 
 def _read_user_model(path):

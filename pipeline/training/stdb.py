@@ -441,6 +441,15 @@ def _resume(saved, network, logs, optimizers, rng, strategy):
 
 
 # --------------------------------------------------------------------- export
+def foldable(network):
+    """Whether the thresholds fold into the weights (`fold_thresholds`): a chain whose weighted layers
+    all have neurons. A merge's threshold has no weights to go into and its inputs' units follow
+    the thresholds (`network.Network.merge_scales`), a linear layer has no threshold: such a graph
+    is exported with its weights as they are and its thresholds kept beside them."""
+    graph = network.graph
+    return graph.is_chain and all(n.neuron is not None for n in graph.weighted)
+
+
 def fold_thresholds(network):
     """A copy of the Keras model whose weights carry the thresholds: ``W/theta``, ``b/theta``.
 
@@ -452,7 +461,11 @@ def fold_thresholds(network):
     (its leak is a constant subtraction), linear pooling (its pools spike), the membrane readout
     (it counts output spikes), v(0) != 0, and the signed Poisson rule (it uses |x| / max x).
     So the toolbox reproduces the engine only for a network trained in the INI-compatible mode.
+    A graph that is not `foldable` is refused.
     """
+    if not foldable(network):
+        raise UserError(f"network {network.graph.name!r}: its thresholds do not fold into its weights (a merge or a "
+                        "linear layer); export its weights and thresholds as they are")
     folded = tf.keras.models.clone_model(network.model)
     folded.set_weights(network.model.get_weights())
     thresholds = network.threshold_values()
@@ -463,8 +476,14 @@ def fold_thresholds(network):
 
 
 def export_h5(network, path):
-    """Write `fold_thresholds` (network) to ``path`` as Keras ``.h5`` (atomically); returns the path."""
-    folded = fold_thresholds(network)
+    """Write `fold_thresholds` (network) to ``path`` as Keras ``.h5`` (atomically), or the model with its
+    weights as they are where the network is not `foldable` (its thresholds then go with the record);
+    returns the path."""
+    if foldable(network):
+        folded = fold_thresholds(network)
+    else:
+        folded = tf.keras.models.clone_model(network.model)
+        folded.set_weights(network.model.get_weights())
     folded.compile("sgd", "categorical_crossentropy")   # the toolbox re-compiles with the saved loss
     with warnings.catch_warnings():  # the toolbox reads Keras .h5, the "legacy" format is the point
         warnings.filterwarnings("ignore", message=".*HDF5 file.*")

@@ -83,15 +83,16 @@ def ini_converted(ws, timesteps, coding, mode, seed, batch_size):
 def qcfs_model(ws, levels, sparsity=0.0, force=False):
     """The RUN's QCFS network (`keras_models.qcfs`, L = ``levels``): the trained model fine-tuned with
     quantised, clipped activations (and the activation-sparsity penalty of weight ``sparsity``), cached
-    like every trained model. ESCAPE-NET: pruned to the RUN's PRUNE target; a user's model (``MODEL=``):
-    its QCFS twin (`keras_models.qcfs.twin`), fine-tuned the same way."""
+    like every trained model. ESCAPE-NET: pruned to the RUN's PRUNE target, then quantised to its QUANT width;
+    a user's model (``MODEL=``): its QCFS twin (`keras_models.qcfs.twin`), fine-tuned the same way."""
     chosen = ws.record
     if workspace.user_model(ws):
         settings = train.TrainSettings("qcfs", seed=int(chosen["seed"]), levels=levels, sparsity=sparsity,
                                        origin=str(ws.model.path))
     else:
         settings = train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]), int(chosen["seed"]),
-                                       levels, sparsity, workspace.prune_of(chosen), workspace.arch_of(chosen))
+                                       levels, sparsity, workspace.prune_of(chosen), workspace.arch_of(chosen),
+                                       quant=workspace.quant_of(chosen))
     return train.train(ws.dataset, settings, ws.folders.trained, force=force)
 
 

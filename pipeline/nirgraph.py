@@ -29,6 +29,11 @@ the side file (`sidecar`), never dropped silently:
   1.0.5 node: refused.
 - A leak below 1 (the engine's discrete LIF) has no exact NIR form (NIR's LIF is continuous,
   its discretisation is the importer's): refused.
+- Quantised weights (``QUANT=b``, `pipeline.training.quantisation`): NIR holds float weights, so the
+  file holds q x scale, the very float32 values the engine runs; each Conv2d/Affine/Linear node's
+  ``metadata`` (NIR 1.0.5 serialises it with the node) holds ``weight_bits`` and ``weight_scale`` (one
+  float32 per output channel, so q = weight / weight_scale along the first axis, exactly), and the side
+  file repeats them per layer under ``weight_quantisation``.
 """
 import numpy as np
 
@@ -140,11 +145,22 @@ def _conv_padding(node, weight):
     return tuple(int(after) for _, after in pads), weight, {"keras_kernel_size": list(node.kernel_size)}
 
 
-def _ops(nir, node, flat, graph):
+def _quantisation(node, bits):
+    """A weighted node's NIR ``metadata``: its weights' width and per-output-channel scale (``bits`` > 0;
+    a ValueError if its kernel is not quantised to that width), else none."""
+    if not bits:
+        return {}
+    from pipeline.training import quantisation
+    _, scale = quantisation.integer_weights(_weights(node)[0], bits)
+    return {"weight_bits": np.int64(bits), "weight_scale": scale}
+
+
+def _ops(nir, node, flat, graph, weight_bits=0):
     """The NIR nodes of one engine node, each reading the one before: (name, NIR node) pairs. ``flat``:
     the channels-last map its input is a flattening of, if it is one (an Affine's columns follow NIR's
-    channels-first order). A bias is written as the engine adds it (`bias_in_units`); the Keras bias is in
-    the metadata (``keras_bias``), so the file reads back to the very same weights."""
+    channels-first order); ``weight_bits``: the width its kernel is quantised to (`_quantisation`). A bias is
+    written as the engine adds it (`bias_in_units`); the Keras bias is in the metadata (``keras_bias``), so
+    the file reads back to the very same weights."""
     ops = []
     if isinstance(node, network.Weighted):
         kernel, bias = _weights(node)
@@ -154,11 +170,13 @@ def _ops(nir, node, flat, graph):
         padding, weight, more = _conv_padding(node, kernel.transpose(3, 2, 0, 1))
         ops.append((node.name, nir.Conv2d(input_shape=tuple(node.input_shape[:2]), weight=weight.copy(),
                                           stride=node.stride, padding=padding, dilation=node.dilation,
-                                          groups=node.groups, bias=bias, metadata={**metadata, **more})))
+                                          groups=node.groups, bias=bias,
+                                          metadata={**metadata, **more, **_quantisation(node, weight_bits)})))
     elif isinstance(node, network.Affine):
         weight = kernel.T if flat is None else kernel.T[:, _flatten_permutation(flat)]
+        metadata = {**metadata, **_quantisation(node, weight_bits)}
         ops.append((node.name, nir.Affine(weight=weight.copy(), bias=bias, metadata=metadata) if node.use_bias
-                    else nir.Linear(weight=weight.copy())))
+                    else nir.Linear(weight=weight.copy(), metadata=metadata)))
     elif isinstance(node, network.AvgPool2d):
         ops.append((node.name, nir.AvgPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
                                              padding=np.array((0, 0)))))
@@ -170,8 +188,10 @@ def _ops(nir, node, flat, graph):
     return ops
 
 
-def to_nir(graph):
-    """The NIR graph of a converted network (`network.Network` whose weighted nodes hold their layer).
+def to_nir(graph, weight_bits=0):
+    """The NIR graph of a converted network (`network.Network` whose weighted nodes hold their layer);
+    ``weight_bits``: the width its kernels are quantised to (0: float), recorded in each weighted node's
+    ``metadata`` with its scale.
 
     Each engine node becomes its NIR node (named as it), then its neurons (``<name>.if``, or
     ``<name>.i`` for the membrane readout); a linear layer has none. A merge is where edges meet (NIR
@@ -190,7 +210,7 @@ def to_nir(graph):
         if len({flat[s] for s in sources}) > 1:
             raise UserError(f"layer {node.name!r} merges a flattened map with another vector: NIR flattens "
                             "channels-first, so their elements would not line up")
-        ops = _ops(nir, node, flat[sources[0]], graph)
+        ops = _ops(nir, node, flat[sources[0]], graph, weight_bits)
         if getattr(node, "neuron", None) is not None and graph.spikes(node):
             ops.append((f"{node.name}.if", _if_node(nir, node.output_shape, node.neuron.threshold)))
         elif node.readout:
@@ -219,9 +239,15 @@ def to_nir(graph):
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
-def sidecar(graph, approximations=()):
-    """What the NIR file does not hold, for a reader (and `from_nir`) to run it as the engine does."""
-    return {"nir_version": NIR_VERSION, "format": "NIR HDF5 (nir.write)",
+def sidecar(graph, approximations=(), weight_bits=0):
+    """What the NIR file does not hold, for a reader (and `from_nir`) to run it as the engine does (and,
+    for quantised weights, their width and scales, also in the nodes' metadata)."""
+    quantised = {"weight_quantisation": {
+        "bits": weight_bits, "scheme": "symmetric per output channel, post-training; q = weight / scale exactly, "
+                                      "|q| <= 2^(bits-1) - 1; biases float32",
+        "scales": {node.name: [float(s) for s in _quantisation(node, weight_bits)["weight_scale"]]
+                   for node in graph.nodes if isinstance(node, network.Weighted)}}} if weight_bits else {}
+    return {**quantised, "nir_version": NIR_VERSION, "format": "NIR HDF5 (nir.write)",
             "input_shape_channels_last": list(graph.input_shape),
             "input_coding": graph.neurons.coding, "poisson_rule": graph.neurons.poisson_rule,
             "input_gain": graph.neurons.gain, "input_delta": graph.neurons.delta,
@@ -453,12 +479,13 @@ def _check_merge_scales(graph, merges, path):
                                 f"engine rescales it by {float(want)!r}, the ratio of the units its thresholds give")
 
 
-def write(path, graph, approximations=()):
-    """``path`` (.nir, HDF5) and ``path`` .json (the `sidecar`), each written atomically."""
+def write(path, graph, approximations=(), weight_bits=0):
+    """``path`` (.nir, HDF5) and ``path`` .json (the `sidecar`), each written atomically; ``weight_bits``:
+    the width the kernels are quantised to (0: float)."""
     import nir
     from pipeline import results
-    results.write_atomic_with(path, lambda tmp: nir.write(tmp, to_nir(graph)))
-    side = sidecar(graph, approximations)
+    results.write_atomic_with(path, lambda tmp: nir.write(tmp, to_nir(graph, weight_bits)))
+    side = sidecar(graph, approximations, weight_bits)
     results.write_json(path.with_suffix(".json"), side)
     return side
 

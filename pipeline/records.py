@@ -48,7 +48,7 @@ COMMON = {
     "normalized_energy": "SNN energy per inference / the ANN's (the energy model on the spikes of this very run)",
     "wall_seconds": "wall time of the whole stage run, seconds",
     "peak_memory_mb": "peak resident memory of the process, MB",
-    "preset": "energy per operation (`PRESET`)",
+    "preset": "energy per operation (`PRESET`; `int8-acc32` by default in a RUN with `QUANT`)",
     "e_mac_pj": "energy of one multiply-accumulate, pJ",
     "e_ac_pj": "energy of one accumulate, pJ",
     "levels": "quantisation levels L of the QCFS network (`L`)",
@@ -413,7 +413,8 @@ class EnergyRecord(Record):
                        "`saving` (ANN / SNN), per inference")
     memory: dict = info("the memory-inclusive model (`pipeline/energy/memory.py`): per layer and in total the SNN's "
                         "and the ANN's SRAM accesses and their energy beside the operations, "
-                        "`normalized_energy_memory`, and the `footprint` (weights and neuron state, bytes)")
+                        "`normalized_energy_memory`, the word widths (`weight_bits`, membrane `bits`, "
+                        "`activation_bits`), and the `footprint` (weights and neuron state, bytes)")
     per_timestep: dict = info("`snn_cumulative_energy_j` and `snn_cumulative_normalized` after each step, and the "
                               "`method` that splits the ACs over the steps")
     input: dict = info("the input coding's cost: its parameters, events per inference, the encoder's updates "

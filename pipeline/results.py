@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline import ROOT, UserError
 
-RECORD_KEYS = ("data", "scale", "width", "epochs", "seed", "model_file", "prune", "arch", "val_trials")
+RECORD_KEYS = ("data", "scale", "width", "epochs", "seed", "model_file", "prune", "arch", "val_trials", "quant")
 MAKE_NAMES = {"model_file": "MODEL"}   # the setting of a record key, where its name differs
 
 
@@ -226,7 +226,7 @@ def resolve_run(run, folders, requested, defaults, force=False):
     recorded = read_json(record_path) if record_path.exists() else None
     if recorded is None:
         return {key: requested[key] if requested.get(key) is not None else defaults[key] for key in RECORD_KEYS}
-    # a key recorded before it existed (PRUNE) holds its default
+    # a key recorded before it existed (PRUNE, QUANT) holds its default
     changed = [f"{MAKE_NAMES.get(key, key.upper())}={requested[key]} (recorded: {recorded.get(key)})"
                for key in RECORD_KEYS
                if requested.get(key) is not None and str(requested[key]) != str(recorded.get(key, defaults[key]))]

@@ -112,6 +112,15 @@ def _non_negative_float(name):
     return parse
 
 
+def _quant_bits(name):
+    def parse(text):
+        value = _int(name)(text)
+        if not (value == 0 or 2 <= value <= 8):
+            raise argparse.ArgumentTypeError(f"{name}={value} must be 0 (float) or a width of 2 to 8 bits")
+        return value
+    return parse
+
+
 def _fraction(name):
     def parse(text):
         value = _float(name)(text)
@@ -206,8 +215,9 @@ def option(make, meaning, default=None, parse=None, choices=None, flag=False, sh
 class Settings:
     stage: str
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, "
-                             "`ARCH`, epochs, seed, `PRUNE`, `MODEL` and model in `run.json`, later stages reuse "
-                             "them; asking for others is refused (use another RUN, or `FORCE=1` with the new value)",
+                             "`ARCH`, epochs, seed, `PRUNE`, `QUANT`, `MODEL` and model in `run.json`, later stages "
+                             "reuse them; asking for others is refused (use another RUN, or `FORCE=1` with the new "
+                             "value)",
                       "default")
     out: str | None = option("OUT", "where `results/`, `keras_models/trained/`, `data/` and `snn_configs/generated/` "
                                     "are written and read (e.g. a cluster's scratch); every stage of a RUN needs the "
@@ -233,6 +243,12 @@ class Settings:
                                           "synapses, for the ANN too ([docs/pruning.md](docs/pruning.md)); 0: not "
                                           "pruned", parse=_fraction,
                               shown="recorded, else 0")
+    quant: int | None = option("QUANT", "weight width in bits after training: each Conv2D/Dense kernel quantised "
+                                        "symmetrically per output channel (post-training; after `PRUNE`), biases "
+                                        "kept float32; the model, the engine and the NIR export hold q × scale; "
+                                        "energy then defaults to `PRESET=int8-acc32` and counts weights at this "
+                                        "width ([docs/quantisation.md](docs/quantisation.md)); 0: float",
+                               parse=_quant_bits, shown="recorded, else 0")
     val_trials: int | None = option("VAL_TRIALS", "synthetic data only: that many more trials, from their own "
                                                   "random stream, as the validation split every choice is made on "
                                                   "(the ANN's and STDB's best epoch, the frontier's point); the ANN "
@@ -313,8 +329,10 @@ class Settings:
                              "cross-checks: `converted` (INI "
                              "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "
                              "levels, v(0) = θ/2)", "converted", choices=("converted", "stdb", "qcfs"))
-    preset: str = option("PRESET", "energy per operation: `45nm-fp32`, `fp16` or `int8`", "45nm-fp32",
-                         choices=("45nm-fp32", "fp16", "int8"))
+    preset: str | None = option("PRESET", "energy per operation: `45nm-fp32`, `fp16`, `int8` (8-bit adds) or "
+                                          "`int8-acc32` (8-bit multiplies, 32-bit adds)",
+                                choices=("45nm-fp32", "fp16", "int8", "int8-acc32"),
+                                shown="`45nm-fp32`; `int8-acc32` in a RUN with `QUANT`")
     mac_pj: float | None = option("MAC_PJ", "energy of a MAC in pJ (with `AC_PJ`, overrides `PRESET`)",
                                   parse=_float, shown="—")
     ac_pj: float | None = option("AC_PJ", "energy of an AC in pJ (with `MAC_PJ`)", parse=_float, shown="—")

@@ -16,7 +16,7 @@ from pipeline.toolbox import onoff as onoff_inputs
 from pipeline.training import ann as train
 
 DEFAULTS = {"data": "synthetic", "scale": "signed", "width": 64, "epochs": 8, "seed": 0, "model_file": None,
-            "prune": 0.0, "arch": "escape_net", "val_trials": 0}
+            "prune": 0.0, "arch": "escape_net", "val_trials": 0, "quant": 0}
 NUM_NORM = 500   # training samples the toolbox normalises on
 SIM_BATCH = 50   # samples per batch of the stages that sweep networks on the engine (latency, frontier)
 DEFAULT_N = 100             # test samples simulated when N is not given
@@ -80,7 +80,8 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
         results.hold_run(settings.run, folders)
     requested = {"data": settings.data, "scale": settings.scale, "width": settings.width,
                  "epochs": settings.epochs, "seed": settings.seed, "model_file": settings.model,
-                 "prune": settings.prune, "arch": settings.arch, "val_trials": settings.val_trials}
+                 "prune": settings.prune, "arch": settings.arch, "val_trials": settings.val_trials,
+                 "quant": settings.quant}
     for key in ("data", "model_file"):
         if requested[key] not in (None, "synthetic"):
             requested[key] = str(Path(requested[key]).expanduser().resolve())
@@ -88,6 +89,9 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
     user_model = chosen.get("model_file")
     if user_model and prune_of(chosen):
         raise UserError(f"PRUNE={prune_of(chosen)} prunes the ESCAPE-NET the pipeline trains; RUN={settings.run} "
+                        f"runs on MODEL={user_model}")
+    if user_model and quant_of(chosen):
+        raise UserError(f"QUANT={quant_of(chosen)} quantises the ESCAPE-NET the pipeline trains; RUN={settings.run} "
                         f"runs on MODEL={user_model}")
     if user_model and variant != "modified":
         raise UserError(f"the {variant} ESCAPE-NET is trained by the pipeline; RUN={settings.run} runs on "
@@ -109,7 +113,7 @@ def prepare(settings: Settings, variant="modified", verbose=1, lock=True) -> Wor
     else:
         trained = train.train(dataset, train.TrainSettings(variant, int(chosen["width"]), int(chosen["epochs"]),
                                                            int(chosen["seed"]), prune=prune_of(chosen),
-                                                           arch=arch_of(chosen)),
+                                                           arch=arch_of(chosen), quant=quant_of(chosen)),
                               folders.trained,
                               force=settings.force and variant == "modified", verbose=verbose)
     if variant == "modified":
@@ -130,6 +134,19 @@ def arch_of(record):
     return record.get("arch") or DEFAULTS["arch"]
 
 
+def quant_of(record):
+    """The RUN's weight width in bits (QUANT): 0 (float) for a RUN recorded before the setting existed."""
+    return int(record.get("quant") or 0)
+
+
+def refuse_weight_training(ws, what):
+    """One line refusing ``what`` (STDB) on a RUN whose weights are quantised: training would move them off
+    their integer grid (quantisation is post-training; docs/quantisation.md)."""
+    if quant_of(ws.record):
+        raise UserError(f"{what} trains float weights; RUN={ws.run} is quantised (QUANT={quant_of(ws.record)}) "
+                        "and its weights would leave their integer grid: use a RUN without QUANT")
+
+
 def user_model(ws):
     """The MODEL= file a RUN runs on, or None when it trains ESCAPE-NET itself."""
     return ws.record.get("model_file")
@@ -146,8 +163,9 @@ def engine_stage(settings, example):
     if settings.thresholds != "max":
         raise UserError(f"THRESHOLDS={settings.thresholds}: `{settings.stage}` calibrates its thresholds on the "
                         "engine (THRESHOLDS=max)")
-    cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)
+    energy.costs(settings.preset, settings.mac_pj, settings.ac_pj)   # refuse a bad pair before training
     ws = prepare(settings)
+    cost = energy.costs(settings.preset, settings.mac_pj, settings.ac_pj, quant_of(ws.record))
     return tuple(sorted(set(values))), cost, ws, test_samples(settings, ws)
 
 

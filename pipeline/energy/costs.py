@@ -8,13 +8,19 @@ from dataclasses import dataclass
 from pipeline import UserError
 
 # pJ per operation, Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014,
-# 45 nm table: fp32 mult 3.7 + add 0.9; fp16 mult 1.1 + add 0.4; int8 mult 0.2 + add 0.03.
-# A MAC is one multiply plus one add; an AC is one add.
+# 45 nm table: fp32 mult 3.7 + add 0.9; fp16 mult 1.1 + add 0.4; int8 mult 0.2 + add 0.03;
+# int32 add 0.1 (int32 mult 3.1). A MAC is one multiply plus one add; an AC is one add.
+# `int8-acc32`, the arithmetic of an integer network (`QUANT=`, docs/quantisation.md): 8-bit weights
+# times 8-bit activations summed in a 32-bit accumulator, MAC = 8-bit mult + 32-bit add (0.2 + 0.1);
+# an SNN's AC adds an 8-bit weight into a 32-bit membrane, one 32-bit add (0.1). `int8` prices the
+# add at 8 bits too, an accumulator that would overflow on any real layer.
 PRESETS = {
     "45nm-fp32": (4.6, 0.9),
     "fp16": (1.5, 0.4),
     "int8": (0.23, 0.03),
+    "int8-acc32": (0.3, 0.1),
 }
+QUANTISED_PRESET = "int8-acc32"   # the default for a quantised RUN, whatever its width (<= 8 bits)
 PJ = 1e-12
 
 # --------------------------------------------------------------------- energy per operation
@@ -25,14 +31,22 @@ class Costs:
     e_ac_pj: float
 
 
-def costs(preset="45nm-fp32", mac_pj=None, ac_pj=None):
-    """A named preset, or the user's MAC_PJ/AC_PJ pair (both needed; it overrides the preset)."""
+def default_preset(weight_bits=0):
+    """The preset a RUN's arithmetic asks for: `int8-acc32` for quantised weights (``QUANT=``; a width
+    below 8 is priced as 8 bits, an upper bound), else 45 nm fp32."""
+    return QUANTISED_PRESET if weight_bits else "45nm-fp32"
+
+
+def costs(preset=None, mac_pj=None, ac_pj=None, weight_bits=0):
+    """A named preset (None: `default_preset` of ``weight_bits``), or the user's MAC_PJ/AC_PJ pair (both
+    needed; it overrides the preset)."""
     if (mac_pj is None) != (ac_pj is None):
         raise UserError("MAC_PJ and AC_PJ go together: give both energies per operation (pJ)")
     if mac_pj is not None:
         if not (math.isfinite(mac_pj) and math.isfinite(ac_pj)) or mac_pj < 0 or ac_pj < 0:
             raise UserError(f"MAC_PJ={mac_pj}, AC_PJ={ac_pj}: energies per operation must be finite and >= 0")
         return Costs("user", float(mac_pj), float(ac_pj))
+    preset = preset or default_preset(weight_bits)
     if preset not in PRESETS:
         raise UserError(f"PRESET={preset!r}: choose one of {', '.join(PRESETS)} or give MAC_PJ and AC_PJ")
     return Costs(preset, *PRESETS[preset])

@@ -54,8 +54,21 @@ KIB = 1024
 # do about it)", ISSCC 2014 (8 KB: 10 pJ, 32 KB: 20 pJ, 1 MB: 100 pJ).
 SRAM_READ_64BIT_PJ = ((8 * KIB, 10.0), (32 * KIB, 20.0), (1024 * KIB, 100.0))
 # Bits per weight, membrane and activation word: the arithmetic the PRESET prices (`costs.PRESETS`);
-# a user's MAC_PJ/AC_PJ pair is taken as fp32.
-WORD_BITS = {"45nm-fp32": 32, "fp16": 16, "int8": 8, "user": 32}
+# a user's MAC_PJ/AC_PJ pair is taken as fp32. `int8-acc32`: membranes keep the 32-bit accumulator,
+# ANN activations and input values are requantised to 8 bits (`ACTIVATION_BITS`), weights are 8 bits
+# unless the RUN quantised them to fewer (`words`).
+WORD_BITS = {"45nm-fp32": 32, "fp16": 16, "int8": 8, "int8-acc32": 32, "user": 32}
+ACTIVATION_BITS = {"int8-acc32": 8}
+WEIGHT_BITS = {"int8-acc32": 8}
+
+
+@dataclass(frozen=True)
+class Words:
+    """Bits of a stored weight, of a neuron's state (SNN membrane, held current) and of an activation
+    (ANN activations, input values)."""
+    weight: int
+    state: int
+    activation: int
 
 
 def sram_access_pj(size_bytes, bits):
@@ -72,8 +85,16 @@ def sram_access_pj(size_bytes, bits):
 
 
 def word_bits(cost):
-    """Bits of a weight, membrane or activation word under a `Costs` preset."""
+    """Bits of a membrane word under a `Costs` preset (of every word, where the preset does not split them)."""
     return WORD_BITS[cost.preset]
+
+
+def words(cost, weight_bits=0):
+    """The `Words` of a `Costs` preset; ``weight_bits``: the RUN's quantised weight width (QUANT), which
+    sets the stored weights' width whatever the arithmetic's (0: the preset's)."""
+    state = word_bits(cost)
+    return Words(weight=weight_bits or WEIGHT_BITS.get(cost.preset, state), state=state,
+                 activation=ACTIVATION_BITS.get(cost.preset, state))
 
 
 def address_bits(neurons):
@@ -95,7 +116,19 @@ def weight_count(node):
         count = int(np.prod(node.input_shape)) * int(node.output_shape[-1])
     else:
         return 0
-    return count + (int(node.output_shape[-1]) if node.use_bias else 0)
+    return count + bias_count(node)
+
+
+def bias_count(node):
+    """A weighted layer's biases: C_out, or 0 without bias (pools and adds: 0)."""
+    return int(node.output_shape[-1]) if getattr(node, "use_bias", False) else 0
+
+
+def weight_bytes(node, words):
+    """Bytes of a layer's weight memory: kernel entries at ``words.weight`` bits, biases at the accumulator's
+    ``words.state`` (a quantised layer keeps float32 biases; an integer one, int32 biases)."""
+    biases = bias_count(node)
+    return ((weight_count(node) - biases) * words.weight + biases * words.state) / 8
 
 
 def _layout(nodes):
@@ -133,20 +166,24 @@ def state_count(node, reads_input, folded, coding, kind):
 
 
 # --------------------------------------------------------------------- footprint
-def footprint(layers, bits=32, pooling="linear", coding="poisson", kind="snn", counts=None):
-    """Bytes the network stores, per layer and in total: weights, and neuron state (``kind`` "snn":
-    membranes, linear nodes' currents and held currents; "ann": output activations), at ``bits`` per
-    word. ``layers``: a `network.Network` or a chain's compute nodes; ``counts``: their
-    `count_operations`, which say which linear pools are folded (without them: all)."""
-    rows = []
+def footprint(layers, bits=32, pooling="linear", coding="poisson", kind="snn", counts=None, weight_bits=None,
+              bias_bits=None):
+    """Bytes the network stores, per layer and in total: kernel weights at ``weight_bits`` each and biases
+    at ``bias_bits`` (both default ``bits``), and neuron state (``kind`` "snn": membranes, linear nodes'
+    currents and held currents; "ann": output activations), at ``bits`` per word. ``layers``: a
+    `network.Network` or a chain's compute nodes; ``counts``: their `count_operations`, which say which
+    linear pools are folded (without them: all)."""
+    rows, weight_bits = [], weight_bits or bits
+    widths = Words(weight=weight_bits, state=bias_bits or bits, activation=bits)
     nodes, _, readers = _layout(layers)
     for index, g in enumerate(nodes):
         folded = _folded(g, counts[index] if counts is not None else None, pooling)
         weights, state = weight_count(g), state_count(g, g.name in readers, folded, coding, kind)
-        rows.append({"name": g.name, "weights": weights, "weight_bytes": weights * bits / 8,
+        rows.append({"name": g.name, "weights": weights, "weight_bytes": weight_bytes(g, widths),
                      "state_words": state, "state_bytes": state * bits / 8})
     total = {key: sum(r[key] for r in rows) for key in ("weight_bytes", "state_bytes")}
-    return rows, {**total, "bytes": total["weight_bytes"] + total["state_bytes"], "bits": bits}
+    return rows, {**total, "bytes": total["weight_bytes"] + total["state_bytes"], "bits": bits,
+                  "weight_bits": weight_bits}
 
 
 # --------------------------------------------------------------------- accesses
@@ -164,28 +201,29 @@ class Access:
         return self.count * sram_access_pj(self.memory_bytes, self.bits) * PJ
 
 
-def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=32):
+def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=32, words=None):
     """Per layer, the SNN's memory accesses per inference (`Access` lists), by the module's rules.
 
     ``layers``: a `network.Network` or a chain's compute nodes; ``counts``: their `count_operations`;
-    ``input_events``: spiking input events per inference (ignored for analog input).
+    ``input_events``: spiking input events per inference (ignored for analog input); ``words``: the
+    `Words` (default: ``bits`` for every word).
     """
+    w = words or Words(bits, bits, bits)
     nodes, input_size, readers = _layout(layers)
     spikes = {c.name: c.snn_spikes for c in counts}
     sizes = {g.name: g.neurons for g in nodes}
     sizes["input"], spikes["input"] = input_size, float(input_events or 0.0)
-    word = bits / 8
     out = []
     for g, c in zip(nodes, counts):
         if _folded(g, c, pooling):
             out.append([])
             continue
         n, held = g.neurons, holds_current(g.name in readers, coding)
-        weights = weight_count(g) * word
-        state = state_count(g, g.name in readers, False, coding, "snn") * word
+        weights = weight_bytes(g, w)
+        state = state_count(g, g.name in readers, False, coding, "snn") * w.state / 8
         own_address = address_bits(n)
-        a = [Access("membrane init", "state", n, state, bits),
-             Access("spike reset", "state", c.snn_spikes, state, bits),
+        a = [Access("membrane init", "state", n, state, w.state),
+             Access("spike reset", "state", c.snn_spikes, state, w.state),
              Access("spike event write", "events", c.snn_spikes, n * own_address / 8, own_address)]
         computed = False
         for p in c.parts:
@@ -194,65 +232,71 @@ def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=
                 a.append(Access("event read", f"{p.source} events", spikes[p.source],
                                 sizes[p.source] * source_address / 8, source_address))
                 if isinstance(g, network.Weighted):
-                    a.append(Access("weight read", "weights", p.acs, weights, bits))
+                    a.append(Access("weight read", "weights", p.acs, weights, w.weight))
                 target = "current" if held else "membrane"
-                a += [Access(f"{target} read", "state", p.acs, state, bits),
-                      Access(f"{target} write", "state", p.acs, state, bits)]
+                a += [Access(f"{target} read", "state", p.acs, state, w.state),
+                      Access(f"{target} write", "state", p.acs, state, w.state)]
                 continue
             ops = p.macs or p.acs      # each reads its weight (if any) and its input value
             memory = "input" if p.source == network.INPUT else f"{p.source} current"
             if isinstance(g, network.Weighted):
-                a.append(Access("weight read", "weights", ops, weights, bits))
-            a.append(Access("input read", memory, ops, sizes[p.source] * word, bits))
+                a.append(Access("weight read", "weights", ops, weights, w.weight))
+            # the input's values are activations; a linear node's current, a state word
+            value_bits = w.activation if p.source == network.INPUT else w.state
+            a.append(Access("input read", memory, ops, sizes[p.source] * value_bits / 8, value_bits))
             computed = computed or p.when == "once"
         if computed:        # a held value's current: computed once per inference, written once
-            a.append(Access("current write", "state", n, state, bits))
+            a.append(Access("current write", "state", n, state, w.state))
         leaky = getattr(g, "neuron", None) is not None and g.neuron.leak != 1.0
         bias = isinstance(g, network.Weighted) and g.use_bias
         every_step = _linear(g) or is_linear_pool(g, pooling) or any(p.when == "every step" for p in c.parts)
         if held or leaky or bias or every_step:   # neurons that change without events: swept every step
             sweep = timesteps * n
-            a += [Access("step membrane read", "state", sweep, state, bits),
-                  Access("step membrane write", "state", sweep, state, bits)]
+            a += [Access("step membrane read", "state", sweep, state, w.state),
+                  Access("step membrane write", "state", sweep, state, w.state)]
             if held:
-                a.append(Access("step current read", "state", sweep, state, bits))
+                a.append(Access("step current read", "state", sweep, state, w.state))
             if bias:
-                a.append(Access("step bias read", "weights", sweep, weights, bits))
+                a.append(Access("step bias read", "weights", sweep, weights, w.state))
         out.append([x for x in a if x.count])
     return out
 
 
-def ann_accesses(layers, counts, bits=32):
+def ann_accesses(layers, counts, bits=32, words=None):
     """Per layer, the ANN's memory accesses per inference (`Access` lists), by the module's rules: each
-    layer reads what it reads (an `Add` each of its inputs once)."""
+    layer reads what it reads (an `Add` each of its inputs once); ``words``: the `Words` (default: ``bits``
+    for every word)."""
+    w = words or Words(bits, bits, bits)
     nodes, _, _ = _layout(layers)
-    word, out = bits / 8, []
+    word, out = w.activation / 8, []
     for g, c in zip(nodes, counts):
         n, own = g.neurons, g.neurons * word
         inputs = len(g.inputs) if isinstance(g, network.Add) else 1
         reads = n * inputs if isinstance(g, network.Add) else c.ann_macs or c.ann_adds
-        a = [Access("input read", "input activations", reads, int(np.prod(g.input_shape)) * inputs * word, bits),
-             Access("activation write", "activations", n, own, bits)]
+        a = [Access("input read", "input activations", reads, int(np.prod(g.input_shape)) * inputs * word,
+                    w.activation),
+             Access("activation write", "activations", n, own, w.activation)]
         if isinstance(g, network.Weighted):
-            weights = weight_count(g) * word
-            a.append(Access("weight read", "weights", c.ann_macs, weights, bits))
+            weights = weight_bytes(g, w)
+            a.append(Access("weight read", "weights", c.ann_macs, weights, w.weight))
             if g.use_bias:
-                a.append(Access("bias read", "weights", n, weights, bits))
+                a.append(Access("bias read", "weights", n, weights, w.state))
         out.append([x for x in a if x.count])
     return out
 
 
-def memory_table(layers, counts, cost, timesteps, input_events, pooling, coding):
+def memory_table(layers, counts, cost, timesteps, input_events, pooling, coding, weight_bits=0):
     """Per-layer and total memory energies (joules per inference) beside each side's operation energy.
 
     ``snn_memory_j``/``ann_memory_j``: the accesses alone; ``*_total_j``: operations + accesses;
     ``normalized_energy_memory``: SNN total / ANN total (the operation-only ratio stays in
     `energy_table`). ``accesses``: each kind of access with its count and pJ per access.
+    ``weight_bits``: the RUN's quantised weight width (`words`; 0: float weights).
     """
-    bits = word_bits(cost)
+    w = words(cost, weight_bits)
     op_rows, _ = energy_table(counts, cost)
-    snn = snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits)
-    ann = ann_accesses(layers, counts, bits)
+    snn = snn_accesses(layers, counts, timesteps, input_events, pooling, coding, words=w)
+    ann = ann_accesses(layers, counts, words=w)
     rows = []
     for op, s, a in zip(op_rows, snn, ann):
         snn_mem, ann_mem = sum(x.energy_j for x in s), sum(x.energy_j for x in a)
@@ -266,7 +310,7 @@ def memory_table(layers, counts, cost, timesteps, input_events, pooling, coding)
     total["normalized_energy_memory"] = (total["snn_total_j"] / total["ann_total_j"] if total["ann_total_j"]
                                          else float("nan"))
     total["saving_memory"] = total["ann_total_j"] / total["snn_total_j"] if total["snn_total_j"] else float("inf")
-    return rows, {**total, "bits": bits}
+    return rows, {**total, "bits": w.state, "weight_bits": w.weight, "activation_bits": w.activation}
 
 
 def memory_lines(record):
@@ -279,7 +323,10 @@ def memory_lines(record):
         lines.append(f"  {row['name']:<8}{row['snn_memory_j'] * 1e6:>12.4f}{row['ann_memory_j'] * 1e6:>12.4f}"
                      f"{row['snn_total_j'] * 1e6:>12.4f}{row['ann_total_j'] * 1e6:>12.4f}{ratio:>9.4f}"
                      f"{fp['weight_bytes']:>12,.0f}{fp['state_bytes']:>13,.0f}")
-    lines.append(f"  with memory ({total['bits']}-bit words, 45 nm SRAM): ANN {total['ann_total_j'] * 1e6:.3f} uJ, "
+    widths = (f"{total['bits']}-bit words" if total['weight_bits'] == total['bits'] == total['activation_bits'] else
+              f"{total['weight_bits']}-bit weights, {total['bits']}-bit membranes, "
+              f"{total['activation_bits']}-bit activations")
+    lines.append(f"  with memory ({widths}, 45 nm SRAM): ANN {total['ann_total_j'] * 1e6:.3f} uJ, "
                  f"SNN {total['snn_total_j'] * 1e6:.3f} uJ per inference; normalised "
                  f"{total['normalized_energy_memory']:.4f} ({total['saving_memory']:.1f}x saving)")
     lines.append(f"  footprint: weights {snn_fp['total']['weight_bytes']:,.0f} B; state SNN "
@@ -288,13 +335,14 @@ def memory_lines(record):
     return lines
 
 
-def memory_record(layers, counts, cost, timesteps, input_events, pooling, coding):
+def memory_record(layers, counts, cost, timesteps, input_events, pooling, coding, weight_bits=0):
     """What a result stores of the memory model: per-layer and total energies (`memory_table`), both
-    networks' footprints (`footprint`) and where the constants come from."""
-    rows, total = memory_table(layers, counts, cost, timesteps, input_events, pooling, coding)
-    bits = total["bits"]
-    snn_rows, snn_total = footprint(layers, bits, pooling, coding, "snn", counts)
-    ann_rows, ann_total = footprint(layers, bits, pooling, coding, "ann", counts)
+    networks' footprints (`footprint`) and where the constants come from; ``weight_bits``: the RUN's
+    quantised weight width (0: float)."""
+    rows, total = memory_table(layers, counts, cost, timesteps, input_events, pooling, coding, weight_bits)
+    w = words(cost, weight_bits)
+    snn_rows, snn_total = footprint(layers, w.state, pooling, coding, "snn", counts, w.weight, w.state)
+    ann_rows, ann_total = footprint(layers, w.activation, pooling, coding, "ann", counts, w.weight, w.state)
     return {"layers": rows, "total": total,
             "footprint": {"snn": {"layers": snn_rows, "total": snn_total},
                           "ann": {"layers": ann_rows, "total": ann_total}},

@@ -73,8 +73,10 @@ def figures(ws, stem, result, sample, layers, total, cumulative_j, num_samples, 
 def main(settings):
     if settings.timesteps is None:
         raise UserError("T is required: make energy T=28")
-    cost = costs(settings.preset, settings.mac_pj, settings.ac_pj)
+    costs(settings.preset, settings.mac_pj, settings.ac_pj)   # refuse a bad pair before training
     ws = workspace.prepare(settings)
+    bits = workspace.quant_of(ws.record)
+    cost = costs(settings.preset, settings.mac_pj, settings.ac_pj, bits)
     n = workspace.test_samples(settings, ws)
     T, batch_size = settings.timesteps, min(n, 32)
     net, description = conversion.network_of(ws, settings.net, T, settings.input_coding(), batch_size,
@@ -86,7 +88,7 @@ def main(settings):
     counts = count_operations(graph, result.neuron_totals, measured.input_totals, n, pooling, T)
     layers, total = energy_table(counts, cost)
     events = float(measured.input_totals.sum()) / n if measured.input_totals is not None else 0.0
-    memory = memory_record(graph, counts, cost, T, events, pooling, settings.coding)
+    memory = memory_record(graph, counts, cost, T, events, pooling, settings.coding, bits)
     cumulative = cumulative_energy(counts, cost, result.spikes_per_timestep, result.layer_names,
                                    measured.input_acs_per_step)
     mean_abs_x = float(np.mean(np.abs(x)))
@@ -94,6 +96,7 @@ def main(settings):
                                   pooling)
     ann_seconds, ann_predictions = ann_seconds_per_sample(ws.model.path, x)
     own_ann = net.model if settings.net == "qcfs" else None   # the QCFS ANN is the network's own ANN
+    own_predictions = ann.predict(own_ann, x) if own_ann is not None else ann_predictions
     names = result.layer_names[1:]
     stem = result_name(settings.coding).removesuffix(".json")
     record = records.EnergyRecord(
@@ -122,8 +125,9 @@ def main(settings):
         raster_sample=RASTER_SAMPLE,
         **stats.scored("snn_accuracy", result.predictions[:, -1], y),
         **stats.scored("ann_accuracy", ann_predictions, y),
-        **stats.scored("own_ann_accuracy", ann.predict(own_ann, x) if own_ann is not None else ann_predictions, y),
-        **stats.comparison(y, {"snn": result.predictions[:, -1], "ann": ann_predictions}),
+        **stats.scored("own_ann_accuracy", own_predictions, y),
+        **stats.comparison(y, {"snn": result.predictions[:, -1], "ann": ann_predictions,
+                               **({"own_ann": own_predictions} if own_ann is not None else {})}),
         snn_seconds_per_sample=result.seconds / n,
         ann_seconds_per_sample=ann_seconds,
         **ws.provenance(),

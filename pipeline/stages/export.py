@@ -1,7 +1,8 @@
 """The export stage: the RUN's converted or STDB-fine-tuned SNN as a NIR graph (`make export NET=... T=...`).
 
 Writes results/<RUN>/<NET>_T<T>.nir (`pipeline.nirgraph`, NIR 1.0.5) and a JSON beside it with
-what the graph does not hold (input coding, readout, initial membrane) and every approximation.
+what the graph does not hold (input coding, readout, initial membrane) and every approximation (and, in a
+RUN with QUANT, the weights' width and per-channel scales, also in each weighted node's NIR metadata).
 Before it reports, the file is read back into the engine and both networks run on the same test
 samples (`check_round_trip`): the export is kept only if every neuron of every layer spikes at the same
 steps and the decisions are the same at every step.
@@ -21,7 +22,8 @@ def main(settings):
     net, description = conversion.network_of(ws, settings.net, settings.timesteps, settings.input_coding(), n,
                                              settings.thresholds, settings.levels, settings.sparsity)
     path = ws.dir / f"{settings.net}_T{settings.timesteps}.nir"
-    side = nirgraph.write(path, net.describe())
+    bits = workspace.quant_of(ws.record)
+    side = nirgraph.write(path, net.describe(), weight_bits=bits)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     checked = check_round_trip(net, path, x, y)
     record = {**side, "stage": "export", "net": settings.net, "network": description,
@@ -34,6 +36,9 @@ def main(settings):
           f"(accuracy {checked['snn_accuracy']:.4f}, N={n})")
     print(f"  not in the graph (see {path.with_suffix('.json').name}): input coding {side['input_coding']}, "
           f"readout {side['readout']}, v(0) = {side['initial_membrane_fraction_of_threshold']} x threshold")
+    if bits:
+        print(f"  weights quantised to {bits} bits: the file holds q x scale; each weighted node's metadata (and the "
+              "side file's weight_quantisation) its per-channel scale")
     return record
 
 

@@ -202,6 +202,8 @@ def plot(path, record):
 
 def main(settings: Settings):
     timesteps, cost, ws, n = workspace.engine_stage(settings, 'make latency TS="1 2 4 8 16 32"')
+    if settings.stdb:
+        workspace.refuse_weight_training(ws, "STDB=1")
     qcfs_trained = conversion.qcfs_model(ws, settings.levels, settings.sparsity, force=settings.force)
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
     models = {"conversion": train.load(ws.model.path), "qcfs": train.load(qcfs_trained.path)}

@@ -56,6 +56,7 @@ def run_stdb(settings, ws, timesteps):
     In a `TF_CONFIG` cluster every worker trains (its share of each batch) and only the chief
     measures, exports and writes; the others return None.
     """
+    workspace.refuse_weight_training(ws, "STDB")
     start = time.perf_counter()
     strategy = stdb.distribution_strategy()
     chief = stdb.worker_index(strategy) == 0

@@ -1,5 +1,5 @@
 """Train ESCAPE-NET on a Dataset and cache the .h5 by (data sha256, variant, width, epochs, seed;
-levels L for the qcfs variant; the pruning target).
+levels L for the qcfs variant; the pruning target; the weight width).
 
 Adam, batch 64, a class-balanced validation split of the training set, the
 best-validation-accuracy weights kept. The model is saved compiled with
@@ -21,6 +21,10 @@ A pruned model (``prune`` > 0, `pipeline.training.pruning`) starts from the same
 modified ANN, or its QCFS fine-tune, trained first if needed) and is fine-tuned while magnitude pruning
 raises each Conv2D/Dense kernel's fraction of zeros to ``prune``; it is saved without the pruning
 wrappers (a plain model with zeros) under its own name.
+
+A quantised model (``quant`` = b bits, `pipeline.training.quantisation`) is the same model in float
+(pruned first when ``prune`` asks, so its zeros stay zero) with each kernel quantised after training,
+per output channel; cached under its own name (``_q<b>``) with its scales.
 """
 import dataclasses
 import time
@@ -31,7 +35,7 @@ import numpy as np
 
 from keras_models import escape_net, qcfs
 from pipeline import UserError, modelfile, results
-from pipeline.training import pruning
+from pipeline.training import pruning, quantisation
 
 BATCH_SIZE = 64
 LEARNING_RATE = 1e-3
@@ -52,9 +56,11 @@ class TrainSettings:
     prune: float = 0.0      # fraction of each Conv2D/Dense kernel set to zero (`pruning`); 0: not pruned
     arch: str = "escape_net"   # or "escape_net_1d": `escape_net.build_1d` on the data's time-series view
     origin: str = ""        # qcfs only: the user's model (the `bring` cache) to fine-tune instead of ESCAPE-NET
+    quant: int = 0          # weight width in bits after training (`quantisation`); 0: float
 
     def __post_init__(self):
         pruning.check_target(self.prune)
+        quantisation.check_bits(self.quant)
         if self.arch not in ARCHS:
             raise ValueError(f"unknown ESCAPE-NET architecture {self.arch!r}; choose from {ARCHS}")
         if self.arch == "escape_net_1d" and self.variant != "modified":
@@ -80,6 +86,8 @@ def model_name(dataset, settings):
         variant += f"_sp{settings.sparsity:g}"
     if settings.prune:
         variant += f"_p{settings.prune:g}"
+    if settings.quant:
+        variant += f"_q{settings.quant}"
     if settings.origin:   # the user's model's cache name (its sha, the data's) says what it starts from
         return f"{Path(settings.origin).stem}_{variant}_s{settings.seed}"
     return (f"{settings.arch}_{variant}_w{settings.width}_e{settings.epochs}"
@@ -148,6 +156,8 @@ def _verified(path):
 
 
 def _train(dataset, settings, path, verbose):
+    if settings.quant:
+        return _quantised(dataset, settings, path, verbose)
     from pipeline.data import balanced_subset, split_of
     info_path = path.with_suffix(".json")
     quantised, pruned = settings.variant == "qcfs", bool(settings.prune)
@@ -232,6 +242,23 @@ def _train(dataset, settings, path, verbose):
                     fine_tune_epochs=QCFS_FINE_TUNE_EPOCHS, sparsity=settings.sparsity, initial_lambda=initial_lambda,
                     clip_lambda=qcfs.threshold_values(model))
     results.write_json(info_path, info)
+    return TrainedModel(path, info)
+
+
+def _quantised(dataset, settings, path, verbose):
+    """The float model of these settings (trained, or pruned, first if needed) with its kernels quantised
+    to ``settings.quant`` bits (post-training: no fine-tune), saved with its record under ``path``."""
+    import tensorflow as tf
+    origin = train(dataset, dataclasses.replace(settings, quant=0), path.parent, verbose=verbose)
+    model = load(origin.path)
+    scales = quantisation.quantise(model, settings.quant)
+    model.compile(tf.keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy", ["accuracy"])
+    test_accuracy = float(np.mean(predict(model, dataset.x_test) == dataset.y_test))
+    results.write_atomic_with(path, lambda tmp: model.save(tmp, save_format="h5"))
+    info = {**origin.info, "test_accuracy": test_accuracy, "weight_bits": settings.quant, "weight_scales": scales,
+            "quantised_from": {"path": str(origin.path), "test_accuracy": origin.info["test_accuracy"]},
+            "sha256": results.file_sha256(path)}
+    results.write_json(path.with_suffix(".json"), info)
     return TrainedModel(path, info)
 
 

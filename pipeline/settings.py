@@ -215,7 +215,7 @@ def option(make, meaning, default=None, parse=None, choices=None, flag=False, sh
 class Settings:
     stage: str
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, "
-                             "`ARCH`, epochs, seed, `PRUNE`, `QUANT`, `MODEL` and model in `run.json`, later stages "
+                             "`ARCH`, epochs, seed, `PRUNE`, `QUANT`, `VAL_TRIALS`, `MODEL` and model in `run.json`, later stages "
                              "reuse them; asking for others is refused (use another RUN, or `FORCE=1` with the new "
                              "value)",
                       "default")

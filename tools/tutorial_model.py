@@ -136,8 +136,8 @@ def main():
     from pipeline import data
     dataset = data.load_dataset(args.data)
     x_train, x_test = np.asarray(dataset.x_train), np.asarray(dataset.x_test)
-    if args.conv1d or args.model == "conv1d-residual":    # the loader reads (n, L, C) as images (L, C, 1)
-        x_train, x_test = x_train[..., 0], x_test[..., 0]
+    if args.conv1d or args.model == "conv1d-residual":    # (L, C) samples: the loader reads (n, L, C) as (L, C, 1);
+        x_train, x_test = (x[:, 0] if x.shape[1] == 1 else x[..., 0] for x in (x_train, x_test))  # (1, L, C) too
     tf.keras.utils.set_random_seed(args.seed)
     model = (build(x_train.shape[1:], dataset.num_classes, args.width, args.conv1d, args.max_pool)
              if args.model == "tutorial" else BUILDERS[args.model](x_train.shape[1:], dataset.num_classes, args.width))

@@ -57,7 +57,7 @@ STAGE_LIST = (
 )
 STAGES = tuple(s.name for s in STAGE_LIST)
 CLUSTER_STAGES = ("sweep", "frontier")   # the stages whose work EXECUTOR= may send to a Dask cluster
-SEED_STAGES = ("sweep", "frontier")      # the stages SEEDS= runs once per seed
+SEED_STAGES = ("sweep", "frontier", "latency")      # the stages SEEDS= runs once per seed
 TRUE = ("1", "yes", "true")
 
 
@@ -215,8 +215,8 @@ def option(make, meaning, default=None, parse=None, choices=None, flag=False, sh
 class Settings:
     stage: str
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, "
-                             "`ARCH`, epochs, seed, `PRUNE`, `QUANT`, `VAL_TRIALS`, `MODEL` and model in `run.json`, later stages "
-                             "reuse them; asking for others is refused (use another RUN, or `FORCE=1` with the new "
+                             "`ARCH`, epochs, seed, `PRUNE`, `QUANT`, `VAL_TRIALS`, `MODEL` and model in `run.json`, "
+                             "later stages reuse them; asking for others is refused (use another RUN, or `FORCE=1` with the new "
                              "value)",
                       "default")
     out: str | None = option("OUT", "where `results/`, `keras_models/trained/`, `data/` and `snn_configs/generated/` "
@@ -260,7 +260,8 @@ class Settings:
                                     shown="recorded, else 0")
     seed: int | None = option("SEED", "seed of data split, training and simulation", parse=_int,
                               shown="recorded, else 0")
-    seeds: tuple | None = option("SEEDS", "`make sweep` and `make frontier` once per seed (e.g. `\"0 1 2\"`), each in "
+    seeds: tuple | None = option("SEEDS", "`make sweep`, `make frontier` and `make latency` once per seed "
+                                          "(e.g. `\"0 1 2\"`), each in "
                                           "its own RUN `<RUN>-seed<s>` (its own training, `run.json` and results); "
                                           "the across-seed table (per-seed rows, mean with its Student t interval "
                                           "over seeds) in `results/<RUN>/`; not with `SEED` "
@@ -432,7 +433,7 @@ def parse(argv):
         raise UserError(f"EXECUTOR={values['executor']}: only {' and '.join(CLUSTER_STAGES)} send their work to "
                         f"a cluster; run {values['stage']} with EXECUTOR=local")
     if values["seeds"] is not None and values["stage"] not in SEED_STAGES:
-        raise UserError(f"SEEDS={' '.join(map(str, values['seeds']))}: only {' and '.join(SEED_STAGES)} run once per "
+        raise UserError(f"SEEDS={' '.join(map(str, values['seeds']))}: only {', '.join(SEED_STAGES)} run once per "
                         f"seed; run {values['stage']} with SEED= (one seed)")
     if values["seeds"] is not None and values["seed"] is not None:
         raise UserError(f"SEED={values['seed']} and SEEDS={' '.join(map(str, values['seeds']))}: give one of them")

@@ -47,7 +47,7 @@ def test_seeds_are_parsed_and_each_runs_in_its_own_run():
     (["sweep", "TS=10", "SEEDS=0 x"], "SEEDS='x' is not an integer"),
     (["sweep", "TS=10", "SEEDS=1 2 1"], "names seed 1 twice"),
     (["sweep", "TS=10", "SEEDS= "], "SEEDS is empty"),
-    (["convert", "T=10", "SEEDS=0 1"], "only sweep and frontier run once per seed"),
+    (["convert", "T=10", "SEEDS=0 1"], "only sweep, frontier, latency run once per seed"),
     (["frontier", "TS=2", "SEED=1", "SEEDS=0 1"], "SEED=1 and SEEDS=0 1: give one of them"),
 ])
 def test_bad_seeds_are_one_line_and_exit_2(args, message, sandbox, capsys):
@@ -115,10 +115,27 @@ def test_a_two_seed_frontier_gives_each_seeds_rows_and_their_means(sandbox, tiny
     assert (results / "fr" / "frontier_seeds.png").stat().st_size > 0
 
 
+@pytest.mark.slow   # two seeds: two trainings of the modified ESCAPE-NET and two QCFS fine-tunes
+def test_a_two_seed_latency_gives_each_seeds_rows_and_their_means(sandbox, tiny_npz):
+    argv = ["latency", f"OUT={sandbox}", "RUN=lat", f"DATA={tiny_npz}", "TS=2 4", "SEEDS=0 1", *TINY]
+    record = main_record(argv)
+    results = sandbox / "results"
+    per_run = [json.loads((results / f"lat-seed{s}" / "latency.json").read_text()) for s in (0, 1)]
+    assert [r["seed"] for r in per_run] == [0, 1]
+    assert [tuple(row["key"].values()) for row in record["rows"]] == [("conversion", 2), ("conversion", 4),
+                                                                      ("qcfs", 2), ("qcfs", 4)]
+    for i, row in enumerate(record["rows"]):
+        values = [run["rows"][i]["snn_accuracy"] for run in per_run]
+        assert [e["snn_accuracy"] for e in row["per_seed"]] == values
+        assert row["across"]["snn_accuracy"]["mean"] == pytest.approx(sum(values) / 2)
+    assert "**mean of 2**" in (results / "lat" / "latency_seeds.md").read_text()
+
+
 def main_record(argv):
     """The across-seed record a stage wrote, run as the CLI runs it."""
     assert main(argv) == 0
     settings = settings_module.parse(argv)
-    name = "table2_seeds.json" if settings.stage == "sweep" else "frontier_seeds.json"
+    name = {"sweep": "table2_seeds.json", "frontier": "frontier_seeds.json"}.get(settings.stage,
+                                                                                  "latency_seeds.json")
     from pipeline import results
     return json.loads((results.Folders.under(settings.out).run_dir(settings.run) / name).read_text())

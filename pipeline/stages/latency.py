@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_models import qcfs  # also registers the QCFS layer, so .h5 models with it load
-from pipeline import conversion, energy, engine, records, results, stats, workspace
+from pipeline import conversion, energy, engine, records, results, seeds, stats, workspace
 from pipeline.frontier import WITHIN_PP
 from pipeline.settings import Settings
 from pipeline.training import ann as train, stdb
@@ -201,6 +201,38 @@ def plot(path, record):
 
 
 def main(settings: Settings):
+    """SEEDS unset: the RUN's latency table (its record). SEEDS: the stage once per training seed, each in its
+    own RUN (`pipeline.seeds`), then the table across seeds in results/<RUN>/ (its record)."""
+    if settings.seeds is None:
+        return one_seed(settings)
+    results.hold_run(settings.run, results.Folders.under(settings.out))   # the across-seed files' folder
+    return across_seeds(settings, [one_seed(s) for _, s in seeds.per_seed(settings)])
+
+
+def across_seeds(settings, records_per_seed):
+    """latency_<coding>_seeds.{json,md} in results/<RUN>/: every seed's rows (accuracies with their Wilson
+    intervals, energy, the paired test against the seed's own ANN) and each row's mean across seeds with
+    its t interval."""
+    first = records_per_seed[0]
+    record = seeds.summary("latency", settings.seeds, [seeds.run_name(settings.run, s) for s in settings.seeds],
+                           [r.rows for r in records_per_seed], ("method", "timesteps"),
+                           ("ann_accuracy", "snn_accuracy", "normalized_energy"), first.num_samples,
+                           carried=("method", "timesteps", "snn_vs_ann_mcnemar"))
+    stem = results.Folders.under(settings.out).run_dir(settings.run) / f"{result_stem(settings.coding)}_seeds"
+    lines = seeds.header(record, f"Low latency: conversion vs QCFS ({settings.coding} input, {first.preset})") + [
+        "Energy: SNN / the seed's ANN. Each method against its own ANN (conversion: the modified ANN; qcfs: the "
+        "QCFS ANN) on the same samples.", ""]
+    lines += seeds.table_lines(record, (("method", "method"), ("timesteps", "T")),
+                               (("ann_accuracy", "ANN", "accuracy"), ("snn_accuracy", "SNN", "accuracy"),
+                                ("normalized_energy", "energy", ".4f")),
+                               extra=(("SNN vs ANN", lambda e: stats.format_mcnemar(e.get("snn_vs_ann_mcnemar"))),))
+    seeds.write(record, stem, lines)
+    print(f"\nlatency across {len(settings.seeds)} seeds -> {stem.with_suffix('.md')}")
+    return record
+
+
+def one_seed(settings: Settings):
+    """The stage on the RUN of ``settings`` (one training seed): its record."""
     timesteps, cost, ws, n = workspace.engine_stage(settings, 'make latency TS="1 2 4 8 16 32"')
     if settings.stdb:
         workspace.refuse_weight_training(ws, "STDB=1")

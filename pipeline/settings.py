@@ -216,8 +216,8 @@ class Settings:
     stage: str
     run: str = option("RUN", "results folder `results/<RUN>/`; the first stage records data, scale, width, "
                              "`ARCH`, epochs, seed, `PRUNE`, `QUANT`, `VAL_TRIALS`, `MODEL` and model in `run.json`, "
-                             "later stages reuse them; asking for others is refused (use another RUN, or `FORCE=1` with the new "
-                             "value)",
+                             "later stages reuse them; asking for others is refused (use another RUN, or `FORCE=1` "
+                             "with the new value)",
                       "default")
     out: str | None = option("OUT", "where `results/`, `keras_models/trained/`, `data/` and `snn_configs/generated/` "
                                     "are written and read (e.g. a cluster's scratch); every stage of a RUN needs the "

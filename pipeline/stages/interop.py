@@ -86,7 +86,7 @@ def main(settings):
     bench = peers.neurobench(path, x, T, threads, frames=frames)
     nodes = net.graph.compute_nodes
     input_totals = None if frames is None else (frames != 0).sum(axis=(0, 1))
-    counts = energy.count_operations(nodes, ours.neuron_totals, input_totals, n, neurons.pooling)
+    counts = energy.count_operations(net.graph, ours.neuron_totals, input_totals, n, neurons.pooling, T)
 
     steps = n * T
     variants, predictions = {}, {"engine": ours.predictions[:, -1]}

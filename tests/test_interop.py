@@ -12,7 +12,7 @@ import pytest
 from conftest import check_uncertainty
 from pipeline import UserError, energy, engine, network, nirgraph, peers
 from test_graph import layers, residual_block, separable_chain, tf
-from test_nirgraph import THRESHOLDS, T, asymmetric_net, calibrated, corner_inputs, graph_inputs, settings
+from test_nirgraph import THRESHOLDS, T, asymmetric_net, biased, calibrated, corner_inputs, graph_inputs, settings
 
 pytestmark = pytest.mark.slow  # every test runs snnTorch or NeuroBench in .venv-interop
 
@@ -119,7 +119,7 @@ def test_snntorch_spikes_as_the_engine_on_residual_graphs(tmp_path, build):
     # rescales the shortcut's spikes to the branch's unit; with its IF made the file's, every layer (the add
     # too) spikes as the engine, neuron by neuron, and the readout step by step.
     import h5py
-    net = calibrated(build(), graph_inputs())
+    net = calibrated(biased(build()), graph_inputs())    # nonzero biases: each enters over its input's unit
     path = tmp_path / "net.nir"
     nirgraph.write(path, net.describe())
     x = graph_inputs()

@@ -170,8 +170,21 @@ def strided_inputs():
     return np.random.default_rng(4).uniform(0, 1, (4, 8, 7, 1)).astype(np.float32)
 
 
-GRAPHS = {"residual": (residual_block, graph_inputs), "separable": (lambda: separable_chain(seed=2), graph_inputs),
-          "flattened_sum": (flattened_sum, graph_inputs), "strided": (strided_chain, strided_inputs)}
+def biased(model):
+    """``model`` with every bias drawn nonzero (Keras starts them at 0): a bias enters the engine's current
+    over the unit of its layer's input, and the file must hold it so."""
+    rng = np.random.default_rng(5)
+    for layer in model.layers:
+        if getattr(layer, "use_bias", False):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel, rng.uniform(-0.02, 0.1, bias.shape).astype(np.float32)])
+    return model
+
+
+GRAPHS = {"residual": (lambda: biased(residual_block()), graph_inputs),
+          "separable": (lambda: biased(separable_chain(seed=2)), graph_inputs),
+          "flattened_sum": (lambda: biased(flattened_sum()), graph_inputs),
+          "strided": (lambda: biased(strided_chain()), strided_inputs)}
 
 
 @pytest.mark.parametrize("pooling, readout", [("linear", "membrane"), ("spiking", "spike_count")])
@@ -289,6 +302,31 @@ def test_a_residual_block_is_written_as_edges_into_its_if_the_shortcut_through_i
     assert scale.shape == (3, 4, 4) and np.all(scale == 0.25)
     assert graph.nodes["add.if"].v_threshold.flat[0] == np.nextafter(np.float32(3.0), np.float32(0))
     assert graph.nodes["conv3"].weight.shape == (3, 3, 3, 3) and "conv3.if" not in graph.nodes
+
+
+def test_a_bias_is_written_as_the_engine_adds_it_per_step_and_read_back_to_the_same(tmp_path):
+    # A bias enters in the unit of its layer's input: conv1's in the input's (1), conv2's in conv1's (2),
+    # conv3's in conv2's (2 x 4 = 8); the file holds b / unit (NIR adds its bias every step), the Keras
+    # bias in the node's metadata. Without the metadata (another writer's file), the Keras bias read back
+    # (the file's times the unit) gives the file's bias per step again, bit for bit on these values.
+    import h5py
+    model = biased(residual_block())
+    thresholds = {"conv1": 2.0, "conv2": 4.0, "add": 3.0, "out": 1.5}
+    net = engine.SpikingNetwork(model, thresholds, settings("spiking", "spike_count"))
+    graph = nirgraph.to_nir(net.describe())
+    for name, unit in (("conv1", 1), ("conv2", 2), ("conv3", 8)):
+        keras_bias = model.get_layer(name).get_weights()[1]
+        np.testing.assert_array_equal(graph.nodes[name].bias, keras_bias / np.float32(unit))
+        np.testing.assert_array_equal(graph.nodes[name].metadata["keras_bias"], keras_bias)
+    path = tmp_path / "net.nir"
+    nirgraph.write(path, net.describe())
+    with h5py.File(path, "r+") as f:
+        for name in ("conv1", "conv2", "conv3"):
+            del f[f"node/nodes/{name}/metadata/keras_bias"]
+    back, thresholds_back, _ = nirgraph.read(path)
+    again = nirgraph.to_nir(network.describe(back, thresholds_back))
+    for name in ("conv1", "conv2", "conv3"):
+        np.testing.assert_array_equal(again.nodes[name].bias, graph.nodes[name].bias)
 
 
 def test_a_linear_add_is_an_identity_scale_and_a_grouped_convolution_keeps_its_groups():

@@ -9,7 +9,9 @@ input count), so a spike-coded network is cross-checked spike for spike too. Rep
 accuracy per timestep of each; seconds per sample-step of each. snnTorch runs three ways (its importer
 turns the file's IF into a leaky neuron with a deferred-reset rule of its own, `pipeline.peers.snntorch_side`):
 as imported, with beta 1, and corrected (beta 1, reset_delay on: the file's IF); each difference from the
-engine comes with its cause. Writes results/<RUN>/interop.json and interop.md.
+engine comes with its cause. A graph (residual adds, linear and grouped layers) is cross-checked the same way,
+layer by layer, the adds included; one with a depthwise convolution snnTorch's importer cannot build is refused
+in one line (`peers.check_importable`). Writes results/<RUN>/interop.json and interop.md.
 """
 import os
 import time
@@ -84,7 +86,7 @@ def main(settings):
     bench = peers.neurobench(path, x, T, threads, frames=frames)
     nodes = net.graph.compute_nodes
     input_totals = None if frames is None else (frames != 0).sum(axis=(0, 1))
-    counts = energy.count_operations(nodes, ours.neuron_totals, input_totals, n, neurons.pooling)
+    counts = energy.count_operations(net.graph, ours.neuron_totals, input_totals, n, neurons.pooling, T)
 
     steps = n * T
     variants, predictions = {}, {"engine": ours.predictions[:, -1]}

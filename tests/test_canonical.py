@@ -345,6 +345,10 @@ def test_a_max_pool_passes_the_spikes_of_the_input_with_the_most_spikes_so_far(f
     assert result.layer_names[:3] == ("input", "c", "mp") and result.spikes_per_layer["mp"] == 7
     np.testing.assert_array_equal(result.spikes_per_timestep[:, 2], [1, 1, 1, 0, 0, 0, 1, 1, 1, 1])
     assert result.neuron_totals["mp"].tolist() == [[[7]]] and result.neuron_totals["c"].tolist() == [[[3], [7]]]
+    if not fast:   # STDB's firing rate counts neurons only: c's 10 spikes over 2 neurons x 10 steps, not mp's
+        from pipeline.training import stdb
+        out = net.run(tf.zeros((1, 1, 2, 1)), engine.batch_key(0, 0), frames=tf.constant(trains))
+        assert float(stdb.firing_rate(net, out["counts"])) == 10 / (2 * 10)
 
 
 @pytest.mark.parametrize("coding", ["analog", "poisson"])

@@ -496,7 +496,7 @@ class SpikingNetwork:
             counts[0][0, 0] = _numpy(self._held_events(tf.constant(x)))
         else:
             h = frames
-            counts = [np.count_nonzero(np.reshape(frames, (T, batch, -1)), axis=2)[:, None, :].astype(np.float32)]
+            counts = [_step_counts(frames)]
         totals, logits, readout = [], None, None
         for passive, chain in self._chains():
             head = chain[0]
@@ -545,7 +545,7 @@ class SpikingNetwork:
             counts[0][0, 0] = _numpy(self._held_events(tf.constant(x)))
         else:
             values, held = {network.INPUT: frames}, set()
-            counts = [np.count_nonzero(np.reshape(frames, (T, batch, -1)), axis=2)[:, None, :].astype(np.float32)]
+            counts = [_step_counts(frames)]
         totals, logits, readout = [], None, None
         for node in self.stages:
             tick = time.perf_counter()

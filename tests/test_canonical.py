@@ -235,8 +235,9 @@ def test_snn_toolbox_runs_the_canonical_model_as_the_engines_ini_mode_does(tmp_p
     assert result.spikes_per_timestep[:, 1:].sum() > 0
     np.testing.assert_array_equal(np.transpose(result.outputs, (0, 2, 1)), run.output_counts)
     layers_with_neurons = [name for name in run.spike_counts if "MaxPooling" not in name]   # INI's max pools relay
-    assert len(layers_with_neurons) == len(result.layer_names) - 1
-    for toolbox_name, name in zip(layers_with_neurons, result.layer_names[1:]):
+    ours = [name for name in result.layer_names[1:] if name in exact.neuron_counts()]   # ours are recorded too
+    assert len(layers_with_neurons) == len(ours)
+    for toolbox_name, name in zip(layers_with_neurons, ours):
         np.testing.assert_array_equal(result.recorded[name].reshape(len(x_test), -1), run.spike_counts[toolbox_name],
                                       err_msg=f"{toolbox_name} vs {name}")
 
@@ -326,7 +327,8 @@ def maxpool_cnn():
 def test_a_max_pool_passes_the_spikes_of_the_input_with_the_most_spikes_so_far(fast):
     """Two inputs through a 1x1 identity conv (threshold 1: its spikes are the input's) into a max pool:
     a spikes at t = 0, 1, 2, b at t = 3..9. a leads (and wins the tie at t = 5, first in row-major
-    order), b leads from t = 6: the pool passes a's 3 spikes and b's last 4, 7 of the 10."""
+    order), b leads from t = 6: the pool passes a's 3 spikes and b's last 4, 7 of the 10, recorded as its
+    layer's spikes (after c's)."""
     import tensorflow as tf
     from pipeline import engine
     L = layers()
@@ -340,23 +342,41 @@ def test_a_max_pool_passes_the_spikes_of_the_input_with_the_most_spikes_so_far(f
     result = net.simulate(np.zeros((1, 1, 2, 1), np.float32), input_frames=lambda x, T: trains, fast=fast,
                           sparse=False)
     assert result.logits[0, 0] == 7.0
+    assert result.layer_names[:3] == ("input", "c", "mp") and result.spikes_per_layer["mp"] == 7
+    np.testing.assert_array_equal(result.spikes_per_timestep[:, 2], [1, 1, 1, 0, 0, 0, 1, 1, 1, 1])
+    assert result.neuron_totals["mp"].tolist() == [[[7]]] and result.neuron_totals["c"].tolist() == [[[3], [7]]]
+    if not fast:   # STDB's firing rate counts neurons only: c's 10 spikes over 2 neurons x 10 steps, not mp's
+        from pipeline.training import stdb
+        out = net.run(tf.zeros((1, 1, 2, 1)), engine.batch_key(0, 0), frames=tf.constant(trains))
+        assert float(stdb.firing_rate(net, out["counts"])) == 10 / (2 * 10)
 
 
 @pytest.mark.parametrize("coding", ["analog", "poisson"])
-def test_max_pools_spike_the_same_on_both_engine_paths(coding):
+def test_max_pools_spike_the_same_on_both_engine_paths(coding, monkeypatch):
+    """The step loop, the chain fast path and the graph fast path (the same chain run node by node): the
+    same spikes per step, per neuron and per max pool output (what a max pool passes on is recorded after
+    the layer it reads, its trains the spikes it passed)."""
     from conftest import tiny_arrays
     from pipeline import conversion, engine
     model = canonical.canonicalise(maxpool_cnn()).model
     x = tiny_arrays()[2][:12, ..., None]
     settings = engine.SnnSettings.ini_compatible(20, coding=coding, batch_size=12)
     net = conversion.from_model(model, settings, engine.calibrate_thresholds(conversion.from_model(model, settings), x))
-    step = net.simulate(x, record=range(12))
-    fast = net.simulate(x, record=range(12), fast=True, sparse=False)
-    assert step.spikes_per_timestep[:, 1:].sum() > 0
-    np.testing.assert_array_equal(fast.spikes_per_timestep, step.spikes_per_timestep)
-    np.testing.assert_array_equal(fast.outputs, step.outputs)
+    step = net.simulate(x, record=range(12), trains=True)
+    chain = net.simulate(x, record=range(12), fast=True, sparse=False)
+    monkeypatch.setattr(net, "_chained", lambda: False)
+    graph = net.simulate(x, record=range(12), fast=True, sparse=False)
+    assert step.layer_names == ("input", "conv1", "mp1", "conv2", "mp2", "out")
+    assert 0 < step.spikes_per_layer["mp1"] < step.spikes_per_layer["conv1"]
+    assert step.trains["mp2"].shape == (12, 20, 2, 2, 6)   # (8, 12) pooled by 2, then by (2, 3)
     for name in step.layer_names[1:]:
-        np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
+        np.testing.assert_array_equal(step.trains[name].sum(axis=1), step.recorded[name], err_msg=name)
+    for fast in (chain, graph):
+        np.testing.assert_array_equal(fast.spikes_per_timestep, step.spikes_per_timestep)
+        np.testing.assert_array_equal(fast.outputs, step.outputs)
+        for name in step.layer_names[1:]:
+            np.testing.assert_array_equal(fast.recorded[name], step.recorded[name], err_msg=name)
+            np.testing.assert_array_equal(fast.neuron_totals[name], step.neuron_totals[name], err_msg=name)
 
 
 @pytest.mark.parametrize("layer, reason", [
@@ -372,12 +392,9 @@ def test_a_max_pool_that_does_not_gate_spikes_is_refused_in_one_line(layer, reas
     assert str(refused.value).startswith(reason) and "\n" not in str(refused.value)
 
 
-def test_energy_and_nir_refuse_a_max_pool_in_one_line():
+def test_nir_refuses_a_max_pool_in_one_line():
     from pipeline import engine, nirgraph
-    from pipeline.energy import operations
     graph = engine.SpikingNetwork(canonical.canonicalise(maxpool_cnn()).model).describe()
-    with pytest.raises(UserError, match=r"^layer 'mp1': the operations of a spiking max pool [^\n]*$"):
-        operations.count_operations(graph.compute_nodes, {}, None, 1, "spiking")
     with pytest.raises(UserError, match=r"^layer 'mp1': NIR 1.0.5 has no max pool node[^\n]*$"):
         nirgraph.to_nir(graph)
 
@@ -609,3 +626,26 @@ def test_a_model_of_two_inputs_is_refused_in_one_line():
     a, b = L.Input((4,)), L.Input((4,))
     with pytest.raises(UserError, match=r"^model 'two' has 2 inputs and 1 outputs; [^\n]*one input and one output$"):
         canonical.canonicalise(tf.keras.Model([a, b], L.Add()([a, b]), name="two"))
+
+
+@pytest.mark.slow   # a model trained briefly, then `make energy`: ~15 s on the shared cores
+def test_make_energy_counts_a_max_pool_cnn_its_gates_and_the_spikes_they_pass(sandbox, tiny_npz):
+    """`make energy MODEL=…` on the max-pool CNN: each max pool is a row, its gate's ACs are 2 per input spike
+    in a window (conv1's spikes: its windows tile the 8 x 12 map), conv2 pays mp1's spikes x its fan-out."""
+    import json
+    from conftest import tiny_arrays
+    from pipeline.__main__ import main
+    model = maxpool_cnn()
+    x_train, y_train = tiny_arrays()[:2]
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x_train[..., None], y_train, epochs=2, verbose=0)
+    model.save(sandbox / "mp.h5", save_format="h5")
+    common = [f"OUT={sandbox}", f"MODEL={sandbox / 'mp.h5'}", f"DATA={tiny_npz}", "N=20", "RUN=mp", "T=20"]
+    assert main(["energy", *common]) == 0
+    record = json.loads((sandbox / "results" / "mp" / "energy.json").read_text())
+    rows = {row["name"]: row for row in record["layers"]}
+    assert list(rows) == ["conv1", "mp1", "conv2", "mp2", "out"]
+    assert rows["mp1"]["ann_adds"] == 8 * 12 * 4 and rows["mp1"]["ann_macs"] == 0
+    assert rows["mp1"]["snn_acs"] == pytest.approx(2 * rows["conv1"]["snn_spikes"])
+    assert 0 < rows["mp1"]["snn_spikes"] <= rows["conv1"]["snn_spikes"]
+    assert rows["conv2"]["snn_acs"] > 0 and record["total"]["snn_energy_j"] > 0

@@ -1,4 +1,6 @@
 """The energy model on graphs, counted by hand: a grouped conv, a linear conv, an Add, a Concatenate."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -170,3 +172,50 @@ def test_a_keras_grouped_convs_fan_out_is_the_outputs_its_own_convolution_reache
     brute = np.count_nonzero(reached.numpy().reshape(len(impulses), -1), axis=1).reshape(shape)
     np.testing.assert_array_equal(np.broadcast_to(energy.fan_out(node), shape), brute)
     assert energy.ann_macs(node) == 4 * 4 * np.count_nonzero(kernel)
+
+
+def maxpool_graph():
+    """input (2,3,1) -> c: Conv 1x1, 2 filters (IF) -> mp: max pool 2x2, stride 2, 'valid' (1,1,2): column 2
+    is in no window -> flat -> out: Dense 3 (readout). Input: 10 events at (0,0,0), 1 at (1,2,0); c spikes 3 at
+    (0,0,0), 2 at (1,1,0), 1 at (1,0,1) (all in the window) and 5 at (0,2,1) (in none); mp passes 3 + 1."""
+    IF = network.IF(1.0)
+    c = network.Conv2d(name="c", input_shape=(2, 3, 1), output_shape=(2, 3, 2), kernel_size=(1, 1), neuron=IF,
+                       inputs=("input",))
+    mp = network.MaxPool2d(name="mp", input_shape=(2, 3, 2), output_shape=(1, 1, 2), kernel_size=(2, 2),
+                           stride=(2, 2), inputs=("c",))
+    flat = network.Flatten(name="flat", input_shape=(1, 1, 2), output_shape=(2,), inputs=("mp",))
+    out = network.Affine(name="out", input_shape=(2,), output_shape=(3,), readout=True, neuron=IF, inputs=("flat",))
+    inputs, c_spikes, mp_spikes = np.zeros((2, 3, 1)), np.zeros((2, 3, 2)), np.zeros((1, 1, 2))
+    inputs[0, 0, 0], inputs[1, 2, 0] = 10, 1
+    c_spikes[0, 0, 0], c_spikes[1, 1, 0], c_spikes[1, 0, 1], c_spikes[0, 2, 1] = 3, 2, 1, 5
+    mp_spikes[0, 0] = 3, 1
+    return network.Network("pooled", (2, 3, 1), (c, mp, flat, out)), inputs, {"c": c_spikes, "mp": mp_spikes}
+
+
+def test_a_max_pools_gate_costs_two_acs_per_input_spike_in_a_window_and_its_spikes_cost_its_reader():
+    graph, inputs, totals = maxpool_graph()
+    c, mp, out = energy.count_operations(graph, totals, inputs, 1, "spiking", T)
+    assert c.snn_acs == 11 * 2 and c.ann_macs == 6 * 2
+    assert mp.ann_adds == 2 * 2 * 2 and mp.ann_macs == 0                  # one comparison per pooled input element
+    assert mp.snn_acs == 2 * (3 + 2 + 1) and mp.snn_spikes == 4          # increment + comparison; (0,2,1) unpooled
+    assert mp.source == "c" and "x 2 (its count's increment" in mp.ac_source
+    assert out.snn_acs == 4 * 3 and out.source == "mp"                   # mp's spikes x fan-out 3
+    rows, _ = energy.footprint(graph, bits=32, counts=[c, mp, out])
+    assert rows[1]["weights"] == 0 and rows[1]["state_words"] == 8 + 2 * 2   # a counter per pooled input, 2 per window
+    gate = energy.snn_accesses(graph, [c, mp, out], T, 11.0, "spiking", "poisson")[1]
+    assert by_what(gate) == {
+        ("gate init", "state"): 12, ("event read", "c events"): 11, ("spike event write", "events"): 4,
+        ("count read", "state"): 6, ("count write", "state"): 6, ("window max read", "state"): 6,
+        ("window max write", "state"): 6}
+    assert by_what(energy.ann_accesses(graph, [c, mp, out])[1]) == {
+        ("input read", "input activations"): 8, ("activation write", "activations"): 2}
+    curve = energy.cumulative_energy([c, mp, out], energy.costs(), np.array([[11, 11, 4]]), ("input", "c", "mp"))
+    assert curve[-1] == pytest.approx((22 + 12 + 12) * 0.9e-12)
+
+
+def test_a_max_pool_fed_a_current_is_refused_in_one_line():
+    graph, inputs, totals = maxpool_graph()
+    linear = dataclasses.replace(graph.nodes[0], neuron=None)
+    with pytest.raises(UserError, match=r"^max pool 'mp' reads a current, not spikes[^\n]*$"):
+        energy.count_operations(network.Network("pooled", (2, 3, 1), (linear, *graph.nodes[1:])), totals, inputs,
+                                1, "spiking", T)

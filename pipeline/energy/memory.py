@@ -26,6 +26,11 @@ SNN, per inference (event-driven: a neuron that receives no event is not touched
   (weight read, current read and write) instead of the membrane;
 - a linear pool is folded into the next layer (as in `count_operations`): no accesses of its own;
   a spiking pool has no weights to read (its weight is the constant 1/k^2).
+- a max pool's gate (no membranes) keeps a spike counter per pooled input and, per window, its
+  argmax and that input's count (`gate_words`; all cleared once per inference): each input spike in
+  a window reads its event, reads and writes its counter, and reads and writes the window's maximum
+  (an upper bound: it is written only when the maximum changes); each spike it passes on writes one
+  event.
 
 Graphs (`pipeline.network`, counted along the edges as in `count_operations`): every node that reads
 the analog or delta input holds that current; an `Add` with neurons keeps membranes like any layer
@@ -47,7 +52,7 @@ import numpy as np
 
 from pipeline import network
 from pipeline.energy.costs import PJ, energy_table
-from pipeline.energy.operations import is_linear_pool, nonzero_kernel, wiring
+from pipeline.energy.operations import GATE_OPS, is_linear_pool, nonzero_kernel, spatial_fan_out, wiring
 
 KIB = 1024
 # pJ per 64-bit SRAM read at 45 nm by array size: Horowitz, "Computing's energy problem (and what we can
@@ -155,13 +160,21 @@ def _folded(node, count, pooling):
     return is_linear_pool(node, pooling) and (count is None or not count.parts)
 
 
+def gate_words(node):
+    """Words of a max pool's gate: a spike counter per pooled input, and per window its argmax and the
+    argmax's count."""
+    return int(np.count_nonzero(spatial_fan_out(node))) * int(node.input_shape[-1]) + 2 * node.neurons
+
+
 def state_count(node, reads_input, folded, coding, kind):
     """Words of neuron state: SNN membranes, or a linear node's output current (a folded linear pool
-    has none; a held input current doubles a layer's), ANN output activations."""
+    has none; a held input current doubles a layer's), a max pool's `gate_words`; ANN output activations."""
     if kind == "ann":
         return node.neurons
     if folded:
         return 0
+    if isinstance(node, network.MaxPool2d):
+        return gate_words(node)
     return node.neurons * (2 if holds_current(reads_input, coding) else 1)
 
 
@@ -218,6 +231,9 @@ def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=
         if _folded(g, c, pooling):
             out.append([])
             continue
+        if isinstance(g, network.MaxPool2d):
+            out.append(_gate_accesses(g, c, spikes, sizes, w))
+            continue
         n, held = g.neurons, holds_current(g.name in readers, coding)
         weights = weight_bytes(g, w)
         state = state_count(g, g.name in readers, False, coding, "snn") * w.state / 8
@@ -260,6 +276,23 @@ def snn_accesses(layers, counts, timesteps, input_events, pooling, coding, bits=
                 a.append(Access("step bias read", "weights", sweep, weights, w.state))
         out.append([x for x in a if x.count])
     return out
+
+
+def _gate_accesses(g, c, spikes, sizes, w):
+    """A max pool's SNN accesses per inference (`Access` list): see the module's rules."""
+    state = gate_words(g) * w.state / 8
+    (part,) = c.parts
+    pooled = part.acs / GATE_OPS           # input spikes that land in a window
+    source_address, own_address = address_bits(sizes[part.source]), address_bits(g.neurons)
+    a = [Access("gate init", "state", gate_words(g), state, w.state),
+         Access("event read", f"{part.source} events", spikes[part.source], sizes[part.source] * source_address / 8,
+                source_address),
+         Access("count read", "state", pooled, state, w.state),
+         Access("count write", "state", pooled, state, w.state),
+         Access("window max read", "state", pooled, state, w.state),
+         Access("window max write", "state", pooled, state, w.state),
+         Access("spike event write", "events", c.snn_spikes, g.neurons * own_address / 8, own_address)]
+    return [x for x in a if x.count]
 
 
 def ann_accesses(layers, counts, bits=32, words=None):

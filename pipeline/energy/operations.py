@@ -42,7 +42,12 @@ from held values alone: computed once). Rules:
 - A linear pool folds into its reader only where that is its only reader, a Conv2D or Dense reading
   nothing else, and the pool reads spikes alone; otherwise it pays its adds like a spiking pool and
   passes a current on.
-- A max pool is not counted (refused).
+- A max pool (`network.MaxPool2d`, INI's gate: per window the input with the most spikes so far passes
+  its spikes): ANN one comparison per pooled input element (counted as `ann_adds`, like an average
+  pool's adds); SNN, per input spike in a window, `GATE_OPS` = 2 ACs: the increment of its input's
+  spike count and the comparison with the window's running maximum. The spikes it passes on (the
+  engine records them as a layer's) cost its reader their fan-out like any layer's. It must read
+  spikes (a current into a max pool is refused).
 
 The layers are a `pipeline.network` description's ``compute_nodes`` (read along its edges); spike counts come from the
 engine as totals per neuron and per timestep (no spike train of the whole set is held in memory).
@@ -53,6 +58,8 @@ import numpy as np
 
 from pipeline import UserError, network
 from pipeline.energy.costs import PJ
+
+GATE_OPS = 2    # a max pool's operations per input spike it pools: count increment, running-max comparison
 
 
 # --------------------------------------------------------------------- layer geometry (no TF needed)
@@ -109,19 +116,20 @@ def ann_macs(node):
 
 
 def ann_adds(node):
-    """Pooling: one add per pooled input element (a border input may be pooled 0 or several times); an
-    `Add`: one add per output per input after the first."""
+    """Pooling: one add (a max pool: one comparison) per pooled input element (a border input may be pooled
+    0 or several times); an `Add`: one add per output per input after the first."""
     if isinstance(node, network.Add):
         return node.neurons * (len(node.inputs) - 1)
-    if not isinstance(node, network.AvgPool2d):
+    if not isinstance(node, (network.AvgPool2d, network.MaxPool2d)):
         return 0
     return int(spatial_fan_out(node).sum()) * int(node.input_shape[-1])
 
 
 def reach(node):
     """Per spatial axis: for each input index, the output indices it reaches."""
+    dilation = getattr(node, "dilation", (1, 1))   # a max pool has none
     return [_window_reach(int(node.input_shape[a]), int(node.kernel_size[a]), int(node.stride[a]),
-                          int(node.dilation[a]), node.padding) for a in (0, 1)]
+                          int(dilation[a]), node.padding) for a in (0, 1)]
 
 
 def spatial_fan_out(node):
@@ -308,10 +316,6 @@ def _plan(nodes, pooling, spiking_input):
     if pooling not in ("spiking", "linear"):
         raise UserError(f"pooling={pooling!r}: choose spiking or linear")
     layers, feeds = wiring(nodes)
-    for g in layers:
-        if isinstance(g, network.MaxPool2d):   # the spikes its gate passes are not recorded
-            raise UserError(f"layer {g.name!r}: the operations of a spiking max pool (its gate's comparisons, the "
-                            "spikes it passes on) are not counted yet; use average pooling for energy figures")
     carries = {network.INPUT: "spikes" if spiking_input else "held"}
     folded, steps = {}, []
     for g in layers:
@@ -328,13 +332,19 @@ def _plan(nodes, pooling, spiking_input):
                 folded[reader.name] = g
                 steps.append(_Step(g, None, [], None, reader))
                 continue
-        if isinstance(g, network.Add):
+        if isinstance(g, network.MaxPool2d):
+            if any(kind != "spikes" for *_, kind in reads):
+                raise UserError(f"max pool {g.name!r} reads a current, not spikes: its gate is counted on spikes only")
+            fan = np.broadcast_to(GATE_OPS * fan_out(g), tuple(g.input_shape)).reshape(-1)
+        elif isinstance(g, network.Add):
             fan = None
         elif pool is not None:
             fan = np.broadcast_to(merged_fan_out(pool, g), tuple(pool.input_shape)).reshape(-1)
         else:
             fan = np.broadcast_to(fan_out(g), tuple(g.input_shape)).reshape(-1)
-        if isinstance(g, network.AvgPool2d):
+        if isinstance(g, network.MaxPool2d):
+            spiking = True
+        elif isinstance(g, network.AvgPool2d):
             spiking = pooling == "spiking"
         else:
             spiking = g.neuron is not None
@@ -394,6 +404,9 @@ def count_operations(nodes, neuron_totals, input_totals, num_samples, pooling, t
                 parts.append(Part(source, kind, acs, 0.0, "spikes"))
                 if isinstance(g, network.Add):
                     how.append(f"{source} spikes x 1 (an add each)")
+                elif isinstance(g, network.MaxPool2d):
+                    how.append(f"{source} spikes in a window x {GATE_OPS} (its count's increment, the comparison "
+                               "with the window's running maximum)")
                 elif pool is not None:
                     how.append(f"{source} spikes x merged fan-out of {pool.name}+{g.name}")
                 else:

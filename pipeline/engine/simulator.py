@@ -143,7 +143,8 @@ class SimulationResult:
     ``layer_names`` / ``spikes_per_timestep``: spike counts per step, summed over neurons and
     samples, (T, L) int64; column ``"input"`` counts the input events (Poisson and rate: per step; delta:
     all at the first step; 0 for analog input).
-    ``neuron_totals``: per layer, spikes per neuron summed over samples and time.
+    ``neuron_totals``: per layer, spikes per neuron summed over samples and time. A max pool has no
+    neurons but counts as a layer here (after the layer it reads): the spikes its gate passes on.
     ``recorded``: per layer, per-neuron totals of the ``record`` samples, (R, ...).
     ``trains``: per layer, spike trains of the ``record`` samples, bool (R, T, ...), if asked.
     ``stage_seconds``: fast simulation only, wall time per part (``"conv2 current"``,
@@ -213,7 +214,7 @@ class SpikingNetwork:
     @property
     def spiking_layer_names(self):
         """Layers whose spikes are counted, in order (after ``"input"``)."""
-        return tuple(s.name for s in self._stateful() if self._spikes(s))
+        return tuple(s.name for s in self._recorded())
 
     def neuron_counts(self):
         """Neurons per weighted, pooling (spiking or not) and add node, in order."""
@@ -228,6 +229,12 @@ class SpikingNetwork:
 
     def _spikes(self, stage):
         return self.graph.spikes(stage)
+
+    def _recorded(self):
+        """Nodes whose spikes are recorded, in order: those with spiking neurons, and max pools (no neurons:
+        the spikes their gate passes on are recorded as a layer's, for the energy model to count)."""
+        stateful = self._stateful()
+        return [st for st in self.stages if st.kind == MAXPOOL or (st in stateful and self._spikes(st))]
 
     # ----------------------------------------------------------------- inference
     def simulate(self, x, y=None, record=(), trains=False, progress=False, input_frames=None, fast=False,
@@ -367,10 +374,11 @@ class SpikingNetwork:
             state["gate_counts"] = [tf.zeros(tf.concat([[batch], st.input_shape], 0)) for st in gated]
         if history:
             state["last"] = [full(st, NEVER_FIRED) for st in neurons]
+        recorded = self._recorded()   # the neurons' spikes and what max pools pass on
         if collect:
-            state["totals"] = [full(st, 0.0) for st in neurons]
+            state["totals"] = [full(st, 0.0) for st in recorded]
         if trains:
-            state["trains"] = [tf.TensorArray(tf.bool, size=T) for _ in neurons]
+            state["trains"] = [tf.TensorArray(tf.bool, size=T) for _ in recorded]
         if probe:
             state["probe"] = tf.TensorArray(tf.float32, size=T)
 
@@ -388,6 +396,15 @@ class SpikingNetwork:
                 layer_counts = [_per_sample(tf.cast(values[network.INPUT] != 0, tf.float32))]
             peaks = []
             j = 0
+
+            def keep(spikes):
+                """Record a `recorded` node's spikes this step (its index: the layers counted so far)."""
+                k = len(layer_counts) - 1
+                if collect:
+                    new["totals"].append(old["totals"][k] + spikes)
+                if trains:
+                    new["trains"].append(old["trains"][k].write(t, tf.gather(spikes, rows) > 0))
+                layer_counts.append(_per_sample(spikes))
             for stage in self.stages:
                 if stage.name in held:
                     continue
@@ -396,6 +413,7 @@ class SpikingNetwork:
                     counts = old["gate_counts"][len(new["gate_counts"])] + inputs[0]
                     new["gate_counts"].append(counts)
                     values[stage.name] = _gated_max_pool(stage, counts, inputs[0])
+                    keep(values[stage.name])
                     continue
                 if stage.name in held_current:
                     i_in = held_current[stage.name]
@@ -415,11 +433,7 @@ class SpikingNetwork:
                 new["v"].append(state_.v)
                 if history:
                     new["last"].append(state_.last)
-                if collect:
-                    new["totals"].append(old["totals"][j] + spikes)
-                if trains:
-                    new["trains"].append(old["trains"][j].write(t, tf.gather(spikes, rows) > 0))
-                layer_counts.append(_per_sample(spikes))
+                keep(spikes)
                 if stage.readout:
                     new["out_count"] = new["out_count"] + spikes
                 values[stage.name] = spikes
@@ -482,13 +496,16 @@ class SpikingNetwork:
             counts[0][0, 0] = _numpy(self._held_events(tf.constant(x)))
         else:
             h = frames
-            counts = [np.count_nonzero(np.reshape(frames, (T, batch, -1)), axis=2)[:, None, :].astype(np.float32)]
+            counts = [_step_counts(frames)]
         totals, logits, readout = [], None, None
         for passive, chain in self._chains():
             head = chain[0]
             tick = time.perf_counter()
             if h is not None and any(p.kind == MAXPOOL for p in passive):
-                h, passive = self._max_pools_in_time(passive, h)
+                h, passive, pooled = self._max_pools_in_time(passive, h)
+                for train in pooled:   # recorded in order, before the head's spikes
+                    totals.append(train.sum(axis=0, dtype=np.int32))
+                    counts.append(_step_counts(train))
             if h is None:
                 current = _numpy(self._stage_current(head, self._apply_passive(passive, self._held_input(x), {})))
             else:
@@ -528,7 +545,7 @@ class SpikingNetwork:
             counts[0][0, 0] = _numpy(self._held_events(tf.constant(x)))
         else:
             values, held = {network.INPUT: frames}, set()
-            counts = [np.count_nonzero(np.reshape(frames, (T, batch, -1)), axis=2)[:, None, :].astype(np.float32)]
+            counts = [_step_counts(frames)]
         totals, logits, readout = [], None, None
         for node in self.stages:
             tick = time.perf_counter()
@@ -542,6 +559,9 @@ class SpikingNetwork:
                           for src, v in zip(sources, inputs)]
                 value, constant = self._node_frames(node, inputs, scales, sparse), False
             _add_time(seconds, f"{node.name} current", tick)
+            if node.kind == MAXPOOL:   # the spikes it passes on, recorded as a layer's
+                totals.append(value.sum(axis=0, dtype=np.int32))
+                counts.append(_step_counts(value))
             if node not in stateful:
                 values[node.name] = value
                 if constant:
@@ -621,10 +641,11 @@ class SpikingNetwork:
     def _max_pools_in_time(self, passive, h):
         """The passive stages up to the last max pool, on spike trains ``h`` (T, batch, ...): a max pool's
         gate needs the spike counts so far (a sum over T, exact in float32, as `run` adds them step by
-        step), the others act frame by frame. Returns the pooled spike trains and the stages left."""
+        step), the others act frame by frame. Returns the pooled spike trains, the stages left and each max
+        pool's output trains (recorded as a layer's spikes)."""
         last = max(k for k, stage in enumerate(passive) if stage.kind == MAXPOOL)
         T, batch = h.shape[:2]
-        h = tf.cast(h, tf.float32)
+        h, pooled = tf.cast(h, tf.float32), []
         for stage in passive[:last + 1]:
             frames = tf.reshape(h, [T * batch] + list(h.shape[2:]))
             if stage.kind == MAXPOOL:
@@ -633,7 +654,9 @@ class SpikingNetwork:
             else:
                 out = self._apply_passive([stage], frames, {})
             h = tf.reshape(out, [T, batch] + list(out.shape[1:]))
-        return _numpy(h) > 0, passive[last + 1:]
+            if stage.kind == MAXPOOL:
+                pooled.append(_numpy(h) > 0)
+        return _numpy(h) > 0, passive[last + 1:], pooled
 
     def _stage_current(self, stage, h):
         if stage.kind == POOL:
@@ -738,6 +761,12 @@ def _chunk_size(batch, timesteps):
     """The largest divisor of the batch whose chunks hold at most `FAST_FRAMES` frames (or 1)."""
     fitting = [d for d in range(1, batch + 1) if batch % d == 0 and d * timesteps <= FAST_FRAMES]
     return max(fitting, default=1)
+
+
+def _step_counts(train):
+    """Spikes per step and sample of a train (T, batch, ...), as `kernels.scan` counts a stage's: (T, 1, batch)."""
+    T, batch = train.shape[:2]
+    return np.count_nonzero(np.reshape(train, (T, batch, -1)), axis=2)[:, None, :].astype(np.float32)
 
 
 def _add_time(seconds, part, since):

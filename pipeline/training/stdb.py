@@ -182,9 +182,13 @@ def firing_rate(network, counts):
     """Mean firing rate of the spiking layers' neurons (spikes per neuron and step) from a batch's
     per-step, per-layer, per-sample counts (``counts``: the engine's (T, input + layers, batch))."""
     neurons = network.neuron_counts()
-    total = sum(neurons[name] for name in network.spiking_layer_names)
-    return tf.reduce_sum(counts[:, 1:, :]) / float(total * network.settings.timesteps) / tf.cast(
-        tf.shape(counts)[2], tf.float32)
+    names = network.spiking_layer_names
+    if all(name in neurons for name in names):
+        spikes = tf.reduce_sum(counts[:, 1:, :])
+    else:   # a max pool's column counts spikes it passes on, not its own (it has no neurons)
+        spikes = tf.reduce_sum(tf.gather(counts, [k + 1 for k, name in enumerate(names) if name in neurons], axis=1))
+    total = sum(neurons[name] for name in names if name in neurons)
+    return spikes / float(total * network.settings.timesteps) / tf.cast(tf.shape(counts)[2], tf.float32)
 
 
 def evaluate(network, x, y):

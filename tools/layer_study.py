@@ -2,13 +2,13 @@
 """Issue 23's measurement: models written the way people write Keras, each trained on one `.npz`,
 converted, run at low latency through QCFS and exported to NIR, by the pipeline's own commands.
 
-    python3 tools/layer_study.py DATA.npz OUT_DIR [--models plain tutorial ...] [--T 200] [--ts "1 2 4 8"]
+    python3 tools/layer_study.py DATA.npz OUT_DIR [--models plain tutorial ...] [--T 200] [--ts "1 2 4 8"] [--n N]
 
 For each model: `tools/tutorial_model.py` trains it (seeded) and writes OUT_DIR/<name>.h5; then, each as
 RUN=<name> under OUT=OUT_DIR: `make energy NET=converted CODING=analog T=<T>` (the converted SNN on the
 engine, thresholds calibrated on the data, against its ANN with McNemar's test on the same test samples,
 and its energy), `make convert SIM=fast T=<T>` (SNN Toolbox's normalisation run with INI's semantics:
-chains only, graphs are refused there), `make latency TS=<ts>` (plain conversion vs QCFS at low T) and
+chains only, graphs are refused there), `make latency TS=<ts> CODING=analog` (plain conversion vs QCFS at low T) and
 `make export NET=converted` (NIR, read back, spike for spike). Every command and its log are kept in
 OUT_DIR/logs/; a step that fails is reported with its log's last line and the study goes on. Ends
 with one markdown table (N, intervals and p values as the stages wrote them).
@@ -57,6 +57,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--T", type=int, default=200, help="timesteps of the converted SNN")
     parser.add_argument("--ts", default="1 2 4 8", help="timesteps of the latency stage")
+    parser.add_argument("--n", type=int, default=100, help="test samples simulated (N=)")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
@@ -69,9 +70,9 @@ def main():
         steps = {
             "train": [python, "tools/tutorial_model.py", data, str(model), *MODELS[name],
                       "--width", str(args.width), "--epochs", str(args.epochs)],
-            "energy": MAKE + ["energy", "NET=converted", "CODING=analog", f"T={args.T}"] + common,
-            "convert": MAKE + ["convert", "SIM=fast", f"T={args.T}"] + common,
-            "latency": MAKE + ["latency", f"TS={args.ts}"] + common,
+            "energy": MAKE + ["energy", "NET=converted", "CODING=analog", f"T={args.T}", f"N={args.n}"] + common,
+            "convert": MAKE + ["convert", "SIM=fast", f"T={args.T}", f"N={args.n}"] + common,
+            "latency": MAKE + ["latency", f"TS={args.ts}", "CODING=analog", f"N={args.n}"] + common,
             "export": MAKE + ["export", "NET=converted", f"T={args.T}"] + common,
         }
         status = {}

@@ -513,8 +513,7 @@ class SpikingNetwork:
             _add_time(seconds, f"{head.name} current", tick)
             constant = h is None
             if head.readout:
-                steps = np.broadcast_to(current, (T,) + current.shape) if constant else current
-                accumulated = np.cumsum(steps, axis=0, dtype=np.float32)  # `run`'s acc, added step by step
+                accumulated = _accumulated(current, constant, T)
                 logits = accumulated[-1]
                 if not self._spikes(head):
                     readout = accumulated
@@ -569,8 +568,7 @@ class SpikingNetwork:
                 continue
             current = _numpy(value) if constant else value
             if node.readout:
-                steps = np.broadcast_to(current, (T,) + current.shape) if constant else current
-                accumulated = np.cumsum(steps, axis=0, dtype=np.float32)   # `run`'s acc, added step by step
+                accumulated = _accumulated(current, constant, T)
                 logits = accumulated[-1]
                 if not self._spikes(node):
                     readout = accumulated
@@ -755,6 +753,13 @@ class SpikingNetwork:
         if self.settings.coding != "delta":
             return tf.zeros([tf.shape(x)[0]])
         return tf.cast(_per_sample(delta_levels(x, self.settings.delta)), tf.float32)
+
+
+def _accumulated(current, constant, T):
+    """The readout's input current summed over the steps so far, (T, batch, C): `run`'s acc, added step by
+    step in float32 (``constant``: one current (batch, C) for every step)."""
+    steps = np.broadcast_to(current, (T,) + current.shape) if constant else current
+    return np.cumsum(steps, axis=0, dtype=np.float32)
 
 
 def _chunk_size(batch, timesteps):

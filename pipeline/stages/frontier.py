@@ -58,7 +58,7 @@ from pipeline.training import stdb
 
 METHODS = ("conversion", "qcfs", "qcfs+sparsity")
 CELLS = "frontier_cells"
-VARIANT = re.compile(r"\+[pq][0-9.]+$")   # a method's `+q<bits>` / `+p<fraction>` suffix (QUANTS, PRUNES)
+VARIANT = re.compile(r"\+[pq][0-9.e-]+$")   # a method's `+q<bits>` / `+p<fraction>` suffix (QUANTS, PRUNES)
 
 
 def variants(settings):
@@ -108,10 +108,11 @@ def tuning_key(s):
 
 class Grid:
     """The networks (`network_name`), the conversion thresholds and the cell cache of one RUN; per variant
-    (`variants`), its weight width and the energy costs of its arithmetic."""
+    (`variants`), its weight width and the energy costs of its arithmetic; ``cost``: the RUN's, which prices
+    the one denominator (the modified ANN's dense energy)."""
 
     def __init__(self, settings, ws, paths, timesteps, cost, stdb_samples=None, executor=None):
-        self.ws, self.cost, self.force, self.levels = ws, cost, settings.force, settings.levels
+        self.ws, self.force, self.levels = ws, settings.force, settings.levels
         # EXECUTOR: a `cluster.Cluster` simulates the uncached cells (`prefetch`); the keys it simulated in this
         # run (their files are new, not reused) and the samples already sent to it
         self.executor, self.fresh, self.shared = executor, set(), {}

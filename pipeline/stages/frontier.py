@@ -17,7 +17,8 @@
   width / target, on the RUN's networks quantised to b bits / pruned to f (`conversion.variant_settings`,
   `conversion.qcfs_model`: the trained-model cache), each with its own conversion thresholds; a quantised
   row's arithmetic is priced at its preset (`energy.costs` of its width: int8-acc32) and its memory model
-  counts b-bit weights, over the same denominator as every row (the RUN's ANN at the RUN's preset).
+  counts b-bit weights; its energy is over the same ANN priced in the same arithmetic (like for like:
+  int8 over int8), the other rows' over the RUN's ANN at the RUN's preset.
 
 Both with reset by subtraction, linear average pools and the membrane readout. The coding's
 parameter (rate: gain from ``GAINS``; delta: step from ``DELTAS``), and for ``qcfs+sparsity`` the
@@ -140,6 +141,9 @@ class Grid:
         self.threshold_note = f"{source.removeprefix('thresholds ')}, analog input, T={max(timesteps)}"
         nodes = conversion.from_model(self.models["conversion"], calibration, self.thresholds[""]).graph.compute_nodes
         self.ann_energy_j = dense_energy(nodes, cost)
+        # like for like: a quantised variant's rows over the same ANN priced in its own (int8) arithmetic
+        self.ann_energy = {v: dense_energy(nodes, self.costs[v]) if self.bits[v] != self.bits[""] else
+                           self.ann_energy_j for v in self.bits}
 
     def network(self, method, coding, parameter, sparsity, timesteps):
         s = engine_settings(method, coding, parameter, timesteps, self.seed)
@@ -192,7 +196,7 @@ class Grid:
         start = time.perf_counter()
         net = self.network(method, coding, parameter, sparsity, timesteps)
         v = split_method(method)[1]
-        record = measure(net, x, y, split, method, parameter, sparsity, self.costs[v], self.ann_energy_j, start,
+        record = measure(net, x, y, split, method, parameter, sparsity, self.costs[v], self.ann_energy[v], start,
                          stdb=self.tuned[tuning_key(net.settings)][1] if method == "qcfs+stdb" else None,
                          weight_bits=self.bits[v])
         record.write(path)
@@ -214,7 +218,7 @@ class Grid:
             job = RemoteCell(model_path=str(self.paths[name]), model_sha256=self.sha[name], method=method,
                              coding=coding, parameter=parameter, sparsity=sparsity, timesteps=timesteps, split=split,
                              seed=self.seed, thresholds=self.thresholds_of(method),
-                             cost=self.costs[v], ann_energy_j=self.ann_energy_j, weight_bits=self.bits[v])
+                             cost=self.costs[v], ann_energy_j=self.ann_energy[v], weight_bits=self.bits[v])
             jobs[f"frontier-{path.stem}"], paths[f"frontier-{path.stem}"] = (job, self.share(x), self.share(y)), path
         if not jobs:
             return

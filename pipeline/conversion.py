@@ -80,20 +80,33 @@ def ini_converted(ws, timesteps, coding, mode, seed, batch_size):
     return net, f"converted, {source}"
 
 
-def qcfs_model(ws, levels, sparsity=0.0, force=False):
+def qcfs_model(ws, levels, sparsity=0.0, force=False, prune=None, quant=None):
     """The RUN's QCFS network (`keras_models.qcfs`, L = ``levels``): the trained model fine-tuned with
     quantised, clipped activations (and the activation-sparsity penalty of weight ``sparsity``), cached
-    like every trained model. ESCAPE-NET: pruned to the RUN's PRUNE target, then quantised to its QUANT width;
-    a user's model (``MODEL=``): its QCFS twin (`keras_models.qcfs.twin`), fine-tuned the same way."""
+    like every trained model. ESCAPE-NET: pruned to the RUN's PRUNE target (or ``prune``), then quantised to
+    its QUANT width (or ``quant``); a user's model (``MODEL=``): its QCFS twin (`keras_models.qcfs.twin`),
+    fine-tuned the same way."""
     chosen = ws.record
     if workspace.user_model(ws):
         settings = train.TrainSettings("qcfs", seed=int(chosen["seed"]), levels=levels, sparsity=sparsity,
                                        origin=str(ws.model.path))
     else:
-        settings = train.TrainSettings("qcfs", int(chosen["width"]), int(chosen["epochs"]), int(chosen["seed"]),
-                                       levels, sparsity, workspace.prune_of(chosen), workspace.arch_of(chosen),
-                                       quant=workspace.quant_of(chosen))
+        settings = dataclasses.replace(variant_settings(ws, prune, quant), variant="qcfs", levels=levels,
+                                       sparsity=sparsity)
     return train.train(ws.dataset, settings, ws.folders.trained, force=force)
+
+
+def variant_settings(ws, prune=None, quant=None):
+    """The training settings of the RUN's modified ESCAPE-NET with its PRUNE target and QUANT width, or
+    ``prune`` / ``quant`` instead where given (the frontier's `PRUNES` / `QUANTS` rows)."""
+    chosen = ws.record
+    if workspace.user_model(ws) and (prune is not None or quant is not None):
+        raise UserError(f"RUN={ws.run} runs on MODEL={workspace.user_model(ws)}: PRUNES and QUANTS prune and "
+                        "quantise the ESCAPE-NET the pipeline trains")
+    return train.TrainSettings("modified", int(chosen["width"]), int(chosen["epochs"]), int(chosen["seed"]),
+                               prune=workspace.prune_of(chosen) if prune is None else prune,
+                               arch=workspace.arch_of(chosen),
+                               quant=workspace.quant_of(chosen) if quant is None else quant)
 
 
 def qcfs(path, settings):

@@ -22,7 +22,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pipeline import UserError, results
 
 # --------------------------------------------------------------------- declaring fields
-FRONTIER_METHODS = "`conversion`, `qcfs`, `qcfs+sparsity` or `qcfs+stdb`"
+FRONTIER_METHODS = ("`conversion`, `qcfs`, `qcfs+sparsity` or `qcfs+stdb`; the first three also on the RUN's networks "
+                    "quantised to b bits (`+q<b>`, `QUANTS`) or pruned to target f (`+p<f>`, `PRUNES`)")
 TUNED = "`qcfs+stdb`: the fine-tune's `best_epoch`, `seconds` and validation accuracies before and after"
 MCNEMAR = ("exact McNemar test of `{a}` vs `{b}` on the same samples: `{a}_only` and `{b}_only` (samples only "
            "that one gets right) and the two-sided binomial `p_value` (1 when they never disagree)")
@@ -597,6 +598,8 @@ class FrontierCellKey(Record):
     costs: list = info("[E_MAC, E_AC] in pJ")
     sparsity: float = info("the sparsity-penalty weight; 0 is left out", optional=True)
     stdb: dict = info("`qcfs+stdb`: the STDB settings, selection rule and training-sample digest", optional=True)
+    weight_bits: int = info("the network's quantised weight width (the memory model's weight words); float is left "
+                            "out", optional=True)
 
 
 @record

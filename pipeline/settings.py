@@ -326,6 +326,14 @@ class Settings:
     sparsities: tuple = option("SPARSITIES", "penalty weights the `qcfs+sparsity` rows of `make frontier` choose from "
                                              "on the validation split", (4.0, 16.0), parse=_float_list,
                                shown="`4 16`")
+    quants: tuple = option("QUANTS", "weight widths in bits: `make frontier` adds its `conversion`, `qcfs` and "
+                                     "`qcfs+sparsity` rows on the RUN's networks quantised to each (methods "
+                                     "`…+q<b>`, energy at `int8-acc32`; [docs/quantisation.md](docs/quantisation.md))",
+                           (), parse=_list_of(_quant_bits, 'widths like "8 4"'), shown="— (none)")
+    prunes: tuple = option("PRUNES", "pruning targets: `make frontier` adds its `conversion`, `qcfs` and "
+                                     "`qcfs+sparsity` rows on the RUN's networks pruned to each (methods "
+                                     "`…+p<f>`; [docs/pruning.md](docs/pruning.md))",
+                           (), parse=_list_of(_fraction, 'fractions like "0.5 0.9"'), shown="— (none)")
     net: str = option("NET", "the network `make energy` measures, `make export` writes and `make interop` "
                              "cross-checks: `converted` (INI "
                              "semantics), `stdb` (the `make stdb` result at T) or `qcfs` (the QCFS network, `L` "

@@ -12,7 +12,13 @@
 - ``qcfs+stdb`` (``STDB=1``): the ``qcfs`` network, with the coding parameter its row chose, fine-tuned
   with STDB at that coding and T (``STDB_EPOCHS``, ``LR``, ``SPARSITY``... on ``NTRAIN`` training
   samples outside the validation split, its epoch kept by validation accuracy, 0 being the untrained
-  network): minutes per cell.
+  network): minutes per cell;
+- ``+q<b>`` / ``+p<f>`` (``QUANTS="8 4"``, ``PRUNES="0.5 0.9"``): the three methods above once more per
+  width / target, on the RUN's networks quantised to b bits / pruned to f (`conversion.variant_settings`,
+  `conversion.qcfs_model`: the trained-model cache), each with its own conversion thresholds; a quantised
+  row's arithmetic is priced at its preset (`energy.costs` of its width: int8-acc32) and its memory model
+  counts b-bit weights; its energy is over the same ANN priced in the same arithmetic (like for like:
+  int8 over int8), the other rows' over the RUN's ANN at the RUN's preset.
 
 Both with reset by subtraction, linear average pools and the membrane readout. The coding's
 parameter (rate: gain from ``GAINS``; delta: step from ``DELTAS``), and for ``qcfs+sparsity`` the
@@ -41,6 +47,7 @@ returns the cell's record, and this process writes it; the numbers are those of 
 mean of every row across seeds with its t interval.
 """
 import dataclasses
+import re
 import time
 
 import numpy as np
@@ -52,6 +59,21 @@ from pipeline.training import stdb
 
 METHODS = ("conversion", "qcfs", "qcfs+sparsity")
 CELLS = "frontier_cells"
+VARIANT = re.compile(r"\+[pq][0-9.e-]+$")   # a method's `+q<bits>` / `+p<fraction>` suffix (QUANTS, PRUNES)
+
+
+def variants(settings):
+    """``{suffix: (prune, quant)}``: the RUN's own networks ('': its PRUNE and QUANT, None) and, for each of
+    ``QUANTS`` / ``PRUNES``, the same networks quantised to that width ('+q8') or pruned to that target
+    ('+p0.9'), the other of the two kept at the RUN's."""
+    return {"": (None, None), **{f"+q{b}": (None, b) for b in settings.quants},
+            **{f"+p{f:g}": (f, None) for f in settings.prunes}}
+
+
+def split_method(method):
+    """('qcfs+sparsity', '+q8') of 'qcfs+sparsity+q8'; (method, '') of a method without a variant."""
+    suffix = VARIANT.search(method)
+    return (method, "") if suffix is None else (method[:suffix.start()], suffix.group())
 
 
 def candidates(settings, coding):
@@ -65,13 +87,14 @@ def candidates(settings, coding):
 
 def weights(settings, method):
     """The sparsity-penalty weights a method's rows choose from (0: trained without the penalty)."""
-    return settings.sparsities if method == "qcfs+sparsity" else (0.0,)
+    return settings.sparsities if split_method(method)[0] == "qcfs+sparsity" else (0.0,)
 
 
 def network_name(method, sparsity):
     """The trained network a (method, penalty weight) starts from: `conversion`, `qcfs` (also for
-    `qcfs+stdb`) or `qcfs+sparsity=<w>`."""
-    return f"qcfs+sparsity={sparsity:g}" if sparsity else method.removesuffix("+stdb")
+    `qcfs+stdb`) or `qcfs+sparsity=<w>`, with the method's variant suffix (`qcfs+q8`)."""
+    base, suffix = split_method(method)
+    return (f"qcfs+sparsity={sparsity:g}" if sparsity else base.removesuffix("+stdb")) + suffix
 
 
 def dense_energy(nodes, cost):
@@ -85,10 +108,12 @@ def tuning_key(s):
 
 
 class Grid:
-    """The networks (`network_name`), the conversion thresholds and the cell cache of one RUN."""
+    """The networks (`network_name`), the conversion thresholds and the cell cache of one RUN; per variant
+    (`variants`), its weight width and the energy costs of its arithmetic; ``cost``: the RUN's, which prices
+    the one denominator (the modified ANN's dense energy)."""
 
-    def __init__(self, settings, ws, qcfs_paths, timesteps, cost, stdb_samples=None, executor=None):
-        self.ws, self.cost, self.force, self.levels = ws, cost, settings.force, settings.levels
+    def __init__(self, settings, ws, paths, timesteps, cost, stdb_samples=None, executor=None):
+        self.ws, self.force, self.levels = ws, settings.force, settings.levels
         # EXECUTOR: a `cluster.Cluster` simulates the uncached cells (`prefetch`); the keys it simulated in this
         # run (their files are new, not reused) and the samples already sent to it
         self.executor, self.fresh, self.shared = executor, set(), {}
@@ -99,22 +124,37 @@ class Grid:
         self.stdb_key = None if stdb_samples is None else {
             "settings": dataclasses.asdict(self.stdb_settings), "selection": stdb.SELECTION,
             "samples": frontier.samples_digest(*(np.asarray(a) for a in stdb_samples))}
-        self.paths = {"conversion": ws.model.path, **qcfs_paths}
+        self.paths = paths
         self.sha = {m: results.file_sha256(p) for m, p in self.paths.items()}
         self.models = {m: engine.load_keras(p) for m, p in self.paths.items()}
+        # a quantised variant's weights are counted at its width and its arithmetic priced by its preset
+        self.bits = {v: workspace.quant_of(ws.record) if quant is None else quant
+                     for v, (_, quant) in variants(settings).items()}
+        self.costs = {v: energy.costs(settings.preset, settings.mac_pj, settings.ac_pj, b) for v, b in self.bits.items()}
         calibration = engine.SnnSettings(timesteps=max(timesteps), coding="analog", readout="membrane",
                                          pooling="linear", seed=self.seed, batch_size=workspace.SIM_BATCH)
-        self.thresholds, source = conversion.conversion_thresholds(ws, calibration, "max", self.models["conversion"])
+        # each variant's converted network calibrated on its own weights
+        self.thresholds = {}
+        for v in self.bits:
+            self.thresholds[v], source = conversion.conversion_thresholds(ws, calibration, "max",
+                                                                          self.models["conversion" + v])
         self.threshold_note = f"{source.removeprefix('thresholds ')}, analog input, T={max(timesteps)}"
-        nodes = conversion.from_model(self.models["conversion"], calibration, self.thresholds).graph.compute_nodes
+        nodes = conversion.from_model(self.models["conversion"], calibration, self.thresholds[""]).graph.compute_nodes
         self.ann_energy_j = dense_energy(nodes, cost)
+        # like for like: a quantised variant's rows over the same ANN priced in its own (int8) arithmetic
+        self.ann_energy = {v: dense_energy(nodes, self.costs[v]) if self.bits[v] != self.bits[""] else
+                           self.ann_energy_j for v in self.bits}
 
     def network(self, method, coding, parameter, sparsity, timesteps):
         s = engine_settings(method, coding, parameter, timesteps, self.seed)
         if method == "qcfs+stdb":
             return self.fine_tuned(s)
-        return conversion.from_model(self.models[network_name(method, sparsity)], s,
-                                     self.thresholds if method == "conversion" else None)
+        return conversion.from_model(self.models[network_name(method, sparsity)], s, self.thresholds_of(method))
+
+    def thresholds_of(self, method):
+        """A `conversion` method's thresholds (its variant's); None for the QCFS methods (theta = lambda)."""
+        base, suffix = split_method(method)
+        return self.thresholds[suffix] if base == "conversion" else None
 
     def fine_tuned(self, s):
         """The QCFS network fine-tuned with STDB under engine settings ``s`` (trained once per run, on a
@@ -135,11 +175,13 @@ class Grid:
 
     def path(self, split, x, y, method, coding, parameter, sparsity, timesteps):
         """The cache file of one cell: named by everything it depends on (`records.FrontierCellKey`)."""
+        v = split_method(method)[1]
         key = records.FrontierCellKey(model=self.sha[network_name(method, sparsity)], method=method, coding=coding,
                                       parameter=parameter, timesteps=timesteps, split=split, seed=self.seed,
                                       levels=self.levels, samples=frontier.samples_digest(x, np.asarray(y, np.int64)),
-                                      thresholds=self.thresholds if method == "conversion" else None,
-                                      costs=[self.cost.e_mac_pj, self.cost.e_ac_pj], sparsity=sparsity or None,
+                                      thresholds=self.thresholds_of(method),
+                                      costs=[self.costs[v].e_mac_pj, self.costs[v].e_ac_pj], sparsity=sparsity or None,
+                                      weight_bits=self.bits[v] or None,
                                       stdb=self.stdb_key if method == "qcfs+stdb" else None)
         return self.ws.dir / CELLS / f"{frontier.cell_key(**key.to_dict())}.json"
 
@@ -153,8 +195,10 @@ class Grid:
             return records.FrontierCell.read(path), True
         start = time.perf_counter()
         net = self.network(method, coding, parameter, sparsity, timesteps)
-        record = measure(net, x, y, split, method, parameter, sparsity, self.cost, self.ann_energy_j, start,
-                         stdb=self.tuned[tuning_key(net.settings)][1] if method == "qcfs+stdb" else None)
+        v = split_method(method)[1]
+        record = measure(net, x, y, split, method, parameter, sparsity, self.costs[v], self.ann_energy[v], start,
+                         stdb=self.tuned[tuning_key(net.settings)][1] if method == "qcfs+stdb" else None,
+                         weight_bits=self.bits[v])
         record.write(path)
         return record, False
 
@@ -170,11 +214,11 @@ class Grid:
             path = self.path(split, x, y, method, coding, parameter, sparsity, timesteps)
             if method == "qcfs+stdb" or path.stem in self.fresh or (path.exists() and not self.force):
                 continue
-            name = network_name(method, sparsity)
+            name, v = network_name(method, sparsity), split_method(method)[1]
             job = RemoteCell(model_path=str(self.paths[name]), model_sha256=self.sha[name], method=method,
                              coding=coding, parameter=parameter, sparsity=sparsity, timesteps=timesteps, split=split,
-                             seed=self.seed, thresholds=self.thresholds if method == "conversion" else None,
-                             cost=self.cost, ann_energy_j=self.ann_energy_j)
+                             seed=self.seed, thresholds=self.thresholds_of(method),
+                             cost=self.costs[v], ann_energy_j=self.ann_energy[v], weight_bits=self.bits[v])
             jobs[f"frontier-{path.stem}"], paths[f"frontier-{path.stem}"] = (job, self.share(x), self.share(y)), path
         if not jobs:
             return
@@ -199,13 +243,13 @@ def engine_settings(method, coding, parameter, timesteps, seed):
     changes = {} if parameter[0] is None else {parameter[0]: parameter[1]}
     return engine.SnnSettings(timesteps=timesteps, coding=coding, readout="membrane", pooling="linear",
                               seed=seed, batch_size=workspace.SIM_BATCH,
-                              initial_membrane=0.0 if method == "conversion" else 0.5, **changes)
+                              initial_membrane=0.0 if split_method(method)[0] == "conversion" else 0.5, **changes)
 
 
-def measure(net, x, y, split, method, parameter, sparsity, cost, ann_energy_j, start, stdb=None):
+def measure(net, x, y, split, method, parameter, sparsity, cost, ann_energy_j, start, stdb=None, weight_bits=0):
     """The cell record (`records.FrontierCell`) of network ``net`` simulated on ``x``, ``y`` (fast path):
     accuracy, predictions and the energy model's count on its own spikes, normalised by ``ann_energy_j``;
-    ``start``: when the work on it began (its ``seconds``)."""
+    ``start``: when the work on it began (its ``seconds``); ``weight_bits``: its weights' width (0: float)."""
     coding, timesteps = net.settings.coding, net.settings.timesteps
     result = net.simulate(x, y, fast=True)
     nodes = net.graph.compute_nodes
@@ -215,7 +259,8 @@ def measure(net, x, y, split, method, parameter, sparsity, cost, ann_energy_j, s
     counts = energy.count_operations(nodes, result.neuron_totals, totals, len(x), "linear")
     layers, total = energy.energy_table(counts, cost)
     floor, formula = energy.coding_floor(coding, nodes[0], totals, len(x), cost, ann_energy_j)
-    memory = energy.memory_record(nodes, counts, cost, timesteps, float(events.sum()) / len(x), "linear", coding)
+    memory = energy.memory_record(nodes, counts, cost, timesteps, float(events.sum()) / len(x), "linear", coding,
+                                  weight_bits)
     return records.FrontierCell(
         method=method, coding=coding, parameter=parameter[0], value=parameter[1], sparsity=sparsity,
         timesteps=timesteps, split=split, num_samples=len(x),
@@ -248,6 +293,7 @@ class RemoteCell:
     thresholds: dict | None
     cost: energy.Costs
     ann_energy_j: float
+    weight_bits: int = 0
 
 
 _MODELS = {}    # a worker process's loaded models, by sha256: each loaded once, whatever cells follow
@@ -267,7 +313,7 @@ def simulate(cell, x, y):
                                 engine_settings(cell.method, cell.coding, cell.parameter, cell.timesteps, cell.seed),
                                 cell.thresholds)
     return measure(net, x, y, cell.split, cell.method, cell.parameter, cell.sparsity, cell.cost, cell.ann_energy_j,
-                   start)
+                   start, weight_bits=cell.weight_bits)
 
 
 def label(row):
@@ -409,14 +455,19 @@ def frontier_stage(settings, executor=None):
     val_idx = workspace.training_split(ws)[1]
     x_val, y_val = np.asarray(ws.dataset.x_train[val_idx], np.float32), ws.dataset.y_train[val_idx]
     x, y = np.asarray(ws.dataset.x_test[:n], np.float32), ws.dataset.y_test[:n]
-    qcfs_paths = {network_name(m, w): conversion.qcfs_model(ws, settings.levels, w, force=settings.force).path
-                  for m in METHODS[1:] for w in weights(settings, m)}
-    methods = METHODS + ("qcfs+stdb",) * settings.stdb
+    paths = {}
+    for v, (prune, quant) in variants(settings).items():
+        paths["conversion" + v] = ws.model.path if not v else train.train(
+            ws.dataset, conversion.variant_settings(ws, prune, quant), ws.folders.trained, force=settings.force).path
+        paths.update({network_name(m + v, w): conversion.qcfs_model(ws, settings.levels, w, settings.force, prune,
+                                                                    quant).path
+                      for m in METHODS[1:] for w in weights(settings, m)})
+    methods = tuple(m + v for v in variants(settings) for m in METHODS) + ("qcfs+stdb",) * settings.stdb
     stdb_samples = None
     if settings.stdb:
         pick = workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)[0]
         stdb_samples = (np.asarray(ws.dataset.x_train[pick], np.float32), ws.dataset.y_train[pick], x_val, y_val)
-    grid = Grid(settings, ws, qcfs_paths, timesteps, cost, stdb_samples, executor)
+    grid = Grid(settings, ws, paths, timesteps, cost, stdb_samples, executor)
     anns = {name: {"test": train.predict(model, x), "validation": train.predict(model, x_val)}
             for name, model in grid.models.items()}
     ann_val_correct = anns["conversion"]["validation"] == y_val
@@ -522,7 +573,7 @@ def frontier_stage(settings, executor=None):
             rows, [stats.decode_predictions(r.predictions["snn"]) == y for r in rows], anns["conversion"]["test"] == y),
         choice_rule=f"non-inferior to the modified ANN: the lower bound of the paired 95 % interval (Newcombe) of "
                     f"SNN - ANN accuracy on the same samples above -{frontier.WITHIN_PP:g} pp; the cheapest such",
-        conversion_thresholds={"values": grid.thresholds, "how": grid.threshold_note},
+        conversion_thresholds={"values": grid.thresholds[""], "how": grid.threshold_note},
         stdb=None if stdb_samples is None else {
             **grid.stdb_key["settings"], "train_samples": len(stdb_samples[0]),
             "epoch_chosen_on": f"the {len(val_idx)} validation samples", "selection": grid.stdb_key["selection"]},
@@ -530,7 +581,10 @@ def frontier_stage(settings, executor=None):
                     "encoder": "encoder updates are counted for no coding (encoder_updates_per_inference "
                                "reports them)",
                     "floor": "input_floor: the input's own cost (events x fan-out into conv1 x E_AC; analog: "
-                             "conv1's MACs x E_MAC) / the denominator"},
+                             "conv1's MACs x E_MAC) / the denominator",
+                    **({"variants": "+q<b> rows: the network's arithmetic at its width's preset (int8-acc32), its "
+                                    "weights counted at b bits, over the same denominator; +p<f> rows: only non-zero "
+                                    "synapses counted"} if settings.quants or settings.prunes else {})},
         cells={**counts, "folder": CELLS},
         **ws.provenance(),
     )

@@ -1,0 +1,54 @@
+"""The frontier's quantised and pruned rows (QUANTS, PRUNES) on a tiny network: their labels, their weights,
+the memory model's weight width, the validation choice over them, and the rows unchanged without them."""
+import pytest
+
+import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
+from pipeline import engine, results, settings as settings_module
+from pipeline.stages import frontier as stage
+from pipeline.training import quantisation
+
+
+def run(out, tiny_npz, *extra):
+    argv = ["frontier", f"OUT={out}", "--run", "tiny", "--data", str(tiny_npz), "--width", "4", "--epochs", "2",
+            "--timesteps-list", "2", "--num-samples", "20", "--codings", "analog", "--sparsities", "1", *extra]
+    return stage.main(settings_module.parse(argv))
+
+
+def test_method_suffixes_name_the_variant_and_its_network():
+    assert stage.split_method("qcfs+sparsity+q8") == ("qcfs+sparsity", "+q8")
+    assert stage.split_method("conversion+p0.9") == ("conversion", "+p0.9")
+    assert stage.split_method("qcfs+stdb") == ("qcfs+stdb", "")
+    assert stage.network_name("qcfs+sparsity+q4", 16.0) == "qcfs+sparsity=16+q4"
+    assert stage.network_name("qcfs+p0.5", 0.0) == "qcfs+p0.5"
+    assert stage.weights(settings_module.parse(["frontier", "SPARSITIES=2 8"]), "qcfs+sparsity+p0.5") == (2.0, 8.0)
+
+
+@pytest.mark.slow  # trains the tiny network's float, quantised and pruned variants
+def test_quants_and_prunes_add_labelled_rows_and_leave_the_others_as_they_were(tiny_npz, sandbox):
+    plain = run(sandbox, tiny_npz)
+    extended = run(sandbox, tiny_npz, "QUANTS=4", "PRUNES=0.5")
+    base = ("conversion", "qcfs", "qcfs+sparsity")
+    assert [r["method"] for r in extended["rows"]] == [m + v for v in ("", "+q4", "+p0.5") for m in base]
+    # unset, the rows are those of a frontier without the settings, from the very same cached cells
+    assert [r for r in extended["rows"] if r["method"] in base] == plain["rows"]
+    assert extended["cells"]["reused"] == plain["cells"]["simulated"]
+    rows = {r["method"]: r for r in extended["rows"]}
+    # a 4-bit network's weights are on their grid, and the memory model counts them at 4 bits, not 32
+    quantised = sorted(results.Folders.under(sandbox).trained.glob("*_q4_*.h5"))
+    assert len(quantised) == 3     # the modified ANN, the QCFS ANN and its sparsity-penalised fine-tune
+    for path in quantised:
+        for layer in engine.load_keras(path).layers:
+            if getattr(layer, "kernel", None) is not None:
+                quantisation.integer_weights(layer.get_weights()[0], 4)   # raises off the grid
+    for m in base:
+        assert rows[m + "+q4"]["footprint_bytes"]["snn"] < rows[m]["footprint_bytes"]["snn"]
+        # analog input's floor, like for like: conv1's MACs over the ANN's, both priced in the row's arithmetic
+        # (int8 over int8, fp32 over fp32), so 4-bit rounding can only lower it (it zeros weights, removing MACs)
+        assert rows[m + "+q4"]["input_floor"] <= rows[m]["input_floor"] * (1 + 1e-9)
+        assert rows[m + "+p0.5"]["own_ann_accuracy"] is not None
+    # the point chosen on validation: the cheapest non-inferior network of every row, variants included
+    good = [c["normalized_energy"] for r in extended["rows"] for c in r["validation_candidates"]
+            if c["vs_ann"]["non_inferior"]]
+    assert (extended["chosen"] is None) == (not good)
+    if good:
+        assert extended["chosen"]["validation_energy"] == min(good)

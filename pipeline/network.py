@@ -368,9 +368,10 @@ class Network:
     def with_neurons(self, thresholds=None, leaks=None):
         """The same structure with new thresholds and/or hidden leaks (names not given keep theirs)."""
         thresholds, leaks = dict(thresholds or {}), dict(leaks or {})
+        calibrated = {n.name for n in self.calibrated()}
         nodes = []
         for node in self.nodes:
-            if node in self.calibrated():
+            if node.name in calibrated:
                 old = node.neuron
                 neuron = IF(float(thresholds.get(node.name, old.threshold)),
                             float(leaks.get(node.name, old.leak)), old.initial_membrane)

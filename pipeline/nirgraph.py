@@ -334,6 +334,14 @@ def from_nir(nir_graph, side=None, path="<graph>"):
 
     value, flat, keras_of = {INPUT: inputs}, {INPUT: None}, {}   # per NIR node: tensor, flattened map, Keras layer
     factors, merges, weights, thresholds, pools_spike, readout_rule = {}, [], [], {}, set(), "membrane"
+    foreign = []    # layers whose bias the file holds in the engine's units only (no keras_bias metadata)
+
+    def weigh(layer, node, kernel, bias):
+        """Queue ``layer``'s weights: its kernel, and its Keras bias (`_keras_bias`) where it has one."""
+        keras_bias, exported = _keras_bias(node, bias)
+        weights.append((layer, [kernel] + ([keras_bias] if np.any(bias) else [])))
+        if np.any(bias) and not exported:
+            foreign.append(layer)
     for name in order:
         node, source = nodes[name], sources[name][0]
         keras_name = name.replace(".", "_")
@@ -371,7 +379,7 @@ def from_nir(nir_graph, side=None, path="<graph>"):
                                  use_bias=bool(np.any(bias)), activation="relu" if fires(name) else "linear",
                                  name=keras_name)
             value[name], flat[name], keras_of[name] = conv(value[source]), None, conv
-            weights.append((conv, [kernel] + ([_keras_bias(node, bias)] if np.any(bias) else [])))
+            weigh(conv, node, kernel, bias)
         elif isinstance(node, (nir.Linear, nir.Affine)):
             weight = np.asarray(node.weight, np.float32)
             if flat[source] is not None:
@@ -380,7 +388,7 @@ def from_nir(nir_graph, side=None, path="<graph>"):
             dense = layers.Dense(weight.shape[0], use_bias=bool(np.any(bias)), name=keras_name,
                                  activation="relu" if fires(name) else "linear")
             value[name], flat[name], keras_of[name] = dense(value[source]), None, dense
-            weights.append((dense, [weight.T.copy()] + ([_keras_bias(node, bias)] if np.any(bias) else [])))
+            weigh(dense, node, weight.T.copy(), bias)
         elif isinstance(node, nir.AvgPool2d):
             if np.any(np.asarray(node.padding) != 0):
                 raise UserError(f"{path}: node {name!r}: padded average pooling is not supported")
@@ -415,7 +423,6 @@ def from_nir(nir_graph, side=None, path="<graph>"):
             thresholds.setdefault(name, float(theta))
     for layer, values in weights:
         layer.set_weights(values)
-    foreign = [layer for layer, values in weights if len(values) > 1 and not isinstance(values[1], KerasBias)]
     if foreign:     # a bias in the engine's units, from another tool: times the unit of the layer's input
         graph = network.describe(model, thresholds, network.Neurons())
         units = _units(graph)
@@ -434,17 +441,13 @@ def from_nir(nir_graph, side=None, path="<graph>"):
     return model, thresholds, neurons
 
 
-class KerasBias(np.ndarray):
-    """A bias read from a file's ``keras_bias`` metadata: the Keras layer's own, as exported."""
-
-
 def _keras_bias(node, bias):
-    """The Keras bias of a weighted NIR node: its ``keras_bias`` metadata where this module wrote it, else the
-    file's bias (then scaled by `from_nir` once the units are known)."""
+    """(the Keras bias of a weighted NIR node, whether it is the exported one): its ``keras_bias`` metadata
+    where this module wrote it, else the file's bias (then scaled by `from_nir` once the units are known)."""
     stored = (getattr(node, "metadata", None) or {}).get("keras_bias")
     if stored is not None and np.shape(stored) == np.shape(bias):
-        return np.asarray(stored, np.float32).view(KerasBias)
-    return np.asarray(bias, np.float32)
+        return np.asarray(stored, np.float32), True
+    return np.asarray(bias, np.float32), False
 
 
 def _keras_conv(node, size, name, path):

@@ -80,54 +80,22 @@ _int = _number(int, "an integer")
 _float = _number(float, "a number")
 
 
-def _positive(number, word):
-    """A positive, finite number (``number``: `_int` or `_float`; ``word``: what it must be)."""
+def _checked(number, ok, must):
+    """``number`` (`_int` or `_float`) that also passes ``ok``; else one line, ``NAME=value`` then ``must``."""
     def step(name, text):
         value = number(name)(text)
-        if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"{name}={value} must be a positive {word}")
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{name}={value} {must}")
         return value
     return _parser(step)
 
 
-_positive_int = _positive(_int, "integer")
-_positive_float = _positive(_float, "number")
-
-
-def _non_negative_int(name):
-    def parse(text):
-        value = _int(name)(text)
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name}={value} must be an integer >= 0")
-        return value
-    return parse
-
-
-def _non_negative_float(name):
-    def parse(text):
-        value = _float(name)(text)
-        if not 0 <= value < float("inf"):
-            raise argparse.ArgumentTypeError(f"{name}={value} must be a number >= 0")
-        return value
-    return parse
-
-
-def _quant_bits(name):
-    def parse(text):
-        value = _int(name)(text)
-        if not (value == 0 or 2 <= value <= 8):
-            raise argparse.ArgumentTypeError(f"{name}={value} must be 0 (float) or a width of 2 to 8 bits")
-        return value
-    return parse
-
-
-def _fraction(name):
-    def parse(text):
-        value = _float(name)(text)
-        if not 0 <= value < 1:
-            raise argparse.ArgumentTypeError(f"{name}={value} must lie in [0, 1)")
-        return value
-    return parse
+_positive_int = _checked(_int, lambda v: 0 < v < float("inf"), "must be a positive integer")
+_positive_float = _checked(_float, lambda v: 0 < v < float("inf"), "must be a positive number")
+_non_negative_int = _checked(_int, lambda v: v >= 0, "must be an integer >= 0")
+_non_negative_float = _checked(_float, lambda v: 0 <= v < float("inf"), "must be a number >= 0")
+_quant_bits = _checked(_int, lambda v: v == 0 or 2 <= v <= 8, "must be 0 (float) or a width of 2 to 8 bits")
+_fraction = _checked(_float, lambda v: 0 <= v < 1, "must lie in [0, 1)")
 
 
 def _list_of(item, example):

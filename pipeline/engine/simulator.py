@@ -478,8 +478,9 @@ class SpikingNetwork:
         chunks = [(x[i:i + size], None if frames is None else frames[:, i:i + size]) for i in range(0, len(x), size)]
         timings = [{} for _ in chunks]
         chunk = self._fast_chunk if self._chained() else self._fast_graph_chunk
+        weights = self._weights()   # read once a batch, shared by its chunks
         with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1)) as pool:  # TF, XLA, Numba release the GIL
-            parts = list(pool.map(lambda c, t: chunk(*c, T, sparse, t), chunks, timings))
+            parts = list(pool.map(lambda c, t: chunk(*c, T, sparse, t, weights), chunks, timings))
         for timing in timings:
             for part, value in timing.items():
                 seconds[part] = seconds.get(part, 0.0) + value
@@ -488,7 +489,7 @@ class SpikingNetwork:
                 "counts": np.concatenate([p["counts"] for p in parts], axis=2),
                 "totals": [np.concatenate(layer) for layer in zip(*(p["totals"] for p in parts))]}
 
-    def _fast_chunk(self, x, frames, T, sparse, seconds):
+    def _fast_chunk(self, x, frames, T, sparse, seconds, weights):
         """`_fast_batch` for a few samples: chain after chain, currents, then membranes."""
         batch = len(x)
         if frames is None:
@@ -507,9 +508,10 @@ class SpikingNetwork:
                     totals.append(train.sum(axis=0, dtype=np.int32))
                     counts.append(_step_counts(train))
             if h is None:
-                current = _numpy(self._stage_current(head, self._apply_passive(passive, self._held_input(x), {})))
+                current = _numpy(self._stage_current(head, self._apply_passive(passive, self._held_input(x), {}),
+                                                     weights))
             else:
-                current = self._frames_current(head, passive, h, sparse)
+                current = self._frames_current(head, passive, h, sparse, weights)
             _add_time(seconds, f"{head.name} current", tick)
             constant = h is None
             if head.readout:
@@ -530,7 +532,7 @@ class SpikingNetwork:
             readout = np.cumsum(h, axis=0, dtype=np.float32)
         return {"logits": logits, "readout": readout, "counts": np.concatenate(counts, axis=1), "totals": totals}
 
-    def _fast_graph_chunk(self, x, frames, T, sparse, seconds):
+    def _fast_graph_chunk(self, x, frames, T, sparse, seconds, weights):
         """`_fast_chunk` for a graph (merges, linear layers): node after node in the graph's order, each
         node's whole output over T before its readers start. A value is held (``(batch, ...)``, constant
         over time: a constant input and what is computed from it alone) or a train ``(T, batch, ...)``:
@@ -551,12 +553,12 @@ class SpikingNetwork:
             sources = graph.inputs_of(node)
             inputs = [values[src] for src in sources]
             if all(src in held for src in sources) and node.kind != MAXPOOL:
-                value = self._node_output(node, [tf.convert_to_tensor(v) for v in inputs], scales)
+                value = self._node_output(node, [tf.convert_to_tensor(v) for v in inputs], scales, weights)
                 constant = True
             else:
                 inputs = [np.broadcast_to(_numpy(v), (T,) + tuple(v.shape)) if src in held else v
                           for src, v in zip(sources, inputs)]
-                value, constant = self._node_frames(node, inputs, scales, sparse), False
+                value, constant = self._node_frames(node, inputs, scales, sparse, weights), False
             _add_time(seconds, f"{node.name} current", tick)
             if node.kind == MAXPOOL:   # the spikes it passes on, recorded as a layer's
                 totals.append(value.sum(axis=0, dtype=np.int32))
@@ -586,16 +588,16 @@ class SpikingNetwork:
             readout = np.cumsum(values[graph.readout.name], axis=0, dtype=np.float32)
         return {"logits": logits, "readout": readout, "counts": np.concatenate(counts, axis=1), "totals": totals}
 
-    def _node_output(self, node, inputs, scales):
+    def _node_output(self, node, inputs, scales, weights):
         """A node's output (its neurons' input current where it has neurons) from what it reads, one frame
         per row: the step loop's ops."""
         if node.kind == WEIGHTED:
-            return _current(node, inputs[0], *self._weights()[node.name])
+            return _current(node, inputs[0], *weights[node.name])
         if node.kind in (ADD, CONCAT):
             return _merge(node, inputs, scales[node.name])
         return self._apply_passive([node], inputs[0], {})
 
-    def _node_frames(self, node, inputs, scales, sparse):
+    def _node_frames(self, node, inputs, scales, sparse, weights):
         """`_node_output` for trains ``(T, batch, ...)``: a max pool's gate over the counts so far, a weighted
         layer on bool spikes event by event (`event_current`), everything else one op over all frames.
         Flatten, reshape and dropout keep bool spikes bool."""
@@ -603,14 +605,14 @@ class SpikingNetwork:
         binary = all(isinstance(v, np.ndarray) and v.dtype == bool for v in inputs)
         if node.kind == WEIGHTED and sparse and binary and _event_driven(node):
             out = event_current(node, inputs[0].reshape((T * batch,) + tuple(node.input_shape)),
-                                self._event_bias(node))
+                                _bias(node, weights))
             return out.reshape((T, batch) + out.shape[1:])
         frames = [tf.reshape(tf.cast(v, tf.float32), [T * batch] + list(v.shape[2:])) for v in inputs]
         if node.kind == MAXPOOL:
             counts = tf.reshape(tf.cumsum(tf.cast(inputs[0], tf.float32), axis=0), frames[0].shape)
             out = _gated_max_pool(node, counts, frames[0])
         else:
-            out = self._node_output(node, frames, scales)
+            out = self._node_output(node, frames, scales, weights)
         out = _numpy(tf.reshape(out, [T, batch] + list(out.shape[1:])))
         return out > 0 if binary and node.kind in (MAXPOOL, FLATTEN, RESHAPE, DROPOUT) else out
 
@@ -656,21 +658,21 @@ class SpikingNetwork:
                 pooled.append(_numpy(h) > 0)
         return _numpy(h) > 0, passive[last + 1:], pooled
 
-    def _stage_current(self, stage, h):
+    def _stage_current(self, stage, h, weights):
         if stage.kind == POOL:
             return _avg_pool(stage, h)
-        return _current(stage, h, *self._weights()[stage.name])
+        return _current(stage, h, *weights[stage.name])
 
-    def _frames_current(self, stage, passive, h, sparse):
+    def _frames_current(self, stage, passive, h, sparse, weights):
         """Input current of ``stage`` at every step from the spikes ``h`` (T, batch, ...) below:
         one op over all frames, event by event (`event_current`) for binary spikes if ``sparse``."""
         T, batch = h.shape[:2]
         binary = isinstance(h, np.ndarray) and h.dtype == bool and all(p.kind != POOL for p in passive)
         if sparse and binary and _event_driven(stage):
-            out = event_current(stage, h.reshape((T * batch,) + tuple(stage.input_shape)), self._event_bias(stage))
+            out = event_current(stage, h.reshape((T * batch,) + tuple(stage.input_shape)), _bias(stage, weights))
             return out.reshape((T, batch) + out.shape[1:])
         frames = tf.reshape(tf.cast(h, tf.float32), [T * batch] + list(h.shape[2:]))
-        out = self._stage_current(stage, self._apply_passive(passive, frames, {}))
+        out = self._stage_current(stage, self._apply_passive(passive, frames, {}), weights)
         return _numpy(tf.reshape(out, [T, batch] + list(out.shape[1:])))
 
     def _weights(self, learn=()):
@@ -688,9 +690,6 @@ class SpikingNetwork:
                 values[1] = values[1] / tf.cast(units[graph.inputs_of(st)[0]], tf.float32)
             out[st.name] = values
         return out
-
-    def _event_bias(self, stage):
-        return _numpy(self._weights()[stage.name][1]) if stage.use_bias else None
 
     def _merge_scales(self, learn=()):
         """``{merge: per-input scales}`` (`network.Network.merge_scales`) from the current thresholds (their
@@ -753,6 +752,11 @@ class SpikingNetwork:
         if self.settings.coding != "delta":
             return tf.zeros([tf.shape(x)[0]])
         return tf.cast(_per_sample(delta_levels(x, self.settings.delta)), tf.float32)
+
+
+def _bias(stage, weights):
+    """The bias a weighted stage adds as ``weights`` (`SpikingNetwork._weights`) hold it, or None."""
+    return weights[stage.name][1] if stage.use_bias else None
 
 
 def _accumulated(current, constant, T):

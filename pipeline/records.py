@@ -561,6 +561,9 @@ class FrontierRow(Record):
     snn_accuracy_interval: list = interval()
     normalized_energy: float = info("SNN energy / the modified ANN's dense energy (one denominator for every row)")
     saving: float = info("1 / `normalized_energy`")
+    energy_vs_own_ann: float = info("SNN energy / its own ANN's: the same weights in the same arithmetic (a `+p` "
+                                    "row's ANN also skips its zero weights); else equal to `normalized_energy`",
+                                    optional=True)
     normalized_energy_memory: float | None = info("the memory-inclusive SNN energy / the ANN's (`energy.memory`); "
                                                   "null in cells cached before it")
     footprint_bytes: dict | None = info("bytes stored, `snn` and `ann` (weights and neuron state)")

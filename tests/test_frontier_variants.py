@@ -46,6 +46,12 @@ def test_quants_and_prunes_add_labelled_rows_and_leave_the_others_as_they_were(t
         # (int8 over int8, fp32 over fp32), so 4-bit rounding can only lower it (it zeros weights, removing MACs)
         assert rows[m + "+q4"]["input_floor"] <= rows[m]["input_floor"] * (1 + 1e-9)
         assert rows[m + "+p0.5"]["own_ann_accuracy"] is not None
+        # over its own ANN: the energy column for the RUN's own rows; a +q4 row's own ANN skips the weights that
+        # rounded to zero; a +p row's pruned ANN does half the MACs (half of every kernel zero; the pooling
+        # adds are not pruned, so a little more than half)
+        assert rows[m]["energy_vs_own_ann"] == pytest.approx(rows[m]["normalized_energy"], rel=1e-12)
+        assert rows[m + "+q4"]["energy_vs_own_ann"] >= rows[m + "+q4"]["normalized_energy"]
+        assert 1.5 < rows[m + "+p0.5"]["energy_vs_own_ann"] / rows[m + "+p0.5"]["normalized_energy"] <= 2.0
     # the point chosen on validation: the cheapest non-inferior network of every row, variants included
     good = [c["normalized_energy"] for r in extended["rows"] for c in r["validation_candidates"]
             if c["vs_ann"]["non_inferior"]]

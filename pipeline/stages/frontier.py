@@ -144,6 +144,10 @@ class Grid:
         # like for like: a quantised variant's rows over the same ANN priced in its own (int8) arithmetic
         self.ann_energy = {v: dense_energy(nodes, self.costs[v]) if self.bits[v] != self.bits[""] else
                            self.ann_energy_j for v in self.bits}
+        # each variant's own ANN: its weights (a pruned one's MACs through non-zero weights only), its arithmetic
+        self.own_ann_energy = {v: dense_energy(conversion.from_model(self.models["conversion" + v], calibration,
+                                                                     self.thresholds[v]).graph.compute_nodes,
+                                               self.costs[v]) for v in self.bits}
 
     def network(self, method, coding, parameter, sparsity, timesteps):
         s = engine_settings(method, coding, parameter, timesteps, self.seed)
@@ -334,6 +338,16 @@ def split_text(row):
     return ", ".join(f"{name} {value:.4f}" for name, value in row.layer_energy.items())
 
 
+def optional(value, spec):
+    """A number that a cell cached before it was recorded lacks: '—' then."""
+    return "—" if value is None else format(value, spec)
+
+
+def stored_kb(row, side):
+    """Kilobytes ``side`` (`snn`, `ann`) of a row stores (weights and neuron state); '—' if not recorded."""
+    return "—" if row.footprint_bytes is None else f"{row.footprint_bytes[side] / 1000:,.0f}"
+
+
 def write_markdown(path, record):
     rows, n = record.rows, record.num_samples
     ann = record.ann
@@ -350,15 +364,21 @@ def write_markdown(path, record):
              f"{stats.format_recorded(ann, 'qcfs_test_accuracy', n)}"
              + "".join(f"; with sparsity w={a['sparsity']:g} {stats.format_recorded(a, 'test_accuracy', n)}"
                        for a in ann["qcfs_sparsity"]) + ".", "",
-             "| coding | method | T | own ANN | SNN | SNN - ANN (pp) | SNN vs ANN | energy | saving | floor | "
-             "validation SNN | per layer |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "With memory: the memory-inclusive SNN energy over the ANN's (weight fetches, membrane and activation "
+             "traffic: docs/energy-memory.md). Over own ANN: a +p row's energy over the same ANN pruned to the same "
+             "target (both skip zero weights); the energy column divides every row by the one (dense) ANN. SNN "
+             "stored: weights and neuron state, kB.", "",
+             "| coding | method | T | own ANN | SNN | SNN - ANN (pp) | SNN vs ANN | energy | saving | over own ANN | "
+             "with memory | SNN stored | floor | validation SNN | per layer |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {label(r)} | {method_label(r)} | {r.timesteps} | "
                      f"{stats.format_recorded(r, 'own_ann_accuracy', n)} | {stats.format_recorded(r, 'snn_accuracy', n)} | "
                      f"{100 * (r.snn_accuracy - r.ann_accuracy):+.1f} | "
                      f"{stats.format_mcnemar(r.snn_vs_ann_mcnemar)} | {r.normalized_energy:.4f} | "
-                     f"{r.saving:.1f}x | {r.input_floor:.4f} | {r.validation_accuracy:.3f} | {split_text(r)} |")
+                     f"{r.saving:.1f}x | {optional(r.energy_vs_own_ann, '.4f')} | "
+                     f"{optional(r.normalized_energy_memory, '.3f')} | {stored_kb(r, 'snn')} | "
+                     f"{r.input_floor:.4f} | {r.validation_accuracy:.3f} | {split_text(r)} |")
     lines += ["", "**Pareto front** (test rows no other row beats on both accuracy and energy):", "",
               "| energy | saving | SNN | coding | method | T |", "|---|---|---|---|---|---|"]
     for r in record.pareto_front:
@@ -374,7 +394,9 @@ def write_markdown(path, record):
                   f"{stats.format_recorded(chosen, 'ann_accuracy', n)} "
                   f"({stats.format_mcnemar(chosen.snn_vs_ann_mcnemar)}), normalised energy "
                   f"{chosen.normalized_energy:.4f} ({chosen.saving:.1f}x; floor {chosen.input_floor:.4f}; "
-                  f"{split_text(chosen)})."),
+                  f"{split_text(chosen)}); over its own ANN {optional(chosen.energy_vs_own_ann, '.4f')}; with "
+                  f"memory {optional(chosen.normalized_energy_memory, '.3f')}; stored: SNN {stored_kb(chosen, 'snn')} "
+                  f"kB, ANN {stored_kb(chosen, 'ann')} kB."),
               "", "On the test rows themselves (picked on the test set: optimistic), the cheapest non-inferior "
                   f"(margin {frontier.WITHIN_PP:g} pp) to the ANN: " + ("none" if record.cheapest_within_1pp_test is None else
                   "{0}, {1}, T={2}, energy {3:.4f}".format(label(record.cheapest_within_1pp_test),
@@ -485,6 +507,7 @@ def frontier_stage(settings, executor=None):
         cell, cached = grid.cell("test", x, y, method, coding, *option, t)
         counts["reused" if cached else "simulated"] += 1
         (parameter, sparsity), validated = option, dict(tried)[option]
+        suffix = split_method(method)[1]
         predictions = stats.decode_predictions(cell.predictions)
         return records.FrontierRow(
             coding=coding, method=method, timesteps=t, parameter=parameter[0], value=parameter[1], sparsity=sparsity,
@@ -492,6 +515,7 @@ def frontier_stage(settings, executor=None):
             **stats.scored("own_ann_accuracy", anns[network_name(method, sparsity)]["test"], y),
             **stats.scored("snn_accuracy", predictions, y),
             normalized_energy=cell.normalized_energy, saving=1.0 / cell.normalized_energy,
+            energy_vs_own_ann=cell.normalized_energy * grid.ann_energy[suffix] / grid.own_ann_energy[suffix],
             # memory-inclusive ratio and bytes stored (`energy.memory`); None in cells cached before it
             normalized_energy_memory=cell.normalized_energy_memory, footprint_bytes=cell.footprint_bytes,
             input_floor=cell.input_floor, input_floor_formula=cell.input_floor_formula,
@@ -583,8 +607,10 @@ def frontier_stage(settings, executor=None):
                     "floor": "input_floor: the input's own cost (events x fan-out into conv1 x E_AC; analog: "
                              "conv1's MACs x E_MAC) / the denominator",
                     **({"variants": "+q<b> rows: the network's arithmetic at its width's preset (int8-acc32), its "
-                                    "weights counted at b bits, over the same denominator; +p<f> rows: only non-zero "
-                                    "synapses counted"} if settings.quants or settings.prunes else {})},
+                                    "weights counted at b bits, over the same ANN priced in that arithmetic; +p<f> "
+                                    "rows: only non-zero synapses counted, over the RUN's ANN (energy_vs_own_ann: "
+                                    "over the ANN pruned to the same target)"}
+                       if settings.quants or settings.prunes else {})},
         cells={**counts, "folder": CELLS},
         **ws.provenance(),
     )

@@ -123,6 +123,34 @@ def test_stdb_raises_the_accuracy_of_a_short_simulation(problem):
     assert result.peak_memory_mb > 0
 
 
+def test_the_paired_rule_keeps_the_cheapest_epoch_that_holds_where_accuracy_alone_keeps_another():
+    def judged(cost, holds):
+        return {"validation_cost": cost, "vs_reference": {"non_inferior": holds}}
+    # epochs 0..3: (validation accuracy, the rule's judgement); epoch 3 is the most accurate but not non-inferior
+    # (its interval is wide), epoch 2 the most accurate of those that hold, epoch 1 the cheapest that holds
+    epochs = [(0.80, judged(1.0, True)), (0.82, judged(0.5, True)), (0.85, judged(0.9, True)),
+              (0.90, judged(0.1, False))]
+    assert min(range(4), key=lambda e: stdb.rank(*epochs[e])) == 1
+    assert min(range(4), key=lambda e: stdb.rank(epochs[e][0], None)) == 3     # without a rule: the most accurate
+    none_holds = [(0.70, judged(0.1, False)), (0.75, judged(0.9, False))]
+    assert min(range(2), key=lambda e: stdb.rank(*none_holds[e])) == 1         # then too
+
+
+@pytest.mark.slow  # STDB training
+def test_a_paired_rule_keeps_the_cheapest_epoch_and_restores_it(problem):
+    model, thresholds, weights, x_train, y_train, x_test, y_test = problem
+    model.set_weights(weights)
+    net = engine.SpikingNetwork(model, thresholds, engine.SnnSettings(timesteps=5, batch_size=100))
+    # an ANN wrong on every sample: every epoch is non-inferior, so the fewest validation spikes decide
+    choice = stdb.CheapestNonInferior(np.zeros(len(y_test), bool),
+                                      lambda network, result: result.spikes_per_timestep.sum())
+    result = stdb.train(net, x_train, y_train, x_test, y_test, stdb.StdbSettings(epochs=3, learning_rate=1e-3),
+                        progress=False, choice=choice)
+    costs = [result.judged_before["validation_cost"]] + [h.judged["validation_cost"] for h in result.history]
+    assert result.best_epoch == int(np.argmin(costs))
+    assert stdb.evaluate(net, x_test, y_test, choice)[2]["validation_cost"] == min(costs)   # that epoch restored
+
+
 @pytest.mark.slow  # STDB training
 def test_the_converted_network_is_kept_where_no_trained_epoch_beats_it(problem):
     # Validation: the samples the converted network decides, labelled with its own decisions (analog

@@ -122,7 +122,7 @@ class Grid:
         self.stdb_samples, self.tuned = stdb_samples, {}
         self.stdb_settings = stdb.StdbSettings(**settings.stdb_choices(), seed=self.seed)
         self.stdb_key = None if stdb_samples is None else {
-            "settings": dataclasses.asdict(self.stdb_settings), "selection": stdb.SELECTION,
+            "settings": dataclasses.asdict(self.stdb_settings), "selection": stdb.PAIRED_SELECTION,
             "samples": frontier.samples_digest(*(np.asarray(a) for a in stdb_samples))}
         self.paths = paths
         self.sha = {m: results.file_sha256(p) for m, p in self.paths.items()}
@@ -169,12 +169,21 @@ class Grid:
             x_train, y_train, x_select, y_select = self.stdb_samples
             print(f"  STDB: {s.coding} T={s.timesteps}, {len(x_train)} training samples, "
                   f"{self.stdb_settings.epochs} epochs", flush=True)
+            # the epoch kept as the frontier keeps its networks: the cheapest non-inferior to the ANN (paired)
+            reference = train.predict(self.models["conversion"], x_select) == y_select
+            choice = stdb.CheapestNonInferior(reference, lambda network, result: energy.energy_table(
+                counted(network, x_select, result)[0], self.costs[""])[1]["snn_energy_j"] / self.ann_energy_j)
             outcome = stdb.train(net, x_train, y_train, x_select, y_select,
                                  dataclasses.replace(self.stdb_settings, batch_size=stdb.default_batch_size(net)),
-                                 progress=False)
+                                 progress=False, choice=choice)
+            judged = [outcome.judged_before] + [r.judged for r in outcome.history]
             self.tuned[key] = (net, {"best_epoch": outcome.best_epoch, "seconds": outcome.seconds,
                                      "validation_accuracy_before": outcome.validation_before,
-                                     "validation_accuracy_after": outcome.validation_after})
+                                     "validation_accuracy_after": outcome.validation_after,
+                                     "validation_accuracy_per_epoch": [outcome.validation_before] + [
+                                         r.validation_accuracy for r in outcome.history],
+                                     "validation_energy_per_epoch": [j["validation_cost"] for j in judged],
+                                     "non_inferior_per_epoch": [j["vs_reference"]["non_inferior"] for j in judged]})
         return self.tuned[key][0]
 
     def path(self, split, x, y, method, coding, parameter, sparsity, timesteps):
@@ -250,6 +259,17 @@ def engine_settings(method, coding, parameter, timesteps, seed):
                               initial_membrane=0.0 if split_method(method)[0] == "conversion" else 0.5, **changes)
 
 
+def counted(net, x, result):
+    """The energy model's operation counts (`energy.count_operations`) of ``net``'s run ``result`` on ``x``
+    (its own spikes, and its input events replayed position by position), with the input events per position
+    (summed over samples and steps) and per step."""
+    nodes = net.graph.compute_nodes
+    totals, events, _ = engine.replay_input(net, x, energy.fan_out(nodes[0]))
+    if not np.array_equal(events, result.spikes_per_timestep[:, 0]):
+        raise RuntimeError(f"replayed {net.settings.coding} input differs from the engine's input count")
+    return energy.count_operations(nodes, result.neuron_totals, totals, len(x), "linear"), totals, events
+
+
 def measure(net, x, y, split, method, parameter, sparsity, cost, ann_energy_j, start, stdb=None, weight_bits=0):
     """The cell record (`records.FrontierCell`) of network ``net`` simulated on ``x``, ``y`` (fast path):
     accuracy, predictions and the energy model's count on its own spikes, normalised by ``ann_energy_j``;
@@ -257,10 +277,7 @@ def measure(net, x, y, split, method, parameter, sparsity, cost, ann_energy_j, s
     coding, timesteps = net.settings.coding, net.settings.timesteps
     result = net.simulate(x, y, fast=True)
     nodes = net.graph.compute_nodes
-    totals, events, _ = engine.replay_input(net, x, energy.fan_out(nodes[0]))
-    if not np.array_equal(events, result.spikes_per_timestep[:, 0]):
-        raise RuntimeError(f"replayed {coding} input differs from the engine's input count")
-    counts = energy.count_operations(nodes, result.neuron_totals, totals, len(x), "linear")
+    counts, totals, events = counted(net, x, result)
     layers, total = energy.energy_table(counts, cost)
     floor, formula = energy.coding_floor(coding, nodes[0], totals, len(x), cost, ann_energy_j)
     memory = energy.memory_record(nodes, counts, cost, timesteps, float(events.sum()) / len(x), "linear", coding,

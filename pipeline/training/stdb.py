@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipeline import UserError, engine, processes, results
+from pipeline import UserError, engine, frontier, processes, results
 
 SURROGATES = ("linear", "stdb")
 # How `train` chooses the network it keeps. Part of a checkpoint's key and of the stages' reuse signatures:
 # states and results chosen by an older rule (among trained epochs only) are not reused.
 SELECTION = "validation, epoch 0 a candidate"
+# ... and with a `CheapestNonInferior` rule (the frontier's epoch choice)
+PAIRED_SELECTION = SELECTION + "; the cheapest non-inferior to the ANN (paired), else the most accurate"
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,33 @@ class StdbSettings:
         return SpikeFunction(LinearSurrogate(self.gamma))
 
 
+@dataclass(frozen=True)
+class CheapestNonInferior:
+    """An epoch rule (`train`'s ``choice``) for a search for the cheapest network that holds the ANN's accuracy:
+    keep the cheapest epoch, the converted network (epoch 0) included, that is non-inferior on the validation
+    samples to ``reference_correct`` (the ANN's per-sample correctness there): the paired difference's 95 %
+    interval above ``-margin_pp`` (`frontier.non_inferiority`); when no epoch is, the most accurate, as without
+    a rule. ``cost(network, result)``: the network's energy on its validation run. Ranking epochs by their
+    separate accuracies would keep the most accurate epoch where a cheaper one already holds the ANN's."""
+    reference_correct: np.ndarray
+    cost: object
+    margin_pp: float = frontier.WITHIN_PP
+
+    def judge(self, network, result, labels):
+        """What the rule reads of one validation run: its ``validation_cost`` and ``vs_reference``."""
+        correct = result.predictions[:, -1] == engine.as_labels(labels)
+        return {"validation_cost": float(self.cost(network, result)),
+                "vs_reference": frontier.non_inferiority(correct, self.reference_correct, self.margin_pp)}
+
+
+def rank(accuracy, judged):
+    """The order `train` keeps epochs by (lower is better): non-inferior epochs first, the cheapest of them;
+    then (or without a rule: ``judged`` empty) the most accurate."""
+    if judged and judged["vs_reference"]["non_inferior"]:
+        return 0, judged["validation_cost"]
+    return 1, -accuracy
+
+
 @dataclass
 class EpochRecord:
     epoch: int
@@ -138,17 +167,19 @@ class EpochRecord:
     validation_loss: float
     validation_accuracy: float
     seconds: float
+    judged: dict | None = None     # with a `CheapestNonInferior` rule: its `judge` of the epoch
 
 
 @dataclass
 class StdbResult:
     """Outcome of `train`; the network holds the best epoch's weights, thresholds and leaks.
 
-    ``best_epoch``: the epoch with the best validation accuracy (the first of equals), 0 for the
-    converted network itself (no trained epoch beat it: the network is the untrained one again);
-    ``validation_after`` is its validation accuracy, ``validation_before`` the converted
-    network's. ``history`` holds the trained epochs (1, 2, ...). ``peak_memory_mb`` is the
-    process's peak resident memory (``ru_maxrss``) when training ended.
+    ``best_epoch``: the epoch with the best validation accuracy (the first of equals), or the one a
+    ``choice`` rule keeps, 0 for the converted network itself (no trained epoch beat it: the network is
+    the untrained one again); ``validation_after`` is its validation accuracy, ``validation_before`` the
+    converted network's, ``judged_before`` the rule's `judge` of it (None without a rule). ``history``
+    holds the trained epochs (1, 2, ...). ``peak_memory_mb`` is the process's peak resident memory
+    (``ru_maxrss``) when training ended.
     """
     history: list
     best_epoch: int
@@ -160,6 +191,7 @@ class StdbResult:
     peak_memory_mb: float
     seconds: float
     settings: StdbSettings = field(default_factory=StdbSettings)
+    judged_before: dict | None = None
 
     def history_dicts(self):
         return [dataclasses.asdict(record) for record in self.history]
@@ -191,16 +223,21 @@ def firing_rate(network, counts):
     return spikes / float(total * network.settings.timesteps) / tf.cast(tf.shape(counts)[2], tf.float32)
 
 
-def evaluate(network, x, y):
-    """Accuracy (the network's readout rule) and loss (membrane logits) on ``x`` at the network's T."""
+def evaluate(network, x, y, choice=None):
+    """Accuracy (the network's readout rule) and loss (membrane logits) on ``x`` at the network's T; with a
+    ``choice`` rule (`CheapestNonInferior`) also its `judge` of the run (else None)."""
     result = network.simulate(x, y)
     labels = engine.as_labels(y)
-    return result.accuracy, float(cross_entropy(tf.constant(result.logits), tf.constant(labels),
-                                          network.settings.timesteps).numpy())
+    loss = float(cross_entropy(tf.constant(result.logits), tf.constant(labels), network.settings.timesteps).numpy())
+    if choice is None:
+        return result.accuracy, loss
+    return result.accuracy, loss, choice.judge(network, result, y)
 
 
-def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), progress=True, checkpoint=None):
-    """Fine-tune ``network`` in place with STDB; keep (restore) the epoch with the best validation accuracy.
+def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), progress=True, checkpoint=None,
+          choice=None):
+    """Fine-tune ``network`` in place with STDB; keep (restore) the epoch with the best validation accuracy,
+    or the one the ``choice`` rule keeps (`CheapestNonInferior`: the cheapest non-inferior to the ANN).
 
     ``x_val``/``y_val``: held-out samples that choose the epoch (never the test set, which then
     measures the chosen network once). The converted network is a candidate too, as epoch 0: a
@@ -276,11 +313,12 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
     optimizers = ((optimizer, weights), (neuron_optimizer, logs))
     resumed = checkpoint.load(settings) if checkpoint is not None else None
     if resumed is None:
-        acc_before, loss_before = evaluate(network, x_val, y_val)
+        acc_before, loss_before, *judged = evaluate(network, x_val, y_val, choice)
+        judged_before = judged[0] if judged else None
         history, best_epoch, best_state = [], 0, _snapshot(network)
     else:
-        acc_before, loss_before, history, best_epoch, best_state = _resume(resumed, network, logs, optimizers, rng,
-                                                                           strategy)
+        acc_before, loss_before, judged_before, history, best_epoch, best_state = _resume(
+            resumed, network, logs, optimizers, rng, strategy)
         if progress:
             print(f"STDB: resuming from {checkpoint.path} after epoch {len(history)} of {settings.epochs}", flush=True)
     for epoch in range(len(history) + 1, settings.epochs + 1):
@@ -299,24 +337,26 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
                 bar.set_postfix(loss=f"{loss_sum / (b * settings.batch_size + len(idx)):.3f}")
         if bar is not None:
             bar.close()
-        val_acc, val_loss = evaluate(network, x_val, y_val)
+        val_acc, val_loss, *judged = evaluate(network, x_val, y_val, choice)
         record = EpochRecord(epoch, loss_sum / len(x_train), correct_sum / len(x_train), val_loss, val_acc,
-                             time.perf_counter() - tick)
+                             time.perf_counter() - tick, judged[0] if judged else None)
         history.append(record)
         if progress:
             print(f"STDB epoch {epoch}: loss {record.loss:.4f}, train {record.train_accuracy:.3f}, "
                   f"validation {val_acc:.3f} ({record.seconds:.0f} s)", flush=True)
-        if val_acc > _validation_accuracy(best_epoch, acc_before, history):
+        if rank(val_acc, record.judged) < rank(_validation_accuracy(best_epoch, acc_before, history),
+                                               history[best_epoch - 1].judged if best_epoch else judged_before):
             best_epoch, best_state = epoch, _snapshot(network)
         if checkpoint is not None:
-            checkpoint.save(settings, _state(network, logs, optimizers, rng, acc_before, loss_before, history,
-                                             best_epoch, best_state))
+            checkpoint.save(settings, _state(network, logs, optimizers, rng, acc_before, loss_before, judged_before,
+                                             history, best_epoch, best_state))
     _restore(network, best_state)
     return StdbResult(history=history, best_epoch=best_epoch, validation_before=acc_before,
                       validation_loss_before=loss_before,
                       validation_after=_validation_accuracy(best_epoch, acc_before, history),
                       thresholds=network.threshold_values(), leaks=network.leak_values(),
-                      peak_memory_mb=processes.peak_memory_mb(), seconds=time.perf_counter() - start, settings=settings)
+                      peak_memory_mb=processes.peak_memory_mb(), seconds=time.perf_counter() - start, settings=settings,
+                      judged_before=judged_before)
 
 
 def zero_masks(network, weights):
@@ -406,7 +446,7 @@ class Checkpoint:
             Path(self.path).unlink(missing_ok=True)
 
 
-def _state(network, logs, optimizers, rng, acc_before, loss_before, history, best_epoch, best_state):
+def _state(network, logs, optimizers, rng, acc_before, loss_before, judged_before, history, best_epoch, best_state):
     """Everything `train` needs to continue after this epoch: (JSON header, named arrays); ``best_state``
     is the converted network's own where ``best_epoch`` is 0."""
     best_weights, best_thresholds, best_leaks = best_state
@@ -416,6 +456,7 @@ def _state(network, logs, optimizers, rng, acc_before, loss_before, history, bes
     for k, (optimizer, _) in enumerate(optimizers):
         arrays.update({f"optimizer{k}_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
     header = {"epoch": len(history), "acc_before": acc_before, "loss_before": loss_before,
+              "judged_before": judged_before,
               "history": [dataclasses.asdict(r) for r in history], "best_epoch": best_epoch,
               "thresholds": network.threshold_values(), "leaks": network.leak_values(),
               "best_thresholds": best_thresholds, "best_leaks": best_leaks,
@@ -424,7 +465,8 @@ def _state(network, logs, optimizers, rng, acc_before, loss_before, history, bes
 
 
 def _resume(saved, network, logs, optimizers, rng, strategy):
-    """Put a saved state back (`_state`); returns acc_before, loss_before, history, best_epoch, best_state."""
+    """Put a saved state back (`_state`); returns acc_before, loss_before, judged_before, history, best_epoch,
+    best_state."""
     header, arrays = saved
     count = len(network.weight_variables())
     _restore(network, ([arrays[f"weight_{i}"] for i in range(count)], header["thresholds"], header["leaks"]))
@@ -441,7 +483,9 @@ def _resume(saved, network, logs, optimizers, rng, strategy):
     history = [EpochRecord(**r) for r in header["history"]]
     best_state = ([arrays[f"best_weight_{i}"] for i in range(count)], header["best_thresholds"],
                   header["best_leaks"])
-    return header["acc_before"], header["loss_before"], history, header["best_epoch"], best_state
+    # a state saved before the epoch rules had no `judged_before` (it chose without a rule)
+    return (header["acc_before"], header["loss_before"], header.get("judged_before"), history, header["best_epoch"],
+            best_state)
 
 
 # --------------------------------------------------------------------- export

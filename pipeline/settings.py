@@ -325,7 +325,7 @@ class Settings:
                           parse=lambda name: _choices_list(name, ("snntorch",)), shown="—")
     config: str | None = option("CONFIG", "run an existing ini as is (`make convert CONFIG=path.ini`)", shown="—")
     stdb: bool = option("STDB", "`1`: `make latency` adds STDB-fine-tuned rows, `make frontier` `qcfs+stdb` rows "
-                                "(minutes each)", False, flag=True)
+                                "(and `qcfs+stdb+p<f>` per `PRUNES`; minutes each)", False, flag=True)
     executor: str = option("EXECUTOR", "where `make frontier` simulates its cells and `make sweep` its T values: "
                                        "`local` (this process) or a Dask scheduler `tcp://host:port` whose workers "
                                        "simulate them (results identical; docs/cluster.md)", "local", parse=_executor)

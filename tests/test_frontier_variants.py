@@ -26,13 +26,18 @@ def test_method_suffixes_name_the_variant_and_its_network():
 @pytest.mark.slow  # trains the tiny network's float, quantised and pruned variants
 def test_quants_and_prunes_add_labelled_rows_and_leave_the_others_as_they_were(tiny_npz, sandbox):
     plain = run(sandbox, tiny_npz)
-    extended = run(sandbox, tiny_npz, "QUANTS=4", "PRUNES=0.5")
+    extended = run(sandbox, tiny_npz, "QUANTS=4", "PRUNES=0.5", "STDB=1", "STDB_EPOCHS=1", "NTRAIN=30")
     base = ("conversion", "qcfs", "qcfs+sparsity")
-    assert [r["method"] for r in extended["rows"]] == [m + v for v in ("", "+q4", "+p0.5") for m in base]
+    # STDB=1: the RUN's QCFS network and its pruned variant fine-tuned, not the quantised one (off its grid)
+    assert [r["method"] for r in extended["rows"]] == [m + v for v in ("", "+q4", "+p0.5") for m in base] + [
+        "qcfs+stdb", "qcfs+stdb+p0.5"]
     # unset, the rows are those of a frontier without the settings, from the very same cached cells
     assert [r for r in extended["rows"] if r["method"] in base] == plain["rows"]
     assert extended["cells"]["reused"] == plain["cells"]["simulated"]
     rows = {r["method"]: r for r in extended["rows"]}
+    for v in ("", "+p0.5"):    # each started from its own QCFS network, with the coding parameter that row chose
+        assert rows["qcfs+stdb" + v]["own_ann_accuracy"] == rows["qcfs" + v]["own_ann_accuracy"]
+        assert rows["qcfs+stdb" + v]["stdb"]["best_epoch"] in (0, 1)
     # a 4-bit network's weights are on their grid, and the memory model counts them at 4 bits, not 32
     quantised = sorted(results.Folders.under(sandbox).trained.glob("*_q4_*.h5"))
     assert len(quantised) == 3     # the modified ANN, the QCFS ANN and its sparsity-penalised fine-tune

@@ -11,8 +11,9 @@
   its weight one of ``SPARSITIES``, converted the same way;
 - ``qcfs+stdb`` (``STDB=1``): the ``qcfs`` network, with the coding parameter its row chose, fine-tuned
   with STDB at that coding and T (``STDB_EPOCHS``, ``LR``, ``SPARSITY``... on ``NTRAIN`` training
-  samples outside the validation split, its epoch kept by validation accuracy, 0 being the untrained
-  network): minutes per cell;
+  samples outside the validation split, its epoch the cheapest non-inferior to the ANN on validation,
+  `stdb.CheapestNonInferior`, 0 being the untrained network): minutes per cell; with ``PRUNES`` also
+  ``qcfs+stdb+p<f>``, each pruned QCFS network fine-tuned the same way, its zeros kept;
 - ``+q<b>`` / ``+p<f>`` (``QUANTS="8 4"``, ``PRUNES="0.5 0.9"``): the three methods above once more per
   width / target, on the RUN's networks quantised to b bits / pruned to f (`conversion.variant_settings`,
   `conversion.qcfs_model`: the trained-model cache), each with its own conversion thresholds; a quantised
@@ -102,9 +103,20 @@ def dense_energy(nodes, cost):
     return sum(energy.ann_macs(n) * cost.e_mac_pj + energy.ann_adds(n) * cost.e_ac_pj for n in nodes) * energy.PJ
 
 
-def tuning_key(s):
-    """What a qcfs+stdb network is fine-tuned for: its engine settings' coding and T."""
-    return s.coding, s.gain, s.delta, s.timesteps
+def is_stdb(method):
+    """Whether a method's network is STDB-fine-tuned (`qcfs+stdb`, also of a pruned variant: `qcfs+stdb+p0.9`)."""
+    return split_method(method)[0] == "qcfs+stdb"
+
+
+def stdb_methods(settings):
+    """``STDB=1``: the `qcfs+stdb` method of the RUN's networks and of each pruned variant (its zeros kept,
+    `stdb.zero_masks`); not of a quantised one, whose weights STDB would move off their grid."""
+    return tuple("qcfs+stdb" + v for v, (_, quant) in variants(settings).items() if quant is None) * settings.stdb
+
+
+def tuning_key(s, suffix):
+    """What a qcfs+stdb network is fine-tuned for: its variant and its engine settings' coding and T."""
+    return suffix, s.coding, s.gain, s.delta, s.timesteps
 
 
 class Grid:
@@ -151,8 +163,8 @@ class Grid:
 
     def network(self, method, coding, parameter, sparsity, timesteps):
         s = engine_settings(method, coding, parameter, timesteps, self.seed)
-        if method == "qcfs+stdb":
-            return self.fine_tuned(s)
+        if is_stdb(method):
+            return self.fine_tuned(s, split_method(method)[1])
         return conversion.from_model(self.models[network_name(method, sparsity)], s, self.thresholds_of(method))
 
     def thresholds_of(self, method):
@@ -160,14 +172,15 @@ class Grid:
         base, suffix = split_method(method)
         return self.thresholds[suffix] if base == "conversion" else None
 
-    def fine_tuned(self, s):
-        """The QCFS network fine-tuned with STDB under engine settings ``s`` (trained once per run, on a
-        fresh copy of the model: STDB changes weights in place); its best epoch by the selection samples."""
-        key = tuning_key(s)
+    def fine_tuned(self, s, suffix):
+        """The QCFS network of variant ``suffix`` fine-tuned with STDB under engine settings ``s`` (trained once
+        per run, on a fresh copy of the model: STDB changes weights in place); its best epoch by the selection
+        samples."""
+        key = tuning_key(s, suffix)
         if key not in self.tuned:
-            net = conversion.qcfs(self.paths["qcfs"], s)
+            net = conversion.qcfs(self.paths["qcfs" + suffix], s)
             x_train, y_train, x_select, y_select = self.stdb_samples
-            print(f"  STDB: {s.coding} T={s.timesteps}, {len(x_train)} training samples, "
+            print(f"  STDB{suffix}: {s.coding} T={s.timesteps}, {len(x_train)} training samples, "
                   f"{self.stdb_settings.epochs} epochs", flush=True)
             # the epoch kept as the frontier keeps its networks: the cheapest non-inferior to the ANN (paired)
             reference = train.predict(self.models["conversion"], x_select) == y_select
@@ -195,7 +208,7 @@ class Grid:
                                       thresholds=self.thresholds_of(method),
                                       costs=[self.costs[v].e_mac_pj, self.costs[v].e_ac_pj], sparsity=sparsity or None,
                                       weight_bits=self.bits[v] or None,
-                                      stdb=self.stdb_key if method == "qcfs+stdb" else None)
+                                      stdb=self.stdb_key if is_stdb(method) else None)
         return self.ws.dir / CELLS / f"{frontier.cell_key(**key.to_dict())}.json"
 
     def cell(self, split, x, y, method, coding, parameter, sparsity, timesteps):
@@ -210,7 +223,7 @@ class Grid:
         net = self.network(method, coding, parameter, sparsity, timesteps)
         v = split_method(method)[1]
         record = measure(net, x, y, split, method, parameter, sparsity, self.costs[v], self.ann_energy[v], start,
-                         stdb=self.tuned[tuning_key(net.settings)][1] if method == "qcfs+stdb" else None,
+                         stdb=self.tuned[tuning_key(net.settings, v)][1] if is_stdb(method) else None,
                          weight_bits=self.bits[v])
         record.write(path)
         return record, False
@@ -225,7 +238,7 @@ class Grid:
         jobs, paths = {}, {}
         for split, x, y, method, coding, parameter, sparsity, timesteps in requests:
             path = self.path(split, x, y, method, coding, parameter, sparsity, timesteps)
-            if method == "qcfs+stdb" or path.stem in self.fresh or (path.exists() and not self.force):
+            if is_stdb(method) or path.stem in self.fresh or (path.exists() and not self.force):
                 continue
             name, v = network_name(method, sparsity), split_method(method)[1]
             job = RemoteCell(model_path=str(self.paths[name]), model_sha256=self.sha[name], method=method,
@@ -501,7 +514,7 @@ def frontier_stage(settings, executor=None):
         paths.update({network_name(m + v, w): conversion.qcfs_model(ws, settings.levels, w, settings.force, prune,
                                                                     quant).path
                       for m in METHODS[1:] for w in weights(settings, m)})
-    methods = tuple(m + v for v in variants(settings) for m in METHODS) + ("qcfs+stdb",) * settings.stdb
+    methods = tuple(m + v for v in variants(settings) for m in METHODS) + stdb_methods(settings)
     stdb_samples = None
     if settings.stdb:
         pick = workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)[0]
@@ -554,13 +567,13 @@ def frontier_stage(settings, executor=None):
     def options_of(coding, method, t):
         """The (coding parameter, penalty weight) pairs a row tries on validation; qcfs+stdb: the qcfs
         row's pick (STDB: minutes per option)."""
-        if method == "qcfs+stdb":
-            return [qcfs_pick[coding, t]]
+        if is_stdb(method):
+            return [qcfs_pick[coding, t, split_method(method)[1]]]
         return [(p, w) for p in candidates(settings, coding) for w in weights(settings, method)]
 
     choices, validated, picked, qcfs_pick = [], {}, {}, {}
     grid.prefetch([("validation", x_val, y_val, method, coding, *o, t) for coding, method, t in plan
-                   if method != "qcfs+stdb" for o in options_of(coding, method, t)])
+                   if not is_stdb(method) for o in options_of(coding, method, t)])
     for coding, method, t in plan:
         simulated = [(o, *grid.cell("validation", x_val, y_val, method, coding, *o, t))
                      for o in options_of(coding, method, t)]
@@ -569,8 +582,8 @@ def frontier_stage(settings, executor=None):
             counts["reused" if cached else "simulated"] += 1
         option = frontier.choose_parameter([(o, val_correct(c), c.normalized_energy) for o, c in tried],
                                            ann_val_correct)
-        if method == "qcfs":
-            qcfs_pick[coding, t] = option
+        if split_method(method)[0] == "qcfs":
+            qcfs_pick[coding, t, split_method(method)[1]] = option
         choices.append((coding, method, t, option))
     grid.prefetch([("test", x, y, method, coding, *option, t) for coding, method, t, option in choices])
     rows = []

@@ -23,8 +23,10 @@ from pipeline import UserError, results
 
 # --------------------------------------------------------------------- declaring fields
 FRONTIER_METHODS = ("`conversion`, `qcfs`, `qcfs+sparsity` or `qcfs+stdb`; the first three also on the RUN's networks "
-                    "quantised to b bits (`+q<b>`, `QUANTS`) or pruned to target f (`+p<f>`, `PRUNES`)")
-TUNED = "`qcfs+stdb`: the fine-tune's `best_epoch`, `seconds` and validation accuracies before and after"
+                    "quantised to b bits (`+q<b>`, `QUANTS`), pruned to target f (`+p<f>`, `PRUNES`) or both "
+                    "(`+p<f>+q<b>`), `qcfs+stdb` on the pruned ones")
+TUNED = ("`qcfs+stdb`: the fine-tune's `best_epoch`, `seconds`, validation accuracies before and after, and per "
+         "epoch (0: the converted network) its validation accuracy, energy and non-inferiority to the ANN")
 MCNEMAR = ("exact McNemar test of `{a}` vs `{b}` on the same samples: `{a}_only` and `{b}_only` (samples only "
            "that one gets right) and the two-sided binomial `p_value` (1 when they never disagree)")
 INTERVAL = ("95 % Wilson score interval `[lo, hi]` of `{name}` on the samples it was measured on (absent in "

@@ -300,7 +300,8 @@ class Settings:
                            (), parse=_list_of(_quant_bits, 'widths like "8 4"'), shown="— (none)")
     prunes: tuple = option("PRUNES", "pruning targets: `make frontier` adds its `conversion`, `qcfs` and "
                                      "`qcfs+sparsity` rows on the RUN's networks pruned to each (methods "
-                                     "`…+p<f>`; [docs/pruning.md](docs/pruning.md))",
+                                     "`…+p<f>`; with `QUANTS` also pruned, then quantised: `…+p<f>+q<b>`; "
+                                     "[docs/pruning.md](docs/pruning.md))",
                            (), parse=_list_of(_fraction, 'fractions like "0.5 0.9"'), shown="— (none)")
     net: str = option("NET", "the network `make energy` measures, `make export` writes and `make interop` "
                              "cross-checks: `converted` (INI "

@@ -29,8 +29,8 @@ def test_quants_and_prunes_add_labelled_rows_and_leave_the_others_as_they_were(t
     extended = run(sandbox, tiny_npz, "QUANTS=4", "PRUNES=0.5", "STDB=1", "STDB_EPOCHS=1", "NTRAIN=30")
     base = ("conversion", "qcfs", "qcfs+sparsity")
     # STDB=1: the RUN's QCFS network and its pruned variant fine-tuned, not the quantised one (off its grid)
-    assert [r["method"] for r in extended["rows"]] == [m + v for v in ("", "+q4", "+p0.5") for m in base] + [
-        "qcfs+stdb", "qcfs+stdb+p0.5"]
+    assert [r["method"] for r in extended["rows"]] == [m + v for v in ("", "+q4", "+p0.5", "+p0.5+q4")
+                                                       for m in base] + ["qcfs+stdb", "qcfs+stdb+p0.5"]
     # unset, the rows are those of a frontier without the settings, from the very same cached cells
     assert [r for r in extended["rows"] if r["method"] in base] == plain["rows"]
     assert extended["cells"]["reused"] == plain["cells"]["simulated"]
@@ -40,13 +40,16 @@ def test_quants_and_prunes_add_labelled_rows_and_leave_the_others_as_they_were(t
         assert rows["qcfs+stdb" + v]["stdb"]["best_epoch"] in (0, 1)
     # a 4-bit network's weights are on their grid, and the memory model counts them at 4 bits, not 32
     quantised = sorted(results.Folders.under(sandbox).trained.glob("*_q4_*.h5"))
-    assert len(quantised) == 3     # the modified ANN, the QCFS ANN and its sparsity-penalised fine-tune
+    assert len(quantised) == 6     # the modified ANN, the QCFS ANN and its sparsity-penalised fine-tune; pruned too
     for path in quantised:
         for layer in engine.load_keras(path).layers:
             if getattr(layer, "kernel", None) is not None:
                 quantisation.integer_weights(layer.get_weights()[0], 4)   # raises off the grid
     for m in base:
         assert rows[m + "+q4"]["footprint_bytes"]["snn"] < rows[m]["footprint_bytes"]["snn"]
+        # pruned, then quantised: fewer weights than the 4-bit network, narrower ones than the pruned one
+        assert rows[m + "+p0.5+q4"]["footprint_bytes"]["snn"] < min(rows[m + v]["footprint_bytes"]["snn"]
+                                                                    for v in ("+q4", "+p0.5"))
         # analog input's floor, like for like: conv1's MACs over the ANN's, both priced in the row's arithmetic
         # (int8 over int8, fp32 over fp32), so 4-bit rounding can only lower it (it zeros weights, removing MACs)
         assert rows[m + "+q4"]["input_floor"] <= rows[m]["input_floor"] * (1 + 1e-9)

@@ -60,15 +60,18 @@ from pipeline.training import stdb
 
 METHODS = ("conversion", "qcfs", "qcfs+sparsity")
 CELLS = "frontier_cells"
-VARIANT = re.compile(r"\+[pq][0-9.e-]+$")   # a method's `+q<bits>` / `+p<fraction>` suffix (QUANTS, PRUNES)
+# a method's `+q<bits>` / `+p<fraction>` / `+p<fraction>+q<bits>` suffix (QUANTS, PRUNES, both)
+VARIANT = re.compile(r"(?:\+p[0-9.e-]+(?:\+q\d+)?|\+q\d+)$")
 
 
 def variants(settings):
     """``{suffix: (prune, quant)}``: the RUN's own networks ('': its PRUNE and QUANT, None) and, for each of
     ``QUANTS`` / ``PRUNES``, the same networks quantised to that width ('+q8') or pruned to that target
-    ('+p0.9'), the other of the two kept at the RUN's."""
+    ('+p0.9'), the other of the two kept at the RUN's; with both, each pruned one quantised too ('+p0.9+q8':
+    pruned, then quantised, as a RUN with PRUNE and QUANT)."""
     return {"": (None, None), **{f"+q{b}": (None, b) for b in settings.quants},
-            **{f"+p{f:g}": (f, None) for f in settings.prunes}}
+            **{f"+p{f:g}": (f, None) for f in settings.prunes},
+            **{f"+p{f:g}+q{b}": (f, b) for f in settings.prunes for b in settings.quants}}
 
 
 def split_method(method):

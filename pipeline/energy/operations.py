@@ -125,6 +125,11 @@ def ann_adds(node):
     return int(spatial_fan_out(node).sum()) * int(node.input_shape[-1])
 
 
+def ann_energy_j(nodes, cost):
+    """Joules of one ANN inference over these compute nodes (MACs through non-zero weights, pooling adds)."""
+    return sum(ann_macs(n) * cost.e_mac_pj + ann_adds(n) * cost.e_ac_pj for n in nodes) * PJ
+
+
 def reach(node):
     """Per spatial axis: for each input index, the output indices it reaches."""
     dilation = getattr(node, "dilation", (1, 1))   # a max pool has none

@@ -101,11 +101,6 @@ def network_name(method, sparsity):
     return (f"qcfs+sparsity={sparsity:g}" if sparsity else base.removesuffix("+stdb")) + suffix
 
 
-def dense_energy(nodes, cost):
-    """Joules of one ANN inference over these compute nodes (MACs through non-zero weights, pooling adds)."""
-    return sum(energy.ann_macs(n) * cost.e_mac_pj + energy.ann_adds(n) * cost.e_ac_pj for n in nodes) * energy.PJ
-
-
 def is_stdb(method):
     """Whether a method's network is STDB-fine-tuned (`qcfs+stdb`, also of a pruned variant: `qcfs+stdb+p0.9`)."""
     return split_method(method)[0] == "qcfs+stdb"
@@ -155,12 +150,12 @@ class Grid:
                                                                           self.models["conversion" + v])
         self.threshold_note = f"{source.removeprefix('thresholds ')}, analog input, T={max(timesteps)}"
         nodes = conversion.from_model(self.models["conversion"], calibration, self.thresholds[""]).graph.compute_nodes
-        self.ann_energy_j = dense_energy(nodes, cost)
+        self.ann_energy_j = energy.ann_energy_j(nodes, cost)
         # like for like: a quantised variant's rows over the same ANN priced in its own (int8) arithmetic
-        self.ann_energy = {v: dense_energy(nodes, self.costs[v]) if self.bits[v] != self.bits[""] else
+        self.ann_energy = {v: energy.ann_energy_j(nodes, self.costs[v]) if self.bits[v] != self.bits[""] else
                            self.ann_energy_j for v in self.bits}
         # each variant's own ANN: its weights (a pruned one's MACs through non-zero weights only), its arithmetic
-        self.own_ann_energy = {v: dense_energy(conversion.from_model(self.models["conversion" + v], calibration,
+        self.own_ann_energy = {v: energy.ann_energy_j(conversion.from_model(self.models["conversion" + v], calibration,
                                                                      self.thresholds[v]).graph.compute_nodes,
                                                self.costs[v]) for v in self.bits}
 

@@ -663,6 +663,8 @@ class FrontierRecord(Record):
                                                         "itself (picked on the test set: optimistic)")
     choice_rule: str = info("the rule that chose `chosen`, in words", optional=True)
     conversion_thresholds: dict = info("the conversion thresholds: `values` per layer and `how` they were set")
+    left_out: dict = info("methods without rows and why: a `conversion` whose calibration found a silent layer "
+                          "(a heavily pruned network at a small T)", optional=True)
     stdb: dict | None = info("`STDB=1`: the STDB settings, `train_samples`, what the epoch was chosen on and the "
                              "`selection` rule")
     accounting: dict = info("the energy accounting in words: `denominator`, `encoder`, `floor`")

@@ -1,9 +1,10 @@
 """The frontier's quantised and pruned rows (QUANTS, PRUNES) on a tiny network: their labels, their weights,
 the memory model's weight width, the validation choice over them, and the rows unchanged without them."""
+import numpy as np
 import pytest
 
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
-from pipeline import engine, results, settings as settings_module
+from pipeline import UserError, engine, results, settings as settings_module
 from pipeline.stages import frontier as stage
 from pipeline.training import quantisation
 
@@ -24,7 +25,7 @@ def test_method_suffixes_name_the_variant_and_its_network():
 
 
 @pytest.mark.slow  # trains the tiny network's float, quantised and pruned variants
-def test_quants_and_prunes_add_labelled_rows_and_leave_the_others_as_they_were(tiny_npz, sandbox):
+def test_quants_and_prunes_add_labelled_rows_and_leave_the_others_as_they_were(tiny_npz, sandbox, monkeypatch):
     plain = run(sandbox, tiny_npz)
     extended = run(sandbox, tiny_npz, "QUANTS=4", "PRUNES=0.5", "STDB=1", "STDB_EPOCHS=1", "NTRAIN=30")
     base = ("conversion", "qcfs", "qcfs+sparsity")
@@ -66,3 +67,16 @@ def test_quants_and_prunes_add_labelled_rows_and_leave_the_others_as_they_were(t
     assert (extended["chosen"] is None) == (not good)
     if good:
         assert extended["chosen"]["validation_energy"] == min(good)
+
+    # a pruned network whose calibration finds a silent layer loses its conversion rows only, the reason recorded
+    calibrate = stage.conversion.conversion_thresholds
+
+    def silent_when_pruned(ws, settings, mode, model=None):
+        if np.mean(model.get_layer("conv1").get_weights()[0] == 0) >= 0.5:
+            raise UserError("layer 'dense2' received no positive input current on the calibration data")
+        return calibrate(ws, settings, mode, model)
+    monkeypatch.setattr(stage.conversion, "conversion_thresholds", silent_when_pruned)
+    silent = run(sandbox, tiny_npz, "QUANTS=4", "PRUNES=0.5", "STDB=1", "STDB_EPOCHS=1", "NTRAIN=30")
+    assert set(silent["left_out"]) == {"conversion+p0.5", "conversion+p0.5+q4"}
+    assert all("dense2" in why for why in silent["left_out"].values())
+    assert silent["rows"] == [r for r in extended["rows"] if r["method"] not in silent["left_out"]]

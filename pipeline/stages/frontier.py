@@ -54,7 +54,7 @@ import time
 import numpy as np
 
 from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
-from pipeline import cluster, conversion, energy, engine, frontier, plots, records, results, seeds, stats, workspace
+from pipeline import UserError, cluster, conversion, energy, engine, frontier, plots, records, results, seeds, stats, workspace
 from pipeline.training import ann as train
 from pipeline.training import stdb
 
@@ -143,20 +143,26 @@ class Grid:
         self.costs = {v: energy.costs(settings.preset, settings.mac_pj, settings.ac_pj, b) for v, b in self.bits.items()}
         calibration = engine.SnnSettings(timesteps=max(timesteps), coding="analog", readout="membrane",
                                          pooling="linear", seed=self.seed, batch_size=workspace.SIM_BATCH)
-        # each variant's converted network calibrated on its own weights
-        self.thresholds = {}
+        # each variant's converted network calibrated on its own weights; one whose calibration finds a layer
+        # silent (a heavily pruned network at a small T) has no conversion rows, the reason recorded (`left_out`)
+        self.thresholds, self.left_out, source = {}, {}, "thresholds not calibrated"
         for v in self.bits:
-            self.thresholds[v], source = conversion.conversion_thresholds(ws, calibration, "max",
-                                                                          self.models["conversion" + v])
+            try:
+                self.thresholds[v], source = conversion.conversion_thresholds(ws, calibration, "max",
+                                                                              self.models["conversion" + v])
+            except UserError as error:
+                self.left_out["conversion" + v] = f"not calibrated at T={max(timesteps)}: {error}"
+                print(f"  conversion{v}: left out, {self.left_out['conversion' + v]}", flush=True)
         self.threshold_note = f"{source.removeprefix('thresholds ')}, analog input, T={max(timesteps)}"
-        nodes = conversion.from_model(self.models["conversion"], calibration, self.thresholds[""]).graph.compute_nodes
+        nodes = conversion.from_model(self.models["conversion"], calibration,
+                                      self.thresholds.get("")).graph.compute_nodes
         self.ann_energy_j = energy.ann_energy_j(nodes, cost)
         # like for like: a quantised variant's rows over the same ANN priced in its own (int8) arithmetic
         self.ann_energy = {v: energy.ann_energy_j(nodes, self.costs[v]) if self.bits[v] != self.bits[""] else
                            self.ann_energy_j for v in self.bits}
         # each variant's own ANN: its weights (a pruned one's MACs through non-zero weights only), its arithmetic
         self.own_ann_energy = {v: energy.ann_energy_j(conversion.from_model(self.models["conversion" + v], calibration,
-                                                                     self.thresholds[v]).graph.compute_nodes,
+                                                                     self.thresholds.get(v)).graph.compute_nodes,
                                                self.costs[v]) for v in self.bits}
 
     def network(self, method, coding, parameter, sparsity, timesteps):
@@ -432,6 +438,7 @@ def write_markdown(path, record):
                                                           record.cheapest_within_1pp_test.timesteps,
                                                           record.cheapest_within_1pp_test.normalized_energy)) + ".",
               "", f"Conversion thresholds: {record.conversion_thresholds['how']}."]
+    lines += [f"Left out: {method}, {why}." for method, why in (record.left_out or {}).items()]
     results.write_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -512,12 +519,13 @@ def frontier_stage(settings, executor=None):
         paths.update({network_name(m + v, w): conversion.qcfs_model(ws, settings.levels, w, settings.force, prune,
                                                                     quant).path
                       for m in METHODS[1:] for w in weights(settings, m)})
-    methods = tuple(m + v for v in variants(settings) for m in METHODS) + stdb_methods(settings)
     stdb_samples = None
     if settings.stdb:
         pick = workspace.training_split(ws, settings.ntrain or workspace.STDB_TRAINING_SAMPLES)[0]
         stdb_samples = (np.asarray(ws.dataset.x_train[pick], np.float32), ws.dataset.y_train[pick], x_val, y_val)
     grid = Grid(settings, ws, paths, timesteps, cost, stdb_samples, executor)
+    methods = tuple(m + v for v in variants(settings) for m in METHODS if m + v not in grid.left_out) + \
+        stdb_methods(settings)
     anns = {name: {"test": train.predict(model, x), "validation": train.predict(model, x_val)}
             for name, model in grid.models.items()}
     ann_val_correct = anns["conversion"]["validation"] == y_val
@@ -625,7 +633,8 @@ def frontier_stage(settings, executor=None):
             rows, [stats.decode_predictions(r.predictions["snn"]) == y for r in rows], anns["conversion"]["test"] == y),
         choice_rule=f"non-inferior to the modified ANN: the lower bound of the paired 95 % interval (Newcombe) of "
                     f"SNN - ANN accuracy on the same samples above -{frontier.WITHIN_PP:g} pp; the cheapest such",
-        conversion_thresholds={"values": grid.thresholds[""], "how": grid.threshold_note},
+        conversion_thresholds={"values": grid.thresholds.get(""), "how": grid.threshold_note},
+        left_out=grid.left_out,
         stdb=None if stdb_samples is None else {
             **grid.stdb_key["settings"], "train_samples": len(stdb_samples[0]),
             "epoch_chosen_on": f"the {len(val_idx)} validation samples", "selection": grid.stdb_key["selection"]},

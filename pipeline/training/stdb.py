@@ -224,14 +224,12 @@ def firing_rate(network, counts):
 
 
 def evaluate(network, x, y, choice=None):
-    """Accuracy (the network's readout rule) and loss (membrane logits) on ``x`` at the network's T; with a
-    ``choice`` rule (`CheapestNonInferior`) also its `judge` of the run (else None)."""
+    """Accuracy (the network's readout rule), loss (membrane logits) on ``x`` at the network's T, and a
+    ``choice`` rule's `judge` of the run (`CheapestNonInferior`; None without a rule)."""
     result = network.simulate(x, y)
     labels = engine.as_labels(y)
     loss = float(cross_entropy(tf.constant(result.logits), tf.constant(labels), network.settings.timesteps).numpy())
-    if choice is None:
-        return result.accuracy, loss
-    return result.accuracy, loss, choice.judge(network, result, y)
+    return result.accuracy, loss, None if choice is None else choice.judge(network, result, y)
 
 
 def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), progress=True, checkpoint=None,
@@ -313,8 +311,7 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
     optimizers = ((optimizer, weights), (neuron_optimizer, logs))
     resumed = checkpoint.load(settings) if checkpoint is not None else None
     if resumed is None:
-        acc_before, loss_before, *judged = evaluate(network, x_val, y_val, choice)
-        judged_before = judged[0] if judged else None
+        acc_before, loss_before, judged_before = evaluate(network, x_val, y_val, choice)
         history, best_epoch, best_state = [], 0, _snapshot(network)
     else:
         acc_before, loss_before, judged_before, history, best_epoch, best_state = _resume(
@@ -337,9 +334,9 @@ def train(network, x_train, y_train, x_val, y_val, settings=StdbSettings(), prog
                 bar.set_postfix(loss=f"{loss_sum / (b * settings.batch_size + len(idx)):.3f}")
         if bar is not None:
             bar.close()
-        val_acc, val_loss, *judged = evaluate(network, x_val, y_val, choice)
+        val_acc, val_loss, judged = evaluate(network, x_val, y_val, choice)
         record = EpochRecord(epoch, loss_sum / len(x_train), correct_sum / len(x_train), val_loss, val_acc,
-                             time.perf_counter() - tick, judged[0] if judged else None)
+                             time.perf_counter() - tick, judged)
         history.append(record)
         if progress:
             print(f"STDB epoch {epoch}: loss {record.loss:.4f}, train {record.train_accuracy:.3f}, "

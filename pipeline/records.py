@@ -566,8 +566,8 @@ class FrontierRow(Record):
     energy_vs_own_ann: float = info("SNN energy / its own ANN's: the same weights in the same arithmetic (a `+p` "
                                     "row's ANN also skips its zero weights); else equal to `normalized_energy`",
                                     optional=True)
-    normalized_energy_memory: float | None = info("the memory-inclusive SNN energy / the ANN's (`energy.memory`); "
-                                                  "null in cells cached before it")
+    normalized_energy_memory: float | None = info("the memory-inclusive SNN energy / its own ANN's (the same "
+                                                  "weights: `energy.memory`); null in cells cached before it")
     footprint_bytes: dict | None = info("bytes stored, `snn` and `ann` (weights and neuron state)")
     input_floor: float = info("what the input alone costs, normalised as `normalized_energy` (its events' ACs "
                               "into conv1; analog: conv1's MACs)")

@@ -398,10 +398,11 @@ def write_markdown(path, record):
              f"{stats.format_recorded(ann, 'qcfs_test_accuracy', n)}"
              + "".join(f"; with sparsity w={a['sparsity']:g} {stats.format_recorded(a, 'test_accuracy', n)}"
                        for a in ann["qcfs_sparsity"]) + ".", "",
-             "With memory: the memory-inclusive SNN energy over the ANN's (weight fetches, membrane and activation "
-             "traffic: docs/energy-memory.md). Over own ANN: a +p row's energy over the same ANN pruned to the same "
-             "target (both skip zero weights); the energy column divides every row by the one (dense) ANN. SNN "
-             "stored: weights and neuron state, kB.", "",
+             "Over own ANN: the row's energy over the ANN with the same weights in the same arithmetic (a +p row's: "
+             "the ANN pruned to the same target, which skips its zero weights too); the energy column divides every "
+             "row by the one (dense) ANN. With memory: the memory-inclusive SNN energy over that same own ANN's "
+             "(weight fetches, membrane and activation traffic: docs/energy-memory.md). SNN stored: weights and "
+             "neuron state, kB.", "",
              "| coding | method | T | own ANN | SNN | SNN - ANN (pp) | SNN vs ANN | energy | saving | over own ANN | "
              "with memory | SNN stored | floor | validation SNN | per layer |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -43,12 +43,26 @@ def trained_blobs_net(n_train, n_test):
     return model, x_train, y_train, x_test, y_test
 
 
-@pytest.fixture
-def tiny_npz(tmp_path):
+def write_tiny_npz(folder):
+    """`tiny_arrays` as a DATA file, ``folder``/tiny.npz."""
     x_train, y_train, x_test, y_test = tiny_arrays()
-    path = tmp_path / "tiny.npz"
+    path = folder / "tiny.npz"
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
+
+
+def prepared_tiny_run(root, run, *extra):
+    """A RUN on `write_tiny_npz`'s data under ``root`` (width 4, 1 epoch; ``extra``: more settings such as
+    ``PRUNE=0.5``), trained and prepared (`workspace.prepare`)."""
+    from pipeline import settings as settings_module, workspace
+    chosen = settings_module.parse(["convert", f"DATA={write_tiny_npz(root)}", "WIDTH=4", "EPOCHS=1", f"RUN={run}",
+                                    *extra, f"OUT={root}"])
+    return workspace.prepare(chosen, verbose=0)
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    return write_tiny_npz(tmp_path)
 
 
 @pytest.fixture

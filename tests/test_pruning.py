@@ -20,14 +20,8 @@ def zeros_of(model):
 @pytest.fixture(scope="module")
 def pruned_run(tmp_path_factory):
     """A RUN with PRUNE=0.75 on tiny band data (width 4, 1 epoch, then the pruning fine-tune), in a sandbox."""
-    from conftest import tiny_arrays
-    root = tmp_path_factory.mktemp("prune")
-    npz = root / "tiny.npz"
-    x_train, y_train, x_test, y_test = tiny_arrays()
-    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    chosen = settings_module.parse(["convert", f"DATA={npz}", "WIDTH=4", "EPOCHS=1", "RUN=p", f"PRUNE={TARGET}",
-                                    f"OUT={root}"])
-    return workspace.prepare(chosen, verbose=0)
+    from conftest import prepared_tiny_run
+    return prepared_tiny_run(tmp_path_factory.mktemp("prune"), "p", f"PRUNE={TARGET}")
 
 
 @pytest.mark.slow  # ANN training and its pruning fine-tune (the module's RUN, trained once: 6 s)

@@ -93,14 +93,8 @@ def test_the_engines_currents_are_the_integer_sums_scaled(case):
 @pytest.fixture(scope="module")
 def quantised_run(tmp_path_factory):
     """A RUN with PRUNE=0.5 and QUANT=4 on tiny band data (width 4, 1 epoch), in a sandbox."""
-    from conftest import tiny_arrays
-    root = tmp_path_factory.mktemp("quant")
-    npz = root / "tiny.npz"
-    x_train, y_train, x_test, y_test = tiny_arrays()
-    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    chosen = settings_module.parse(["convert", f"DATA={npz}", "WIDTH=4", "EPOCHS=1", "RUN=q", "PRUNE=0.5", "QUANT=4",
-                                    f"OUT={root}"])
-    return workspace.prepare(chosen, verbose=0)
+    from conftest import prepared_tiny_run
+    return prepared_tiny_run(tmp_path_factory.mktemp("quant"), "q", "PRUNE=0.5", "QUANT=4")
 
 
 @pytest.mark.slow  # ANN training and its pruning fine-tune (trained once for the module: about 6 s)

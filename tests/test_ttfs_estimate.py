@@ -1,4 +1,5 @@
 """tools/ttfs_estimate.py: the spikes an exact TTFS conversion would fire, counted by hand on a tiny net."""
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,3 +55,14 @@ def test_a_qcfs_network_spikes_where_its_quantised_activation_is_positive():
     # (1, 0): 0.5 rounds to silence in the first sample, 3 fires in the second
     np.testing.assert_array_equal(totals["conv1"][..., 0], [[1, 0], [1, 1]])
     np.testing.assert_array_equal(inputs[..., 0], [[2, 2], [2, 1]])
+
+
+def test_a_file_that_is_not_a_model_is_refused_in_one_line_before_anything_runs(tmp_path):
+    bad = tmp_path / "model.h5"
+    bad.write_bytes(f"import os; os.system('touch {tmp_path}/pwned')".encode())
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "tools/ttfs_estimate.py", "RUN=never", f"OUT={tmp_path}", str(bad)],
+                          cwd=root, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0 and str(bad) in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "results").exists()   # no RUN was prepared

@@ -37,4 +37,5 @@ if __name__ == "__main__":
     try:
         print("\n".join(pair(*sys.argv[1:])))
     except UserError as error:
-        sys.exit(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

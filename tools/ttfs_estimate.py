@@ -20,7 +20,7 @@ import numpy as np
 
 import pipeline  # noqa: F401  (legacy Keras before TensorFlow loads)
 from keras_models import qcfs  # noqa: F401  (registers the QCFS layer, so .h5 models with it load)
-from pipeline import UserError, conversion, energy, engine, settings as settings_module, workspace
+from pipeline import UserError, conversion, energy, engine, modelfile, settings as settings_module, workspace
 
 ACTIVATIONS = ("QCFS", "ReLU", "Activation")
 
@@ -79,6 +79,8 @@ def main(argv):
     settings = settings_module.parse(["energy", *[a for a in argv if a.partition("=")[1]]])
     if not paths:
         raise UserError("name at least one trained model (.h5) to estimate")
+    for path in paths:     # read as data before anything trains or loads
+        modelfile.check(path)
     ws = workspace.prepare(settings)
     n = workspace.test_samples(settings, ws)
     x = np.asarray(ws.dataset.x_test[:n], np.float32)
@@ -94,4 +96,5 @@ if __name__ == "__main__":
     try:
         main(sys.argv[1:])
     except UserError as error:
-        sys.exit(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

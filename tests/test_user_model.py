@@ -14,6 +14,7 @@ from pipeline.__main__ import main
 def small_cnn(path, outputs=3, lstm=False):
     """Not ESCAPE-NET: one biased 3x3 conv, average pooling, a dense readout; trained a few epochs."""
     import tensorflow as tf
+    tf.keras.backend.clear_session()   # Keras names layers by a per-process count: `conv2d`, whatever ran before
     tf.keras.utils.set_random_seed(0)
     x_train, y_train, _, _ = tiny_arrays()
     keras = tf.keras.layers
